@@ -1,0 +1,49 @@
+//! The `plancd` command line: parses arguments, calls `plancd::ops`, prints, and maps outcomes
+//! to exit codes (0 success, 1 work failed or found, 2 bad input, 3 an outside part failed).
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Declarative GitOps for AI agent work: plans in git, agents in sandboxes, results as
+/// branches, tags and pull requests.
+#[derive(Debug, Parser)]
+#[command(name = "plancd", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Run as if plancd was started in PATH.
+    #[arg(short = 'C', long = "repo", global = true, value_name = "PATH")]
+    repo: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check plan, contract and configuration files (exit 0 valid, 2 invalid).
+    Validate(commands::validate::Args),
+    /// Draw a workflow's dependency graph as Mermaid or Graphviz dot.
+    Graph(commands::graph::Args),
+    /// Print a shell completion script.
+    Completions(commands::completions::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cwd = match cli.repo.clone().map_or_else(std::env::current_dir, Ok) {
+        Ok(dir) => dir,
+        Err(e) => return commands::fail(&commands::Failure::input(anyhow::anyhow!("cannot read the current directory: {e}"))),
+    };
+    let result = match cli.command {
+        Command::Validate(args) => commands::validate::run(args, &cwd),
+        Command::Graph(args) => commands::graph::run(args, &cwd),
+        Command::Completions(args) => commands::completions::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => commands::fail(&failure),
+    }
+}

@@ -1,0 +1,464 @@
+//! `plancd.yaml`: the repository's configuration, with defaults, schema checks and the
+//! `PLANCD_*` environment layered on top (defaults < file < environment < flags).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Diagnostic, FileSource, Role, Schema, parse_checked};
+
+/// The file names plancd looks for at the repository root, in order.
+pub const CONFIG_FILES: [&str; 2] = ["plancd.yaml", "plancd.yml"];
+
+/// The configuration of one repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Globs of plan files.
+    pub plans: Vec<String>,
+    /// Globs of contract files.
+    pub contracts: Vec<String>,
+    /// The watched branch.
+    pub branch: String,
+    /// Where results, tags and task refs are pushed, if the repository has it.
+    pub remote: String,
+    /// Tasks at once.
+    pub concurrency: u32,
+    /// How deep branch todos nest before a task is escalated.
+    pub max_branch_depth: u32,
+    /// Delete the refs of tasks removed from the plan.
+    pub prune: bool,
+    /// Failure patterns added to or overriding the built-in triage patterns.
+    pub failure_patterns: BTreeMap<String, FailurePattern>,
+    /// Where agents and tests run.
+    pub sandbox: SandboxConfig,
+    /// Commands run after the coder, before acceptance tests.
+    pub checks: Vec<CheckCommand>,
+    /// How each role is played.
+    pub roles: BTreeMap<Role, RoleConfig>,
+    /// Chat models by name.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Spending limits.
+    pub budget: Budget,
+    /// Where pull requests go.
+    pub forge: ForgeConfig,
+    /// Webhook settings for `plancd serve`.
+    pub webhook: WebhookConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            plans: vec!["plans/**/*.yaml".into(), "plans/**/*.yml".into(), "plans/**/*.json".into()],
+            contracts: vec!["contracts/**/*.yaml".into(), "contracts/**/*.yml".into(), "contracts/**/*.json".into()],
+            branch: "main".into(),
+            remote: "origin".into(),
+            concurrency: 4,
+            max_branch_depth: 2,
+            prune: false,
+            failure_patterns: BTreeMap::new(),
+            sandbox: SandboxConfig::default(),
+            checks: Vec::new(),
+            roles: BTreeMap::new(),
+            models: BTreeMap::new(),
+            budget: Budget::default(),
+            forge: ForgeConfig::default(),
+            webhook: WebhookConfig::default(),
+        }
+    }
+}
+
+/// A failure pattern for triage.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailurePattern {
+    /// Substrings that identify the failure.
+    pub keywords: Vec<String>,
+    /// Regular expressions that identify the failure.
+    pub regexes: Vec<String>,
+    /// The role a branch todo for it goes to.
+    pub target_agent: Option<Role>,
+    /// Whether a safe quick fix may be tried before an agent.
+    pub auto_fixable: bool,
+}
+
+/// Sandbox settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxConfig {
+    /// `process` or `docker`.
+    pub backend: SandboxBackend,
+    /// The docker image.
+    pub image: String,
+    /// A root filesystem for the process backend instead of the host's.
+    pub root: Option<String>,
+    /// `none` or `loopback`.
+    pub network: NetworkPolicy,
+    /// Variables passed into the sandbox.
+    pub env: Vec<String>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            backend: SandboxBackend::Process,
+            image: "plancd-sandbox:python".into(),
+            root: None,
+            network: NetworkPolicy::None,
+            env: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Which sandbox backend runs agents and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxBackend {
+    /// Bubblewrap namespaces, cgroups and seccomp; no daemon.
+    Process,
+    /// A local Docker engine.
+    Docker,
+}
+
+/// What network a sandbox has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkPolicy {
+    /// None at all.
+    None,
+    /// Its own loopback only.
+    Loopback,
+}
+
+/// Resource limits of a sandbox session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// CPUs.
+    pub cpus: f64,
+    /// Memory in MiB.
+    pub memory_mb: u64,
+    /// Workspace size in MiB.
+    pub disk_mb: u64,
+    /// Processes and threads.
+    pub pids: u64,
+    /// Default command time limit.
+    pub timeout_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { cpus: 1.0, memory_mb: 2048, disk_mb: 1024, pids: 256, timeout_seconds: 300 }
+    }
+}
+
+/// A check command (lint, type, security).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckCommand {
+    /// Its name.
+    pub name: String,
+    /// A shell command run in the workspace.
+    pub cmd: String,
+    /// Its time limit.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// Roles after which it runs (default: coder).
+    #[serde(default)]
+    pub roles: Vec<Role>,
+}
+
+/// How a role is played: by a model or by a command.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoleConfig {
+    /// A key of `models`.
+    pub model: Option<String>,
+    /// A command agent.
+    pub command: Option<CommandLine>,
+    /// The agent's time limit.
+    pub timeout_seconds: Option<u64>,
+    /// Most model turns per attempt.
+    pub max_turns: Option<u32>,
+    /// A prompt file in the repository.
+    pub prompt: Option<String>,
+}
+
+/// A command, as an argument vector or as one shell string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    /// Run directly.
+    Argv(Vec<String>),
+    /// Run with `sh -c`.
+    Shell(String),
+}
+
+impl CommandLine {
+    /// The argument vector to execute.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            CommandLine::Argv(v) => v.clone(),
+            CommandLine::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        }
+    }
+}
+
+/// A chat model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// The API it speaks.
+    pub provider: Provider,
+    /// The API's base URL.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The model's name at the provider.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The environment variable that holds the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// A file that holds the API key.
+    #[serde(default)]
+    pub api_key_file: Option<String>,
+    /// Scripted: the replies file.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Everything else (limits, prices), read by the agents.
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// A chat API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// OpenAI-compatible chat completions.
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini generateContent.
+    Gemini,
+    /// Replies read from a file.
+    Scripted,
+}
+
+/// Spending limits.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Budget {
+    /// Dollars per workflow.
+    pub usd_per_workflow: Option<f64>,
+    /// Dollars per task.
+    pub usd_per_task: Option<f64>,
+    /// Dollars per attempt.
+    pub usd_per_attempt: Option<f64>,
+    /// Tokens per workflow.
+    pub tokens_per_workflow: Option<u64>,
+}
+
+/// Forge settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ForgeConfig {
+    /// GitHub.
+    pub github: Option<GithubConfig>,
+}
+
+/// GitHub settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GithubConfig {
+    /// `owner/name`.
+    pub repo: String,
+    /// The environment variable that holds the token.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+    /// The API's base URL.
+    #[serde(default = "default_api_url")]
+    pub api_url: String,
+    /// A GitHub App's id.
+    #[serde(default)]
+    pub app_id: Option<u64>,
+    /// The App's private key file.
+    #[serde(default)]
+    pub private_key_file: Option<String>,
+    /// Most pull requests opened per hour.
+    #[serde(default = "default_prs_per_hour")]
+    pub max_prs_per_hour: u32,
+    /// Labels put on pull requests.
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+fn default_token_env() -> String {
+    "GITHUB_TOKEN".into()
+}
+
+fn default_api_url() -> String {
+    "https://api.github.com".into()
+}
+
+fn default_prs_per_hour() -> u32 {
+    20
+}
+
+/// Webhook settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// The environment variable that holds the secret.
+    pub secret_env: Option<String>,
+    /// Largest body accepted.
+    pub max_body_bytes: Option<u64>,
+}
+
+/// The process environment, or a fixed one in tests: the one place configuration reads
+/// variables from.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// A snapshot of this process's environment (variables that are not UTF-8 are skipped).
+    pub fn process() -> Env {
+        Env { vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect() }
+    }
+
+    /// A fixed environment.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
+        Env { vars: pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect() }
+    }
+
+    /// One variable.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+}
+
+/// A `PLANCD_*` variable with a value the key cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {var}={value:?}: {problem}")]
+pub struct EnvError {
+    /// The variable.
+    pub var: String,
+    /// Its value.
+    pub value: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl Config {
+    /// Reads the configuration file at the root of `source`, or the defaults when there is
+    /// none. Returns the file's name with it, and every problem found in it.
+    pub fn load(source: &dyn FileSource) -> Result<(Config, Option<&'static str>), Vec<Diagnostic>> {
+        for name in CONFIG_FILES {
+            let bytes = match source.read(name) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => return Err(vec![Diagnostic::error(name, crate::spec::Pos::START, "io", format!("cannot read: {e}"))]),
+            };
+            let (config, diags) = parse_checked::<Config>(name, &bytes, Schema::Config);
+            return match config {
+                Some((config, _)) if !diags.iter().any(Diagnostic::is_error) => Ok((config, Some(name))),
+                _ => Err(diags),
+            };
+        }
+        Ok((Config::default(), None))
+    }
+
+    /// Applies `PLANCD_*` overrides: BRANCH, REMOTE, CONCURRENCY, MAX_BRANCH_DEPTH, PRUNE,
+    /// SANDBOX_BACKEND, SANDBOX_IMAGE.
+    pub fn apply_env(&mut self, env: &Env) -> Result<(), EnvError> {
+        fn parse<T: std::str::FromStr>(var: &str, value: &str, what: &str) -> Result<T, EnvError> {
+            value.parse().map_err(|_| EnvError { var: var.into(), value: value.into(), problem: format!("expected {what}") })
+        }
+        let get = |name: &'static str| env.get(name).map(|v| (name, v));
+        if let Some((_, v)) = get("PLANCD_BRANCH") {
+            self.branch = v.to_owned();
+        }
+        if let Some((_, v)) = get("PLANCD_REMOTE") {
+            self.remote = v.to_owned();
+        }
+        if let Some((k, v)) = get("PLANCD_CONCURRENCY") {
+            self.concurrency = parse::<u32>(k, v, "a whole number from 1 to 1024")?;
+            if !(1..=1024).contains(&self.concurrency) {
+                return Err(EnvError { var: k.into(), value: v.into(), problem: "expected a whole number from 1 to 1024".into() });
+            }
+        }
+        if let Some((k, v)) = get("PLANCD_MAX_BRANCH_DEPTH") {
+            self.max_branch_depth = parse::<u32>(k, v, "a whole number from 0 to 10")?.min(10);
+        }
+        if let Some((k, v)) = get("PLANCD_PRUNE") {
+            self.prune = parse::<bool>(k, v, "true or false")?;
+        }
+        if let Some((k, v)) = get("PLANCD_SANDBOX_BACKEND") {
+            self.sandbox.backend = match v {
+                "process" => SandboxBackend::Process,
+                "docker" => SandboxBackend::Docker,
+                _ => return Err(EnvError { var: k.into(), value: v.into(), problem: "expected process or docker".into() }),
+            };
+        }
+        if let Some((_, v)) = get("PLANCD_SANDBOX_IMAGE") {
+            self.sandbox.image = v.to_owned();
+        }
+        Ok(())
+    }
+
+    /// Failure types the configuration adds to the built-in ones.
+    pub fn extra_failure_types(&self) -> Vec<String> {
+        self.failure_patterns.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::DirSource;
+
+    fn load(text: &str) -> Result<Config, Vec<Diagnostic>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plancd.yaml"), text).unwrap();
+        Config::load(&DirSource::new(dir.path())).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn the_design_example_loads() {
+        let text = include_str!("../tests/data/config/design.yaml");
+        let config = load(text).unwrap();
+        assert_eq!(config.concurrency, 4);
+        assert_eq!(config.roles[&Role::Coder].command, Some(CommandLine::Argv(vec!["python3".into(), "agents/coder.py".into()])));
+        assert_eq!(config.models["offline"].provider, Provider::Scripted);
+        assert_eq!(config.sandbox.limits.memory_mb, 2048);
+        assert_eq!(config.forge.github.as_ref().unwrap().max_prs_per_hour, 20);
+    }
+
+    #[test]
+    fn no_file_means_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, name) = Config::load(&DirSource::new(dir.path())).unwrap();
+        assert_eq!((config, name), (Config::default(), None));
+    }
+
+    #[test]
+    fn problems_name_line_and_field() {
+        let errs = load("branch: main\nconcurency: 3\nsandbox:\n  backend: podman\n").unwrap_err();
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(shown[0].starts_with("plancd.yaml:2:1: error[unknown-field]: concurency"), "{shown:?}");
+        assert!(shown[0].contains("did you mean `concurrency`?"));
+        assert!(shown[1].starts_with("plancd.yaml:4:12: error[schema]: sandbox.backend: `podman`"), "{shown:?}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_bad_values_name_the_variable() {
+        let mut config = load("concurrency: 2\nbranch: main\n").unwrap();
+        config
+            .apply_env(&Env::from_pairs([("PLANCD_CONCURRENCY", "8"), ("PLANCD_BRANCH", "trunk"), ("PLANCD_SANDBOX_BACKEND", "docker")]))
+            .unwrap();
+        assert_eq!((config.concurrency, config.branch.as_str(), config.sandbox.backend), (8, "trunk", SandboxBackend::Docker));
+        let err = config.apply_env(&Env::from_pairs([("PLANCD_CONCURRENCY", "lots")])).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable PLANCD_CONCURRENCY=\"lots\": expected a whole number from 1 to 1024");
+    }
+}

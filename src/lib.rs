@@ -1,0 +1,21 @@
+//! plancd: a declarative GitOps controller for AI agent work.
+//!
+//! A plan file (a TodoList of tasks with dependencies, agent roles and acceptance tests) is
+//! committed to a repository; plancd reconciles it into result branches, tags and pull
+//! requests, keeping all its state in git refs.
+//!
+//! How data flows through the modules:
+//!
+//! - [`config`] reads `plancd.yaml` (defaults < file < `PLANCD_*` environment < flags).
+//! - [`spec`] loads plan and contract files from a [`spec::FileSource`] (a directory, or a
+//!   commit's tree), checks them against the JSON Schemas in `schemas/` and then semantically,
+//!   reporting every problem as a [`spec::Diagnostic`] with file, line, column and field; it
+//!   also computes each task's [`spec::SpecHash`].
+//! - [`graph`] orders a plan's tasks, finds cycles and ready tasks, and the critical path.
+//! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
+//!   calls them and prints.
+
+pub mod config;
+pub mod graph;
+pub mod ops;
+pub mod spec;

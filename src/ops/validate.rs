@@ -1,0 +1,179 @@
+//! `plancd validate`: check plan, contract and configuration files without running anything.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::spec::{
+    CheckContext, Diagnostic, DirSource, FileKind, FileSource, Schema, Specs, classify, load_contract, load_plan, load_specs, parse_checked,
+};
+
+/// What to validate.
+#[derive(Debug, Clone)]
+pub struct ValidateOptions {
+    /// Files or folders. Empty: the repository around `cwd`, by its configuration's globs.
+    pub paths: Vec<PathBuf>,
+    /// The directory relative paths are read against.
+    pub cwd: PathBuf,
+}
+
+/// One file that was checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckedFile {
+    /// As shown in diagnostics.
+    pub path: String,
+    /// Plan, contract or configuration.
+    pub kind: FileKind,
+}
+
+/// The outcome: every file checked and every problem found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ValidateReport {
+    /// Whether no errors were found (warnings allowed).
+    pub valid: bool,
+    /// The files checked.
+    pub files: Vec<CheckedFile>,
+    /// The problems, by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ValidateReport {
+    /// How many errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// How many warnings.
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+}
+
+/// Why validation could not run at all (as opposed to finding problems).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// A path does not exist.
+    #[error("`{0}` does not exist")]
+    NotFound(PathBuf),
+    /// Reading failed.
+    #[error("cannot read `{path}`")]
+    Io {
+        /// What could not be read.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Validates what `opts` names.
+pub fn validate(opts: &ValidateOptions) -> Result<ValidateReport, ValidateError> {
+    let mut report = ValidateReport::default();
+    if opts.paths.is_empty() {
+        let root = repository_root(&opts.cwd);
+        validate_repository(&root, &display_prefix(&opts.cwd, &root), &mut report)?;
+    }
+    for given in &opts.paths {
+        let full = opts.cwd.join(given);
+        let meta = std::fs::metadata(&full).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ValidateError::NotFound(given.clone()),
+            _ => ValidateError::Io { path: given.clone(), source: e },
+        })?;
+        let root = repository_root(if meta.is_dir() { &full } else { full.parent().unwrap_or(&full) });
+        if meta.is_dir() && same_dir(&root, &full) {
+            validate_repository(&root, &display_prefix(&opts.cwd, &root), &mut report)?;
+        } else {
+            validate_files(&full, &root, &display_prefix(&opts.cwd, &root), &mut report)?;
+        }
+    }
+    report.diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    report.diagnostics.dedup();
+    report.files.dedup();
+    report.valid = report.errors() == 0;
+    Ok(report)
+}
+
+/// The repository around `dir`: the nearest ancestor with `plancd.yaml` or `.git`, else `dir`.
+pub fn repository_root(dir: &Path) -> PathBuf {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    dir.ancestors()
+        .find(|d| crate::config::CONFIG_FILES.iter().any(|f| d.join(f).is_file()) || d.join(".git").exists())
+        .map_or_else(|| dir.clone(), Path::to_path_buf)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    b.canonicalize().is_ok_and(|b| b == a)
+}
+
+/// How to show paths under `root` to someone in `cwd`: relative when inside it.
+fn display_prefix(cwd: &Path, root: &Path) -> String {
+    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    match root.strip_prefix(&cwd) {
+        Ok(rel) if rel.as_os_str().is_empty() => String::new(),
+        Ok(rel) => format!("{}/", rel.display()),
+        Err(_) => format!("{}/", root.display()),
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ValidateError + '_ {
+    move |source| ValidateError::Io { path: path.to_path_buf(), source }
+}
+
+fn validate_repository(root: &Path, prefix: &str, report: &mut ValidateReport) -> Result<(), ValidateError> {
+    let source = DirSource::new(root);
+    let config = match Config::load(&source) {
+        Ok((config, name)) => {
+            if let Some(name) = name {
+                report.files.push(CheckedFile { path: format!("{prefix}{name}"), kind: FileKind::Config });
+            }
+            config
+        }
+        Err(diags) => {
+            report.files.push(CheckedFile { path: format!("{prefix}plancd.yaml"), kind: FileKind::Config });
+            report.diagnostics.extend(diags.into_iter().map(|d| prefixed(d, prefix)));
+            Config::default()
+        }
+    };
+    let specs: Specs = load_specs(&source, &config).map_err(io_err(root))?;
+    report.files.extend(specs.checked.into_iter().map(|(path, kind)| CheckedFile { path: format!("{prefix}{path}"), kind }));
+    report.diagnostics.extend(specs.diagnostics.into_iter().map(|d| prefixed(d, prefix)));
+    Ok(())
+}
+
+/// Checks a file, or every YAML and JSON file under a folder, against the repository `root`
+/// (where contract and test paths are resolved).
+fn validate_files(target: &Path, root: &Path, prefix: &str, report: &mut ValidateReport) -> Result<(), ValidateError> {
+    let source = DirSource::new(root);
+    let config = Config::load(&source).map(|(c, _)| c).unwrap_or_default();
+    let cx = CheckContext { source: &source, extra_failure_types: config.extra_failure_types() };
+    let target = target.canonicalize().map_err(io_err(target))?;
+    let rel_target = target.strip_prefix(root).unwrap_or(&target).to_string_lossy().replace('\\', "/");
+    let files: Vec<String> = if target.is_dir() {
+        let all = source.files().map_err(io_err(root))?;
+        all.into_iter()
+            .filter(|f| rel_target.is_empty() || f.starts_with(&format!("{rel_target}/")))
+            .filter(|f| [".yaml", ".yml", ".json"].iter().any(|ext| f.ends_with(ext)))
+            .collect()
+    } else {
+        vec![rel_target]
+    };
+    for rel in files {
+        let bytes = std::fs::read(root.join(&rel)).map_err(io_err(&root.join(&rel)))?;
+        let kind = classify(&rel, &bytes);
+        let diags = match kind {
+            FileKind::Plan => load_plan(&rel, &bytes, &cx).1,
+            FileKind::Contract => load_contract(&rel, &bytes).1,
+            FileKind::Config => parse_checked::<Config>(&rel, &bytes, Schema::Config).1,
+        };
+        report.files.push(CheckedFile { path: format!("{prefix}{rel}"), kind });
+        report.diagnostics.extend(diags.into_iter().map(|d| prefixed(d, prefix)));
+    }
+    Ok(())
+}
+
+fn prefixed(mut d: Diagnostic, prefix: &str) -> Diagnostic {
+    d.file = format!("{prefix}{}", d.file);
+    d
+}

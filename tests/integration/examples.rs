@@ -1,0 +1,88 @@
+//! Every example repository validates, and every plan-like file in `examples/` is checked.
+
+use crate::util::{plancd, plancd_in, project_root};
+
+fn example_dirs() -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(project_root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("plancd.yaml").is_file())
+        .map(|e| format!("examples/{}", e.file_name().to_string_lossy()))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn the_seed_examples_exist() {
+    let dirs = example_dirs();
+    for name in ["examples/hello", "examples/momentum", "examples/sma-crossover"] {
+        assert!(dirs.iter().any(|d| d == name), "{name} missing from {dirs:?}");
+    }
+}
+
+#[test]
+fn every_example_repository_is_valid() {
+    for dir in example_dirs() {
+        let run = plancd(&["validate", &dir, "-o", "json"]);
+        run.expect_code(0);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let files = report["files"].as_array().unwrap();
+        assert!(files.iter().any(|f| f["kind"] == "plan"), "{dir}: no plan checked");
+        assert!(files.iter().any(|f| f["kind"] == "config"), "{dir}: no config checked");
+        assert_eq!(report["diagnostics"].as_array().unwrap().len(), 0, "{dir}: {}", run.stdout);
+    }
+}
+
+#[test]
+fn every_yaml_and_json_file_in_examples_is_valid_on_its_own() {
+    // Each file checked by itself, classified by its content, against its repository.
+    let mut checked = 0;
+    for dir in example_dirs() {
+        for entry in walk(&project_root().join(&dir)) {
+            let rel = entry.strip_prefix(project_root()).unwrap().to_string_lossy().into_owned();
+            if !(rel.ends_with(".yaml") || rel.ends_with(".yml") || rel.ends_with(".json")) {
+                continue;
+            }
+            plancd(&["validate", &rel]).expect_code(0);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "only {checked} files checked");
+}
+
+#[test]
+fn every_example_names_its_schema_for_editors() {
+    for dir in example_dirs() {
+        for entry in walk(&project_root().join(&dir)) {
+            let name = entry.to_string_lossy();
+            if name.ends_with(".yaml") {
+                let text = std::fs::read_to_string(&entry).unwrap();
+                let first = text.lines().next().unwrap_or_default();
+                assert!(first.starts_with("# yaml-language-server: $schema="), "{name}: first line is {first:?}");
+                let schema = first.split('=').nth(1).unwrap();
+                assert!(entry.parent().unwrap().join(schema).is_file(), "{name}: {schema} does not exist");
+            }
+        }
+    }
+}
+
+#[test]
+fn validate_with_no_path_checks_the_repository_around_the_current_directory() {
+    let run = plancd_in(&project_root().join("examples/momentum/plans"), &["validate"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout.trim(), "valid: 1 plan, 1 contract, 1 config");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
