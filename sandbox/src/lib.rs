@@ -1,4 +1,298 @@
 //! Sandboxes for plancd: where untrusted agent code and acceptance tests run.
 //!
-//! The `process` backend (bubblewrap namespaces, a cgroup, rlimits and a seccomp filter) is
-//! the default; the `docker` backend runs the same sessions in containers of a local engine.
+//! A [`Sandbox`] backend creates [`Session`]s from a [`SessionSpec`]. A session owns a
+//! size-capped workspace (seen inside as [`WORKSPACE`]) and a metadata folder ([`META_DIR`],
+//! for files plancd hands to agents, such as the task description; never copied out). Files go
+//! in with [`Session::put_files`], commands run with [`Session::exec`] under a deadline, and the
+//! workspace comes back out with [`Session::get_files`] once every process in it is dead.
+//!
+//! Backends: `process` (bubblewrap namespaces, a cgroup, rlimits and a seccomp filter; the
+//! default, no daemon) and `docker` (a local engine through bollard); [`fake`] runs nothing
+//! and serves the engine's unit tests.
+
+pub mod fake;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Where the workspace is inside a session; commands start here.
+pub const WORKSPACE: &str = "/workspace";
+
+/// Where metadata files are inside a session (e.g. `task.json` for command agents).
+pub const META_DIR: &str = "/run/plancd";
+
+/// Resource limits of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// CPUs (fractions allowed).
+    pub cpus: f64,
+    /// Memory, MiB.
+    pub memory_mb: u64,
+    /// Workspace size, MiB (also caps `/tmp`).
+    pub disk_mb: u64,
+    /// Processes and threads.
+    pub pids: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { cpus: 1.0, memory_mb: 2048, disk_mb: 1024, pids: 256 }
+    }
+}
+
+/// What network a session has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// No network at all, loopback included where the backend allows.
+    #[default]
+    None,
+    /// A private loopback interface only.
+    Loopback,
+}
+
+/// How to create a session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSpec {
+    /// Who creates it (a controller instance); labels left-over resources for sweeping.
+    pub owner: String,
+    /// Docker: the image. Process: ignored.
+    pub image: Option<String>,
+    /// Process: a root filesystem to use instead of the host's (read-only). Docker: ignored.
+    pub root: Option<std::path::PathBuf>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Network policy.
+    pub network: Network,
+    /// Environment variables every command gets; nothing else of the host's environment
+    /// reaches the session (the backend adds only PATH, HOME, LANG and TMPDIR defaults).
+    pub env: Vec<(String, String)>,
+}
+
+/// One command to run in a session.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// Program and arguments (no shell unless the program is one).
+    pub argv: Vec<String>,
+    /// Extra environment for this command, on top of the session's.
+    pub env: Vec<(String, String)>,
+    /// Working directory relative to the workspace (`""` is the workspace itself).
+    pub cwd: String,
+    /// Wall-clock deadline; past it every process of the command is killed.
+    pub timeout: Duration,
+    /// Bytes fed to standard input (closed after them, or at once when empty).
+    pub stdin: Vec<u8>,
+    /// Bytes kept of stdout and of stderr each; the rest is drained and dropped.
+    pub output_limit: usize,
+}
+
+impl ExecRequest {
+    /// `sh -c SCRIPT` in the workspace with default limits.
+    pub fn shell(script: &str, timeout: Duration) -> ExecRequest {
+        ExecRequest::new(["/bin/sh", "-c", script], timeout)
+    }
+
+    /// `ARGV` in the workspace with default limits.
+    pub fn new<S: Into<String>>(argv: impl IntoIterator<Item = S>, timeout: Duration) -> ExecRequest {
+        ExecRequest {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            cwd: String::new(),
+            timeout,
+            stdin: Vec::new(),
+            output_limit: 1 << 20,
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// The exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when killed.
+    pub signal: Option<i32>,
+    /// Standard output, up to the request's limit.
+    pub stdout: Vec<u8>,
+    /// Standard error, up to the request's limit.
+    pub stderr: Vec<u8>,
+    /// Whether stdout was cut at the limit.
+    pub stdout_truncated: bool,
+    /// Whether stderr was cut at the limit.
+    pub stderr_truncated: bool,
+    /// Wall-clock time from start to the last process's death.
+    pub duration: Duration,
+    /// Killed at the deadline.
+    pub timed_out: bool,
+    /// Killed for exceeding the memory limit.
+    pub oom_killed: bool,
+}
+
+impl ExecOutcome {
+    /// Exited 0, in time, within memory.
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out && !self.oom_killed
+    }
+
+    /// stdout and stderr as text, lossily.
+    pub fn output_text(&self) -> (String, String) {
+        (String::from_utf8_lossy(&self.stdout).into_owned(), String::from_utf8_lossy(&self.stderr).into_owned())
+    }
+}
+
+impl fmt::Display for ExecOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.exit_code, self.signal) {
+            _ if self.timed_out => write!(f, "timed out after {:.1}s", self.duration.as_secs_f64()),
+            _ if self.oom_killed => f.write_str("killed: out of memory"),
+            (Some(code), _) => write!(f, "exit {code} in {:.2}s", self.duration.as_secs_f64()),
+            (None, Some(sig)) => write!(f, "killed by signal {sig}"),
+            (None, None) => f.write_str("no exit status"),
+        }
+    }
+}
+
+/// A regular file, by workspace-relative path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Relative path with `/` separators; never absolute, never with `..`.
+    pub path: String,
+    /// Whether it is executable.
+    pub executable: bool,
+    /// The content.
+    pub data: Vec<u8>,
+}
+
+impl FileEntry {
+    /// A non-executable file.
+    pub fn new(path: impl Into<String>, data: impl Into<Vec<u8>>) -> FileEntry {
+        FileEntry { path: path.into(), executable: false, data: data.into() }
+    }
+}
+
+/// Caps on what [`Session::get_files`] brings out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyOutLimits {
+    /// Largest single file.
+    pub max_file_bytes: u64,
+    /// Largest total.
+    pub max_total_bytes: u64,
+    /// Most files.
+    pub max_files: usize,
+}
+
+impl Default for CopyOutLimits {
+    fn default() -> Self {
+        CopyOutLimits { max_file_bytes: 10 << 20, max_total_bytes: 200 << 20, max_files: 20_000 }
+    }
+}
+
+/// The workspace as copied out: regular files only, and what was left behind and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyOut {
+    /// The files, sorted by path.
+    pub files: Vec<FileEntry>,
+    /// Paths not copied (symlinks, FIFOs, devices, oversized files, names with `..`), with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Why a sandbox operation failed. These are failures of the sandbox itself (infrastructure),
+/// never of the code run inside it: a command that fails is an [`ExecOutcome`].
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The backend cannot run on this machine.
+    #[error("the {backend} sandbox is not available: {reason}")]
+    Unavailable {
+        /// `process` or `docker`.
+        backend: &'static str,
+        /// What is missing.
+        reason: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A file name that would leave the workspace.
+    #[error("refused path `{0}`: sandbox paths are relative and stay inside the workspace")]
+    BadPath(String),
+    /// The session is gone (destroyed, or its resources were removed).
+    #[error("session {0} is gone")]
+    Gone(String),
+    /// Anything else the backend reports.
+    #[error("{backend} sandbox: {message}")]
+    Backend {
+        /// `process`, `docker` or `fake`.
+        backend: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// Host I/O.
+    #[error("sandbox i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A sandbox backend.
+#[async_trait]
+pub trait Sandbox: Send + Sync {
+    /// `process`, `docker` or `fake`.
+    fn name(&self) -> &'static str;
+
+    /// Creates a session.
+    async fn create(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, SandboxError>;
+}
+
+/// One isolated workspace with its limits. Dropping a session without [`Session::destroy`]
+/// must still release its resources (best effort).
+#[async_trait]
+pub trait Session: Send + Sync {
+    /// A unique id (labels, logs).
+    fn id(&self) -> &str;
+
+    /// Writes files into the workspace, creating folders; existing files are replaced.
+    async fn put_files(&self, files: &[FileEntry]) -> Result<(), SandboxError>;
+
+    /// Writes files into [`META_DIR`].
+    async fn put_meta(&self, files: &[FileEntry]) -> Result<(), SandboxError>;
+
+    /// Runs one command to completion, deadline or memory kill. Every process it started is
+    /// dead when this returns.
+    async fn exec(&self, req: &ExecRequest) -> Result<ExecOutcome, SandboxError>;
+
+    /// Copies the workspace out: regular files only, no symlinks followed, within `limits`.
+    async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError>;
+
+    /// Removes the session and everything it holds.
+    async fn destroy(self: Box<Self>) -> Result<(), SandboxError>;
+}
+
+/// Checks a workspace-relative path: no absolute paths, no `..`, no empty components.
+pub fn check_relative(path: &str) -> Result<(), SandboxError> {
+    let bad = path.is_empty()
+        || path.starts_with('/')
+        || path.contains('\0')
+        || path.contains('\\')
+        || path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+    if bad { Err(SandboxError::BadPath(path.to_owned())) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_stay_inside() {
+        assert!(check_relative("a/b.txt").is_ok());
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b", "a\0b"] {
+            assert!(check_relative(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn outcomes_describe_themselves() {
+        let ok = ExecOutcome { exit_code: Some(0), duration: Duration::from_millis(1500), ..Default::default() };
+        assert!(ok.success());
+        assert_eq!(ok.to_string(), "exit 0 in 1.50s");
+        let late = ExecOutcome { timed_out: true, signal: Some(9), duration: Duration::from_secs(3), ..Default::default() };
+        assert!(!late.success());
+        assert_eq!(late.to_string(), "timed out after 3.0s");
+    }
+}
