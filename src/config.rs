@@ -184,6 +184,9 @@ pub struct RoleConfig {
     pub max_turns: Option<u32>,
     /// A prompt file in the repository.
     pub prompt: Option<String>,
+    /// A name for a command agent in provenance (`Plancd-Model`), e.g. `scripted` for an agent
+    /// that replays recorded work.
+    pub label: Option<String>,
 }
 
 /// A command, as an argument vector or as one shell string.

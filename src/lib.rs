@@ -15,7 +15,11 @@
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
 
+pub mod agent;
 pub mod config;
 pub mod graph;
 pub mod ops;
+pub mod publish;
+pub mod reconcile;
 pub mod spec;
+pub mod state;

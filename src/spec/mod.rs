@@ -32,7 +32,7 @@ pub use model::{
 pub use path::{FieldPath, Seg};
 pub use repo::{FileKind, PlanFile, Specs, classify, load_specs};
 pub use schema::Schema;
-pub use source::{DirSource, FileSource};
+pub use source::{DirSource, FileSource, TreeSource};
 
 /// Parses `bytes` (the file `file`) and checks it against `schema`. Returns the typed value
 /// with its document when the shape is right, and every problem found either way.

@@ -78,3 +78,60 @@ impl FileSource for DirSource {
         Ok(out)
     }
 }
+
+/// The files of one commit's tree, read through git (never the work tree): plans are loaded
+/// from the watched commit, whatever is checked out.
+pub struct TreeSource {
+    repo: std::sync::Mutex<git2::Repository>,
+    commit: git2::Oid,
+    /// Path -> (blob id, executable).
+    entries: std::collections::BTreeMap<String, (git2::Oid, bool)>,
+}
+
+impl TreeSource {
+    /// The tree of `commit` in the repository at `repo_path`.
+    pub fn new(repo_path: &Path, commit: git2::Oid) -> Result<TreeSource, git2::Error> {
+        let repo = git2::Repository::open(repo_path)?;
+        let mut entries = std::collections::BTreeMap::new();
+        repo.find_commit(commit)?.tree()?.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+            let mode = entry.filemode();
+            if entry.kind() == Some(git2::ObjectType::Blob) && mode != i32::from(git2::FileMode::Link) {
+                let path = format!("{root}{}", entry.name().unwrap_or_default());
+                entries.insert(path, (entry.id(), mode == i32::from(git2::FileMode::BlobExecutable)));
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok(TreeSource { repo: std::sync::Mutex::new(repo), commit, entries })
+    }
+
+    /// The commit.
+    pub fn commit(&self) -> git2::Oid {
+        self.commit
+    }
+
+    /// Every regular file: path, blob id, executable.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, git2::Oid, bool)> {
+        self.entries.iter().map(|(p, (oid, x))| (p.as_str(), *oid, *x))
+    }
+}
+
+impl FileSource for TreeSource {
+    fn describe(&self) -> String {
+        format!("commit {}", &self.commit.to_string()[..12])
+    }
+
+    fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        let Some((oid, _)) = self.entries.get(path) else { return Ok(None) };
+        let repo = self.repo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let blob = repo.find_blob(*oid).map_err(io::Error::other)?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    fn is_file(&self, path: &str) -> bool {
+        self.entries.contains_key(path)
+    }
+
+    fn files(&self) -> io::Result<Vec<String>> {
+        Ok(self.entries.keys().cloned().collect())
+    }
+}

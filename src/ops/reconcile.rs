@@ -1,0 +1,133 @@
+//! `plancd reconcile` and `plancd diff`: one pass from the watched commit's plans to published
+//! results, or what such a pass would do.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use plancd_sandbox::{Sandbox, SandboxError};
+use tokio::sync::watch;
+
+use crate::config::{Config, Env};
+use crate::reconcile::{Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, decide, read_actual};
+use crate::spec::Diagnostic;
+use crate::state::{Holder, StateError, Store};
+
+/// Opens the sandbox backend a configuration names.
+pub type SandboxOpener = Arc<dyn Fn(&Config) -> Result<Arc<dyn Sandbox>, SandboxError> + Send + Sync>;
+
+/// What to reconcile.
+pub struct ReconcileOptions {
+    /// The repository.
+    pub repo: PathBuf,
+    /// The watched branch, overriding the configuration.
+    pub branch: Option<String>,
+    /// The environment (`PLANCD_*`).
+    pub env: Env,
+    /// Opens the sandbox.
+    pub sandbox: SandboxOpener,
+    /// Progress.
+    pub events: Option<EventSink>,
+    /// Flips to true to stop.
+    pub cancel: watch::Receiver<bool>,
+}
+
+/// Why a pass could not run (as opposed to tasks failing).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The plans or the configuration are invalid, or the branch is missing: bad input.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The plans name roles that have no agent.
+    #[error("{} role(s) have no agent in plancd.yaml", .0.len())]
+    NoAgents(Vec<Diagnostic>),
+    /// The repository's refs could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The sandbox backend is not available.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// An attempt hit a git failure.
+    #[error(transparent)]
+    Attempt(#[from] crate::reconcile::attempt::AttemptError),
+}
+
+impl ReconcileError {
+    /// Whether the fault is in the input (exit 2) rather than an outside part (exit 3).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, ReconcileError::NoAgents(_))
+            || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
+    }
+}
+
+/// A fresh correlation id: 16 hex digits.
+pub fn correlation_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// Runs one pass to its fixed point.
+pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileError> {
+    let store = Arc::new(Store::open(&opts.repo)?);
+    let snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
+    let missing = missing_agents(&snapshot);
+    if !missing.is_empty() {
+        return Err(ReconcileError::NoAgents(missing));
+    }
+    let sandbox = (opts.sandbox)(&snapshot.config)?;
+    let cx = PassContext {
+        store,
+        sandbox,
+        snapshot: Arc::new(snapshot),
+        holder: Holder::current().to_string(),
+        correlation_id: correlation_id(),
+        cancel: opts.cancel,
+    };
+    Ok(Executor::new(Arc::new(cx), opts.events).run().await?)
+}
+
+/// Every task whose role has no command agent in the configuration, as an error at the task.
+pub fn missing_agents(snapshot: &Snapshot) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for plan in &snapshot.plans {
+        for task in &plan.list.tasks {
+            let role = task.agent_role;
+            let problem = match snapshot.config.roles.get(&role) {
+                Some(r) if r.command.is_some() => continue,
+                Some(r) if r.model.is_some() => {
+                    format!("role `{role}` names a model; this plancd runs command agents: set roles.{role}.command")
+                }
+                _ => format!("no agent plays role `{role}`: set roles.{role}.command in plancd.yaml"),
+            };
+            out.push(Diagnostic::error(&plan.path, crate::spec::Pos::START, "no-agent", format!("task `{}`: {problem}", task.id)));
+        }
+    }
+    out
+}
+
+/// What a pass would do, task by task.
+#[derive(Debug, Clone)]
+pub struct DiffReport {
+    /// The watched commit.
+    pub plan_commit: String,
+    /// Every task's action.
+    pub actions: Vec<Action>,
+}
+
+impl DiffReport {
+    /// Whether a reconcile would change anything.
+    pub fn has_work(&self) -> bool {
+        self.actions.iter().any(Action::is_work)
+    }
+}
+
+/// Decides without acting.
+pub fn diff(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<DiffReport, ReconcileError> {
+    let store = Store::open(repo)?;
+    let snapshot = Snapshot::load(store.path(), branch, env)?;
+    let actual = read_actual(&store)?;
+    let cx = crate::reconcile::Context { now: jiff::Timestamp::now(), prune: snapshot.config.prune };
+    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions: decide(&snapshot.desired(), &actual, &cx) })
+}

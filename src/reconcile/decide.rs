@@ -1,0 +1,428 @@
+//! `decide(desired, actual) -> actions`: the pure heart of reconciliation. It reads nothing
+//! and writes nothing; the executor performs what it returns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use jiff::Timestamp;
+
+use crate::spec::SpecHash;
+use crate::state::{Phase, TaskKey, TaskState};
+
+/// What the plans ask for: each workflow's tasks in topological order.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// Workflows by id.
+    pub workflows: Vec<DesiredWorkflow>,
+}
+
+/// One workflow's tasks.
+#[derive(Debug, Clone)]
+pub struct DesiredWorkflow {
+    /// The workflow id.
+    pub id: String,
+    /// Its tasks, dependencies first.
+    pub tasks: Vec<DesiredTask>,
+}
+
+/// What one task needs to be satisfied.
+#[derive(Debug, Clone)]
+pub struct DesiredTask {
+    /// The task id.
+    pub id: String,
+    /// Its spec hash.
+    pub spec_hash: SpecHash,
+    /// Its direct dependencies.
+    pub dependencies: Vec<String>,
+    /// Whether a person must approve it first.
+    pub requires_approval: bool,
+    /// Attempts before it fails for good.
+    pub max_attempts: u32,
+}
+
+/// What the refs say, plus what the caller learned about holders.
+#[derive(Debug, Clone, Default)]
+pub struct Actual {
+    /// Every task's state.
+    pub tasks: BTreeMap<TaskKey, TaskState>,
+    /// Suspended workflows.
+    pub suspended: HashSet<String>,
+    /// Holders known to be dead (their process is gone on this host).
+    pub dead_holders: HashSet<String>,
+}
+
+/// Settings that shape decisions.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The time to judge leases by.
+    pub now: Timestamp,
+    /// Delete the refs of orphaned tasks.
+    pub prune: bool,
+}
+
+/// What to do about one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start an attempt.
+    Run {
+        /// The task.
+        key: TaskKey,
+        /// The attempt's number.
+        attempt: u32,
+        /// The attempt number that starts this spec's (or this retry's) count.
+        attempts_base: u32,
+        /// The tip the claim must replace.
+        expected: Option<git2::Oid>,
+        /// A claim being taken over from a dead or expired holder.
+        takeover: Option<String>,
+    },
+    /// Nothing to do until something else happens.
+    Wait {
+        /// The task.
+        key: TaskKey,
+        /// What it waits for.
+        blocker: String,
+    },
+    /// Satisfied.
+    UpToDate {
+        /// The task.
+        key: TaskKey,
+    },
+    /// Waits for `plancd approve`.
+    NeedsApproval {
+        /// The task.
+        key: TaskKey,
+    },
+    /// Out of attempts; needs `plancd retry` or a plan change.
+    Failed {
+        /// The task.
+        key: TaskKey,
+        /// Attempts spent.
+        attempts: u32,
+    },
+    /// Handed to a person.
+    Escalated {
+        /// The task.
+        key: TaskKey,
+    },
+    /// Its workflow is suspended.
+    Suspended {
+        /// The task.
+        key: TaskKey,
+    },
+    /// In the refs but in no plan.
+    Orphaned {
+        /// The task.
+        key: TaskKey,
+        /// Whether to delete its refs.
+        prune: bool,
+        /// Whether its status does not say Orphaned yet.
+        mark: bool,
+    },
+}
+
+impl Action {
+    /// The task concerned.
+    pub fn key(&self) -> &TaskKey {
+        match self {
+            Action::Run { key, .. }
+            | Action::Wait { key, .. }
+            | Action::UpToDate { key }
+            | Action::NeedsApproval { key }
+            | Action::Failed { key, .. }
+            | Action::Escalated { key }
+            | Action::Suspended { key }
+            | Action::Orphaned { key, .. } => key,
+        }
+    }
+
+    /// A short name for tables: Run, Wait, UpToDate, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Run { .. } => "Run",
+            Action::Wait { .. } => "Wait",
+            Action::UpToDate { .. } => "UpToDate",
+            Action::NeedsApproval { .. } => "NeedsApproval",
+            Action::Failed { .. } => "Failed",
+            Action::Escalated { .. } => "Escalated",
+            Action::Suspended { .. } => "Suspended",
+            Action::Orphaned { prune: true, .. } => "Prune",
+            Action::Orphaned { .. } => "Orphaned",
+        }
+    }
+
+    /// Whether a reconcile would change something for this task.
+    pub fn is_work(&self) -> bool {
+        matches!(self, Action::Run { .. } | Action::Orphaned { prune: true, .. } | Action::Orphaned { mark: true, .. })
+    }
+}
+
+impl fmt::Display for Action {
+    /// Why, in words: "waiting on t1: Running, attempt 2".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Run { attempt, takeover: Some(h), .. } => write!(f, "run attempt {attempt}, taking over from {h}"),
+            Action::Run { attempt, .. } => write!(f, "run attempt {attempt}"),
+            Action::Wait { blocker, .. } => f.write_str(blocker),
+            Action::UpToDate { .. } => f.write_str("up to date"),
+            Action::NeedsApproval { key } => write!(f, "needs approval: plancd approve {key}"),
+            Action::Failed { key, attempts } => write!(f, "failed after {attempts} attempt(s): plancd retry {key}"),
+            Action::Escalated { .. } => f.write_str("escalated to a person"),
+            Action::Suspended { key } => write!(f, "workflow suspended: plancd resume {}", key.workflow),
+            Action::Orphaned { prune: true, .. } => f.write_str("no longer in any plan: its refs will be deleted"),
+            Action::Orphaned { .. } => f.write_str("no longer in any plan (set prune: true to delete its refs)"),
+        }
+    }
+}
+
+/// Decides every task of `desired`, then every orphan of `actual`.
+pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
+    let mut out = Vec::new();
+    let mut known: HashSet<TaskKey> = HashSet::new();
+    for wf in &desired.workflows {
+        let mut satisfied: HashMap<&str, bool> = HashMap::new();
+        for task in &wf.tasks {
+            let key = TaskKey::new(&wf.id, &task.id);
+            let state = actual.tasks.get(&key);
+            let action = decide_task(wf, task, state, &satisfied, actual, cx, key.clone());
+            satisfied.insert(&task.id, matches!(action, Action::UpToDate { .. }));
+            known.insert(key);
+            out.push(action);
+        }
+    }
+    for (key, state) in actual.tasks.iter().filter(|(k, _)| !known.contains(*k)) {
+        out.push(Action::Orphaned { key: key.clone(), prune: cx.prune, mark: state.phase != Phase::Orphaned });
+    }
+    out
+}
+
+fn decide_task(
+    wf: &DesiredWorkflow,
+    task: &DesiredTask,
+    state: Option<&TaskState>,
+    satisfied: &HashMap<&str, bool>,
+    actual: &Actual,
+    cx: &Context,
+    key: TaskKey,
+) -> Action {
+    let hash = &task.spec_hash;
+    if state.is_some_and(|s| s.satisfied(hash)) {
+        return Action::UpToDate { key };
+    }
+    if actual.suspended.contains(&wf.id) {
+        return Action::Suspended { key };
+    }
+    let mut takeover = None;
+    if let Some(s) = state.filter(|s| s.phase.is_held()) {
+        let holder = s.holder.clone().unwrap_or_default();
+        let expired = s.lease_expires_at.is_none_or(|t| t <= cx.now);
+        if !expired && !actual.dead_holders.contains(&holder) {
+            let until = s.lease_expires_at.map(|t| t.to_string()).unwrap_or_default();
+            return Action::Wait { key, blocker: format!("{}, attempt {}, held by {holder} until {until}", s.phase, s.attempt) };
+        }
+        takeover = Some(holder);
+    }
+    if let Some(dep) = task.dependencies.iter().find(|d| !satisfied.get(d.as_str()).copied().unwrap_or(false)) {
+        let dep_state = actual.tasks.get(&TaskKey::new(&wf.id, dep));
+        return Action::Wait { key, blocker: format!("waiting on {dep}: {}", describe(dep_state)) };
+    }
+    let same_spec = state.is_some_and(|s| s.spec_hash.as_ref() == Some(hash));
+    if task.requires_approval && state.is_none_or(|s| s.approved_spec_hash.as_ref() != Some(hash)) {
+        return Action::NeedsApproval { key };
+    }
+    if let Some(s) = state.filter(|_| same_spec) {
+        if s.phase == Phase::Escalated {
+            return Action::Escalated { key };
+        }
+        if s.phase == Phase::Failed && s.attempts_used() >= task.max_attempts {
+            return Action::Failed { key, attempts: s.attempts_used() };
+        }
+    }
+    let last = state.map_or(0, |s| s.attempt);
+    // A new spec (or a first run) gets a fresh count of attempts; a retry already moved the base.
+    let attempts_base = match state {
+        Some(s) if same_spec || s.phase == Phase::Pending => s.attempts_base,
+        _ => last,
+    };
+    Action::Run { key, attempt: last + 1, attempts_base, expected: state.map(|s| s.tip), takeover }
+}
+
+/// How a dependency stands, for a blocker message.
+fn describe(state: Option<&TaskState>) -> String {
+    match state {
+        None => "Pending".into(),
+        Some(s) if s.phase.is_held() || s.phase == Phase::Failed => format!("{}, attempt {}", s.phase, s.attempt),
+        Some(s) if s.phase == Phase::Succeeded => "Succeeded for an older spec; it runs again first".into(),
+        Some(s) => s.phase.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use git2::Oid;
+
+    fn hash(c: char) -> SpecHash {
+        SpecHash::parse(&c.to_string().repeat(64)).unwrap()
+    }
+
+    fn now() -> Timestamp {
+        "2026-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn task(id: &str, h: char, deps: &[&str]) -> DesiredTask {
+        DesiredTask {
+            id: id.into(),
+            spec_hash: hash(h),
+            dependencies: deps.iter().map(|d| (*d).to_owned()).collect(),
+            requires_approval: false,
+            max_attempts: 3,
+        }
+    }
+
+    fn state(phase: Phase, h: char, attempt: u32) -> TaskState {
+        TaskState {
+            tip: Oid::from_str(&"1".repeat(40)).unwrap(),
+            phase,
+            spec_hash: Some(hash(h)),
+            attempt,
+            attempts_base: 0,
+            accepted: 0,
+            holder: None,
+            lease_expires_at: None,
+            approved_spec_hash: None,
+            result: None,
+            reason: None,
+            subject: String::new(),
+        }
+    }
+
+    fn held(phase: Phase, h: char, attempt: u32, holder: &str, minutes: i64) -> TaskState {
+        TaskState {
+            holder: Some(holder.into()),
+            lease_expires_at: Some(now().checked_add(jiff::SignedDuration::from_mins(minutes)).unwrap()),
+            ..state(phase, h, attempt)
+        }
+    }
+
+    fn run(tasks: Vec<DesiredTask>, states: &[(&str, TaskState)], tweak: impl FnOnce(&mut Actual)) -> Vec<(String, String)> {
+        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks }] };
+        let mut actual = Actual::default();
+        for (id, s) in states {
+            actual.tasks.insert(TaskKey::new("wf", id), s.clone());
+        }
+        tweak(&mut actual);
+        decide(&desired, &actual, &Context { now: now(), prune: false })
+            .iter()
+            .map(|a| (a.key().task.clone(), format!("{}: {a}", a.name())))
+            .collect()
+    }
+
+    fn table(rows: &[(String, String)]) -> Vec<String> {
+        rows.iter().map(|(t, a)| format!("{t} {a}")).collect()
+    }
+
+    #[test]
+    fn first_run_runs_roots_and_waits_for_the_rest() {
+        let rows = run(vec![task("a", 'a', &[]), task("b", 'b', &["a"])], &[], |_| {});
+        assert_eq!(table(&rows), ["a Run: run attempt 1", "b Wait: waiting on a: Pending"]);
+    }
+
+    #[test]
+    fn satisfied_tasks_are_up_to_date_and_unblock_dependents() {
+        let rows = run(vec![task("a", 'a', &[]), task("b", 'b', &["a"])], &[("a", state(Phase::Succeeded, 'a', 1))], |_| {});
+        assert_eq!(table(&rows), ["a UpToDate: up to date", "b Run: run attempt 1"]);
+    }
+
+    #[test]
+    fn a_changed_spec_reruns_the_task_and_holds_back_dependents() {
+        let rows = run(
+            // A's new hash flows into b's (spec hashes include the dependencies' hashes).
+            vec![task("a", 'e', &[]), task("b", 'c', &["a"])],
+            &[("a", state(Phase::Succeeded, 'a', 1)), ("b", state(Phase::Succeeded, 'b', 1))],
+            |_| {},
+        );
+        assert_eq!(table(&rows), ["a Run: run attempt 2", "b Wait: waiting on a: Succeeded for an older spec; it runs again first"]);
+    }
+
+    #[test]
+    fn a_live_claim_is_waited_for_and_named() {
+        let rows = run(vec![task("a", 'a', &[]), task("b", 'b', &["a"])], &[("a", held(Phase::Running, 'a', 2, "h1:1:1:x", 5))], |_| {});
+        assert_eq!(rows[0].1, "Wait: Running, attempt 2, held by h1:1:1:x until 2026-06-01T12:05:00Z");
+        assert_eq!(rows[1].1, "Wait: waiting on a: Running, attempt 2");
+    }
+
+    #[test]
+    fn expired_or_dead_claims_are_taken_over() {
+        let rows = run(vec![task("a", 'a', &[])], &[("a", held(Phase::Running, 'a', 2, "h1:1:1:x", -1))], |_| {});
+        assert_eq!(rows[0].1, "Run: run attempt 3, taking over from h1:1:1:x");
+        let rows = run(vec![task("a", 'a', &[])], &[("a", held(Phase::Running, 'a', 2, "h1:1:1:x", 30))], |a| {
+            a.dead_holders.insert("h1:1:1:x".into());
+        });
+        assert_eq!(rows[0].1, "Run: run attempt 3, taking over from h1:1:1:x");
+    }
+
+    #[test]
+    fn failures_retry_until_max_attempts_then_stay_failed() {
+        let rows = run(vec![task("a", 'a', &[])], &[("a", state(Phase::Failed, 'a', 2))], |_| {});
+        assert_eq!(rows[0].1, "Run: run attempt 3");
+        let rows = run(vec![task("a", 'a', &[]), task("b", 'b', &["a"])], &[("a", state(Phase::Failed, 'a', 3))], |_| {});
+        assert_eq!(table(&rows), ["a Failed: failed after 3 attempt(s): plancd retry wf/a", "b Wait: waiting on a: Failed, attempt 3"]);
+        // A retry moves the base; a changed spec starts a fresh count.
+        let retried = TaskState { attempts_base: 3, phase: Phase::Pending, ..state(Phase::Failed, 'a', 3) };
+        assert_eq!(run(vec![task("a", 'a', &[])], &[("a", retried)], |_| {})[0].1, "Run: run attempt 4");
+        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'f', &[])] }] };
+        let mut actual = Actual::default();
+        actual.tasks.insert(TaskKey::new("wf", "a"), state(Phase::Failed, 'a', 3));
+        match &decide(&desired, &actual, &Context { now: now(), prune: false })[0] {
+            Action::Run { attempt: 4, attempts_base: 3, .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn approval_gates_the_run_for_the_approved_spec_only() {
+        let mut t = task("a", 'a', &[]);
+        t.requires_approval = true;
+        assert_eq!(run(vec![t.clone()], &[], |_| {})[0].1, "NeedsApproval: needs approval: plancd approve wf/a");
+        let approved = TaskState { approved_spec_hash: Some(hash('a')), ..state(Phase::Approved, 'a', 0) };
+        assert_eq!(run(vec![t.clone()], &[("a", approved.clone())], |_| {})[0].1, "Run: run attempt 1");
+        let mut changed = t;
+        changed.spec_hash = hash('b');
+        assert_eq!(run(vec![changed], &[("a", approved)], |_| {})[0].0, "a");
+    }
+
+    #[test]
+    fn escalated_tasks_wait_for_a_person_until_the_spec_changes() {
+        assert_eq!(
+            run(vec![task("a", 'a', &[])], &[("a", state(Phase::Escalated, 'a', 1))], |_| {})[0].1,
+            "Escalated: escalated to a person"
+        );
+        assert_eq!(run(vec![task("a", 'b', &[])], &[("a", state(Phase::Escalated, 'a', 1))], |_| {})[0].1, "Run: run attempt 2");
+    }
+
+    #[test]
+    fn suspended_workflows_run_nothing_but_keep_what_is_done() {
+        let rows = run(vec![task("a", 'a', &[]), task("b", 'b', &[])], &[("a", state(Phase::Succeeded, 'a', 1))], |a| {
+            a.suspended.insert("wf".into());
+        });
+        assert_eq!(table(&rows), ["a UpToDate: up to date", "b Suspended: workflow suspended: plancd resume wf"]);
+    }
+
+    #[test]
+    fn tasks_in_no_plan_are_orphaned_and_pruned_when_asked() {
+        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'a', &[])] }] };
+        let mut actual = Actual::default();
+        actual.tasks.insert(TaskKey::new("wf", "a"), state(Phase::Succeeded, 'a', 1));
+        actual.tasks.insert(TaskKey::new("wf", "gone"), state(Phase::Succeeded, '9', 1));
+        actual.tasks.insert(TaskKey::new("old", "x"), state(Phase::Orphaned, '8', 1));
+        let keep = decide(&desired, &actual, &Context { now: now(), prune: false });
+        let names: Vec<String> = keep.iter().map(|a| format!("{} {}", a.key(), a.name())).collect();
+        assert_eq!(names, ["wf/a UpToDate", "old/x Orphaned", "wf/gone Orphaned"]);
+        // Only the one not yet marked is work: marking it.
+        let work: Vec<String> = keep.iter().filter(|a| a.is_work()).map(|a| a.key().to_string()).collect();
+        assert_eq!(work, ["wf/gone"]);
+        let prune = decide(&desired, &actual, &Context { now: now(), prune: true });
+        assert_eq!(prune.iter().filter(|a| a.is_work()).count(), 2);
+    }
+}

@@ -1,0 +1,253 @@
+//! The executor: decides, starts attempts for ready tasks (at most `concurrency` at once), and
+//! decides again as they finish, until nothing is left to run. Level-triggered: it works from
+//! what the refs say, and keeps its view fresh by re-reading what it did not write itself.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use git2::Oid;
+use jiff::Timestamp;
+use tokio::task::JoinSet;
+
+use super::attempt::{self, AttemptEnd, AttemptError, AttemptPlan, PassContext};
+use super::decide::{Action, Actual, Context, Desired, decide};
+use crate::publish::branch_name;
+use crate::state::{Holder, Phase, StateError, Store, TaskKey, TaskStatus, cas_ref};
+
+/// What happened to a task during the pass, for progress displays.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// An attempt started.
+    Started {
+        /// The task.
+        key: TaskKey,
+        /// The attempt's number.
+        attempt: u32,
+    },
+    /// An attempt ended.
+    Finished {
+        /// The task.
+        key: TaskKey,
+        /// The attempt's number.
+        attempt: u32,
+        /// How.
+        end: AttemptEnd,
+        /// How long it took.
+        elapsed: Duration,
+    },
+}
+
+/// Receives events; must be quick.
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// The outcome of a pass.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    /// Every task's final action (what `decide` says once the pass is over).
+    pub actions: Vec<Action>,
+    /// Every attempt that ran, in the order they ended.
+    pub attempts: Vec<(TaskKey, u32, AttemptEnd)>,
+    /// The sandbox failed, and the pass stopped early.
+    pub infrastructure: Option<String>,
+    /// A signal stopped the pass.
+    pub cancelled: bool,
+}
+
+/// Reads every task's and workflow's state from the refs, and which holders are dead.
+pub fn read_actual(store: &Store) -> Result<Actual, StateError> {
+    let tasks = store.list()?;
+    let suspended = store.workflows()?.into_iter().filter(|(_, (_, r))| r.suspended).map(|(wf, _)| wf).collect();
+    let dead_holders = tasks
+        .values()
+        .filter(|s| s.phase.is_held())
+        .filter_map(|s| s.holder.clone())
+        .filter(|h| Holder::parse(h).is_some_and(|h| h.is_dead_here()))
+        .collect();
+    Ok(Actual { tasks, suspended, dead_holders })
+}
+
+/// Runs one pass.
+pub struct Executor {
+    cx: Arc<PassContext>,
+    concurrency: usize,
+    events: Option<EventSink>,
+    /// How often to look again while other holders have work in flight.
+    pub poll: Duration,
+}
+
+impl Executor {
+    /// An executor over `cx`.
+    pub fn new(cx: Arc<PassContext>, events: Option<EventSink>) -> Executor {
+        let concurrency = usize::try_from(cx.snapshot.config.concurrency).unwrap_or(1).max(1);
+        Executor { cx, concurrency, events, poll: Duration::from_millis(250) }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(sink) = &self.events {
+            sink(&event);
+        }
+    }
+
+    fn read_actual(&self) -> Result<Actual, StateError> {
+        read_actual(&self.cx.store)
+    }
+
+    fn context(&self) -> Context {
+        Context { now: Timestamp::now(), prune: self.cx.snapshot.config.prune }
+    }
+
+    /// Runs until no task can make progress.
+    pub async fn run(&self) -> Result<PassReport, AttemptError> {
+        let desired = self.cx.snapshot.desired();
+        let mut actual = self.read_actual()?;
+        let mut report = PassReport::default();
+        let mut inflight: JoinSet<(TaskKey, u32, Instant, Result<AttemptEnd, AttemptError>)> = JoinSet::new();
+        let mut running: HashSet<TaskKey> = HashSet::new();
+        let mut cancel = self.cx.cancel.clone();
+        loop {
+            let stopping = report.cancelled || report.infrastructure.is_some();
+            let actions = decide(&desired, &actual, &self.context());
+            if !stopping {
+                self.apply_marks(&actions, &mut actual)?;
+                for action in &actions {
+                    if running.len() >= self.concurrency {
+                        break;
+                    }
+                    if let Action::Run { key, attempt, .. } = action
+                        && !running.contains(key)
+                    {
+                        let plan = self.plan(action, &desired, &actual);
+                        running.insert(key.clone());
+                        self.emit(Event::Started { key: key.clone(), attempt: *attempt });
+                        let (cx, key, attempt) = (self.cx.clone(), key.clone(), *attempt);
+                        inflight.spawn(async move { (key, attempt, Instant::now(), attempt::run(cx, plan).await) });
+                    }
+                }
+            }
+            if inflight.is_empty() {
+                if !stopping && self.others_hold(&actual) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.poll) => {}
+                        _ = cancel.wait_for(|c| *c) => report.cancelled = true,
+                    }
+                    actual = self.read_actual()?;
+                    continue;
+                }
+                report.actions = decide(&desired, &actual, &self.context());
+                return Ok(report);
+            }
+            tokio::select! {
+                joined = inflight.join_next() => {
+                    let (key, attempt, started, end) = joined.expect("the set is not empty").expect("attempts do not panic");
+                    running.remove(&key);
+                    let end = end?;
+                    match &end {
+                        AttemptEnd::LostClaim => actual = self.read_actual()?,
+                        AttemptEnd::Infrastructure(why) => report.infrastructure = Some(why.clone()),
+                        AttemptEnd::Cancelled => report.cancelled = true,
+                        _ => {}
+                    }
+                    self.refresh(&key, &mut actual)?;
+                    self.emit(Event::Finished { key: key.clone(), attempt, end: end.clone(), elapsed: started.elapsed() });
+                    report.attempts.push((key, attempt, end));
+                }
+                _ = cancel.wait_for(|c| *c), if !report.cancelled => report.cancelled = true,
+            }
+        }
+    }
+
+    fn refresh(&self, key: &TaskKey, actual: &mut Actual) -> Result<(), StateError> {
+        match self.cx.store.state(key)? {
+            Some(state) => actual.tasks.insert(key.clone(), state),
+            None => actual.tasks.remove(key),
+        };
+        Ok(())
+    }
+
+    /// Whether another live holder has a claim: then its results may unblock more work here.
+    fn others_hold(&self, actual: &Actual) -> bool {
+        actual.tasks.values().any(|s| {
+            s.phase.is_held()
+                && s.holder.as_deref() != Some(self.cx.holder.as_str())
+                && !s.holder.as_ref().is_some_and(|h| actual.dead_holders.contains(h))
+                && s.lease_expires_at.is_some_and(|t| t > Timestamp::now())
+        })
+    }
+
+    fn plan(&self, action: &Action, desired: &Desired, actual: &Actual) -> AttemptPlan {
+        let Action::Run { key, attempt, attempts_base, expected, takeover } = action else { unreachable!("only Run actions are planned") };
+        let graph = &self.cx.snapshot.graphs[&key.workflow];
+        let upstream: HashSet<&str> = graph.upstream(&key.task).into_iter().collect();
+        let direct: HashSet<&str> = graph.dependencies(&key.task).into_iter().collect();
+        let order = desired.workflows.iter().find(|w| w.id == key.workflow).map(|w| w.tasks.as_slice()).unwrap_or_default();
+        let result = |id: &str| actual.tasks.get(&TaskKey::new(&key.workflow, id)).and_then(|s| s.result);
+        let results = |set: &HashSet<&str>| -> Vec<(String, Oid)> {
+            order.iter().filter(|t| set.contains(t.id.as_str())).filter_map(|t| Some((t.id.clone(), result(&t.id)?))).collect()
+        };
+        AttemptPlan {
+            key: key.clone(),
+            attempt: *attempt,
+            attempts_base: *attempts_base,
+            expected: *expected,
+            takeover: takeover.clone(),
+            upstream: results(&upstream),
+            direct: results(&direct),
+        }
+    }
+
+    /// The writes that need no sandbox: NeedsApproval and Orphaned marks, and pruning.
+    fn apply_marks(&self, actions: &[Action], actual: &mut Actual) -> Result<(), StateError> {
+        let hashes: &HashMap<TaskKey, _> = &self.cx.snapshot.hashes;
+        for action in actions {
+            let key = action.key();
+            let state = actual.tasks.get(key).cloned();
+            let state = state.as_ref();
+            let write = match action {
+                Action::NeedsApproval { .. } => {
+                    let hash = hashes.get(key);
+                    (state.is_none_or(|s| s.phase != Phase::NeedsApproval || s.spec_hash.as_ref() != hash))
+                        .then(|| (Phase::NeedsApproval, hash.cloned()))
+                }
+                Action::Orphaned { prune: true, .. } => {
+                    if let Some(tip) = state.map(|s| s.tip) {
+                        self.prune(key, tip)?;
+                        actual.tasks.remove(key);
+                    }
+                    None
+                }
+                Action::Orphaned { mark: true, .. } => Some((Phase::Orphaned, state.and_then(|s| s.spec_hash.clone()))),
+                _ => None,
+            };
+            let Some((phase, hash)) = write else { continue };
+            let expected = state.map(|s| s.tip);
+            let mut status = match self.cx.store.status(key)? {
+                Some((tip, prev)) if Some(tip) == expected => prev.next(phase, Timestamp::now()),
+                Some(_) => continue, // moved under us: the next decision sees it
+                None => TaskStatus::new(&key.workflow, &key.task, phase, Timestamp::now()),
+            };
+            status.spec_hash = hash;
+            status.reason = Some(phase.to_string());
+            match self.cx.store.append(key, expected, &status, &[]) {
+                Ok(_) | Err(StateError::Conflict { .. }) => self.refresh(key, actual)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an orphan's task ref and result branch (tags stay: they are immutable history).
+    fn prune(&self, key: &TaskKey, tip: Oid) -> Result<(), StateError> {
+        let branch = format!("refs/heads/{}", branch_name(key));
+        {
+            let repo = self.cx.store.repo();
+            if let Some(target) = repo.find_reference(&branch).ok().and_then(|r| r.target()) {
+                cas_ref(&repo, &branch, Some(target), None, "plancd: prune")?;
+            }
+        }
+        match self.cx.store.delete(key, tip) {
+            Ok(()) | Err(StateError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Reconciliation: a [`Snapshot`] of the desired state is compared with the actual state in the
+//! refs by [`decide`]; the [`Executor`] performs the actions, one attempt per task at a time, in
+//! dependency order, each attempt a claim, a sandboxed run and a commit point.
+
+pub mod attempt;
+mod decide;
+pub mod executor;
+mod snapshot;
+pub mod workspace;
+
+pub use attempt::{AttemptEnd, AttemptPlan, PassContext};
+pub use decide::{Action, Actual, Context, Desired, DesiredTask, DesiredWorkflow, decide};
+pub use executor::{Event, EventSink, Executor, PassReport, read_actual};
+pub use snapshot::{LoadError, Snapshot};
+
+#[cfg(test)]
+mod tests;

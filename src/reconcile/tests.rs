@@ -1,0 +1,199 @@
+//! The executor over a real repository and the fake sandbox: claims, commit points,
+//! publishing, retries, approval, idempotence.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use git2::{Repository, Signature};
+use plancd_sandbox::fake::FakeSandbox;
+use plancd_sandbox::{ExecOutcome, FileEntry};
+use tokio::sync::watch;
+
+use super::*;
+use crate::config::Env;
+use crate::state::{Holder, Phase, Store, TaskKey};
+
+const CONFIG: &str =
+    "branch: main\nconcurrency: 2\nroles:\n  coder: { command: [agent], label: scripted }\n  tester: { command: [agent] }\n";
+
+const PLAN: &str = "todo_list_id: wf\ntitle: W\ntasks:\n  - id: a\n    title: Task A\n    agent_role: coder\n    outputs: [a.txt]\n    acceptance_criteria:\n      tests: [{cmd: check a.txt}]\n      files: [tests/pinned.txt]\n  - id: b\n    title: Task B\n    agent_role: tester\n    dependencies: [a]\n    outputs: [b.txt]\n    acceptance_criteria:\n      tests: [{cmd: check b.txt}]\n";
+
+/// A repository with `files` committed on main.
+fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(dir.path()).unwrap();
+    commit(&repo, files);
+    dir
+}
+
+fn commit(repo: &Repository, files: &[(&str, &str)]) {
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    for (path, text) in files {
+        update.upsert(*path, repo.blob(text.as_bytes()).unwrap(), git2::FileMode::Blob);
+    }
+    let parent = repo.find_reference("refs/heads/main").ok().and_then(|r| r.target()).map(|o| repo.find_commit(o).unwrap());
+    let base = match &parent {
+        Some(p) => p.tree().unwrap(),
+        None => repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap(),
+    };
+    let tree = repo.find_tree(update.create_updated(repo, &base).unwrap()).unwrap();
+    let sig = Signature::now("dev", "dev@example.com").unwrap();
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(Some("refs/heads/main"), &sig, &sig, "plan", &tree, &parents).unwrap();
+}
+
+/// The agent writes `<task>.txt` with "ok" unless the task's "bad" file says otherwise; a test
+/// `check F` passes when F holds "ok" and the pinned file is intact; the coder tampers with the
+/// pinned file, which must be restored before the tests.
+fn fake() -> FakeSandbox {
+    FakeSandbox::new(|req, files| {
+        let ok = ExecOutcome { exit_code: Some(0), ..Default::default() };
+        if req.argv == ["agent"] {
+            let task = req.env.iter().find(|(k, _)| k == "PLANCD_ROLE").map(|(_, v)| v.clone()).unwrap_or_default();
+            let name = if task == "coder" { "a.txt" } else { "b.txt" };
+            let content = if files.contains_key("bad") { "wrong" } else { "ok" };
+            files.insert(name.into(), FileEntry::new(name, content));
+            if task == "coder" {
+                // a pins this file; its agent changes it anyway.
+                files.insert("tests/pinned.txt".into(), FileEntry::new("tests/pinned.txt", "tampered"));
+            }
+            return ok;
+        }
+        let script = req.argv.last().cloned().unwrap_or_default();
+        let target = script.strip_prefix("check ").unwrap_or_default();
+        let passed =
+            files.get(target).is_some_and(|f| f.data == b"ok") && files.get("tests/pinned.txt").is_some_and(|f| f.data == b"pinned");
+        ExecOutcome {
+            exit_code: Some(if passed { 0 } else { 1 }),
+            stdout: format!("checked {target}\n").into_bytes(),
+            ..Default::default()
+        }
+    })
+}
+
+async fn pass(dir: &Path, sandbox: &FakeSandbox) -> PassReport {
+    let store = Arc::new(Store::open(dir).unwrap());
+    let snapshot = Snapshot::load(dir, None, &Env::default()).unwrap();
+    let (_tx, cancel) = watch::channel(false);
+    let cx = PassContext {
+        store,
+        sandbox: Arc::new(sandbox.clone()),
+        snapshot: Arc::new(snapshot),
+        holder: Holder::current().to_string(),
+        correlation_id: "test".into(),
+        cancel,
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), Executor::new(Arc::new(cx), None).run()).await.unwrap().unwrap()
+}
+
+fn refs(dir: &Path) -> Vec<(String, git2::Oid)> {
+    let repo = Repository::open(dir).unwrap();
+    let mut all: Vec<(String, git2::Oid)> =
+        repo.references().unwrap().map(|r| r.unwrap()).map(|r| (r.name().unwrap().to_owned(), r.target().unwrap())).collect();
+    all.sort();
+    all
+}
+
+fn files() -> Vec<(&'static str, &'static str)> {
+    vec![("plancd.yaml", CONFIG), ("plans/wf.yaml", PLAN), ("tests/pinned.txt", "pinned")]
+}
+
+#[tokio::test]
+async fn a_plan_is_reconciled_to_published_results_and_a_second_pass_writes_nothing() {
+    let dir = repo(&files());
+    let sandbox = fake();
+    let report = pass(dir.path(), &sandbox).await;
+    let ends: Vec<String> =
+        report.attempts.iter().map(|(k, n, e)| format!("{k}#{n} {}", matches!(e, AttemptEnd::Succeeded { .. }))).collect();
+    assert_eq!(ends, ["wf/a#1 true", "wf/b#1 true"]);
+    assert!(report.actions.iter().all(|a| matches!(a, Action::UpToDate { .. })), "{:?}", report.actions);
+
+    let store = Store::open(dir.path()).unwrap();
+    let (_, a) = store.status(&TaskKey::new("wf", "a")).unwrap().unwrap();
+    assert_eq!(a.phase, Phase::Succeeded);
+    assert_eq!(a.tests.as_ref().unwrap().pinned_files_changed, ["tests/pinned.txt"], "the tampering is reported");
+    let result = a.result.unwrap();
+    assert_eq!(
+        (result.branch.as_str(), result.tag.as_deref(), result.files.as_slice()),
+        ("ai/generated/wf/a", Some("ai/wf/a/1"), &["a.txt".to_owned()][..])
+    );
+
+    // b's result sits on a's, and holds both files; the pinned file is as committed.
+    let repo = Repository::open(dir.path()).unwrap();
+    let b_tip = repo.find_reference("refs/heads/ai/generated/wf/b").unwrap().peel_to_commit().unwrap();
+    let a_tip = repo.find_reference("refs/heads/ai/generated/wf/a").unwrap().target().unwrap();
+    assert_eq!(b_tip.parent_id(0).unwrap(), a_tip);
+    let tree = b_tip.tree().unwrap();
+    let read = |p: &str| String::from_utf8(repo.find_blob(tree.get_path(Path::new(p)).unwrap().id()).unwrap().content().to_vec()).unwrap();
+    assert_eq!((read("a.txt"), read("b.txt"), read("tests/pinned.txt")), ("ok".into(), "ok".into(), "pinned".into()));
+    let message = String::from_utf8_lossy(b_tip.message_bytes()).into_owned();
+    assert!(message.contains("Plancd-Task: b\n") && message.contains("Plancd-Model: none\n"), "{message}");
+    let a_message = String::from_utf8_lossy(repo.find_commit(a_tip).unwrap().message_bytes()).into_owned();
+    assert!(a_message.contains("Plancd-Model: scripted\n"), "{a_message}");
+
+    // Logs are in the task's ref.
+    let log = String::from_utf8(store.read_file(&TaskKey::new("wf", "a"), "attempts/1/tests.log").unwrap().unwrap()).unwrap();
+    assert!(log.contains("$ check a.txt\nchecked a.txt\n-> exit 0"), "{log}");
+
+    let before = refs(dir.path());
+    let commands = sandbox.commands().len();
+    let again = pass(dir.path(), &sandbox).await;
+    assert!(again.attempts.is_empty());
+    assert_eq!(refs(dir.path()), before, "a second pass writes no ref");
+    assert_eq!(sandbox.commands().len(), commands, "and runs nothing");
+}
+
+#[tokio::test]
+async fn failures_retry_up_to_max_attempts_and_block_dependents() {
+    let mut f = files();
+    f.push(("bad", "1"));
+    let plan = PLAN.replace("    title: Task A\n", "    title: Task A\n    max_attempts: 2\n");
+    f[1] = ("plans/wf.yaml", Box::leak(plan.into_boxed_str()));
+    let dir = repo(&f);
+    let report = pass(dir.path(), &fake()).await;
+    let ends: Vec<String> = report.attempts.iter().map(|(k, n, _)| format!("{k}#{n}")).collect();
+    assert_eq!(ends, ["wf/a#1", "wf/a#2"]);
+    let shown: Vec<String> = report.actions.iter().map(|a| format!("{}: {a}", a.key())).collect();
+    assert_eq!(shown, ["wf/a: failed after 2 attempt(s): plancd retry wf/a", "wf/b: waiting on a: Failed, attempt 2"]);
+    let store = Store::open(dir.path()).unwrap();
+    let (_, a) = store.status(&TaskKey::new("wf", "a")).unwrap().unwrap();
+    assert_eq!(a.failure_type.as_deref(), Some("test_failure"));
+    assert!(a.message.starts_with("1 of 1 acceptance test(s) failed; first: `check a.txt` (exit 1)"), "{}", a.message);
+    assert!(store.tip(&TaskKey::new("wf", "b")).unwrap().is_none(), "the dependent never ran");
+}
+
+#[tokio::test]
+async fn a_changed_spec_reruns_the_task_and_everything_downstream_only() {
+    let plan = format!(
+        "{PLAN}  - id: c\n    title: Task C\n    agent_role: coder\n    outputs: [a.txt]\n    acceptance_criteria:\n      tests: [{{cmd: check a.txt}}]\n      files: [tests/pinned.txt]\n"
+    );
+    let mut f = files();
+    f[1] = ("plans/wf.yaml", Box::leak(plan.clone().into_boxed_str()));
+    let dir = repo(&f);
+    let sandbox = fake();
+    assert_eq!(pass(dir.path(), &sandbox).await.attempts.len(), 3);
+    let repo = Repository::open(dir.path()).unwrap();
+    commit(&repo, &[("plans/wf.yaml", &plan.replacen("title: Task A", "title: Task A, renamed", 1))]);
+    let report = pass(dir.path(), &sandbox).await;
+    let ran: Vec<String> = report.attempts.iter().map(|(k, n, _)| format!("{k}#{n}")).collect();
+    assert_eq!(ran, ["wf/a#2", "wf/b#2"], "c is unrelated and stays up to date");
+    assert_eq!(repo.find_reference("refs/tags/ai/wf/a/2").unwrap().peel_to_commit().unwrap().summary().unwrap(), Some("Task A, renamed"));
+}
+
+#[tokio::test]
+async fn approval_gates_a_task_until_approved() {
+    let plan = PLAN.replace("    title: Task A\n", "    title: Task A\n    requires_approval: true\n");
+    let mut f = files();
+    f[1] = ("plans/wf.yaml", Box::leak(plan.into_boxed_str()));
+    let dir = repo(&f);
+    let report = pass(dir.path(), &fake()).await;
+    assert!(report.attempts.is_empty());
+    assert_eq!(report.actions[0].name(), "NeedsApproval");
+    let store = Store::open(dir.path()).unwrap();
+    let state = store.state(&TaskKey::new("wf", "a")).unwrap().unwrap();
+    assert_eq!(state.phase, Phase::NeedsApproval);
+    // A second pass does not write the mark again.
+    let tip = state.tip;
+    pass(dir.path(), &fake()).await;
+    assert_eq!(store.tip(&TaskKey::new("wf", "a")).unwrap(), Some(tip));
+}

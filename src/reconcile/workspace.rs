@@ -1,0 +1,246 @@
+//! A task's workspace: the watched commit's tree with the results of the task's upstream
+//! tasks applied in dependency order, and what an agent changed in it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use git2::{Delta, FileMode, Oid, Repository, Tree};
+use plancd_sandbox::FileEntry;
+
+/// One upstream task's own change: what its result commit changed relative to its base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Paths written, with their blob and whether executable.
+    pub upserts: BTreeMap<String, (Oid, bool)>,
+    /// Paths removed.
+    pub removals: BTreeSet<String>,
+}
+
+impl Change {
+    /// Every path the change touches, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        let mut all: BTreeSet<&String> = self.upserts.keys().collect();
+        all.extend(&self.removals);
+        all.into_iter().cloned().collect()
+    }
+}
+
+/// What a result commit changed relative to its first parent (the base it was built on).
+pub fn own_change(repo: &Repository, result: Oid) -> Result<Change, git2::Error> {
+    let commit = repo.find_commit(result)?;
+    let base = commit.parent(0)?.tree()?;
+    diff_trees(repo, &base, &commit.tree()?)
+}
+
+fn diff_trees(repo: &Repository, old: &Tree<'_>, new: &Tree<'_>) -> Result<Change, git2::Error> {
+    let diff = repo.diff_tree_to_tree(Some(old), Some(new), None)?;
+    let mut change = Change { upserts: BTreeMap::new(), removals: BTreeSet::new() };
+    for delta in diff.deltas() {
+        let path = |f: &git2::DiffFile<'_>| f.path().and_then(|p| p.to_str()).map(str::to_owned);
+        match delta.status() {
+            Delta::Deleted => change.removals.extend(path(&delta.old_file())),
+            Delta::Added | Delta::Modified | Delta::Typechange => {
+                let file = delta.new_file();
+                if let Some(p) = path(&file) {
+                    change.upserts.insert(p, (file.id(), file.mode() == FileMode::BlobExecutable));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(change)
+}
+
+/// Applies `changes` in order on top of `base`, returning the new tree.
+pub fn apply(repo: &Repository, base: &Tree<'_>, changes: &[Change]) -> Result<Oid, git2::Error> {
+    if changes.is_empty() {
+        return Ok(base.id());
+    }
+    // Later changes win: fold them into one set of final operations first.
+    let mut upserts: BTreeMap<&str, (Oid, bool)> = BTreeMap::new();
+    let mut removals: BTreeSet<&str> = BTreeSet::new();
+    for change in changes {
+        for path in &change.removals {
+            upserts.remove(path.as_str());
+            removals.insert(path);
+        }
+        for (path, entry) in &change.upserts {
+            removals.remove(path.as_str());
+            upserts.insert(path, *entry);
+        }
+    }
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    for path in removals {
+        if base.get_path(std::path::Path::new(path)).is_ok() {
+            update.remove(path);
+        }
+    }
+    for (path, (oid, exec)) in upserts {
+        update.upsert(path, oid, if exec { FileMode::BlobExecutable } else { FileMode::Blob });
+    }
+    update.create_updated(repo, base)
+}
+
+/// Every regular file of a tree (symlinks and submodules left out), as sandbox files.
+pub fn tree_files(repo: &Repository, tree: Oid) -> Result<Vec<FileEntry>, git2::Error> {
+    let tree = repo.find_tree(tree)?;
+    let mut entries = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |root, e| {
+        let mode = e.filemode();
+        if e.kind() == Some(git2::ObjectType::Blob) && mode != i32::from(FileMode::Link) {
+            entries.push((format!("{root}{}", e.name().unwrap_or_default()), e.id(), mode == i32::from(FileMode::BlobExecutable)));
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    entries
+        .into_iter()
+        .map(|(path, oid, executable)| Ok(FileEntry { path, executable, data: repo.find_blob(oid)?.content().to_vec() }))
+        .collect()
+}
+
+/// Paths an agent's change may not include: tool caches and what the repository ignores.
+pub struct Ignore {
+    matcher: ignore::gitignore::Gitignore,
+}
+
+/// Caches that tools leave behind; never artifacts.
+const DEFAULT_IGNORES: &[&str] =
+    &["__pycache__/", "*.pyc", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".coverage", ".hypothesis/", "node_modules/", ".cache/"];
+
+impl Ignore {
+    /// The default rules plus the repository's root `.gitignore` (its text, if any).
+    pub fn new(gitignore: Option<&str>) -> Ignore {
+        let mut b = ignore::gitignore::GitignoreBuilder::new("/");
+        for line in DEFAULT_IGNORES.iter().copied().chain(gitignore.into_iter().flat_map(str::lines)) {
+            // A line the matcher cannot read is skipped, as git itself does.
+            let _ = b.add_line(None, line);
+        }
+        Ignore { matcher: b.build().unwrap_or_else(|_| ignore::gitignore::Gitignore::empty()) }
+    }
+
+    /// Whether `path` (relative) is ignored, by itself or through a parent folder.
+    pub fn is_ignored(&self, path: &str) -> bool {
+        self.matcher.matched_path_or_any_parents(std::path::Path::new("/").join(path), false).is_ignore()
+    }
+}
+
+/// What an agent did to its workspace: the copy-out compared with the input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentChange {
+    /// Files added or modified (ignored paths and pinned files left out).
+    pub written: Vec<FileEntry>,
+    /// Input files that are gone.
+    pub removed: Vec<String>,
+    /// Pinned files the agent changed or removed (they are restored, not kept).
+    pub pinned_touched: Vec<String>,
+}
+
+impl AgentChange {
+    /// Every path changed, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.written.iter().map(|f| f.path.clone()).chain(self.removed.iter().cloned()).collect();
+        all.sort();
+        all
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// Compares the files copied out of a session with the files that went in.
+pub fn agent_change(input: &[FileEntry], output: &[FileEntry], skipped: &[String], pinned: &[String], ignore: &Ignore) -> AgentChange {
+    let before: BTreeMap<&str, &FileEntry> = input.iter().map(|f| (f.path.as_str(), f)).collect();
+    let after: BTreeMap<&str, &FileEntry> = output.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut change = AgentChange::default();
+    for (path, file) in &after {
+        if before.get(path).is_some_and(|b| b.data == file.data && b.executable == file.executable) || ignore.is_ignored(path) {
+            continue;
+        }
+        if pinned.iter().any(|p| p == path) {
+            change.pinned_touched.push((*path).to_owned());
+        } else {
+            change.written.push((*file).clone());
+        }
+    }
+    for path in before.keys().filter(|p| !after.contains_key(*p) && !skipped.iter().any(|s| s == *p)) {
+        if pinned.iter().any(|p| p == path) {
+            change.pinned_touched.push((*path).to_owned());
+        } else {
+            change.removed.push((*path).to_owned());
+        }
+    }
+    change.pinned_touched.sort();
+    change
+}
+
+/// Writes an agent's change onto `base` as a new tree.
+pub fn apply_agent_change(repo: &Repository, base: Oid, change: &AgentChange) -> Result<Oid, git2::Error> {
+    let base = repo.find_tree(base)?;
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    for path in &change.removed {
+        update.remove(path.as_str());
+    }
+    for file in &change.written {
+        let mode = if file.executable { FileMode::BlobExecutable } else { FileMode::Blob };
+        update.upsert(file.path.as_str(), repo.blob(&file.data)?, mode);
+    }
+    update.create_updated(repo, &base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(path: &str, data: &str) -> FileEntry {
+        FileEntry::new(path, data)
+    }
+
+    #[test]
+    fn changes_leave_out_caches_ignored_paths_and_pinned_files() {
+        let ignore = Ignore::new(Some("build/\n*.log\n"));
+        let input = [f("a.py", "1"), f("tests/test_a.py", "t"), f("gone.txt", "x"), f("big.bin", "b")];
+        let output = [
+            f("a.py", "2"),
+            f("new.py", "n"),
+            f("tests/test_a.py", "hacked"),
+            f("pkg/__pycache__/m.cpython-311.pyc", "c"),
+            f("build/out.o", "o"),
+            f("run.log", "l"),
+        ];
+        let change = agent_change(&input, &output, &["big.bin".into()], &["tests/test_a.py".into()], &ignore);
+        let written: Vec<&str> = change.written.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(written, ["a.py", "new.py"]);
+        assert_eq!(change.removed, ["gone.txt"]);
+        assert_eq!(change.pinned_touched, ["tests/test_a.py"]);
+        assert_eq!(change.paths(), ["a.py", "gone.txt", "new.py"]);
+    }
+
+    #[test]
+    fn upstream_changes_apply_in_order_and_round_trip_through_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let blob = |s: &str| repo.blob(s.as_bytes()).unwrap();
+        let mut tb = repo.treebuilder(None).unwrap();
+        tb.insert("keep.txt", blob("k"), 0o100644).unwrap();
+        tb.insert("old.txt", blob("o"), 0o100644).unwrap();
+        let base = repo.find_tree(tb.write().unwrap()).unwrap();
+
+        let first = AgentChange { written: vec![f("src/a.py", "a1"), f("old.txt", "o2")], removed: vec![], pinned_touched: vec![] };
+        let t1 = repo.find_tree(apply_agent_change(&repo, base.id(), &first).unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let base_commit = repo.commit(None, &sig, &sig, "base", &base, &[]).unwrap();
+        let r1 = repo.commit(None, &sig, &sig, "r1", &t1, &[&repo.find_commit(base_commit).unwrap()]).unwrap();
+        let c1 = own_change(&repo, r1).unwrap();
+        assert_eq!(c1.paths(), ["old.txt", "src/a.py"]);
+
+        let second = Change {
+            upserts: BTreeMap::from([("src/a.py".to_owned(), (blob("a2"), true))]),
+            removals: BTreeSet::from(["old.txt".to_owned()]),
+        };
+        let merged = apply(&repo, &base, &[c1, second]).unwrap();
+        let files = tree_files(&repo, merged).unwrap();
+        let shown: Vec<(&str, bool, &[u8])> = files.iter().map(|f| (f.path.as_str(), f.executable, f.data.as_slice())).collect();
+        assert_eq!(shown, [("keep.txt", false, &b"k"[..]), ("src/a.py", true, &b"a2"[..])]);
+    }
+}

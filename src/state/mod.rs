@@ -1,0 +1,399 @@
+//! Actual state in git refs: one ref per task (`refs/ai/tasks/<workflow>/<task>`), a chain of
+//! commits with `status.json` and the attempts' logs in the tip's tree, and one ref per
+//! workflow (`refs/ai/workflows/<workflow>`) for workflow-wide settings such as suspension.
+//!
+//! Every write is a compare-and-swap against the tip the writer read, so two writers never both
+//! win; the whole actual state is read from one ref listing and the tips' trailers.
+
+pub mod fault;
+mod holder;
+mod status;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use git2::{ErrorCode, Oid, Repository, Signature};
+use serde::{Deserialize, Serialize};
+
+pub use holder::Holder;
+pub use status::{Condition, Phase, ResultRef, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers};
+
+/// The prefix of task refs.
+pub const TASK_REFS: &str = "refs/ai/tasks/";
+/// The prefix of workflow refs.
+pub const WORKFLOW_REFS: &str = "refs/ai/workflows/";
+
+/// A task of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskKey {
+    /// The workflow id.
+    pub workflow: String,
+    /// The task id.
+    pub task: String,
+}
+
+impl TaskKey {
+    /// The key of `task` in `workflow`.
+    pub fn new(workflow: &str, task: &str) -> TaskKey {
+        TaskKey { workflow: workflow.to_owned(), task: task.to_owned() }
+    }
+
+    /// `refs/ai/tasks/<workflow>/<task>`.
+    pub fn ref_name(&self) -> String {
+        format!("{TASK_REFS}{}/{}", self.workflow, self.task)
+    }
+
+    /// The key of a task ref.
+    pub fn from_ref(name: &str) -> Option<TaskKey> {
+        let (wf, task) = name.strip_prefix(TASK_REFS)?.split_once('/')?;
+        (!task.contains('/')).then(|| TaskKey::new(wf, task))
+    }
+
+    /// Parses `WF/TASK` as people type it.
+    pub fn parse(s: &str) -> Option<TaskKey> {
+        let (wf, task) = s.split_once('/')?;
+        (!wf.is_empty() && !task.is_empty() && !task.contains('/')).then(|| TaskKey::new(wf, task))
+    }
+}
+
+impl std::fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.workflow, self.task)
+    }
+}
+
+/// Workflow-wide settings (`workflow.json` at the tip of `refs/ai/workflows/<workflow>`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkflowRecord {
+    /// The workflow.
+    pub workflow_id: String,
+    /// Whether reconciliation of its tasks is suspended.
+    #[serde(default)]
+    pub suspended: bool,
+    /// When and by whom it was last changed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Why a state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Someone else moved the ref first.
+    #[error("{ref_name} moved: expected {}, found {}", show(.expected), show(.actual))]
+    Conflict {
+        /// The ref.
+        ref_name: String,
+        /// What the writer read.
+        expected: Option<Oid>,
+        /// What is there now.
+        actual: Option<Oid>,
+    },
+    /// A ref's content is not what plancd writes.
+    #[error("{ref_name}: {why}")]
+    Corrupt {
+        /// The ref.
+        ref_name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The repository could not be opened.
+    #[error("cannot open the repository at {path}")]
+    Open {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: git2::Error,
+    },
+    /// Any other git failure.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+fn show(oid: &Option<Oid>) -> String {
+    oid.map_or_else(|| "nothing".to_owned(), |o| o.to_string()[..12].to_owned())
+}
+
+/// The state store of one repository. Git access is serialised through one handle: writes are
+/// short, and a repository handle is not shared between threads.
+pub struct Store {
+    repo: Mutex<Repository>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the repository at (or above) `path`.
+    pub fn open(path: &Path) -> Result<Store, StateError> {
+        let repo = Repository::discover(path).map_err(|source| StateError::Open { path: path.to_path_buf(), source })?;
+        let path = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
+        Ok(Store { repo: Mutex::new(repo), path })
+    }
+
+    /// The repository's folder (work tree, or the git dir of a bare repository).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The repository handle, for the duration of one short operation.
+    pub fn repo(&self) -> MutexGuard<'_, Repository> {
+        self.repo.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every task's state, from one ref listing and the tips' commit messages.
+    pub fn list(&self) -> Result<BTreeMap<TaskKey, TaskState>, StateError> {
+        let repo = self.repo();
+        let mut out = BTreeMap::new();
+        for reference in repo.references_glob(&format!("{TASK_REFS}*"))? {
+            let reference = reference?;
+            let (Ok(name), Some(tip)) = (reference.name(), reference.target()) else { continue };
+            let Some(key) = TaskKey::from_ref(name) else { continue };
+            let commit = repo.find_commit(tip)?;
+            let state = TaskState::from_message(tip, &String::from_utf8_lossy(commit.message_bytes()))
+                .ok_or_else(|| StateError::Corrupt { ref_name: name.to_owned(), why: "the tip is not a plancd status commit".into() })?;
+            out.insert(key, state);
+        }
+        Ok(out)
+    }
+
+    /// The tip of a task's ref.
+    pub fn tip(&self, key: &TaskKey) -> Result<Option<Oid>, StateError> {
+        ref_target(&self.repo(), &key.ref_name())
+    }
+
+    /// One task's state, from its tip's trailers.
+    pub fn state(&self, key: &TaskKey) -> Result<Option<TaskState>, StateError> {
+        let repo = self.repo();
+        let Some(tip) = ref_target(&repo, &key.ref_name())? else { return Ok(None) };
+        let commit = repo.find_commit(tip)?;
+        TaskState::from_message(tip, &String::from_utf8_lossy(commit.message_bytes()))
+            .map(Some)
+            .ok_or_else(|| StateError::Corrupt { ref_name: key.ref_name(), why: "the tip is not a plancd status commit".into() })
+    }
+
+    /// A task's full status record and the tip it was read from.
+    pub fn status(&self, key: &TaskKey) -> Result<Option<(Oid, TaskStatus)>, StateError> {
+        let repo = self.repo();
+        let Some(tip) = ref_target(&repo, &key.ref_name())? else { return Ok(None) };
+        let bytes = read_blob(&repo, tip, "status.json")?
+            .ok_or_else(|| StateError::Corrupt { ref_name: key.ref_name(), why: "no status.json at the tip".into() })?;
+        let status = serde_json::from_slice(&bytes)
+            .map_err(|e| StateError::Corrupt { ref_name: key.ref_name(), why: format!("status.json: {e}") })?;
+        Ok(Some((tip, status)))
+    }
+
+    /// A file of the task's tip tree (e.g. `attempts/2/agent.log`).
+    pub fn read_file(&self, key: &TaskKey, path: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let repo = self.repo();
+        match ref_target(&repo, &key.ref_name())? {
+            Some(tip) => read_blob(&repo, tip, path),
+            None => Ok(None),
+        }
+    }
+
+    /// The files under `dir` in the task's tip tree, by path relative to `dir`.
+    pub fn list_files(&self, key: &TaskKey, dir: &str) -> Result<Vec<String>, StateError> {
+        let repo = self.repo();
+        let Some(tip) = ref_target(&repo, &key.ref_name())? else { return Ok(Vec::new()) };
+        let tree = repo.find_commit(tip)?.tree()?;
+        let Ok(entry) = tree.get_path(Path::new(dir)) else { return Ok(Vec::new()) };
+        let Ok(sub) = repo.find_tree(entry.id()) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        sub.walk(git2::TreeWalkMode::PreOrder, |root, e| {
+            if e.kind() == Some(git2::ObjectType::Blob) {
+                out.push(format!("{root}{}", e.name().unwrap_or_default()));
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok(out)
+    }
+
+    /// Appends `status` (with `files` added to the tree) to the task's chain if its tip is still
+    /// `expected`; `None` means the ref must not exist yet.
+    pub fn append(
+        &self,
+        key: &TaskKey,
+        expected: Option<Oid>,
+        status: &TaskStatus,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<Oid, StateError> {
+        let json = serde_json::to_vec_pretty(status).expect("a status always serialises");
+        let mut all: Vec<(&str, &[u8])> = vec![("status.json", &json)];
+        all.extend(files.iter().map(|(p, d)| (p.as_str(), d.as_slice())));
+        let message = commit_message(&status.subject(), &status.message, &status.trailers());
+        let repo = self.repo();
+        let oid = commit_on_chain(&repo, expected, &all, &message)?;
+        cas_ref(&repo, &key.ref_name(), expected, Some(oid), &status.subject())?;
+        Ok(oid)
+    }
+
+    /// Deletes a task's ref if its tip is still `expected`.
+    pub fn delete(&self, key: &TaskKey, expected: Oid) -> Result<(), StateError> {
+        cas_ref(&self.repo(), &key.ref_name(), Some(expected), None, "plancd: prune")
+    }
+
+    /// Every workflow record.
+    pub fn workflows(&self) -> Result<BTreeMap<String, (Oid, WorkflowRecord)>, StateError> {
+        let repo = self.repo();
+        let mut out = BTreeMap::new();
+        for reference in repo.references_glob(&format!("{WORKFLOW_REFS}*"))? {
+            let reference = reference?;
+            let (Ok(name), Some(tip)) = (reference.name(), reference.target()) else { continue };
+            let Some(wf) = name.strip_prefix(WORKFLOW_REFS).filter(|w| !w.contains('/')) else { continue };
+            let bytes = read_blob(&repo, tip, "workflow.json")?.unwrap_or_default();
+            let record = serde_json::from_slice(&bytes)
+                .map_err(|e| StateError::Corrupt { ref_name: name.to_owned(), why: format!("workflow.json: {e}") })?;
+            out.insert(wf.to_owned(), (tip, record));
+        }
+        Ok(out)
+    }
+
+    /// Writes a workflow record if the ref is still at `expected`.
+    pub fn set_workflow(&self, record: &WorkflowRecord, expected: Option<Oid>) -> Result<Oid, StateError> {
+        let json = serde_json::to_vec_pretty(record).expect("a record always serialises");
+        let subject = format!("{} {}", if record.suspended { "Suspended" } else { "Active" }, record.workflow_id);
+        let message = commit_message(&subject, &record.message, &[("Plancd-Suspended", record.suspended.to_string())]);
+        let repo = self.repo();
+        let oid = commit_on_chain(&repo, expected, &[("workflow.json", &json)], &message)?;
+        cas_ref(&repo, &format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
+        Ok(oid)
+    }
+}
+
+/// plancd's identity on the commits it writes.
+pub fn signature() -> Result<Signature<'static>, git2::Error> {
+    let now = jiff::Timestamp::now();
+    Signature::new("plancd", "plancd@localhost", &git2::Time::new(now.as_second(), 0))
+}
+
+fn ref_target(repo: &Repository, name: &str) -> Result<Option<Oid>, StateError> {
+    match repo.find_reference(name) {
+        Ok(r) => Ok(r.target()),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn read_blob(repo: &Repository, commit: Oid, path: &str) -> Result<Option<Vec<u8>>, StateError> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+    Ok(repo.find_blob(entry.id()).ok().map(|b| b.content().to_vec()))
+}
+
+/// A commit whose parent is `parent` (if any) and whose tree is the parent's with `files`
+/// written into it; no ref moves.
+fn commit_on_chain(repo: &Repository, parent: Option<Oid>, files: &[(&str, &[u8])], message: &str) -> Result<Oid, StateError> {
+    let parent = parent.map(|p| repo.find_commit(p)).transpose()?;
+    let base = match &parent {
+        Some(p) => p.tree()?,
+        None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
+    };
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    for (path, data) in files {
+        update.upsert(*path, repo.blob(data)?, git2::FileMode::Blob);
+    }
+    let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
+    let sig = signature()?;
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    Ok(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
+}
+
+/// Moves `name` from `expected` to `new` atomically (`None`: absent). The conflict case is
+/// told apart from other git errors, so callers can re-read and move on.
+pub fn cas_ref(repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<(), StateError> {
+    let result = match (expected, new) {
+        (None, Some(new)) => repo.reference(name, new, false, log).map(drop),
+        (Some(old), Some(new)) => repo.reference_matching(name, new, true, old, log).map(drop),
+        (Some(old), None) => {
+            let mut tx = repo.transaction()?;
+            tx.lock_ref(name)?;
+            match ref_target(repo, name)? {
+                Some(actual) if actual == old => {
+                    tx.remove(name)?;
+                    tx.commit()
+                }
+                actual => return Err(StateError::Conflict { ref_name: name.to_owned(), expected, actual }),
+            }
+        }
+        (None, None) => Ok(()),
+    };
+    match result {
+        Ok(()) => {
+            fault::after_ref_write();
+            Ok(())
+        }
+        Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Modified | ErrorCode::Locked) => {
+            Err(StateError::Conflict { ref_name: name.to_owned(), expected, actual: ref_target(repo, name)? })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        Repository::init(dir.path()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn status(phase: Phase, attempt: u32) -> TaskStatus {
+        let mut s = TaskStatus::new("wf", "t1", phase, jiff::Timestamp::now());
+        s.attempt = attempt;
+        s
+    }
+
+    #[test]
+    fn appends_chain_and_list_reads_trailers() {
+        let (_dir, store) = store();
+        let key = TaskKey::new("wf", "t1");
+        let first = store.append(&key, None, &status(Phase::Running, 1), &[("attempts/1/agent.log".into(), b"hi".to_vec())]).unwrap();
+        let second = store.append(&key, Some(first), &status(Phase::Succeeded, 1), &[]).unwrap();
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[&key].phase, Phase::Succeeded);
+        assert_eq!(listed[&key].tip, second);
+        // The log of the earlier commit is still in the tip's tree.
+        assert_eq!(store.read_file(&key, "attempts/1/agent.log").unwrap().as_deref(), Some(&b"hi"[..]));
+        assert_eq!(store.list_files(&key, "attempts/1").unwrap(), ["agent.log"]);
+        let (tip, full) = store.status(&key).unwrap().unwrap();
+        assert_eq!((tip, full.phase), (second, Phase::Succeeded));
+        assert_eq!(store.repo().find_commit(second).unwrap().parent_id(0).unwrap(), first);
+    }
+
+    #[test]
+    fn a_stale_writer_loses_the_compare_and_swap() {
+        let (_dir, store) = store();
+        let key = TaskKey::new("wf", "t1");
+        let first = store.append(&key, None, &status(Phase::Running, 1), &[]).unwrap();
+        assert!(matches!(store.append(&key, None, &status(Phase::Running, 1), &[]), Err(StateError::Conflict { .. })));
+        let second = store.append(&key, Some(first), &status(Phase::Failed, 1), &[]).unwrap();
+        match store.append(&key, Some(first), &status(Phase::Succeeded, 1), &[]) {
+            Err(StateError::Conflict { actual, .. }) => assert_eq!(actual, Some(second)),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(matches!(store.delete(&key, first), Err(StateError::Conflict { .. })));
+        store.delete(&key, second).unwrap();
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn workflow_records_round_trip() {
+        let (_dir, store) = store();
+        let record = WorkflowRecord { workflow_id: "wf".into(), suspended: true, message: "by test".into() };
+        let tip = store.set_workflow(&record, None).unwrap();
+        let all = store.workflows().unwrap();
+        assert_eq!(all["wf"], (tip, record));
+    }
+
+    #[test]
+    fn keys_parse_from_refs_and_arguments() {
+        assert_eq!(TaskKey::from_ref("refs/ai/tasks/wf/t1"), Some(TaskKey::new("wf", "t1")));
+        assert_eq!(TaskKey::from_ref("refs/ai/tasks/wf"), None);
+        assert_eq!(TaskKey::parse("wf/t1").map(|k| k.ref_name()).as_deref(), Some("refs/ai/tasks/wf/t1"));
+        assert_eq!(TaskKey::parse("wf"), None);
+    }
+}
