@@ -4,3 +4,9 @@
 pub mod graph;
 pub mod reconcile;
 pub mod validate;
+pub mod approve;
+pub mod logs;
+pub mod manage;
+pub mod retry;
+pub mod status;
+pub mod suspend;

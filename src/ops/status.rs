@@ -1,0 +1,236 @@
+//! `plancd status`: every task's phase, attempt, duration, result and why it waits, from the
+//! refs (and from the plans at the watched commit, when they load).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::config::Env;
+use crate::reconcile::{Action, Context, Snapshot, decide, read_actual};
+use crate::state::{StateError, Store, TaskKey, TaskStatus};
+
+/// One task's line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusRow {
+    /// The workflow.
+    pub workflow: String,
+    /// The task.
+    pub task: String,
+    /// The role, when the task is in a plan.
+    pub role: Option<String>,
+    /// The phase in the refs (`Pending` when never run).
+    pub phase: String,
+    /// What a reconcile would do now: Run, Wait, UpToDate, ...
+    pub action: Option<String>,
+    /// Why, in words.
+    pub why: Option<String>,
+    /// The latest attempt.
+    pub attempt: u32,
+    /// When the latest attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// How long it took (or has taken so far).
+    pub duration_seconds: Option<f64>,
+    /// The result branch.
+    pub result_branch: Option<String>,
+    /// The result tag.
+    pub result_tag: Option<String>,
+    /// The result commit.
+    pub result_commit: Option<String>,
+    /// The status message.
+    pub message: String,
+    /// The failure type, when failed.
+    pub failure_type: Option<String>,
+}
+
+/// The whole picture.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// The watched commit, when the plans loaded.
+    pub plan_commit: Option<String>,
+    /// One row per task.
+    pub tasks: Vec<StatusRow>,
+    /// Why the plans could not be read, if they could not.
+    pub plans_error: Option<String>,
+}
+
+/// Collects the status of every task, or of one workflow or task.
+pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>) -> Result<StatusReport, StateError> {
+    let store = Store::open(repo)?;
+    let (snapshot, plans_error) = match Snapshot::load(store.path(), branch, env) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let actual = read_actual(&store)?;
+    let actions: HashMap<TaskKey, Action> = match &snapshot {
+        Some(s) => decide(&s.desired(), &actual, &Context { now: Timestamp::now(), prune: s.config.prune }).into_iter().map(|a| (a.key().clone(), a)).collect(),
+        None => HashMap::new(),
+    };
+    // Tasks in plan order first, then orphans.
+    let mut keys: Vec<TaskKey> = Vec::new();
+    if let Some(s) = &snapshot {
+        for wf in s.desired().workflows {
+            keys.extend(wf.tasks.iter().map(|t| TaskKey::new(&wf.id, &t.id)));
+        }
+    }
+    keys.extend(actual.tasks.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
+    let matches = |k: &TaskKey| match filter {
+        None => true,
+        Some(f) => f == k.workflow || f == k.to_string(),
+    };
+    let mut tasks = Vec::new();
+    for key in keys.into_iter().filter(|k| matches(k)) {
+        let full = store.status(&key)?.map(|(_, s)| s);
+        let role = snapshot.as_ref().and_then(|s| s.task(&key)).map(|t| t.agent_role.to_string());
+        tasks.push(row(&key, full.as_ref(), role, actions.get(&key)));
+    }
+    Ok(StatusReport { plan_commit: snapshot.map(|s| s.plan_commit.to_string()), tasks, plans_error })
+}
+
+fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Option<&Action>) -> StatusRow {
+    let duration = s.and_then(|s| {
+        let start = s.started_at?;
+        let end = if s.phase.is_held() { Timestamp::now() } else { s.finished_at? };
+        Some(end.duration_since(start).as_secs_f64().max(0.0))
+    });
+    StatusRow {
+        workflow: key.workflow.clone(),
+        task: key.task.clone(),
+        role: role.or_else(|| s.and_then(|s| s.role.clone())),
+        phase: s.map_or_else(|| "Pending".to_owned(), |s| s.phase.to_string()),
+        action: action.map(|a| a.name().to_owned()),
+        why: action.filter(|a| !matches!(a, Action::UpToDate { .. })).map(ToString::to_string),
+        attempt: s.map_or(0, |s| s.attempt),
+        started_at: s.and_then(|s| s.started_at),
+        finished_at: s.and_then(|s| s.finished_at),
+        duration_seconds: duration,
+        result_branch: s.and_then(|s| s.result.as_ref()).map(|r| r.branch.clone()),
+        result_tag: s.and_then(|s| s.result.as_ref()).and_then(|r| r.tag.clone()),
+        result_commit: s.and_then(|s| s.result.as_ref()).map(|r| r.commit.clone()),
+        message: s.map(|s| s.message.clone()).unwrap_or_default(),
+        failure_type: s.and_then(|s| s.failure_type.clone()),
+    }
+}
+
+/// A duration as people read it: `850ms`, `12.3s`, `4m05s`, `2h10m`.
+pub fn human_duration(seconds: f64) -> String {
+    match seconds {
+        s if s < 1.0 => format!("{:.0}ms", s * 1000.0),
+        s if s < 60.0 => format!("{s:.1}s"),
+        s if s < 3600.0 => format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64),
+        s => format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64),
+    }
+}
+
+/// The table `plancd status` prints.
+pub fn table(report: &StatusReport) -> String {
+    let header = ["TASK", "ROLE", "PHASE", "ATTEMPT", "DURATION", "RESULT", "WHY"].map(str::to_owned);
+    let rows: Vec<[String; 7]> = report
+        .tasks
+        .iter()
+        .map(|r| {
+            let why = match (&r.why, r.message.is_empty()) {
+                (Some(w), _) => w.clone(),
+                (None, false) if r.phase != "Succeeded" => r.message.clone(),
+                _ => String::new(),
+            };
+            [
+                format!("{}/{}", r.workflow, r.task),
+                r.role.clone().unwrap_or_else(|| "-".into()),
+                r.phase.clone(),
+                if r.attempt == 0 { "-".into() } else { r.attempt.to_string() },
+                r.duration_seconds.map_or_else(|| "-".into(), human_duration),
+                r.result_tag.clone().or_else(|| r.result_branch.clone()).unwrap_or_else(|| "-".into()),
+                why,
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A Mermaid flowchart of the workflows with each task coloured by its phase.
+pub fn mermaid(report: &StatusReport, snapshot: Option<&Snapshot>) -> String {
+    let mut out = String::from("flowchart TD\n");
+    let id = |wf: &str, t: &str| format!("{}__{}", wf.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), t.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    for r in &report.tasks {
+        out.push_str(&format!("  {}[\"{}/{}<br/>{}\"]:::{}\n", id(&r.workflow, &r.task), r.workflow, r.task, r.phase, r.phase.to_lowercase()));
+    }
+    if let Some(s) = snapshot {
+        for plan in &s.plans {
+            let wf = &plan.list.todo_list_id;
+            for task in &plan.list.tasks {
+                for dep in &task.dependencies {
+                    out.push_str(&format!("  {} --> {}\n", id(wf, dep), id(wf, &task.id)));
+                }
+            }
+        }
+    }
+    for (class, style) in [
+        ("succeeded", "fill:#d4edda,stroke:#28a745"),
+        ("running", "fill:#fff3cd,stroke:#ffc107"),
+        ("failed", "fill:#f8d7da,stroke:#dc3545"),
+        ("escalated", "fill:#f8d7da,stroke:#dc3545,stroke-width:3px"),
+        ("pending", "fill:#f8f9fa,stroke:#6c757d"),
+        ("needsapproval", "fill:#cce5ff,stroke:#004085"),
+    ] {
+        out.push_str(&format!("  classDef {class} {style}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(0.25), "250ms");
+        assert_eq!(human_duration(12.34), "12.3s");
+        assert_eq!(human_duration(245.0), "4m05s");
+        assert_eq!(human_duration(7800.0), "2h10m");
+    }
+
+    #[test]
+    fn the_table_aligns_columns() {
+        let r = StatusRow {
+            workflow: "wf".into(),
+            task: "a".into(),
+            role: Some("coder".into()),
+            phase: "Succeeded".into(),
+            action: Some("UpToDate".into()),
+            why: None,
+            attempt: 1,
+            started_at: None,
+            finished_at: None,
+            duration_seconds: Some(1.5),
+            result_branch: Some("ai/generated/wf/a".into()),
+            result_tag: Some("ai/wf/a/1".into()),
+            result_commit: None,
+            message: "1 acceptance test(s) passed".into(),
+            failure_type: None,
+        };
+        let waiting = StatusRow { task: "bb".into(), phase: "Pending".into(), attempt: 0, duration_seconds: None, result_tag: None, result_branch: None, why: Some("waiting on a: Running, attempt 1".into()), message: String::new(), ..r.clone() };
+        let text = table(&StatusReport { plan_commit: None, tasks: vec![r, waiting], plans_error: None });
+        assert_eq!(
+            text,
+            "TASK   ROLE   PHASE      ATTEMPT  DURATION  RESULT     WHY\n\
+             wf/a   coder  Succeeded  1        1.5s      ai/wf/a/1\n\
+             wf/bb  coder  Pending    -        -         -          waiting on a: Running, attempt 1\n"
+        );
+    }
+}
