@@ -10,7 +10,12 @@
 //! default, no daemon) and `docker` (a local engine through bollard); [`fake`] runs nothing
 //! and serves the engine's unit tests.
 
+pub mod attacks;
+pub mod capture;
+pub mod copyout;
 pub mod fake;
+pub mod process;
+pub mod seccomp;
 
 use std::fmt;
 use std::time::Duration;
@@ -264,6 +269,25 @@ pub trait Session: Send + Sync {
     async fn destroy(self: Box<Self>) -> Result<(), SandboxError>;
 }
 
+/// PATH inside a session unless the session's or the command's environment sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The whole environment of a command: PATH, HOME (`/tmp`, so caches stay out of the
+/// workspace), LANG and TMPDIR defaults, then the session's variables, then the command's;
+/// later ones win. Nothing comes from plancd's own environment.
+pub fn command_env(session: &[(String, String)], command: &[(String, String)]) -> Result<Vec<(String, String)>, SandboxError> {
+    let defaults = [("PATH", DEFAULT_PATH), ("HOME", "/tmp"), ("LANG", "C.UTF-8"), ("TMPDIR", "/tmp")];
+    let mut env: Vec<(String, String)> = defaults.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    for (name, value) in session.iter().chain(command) {
+        if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+            return Err(SandboxError::Backend { backend: "sandbox", message: format!("invalid environment variable `{name}`") });
+        }
+        env.retain(|(k, _)| k != name);
+        env.push((name.clone(), value.clone()));
+    }
+    Ok(env)
+}
+
 /// Checks a workspace-relative path: no absolute paths, no `..`, no empty components.
 pub fn check_relative(path: &str) -> Result<(), SandboxError> {
     let bad = path.is_empty()
@@ -284,6 +308,19 @@ mod tests {
         for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b", "a\0b"] {
             assert!(check_relative(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn command_environments_hold_defaults_and_what_was_given_only() {
+        let session = vec![("PATH".to_owned(), "/opt/bin".to_owned()), ("A".to_owned(), "1".to_owned())];
+        let command = vec![("A".to_owned(), "2".to_owned())];
+        let env = command_env(&session, &command).unwrap();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some("/opt/bin"));
+        assert_eq!(get("A"), Some("2"));
+        assert_eq!(get("HOME"), Some("/tmp"));
+        assert_eq!(env.len(), 5);
+        assert!(command_env(&[("A=B".to_owned(), String::new())], &[]).is_err());
     }
 
     #[test]

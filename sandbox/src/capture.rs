@@ -1,0 +1,67 @@
+//! Output capture: keeps the first bytes of a stream up to a limit and drains the rest, so a
+//! command that floods its output neither blocks on a full pipe nor fills plancd's memory.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The kept start of one output stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capture {
+    limit: usize,
+    /// The bytes kept.
+    pub bytes: Vec<u8>,
+    /// Whether anything past the limit was dropped.
+    pub truncated: bool,
+}
+
+impl Capture {
+    /// An empty capture keeping up to `limit` bytes.
+    pub fn new(limit: usize) -> Capture {
+        Capture { limit, bytes: Vec::new(), truncated: false }
+    }
+
+    /// Keeps what fits of `chunk`, notes the rest as dropped.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let room = self.limit.saturating_sub(self.bytes.len());
+        if chunk.len() > room {
+            self.truncated = true;
+        }
+        self.bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+}
+
+/// Reads `reader` to its end into a capture of `limit` bytes.
+pub async fn drain(mut reader: impl AsyncRead + Unpin, limit: usize) -> Capture {
+    let mut capture = Capture::new(limit);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return capture,
+            Ok(n) => capture.push(&buf[..n]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_keep_the_start_and_flag_the_rest() {
+        let mut c = Capture::new(5);
+        c.push(b"abc");
+        assert!(!c.truncated);
+        c.push(b"defg");
+        assert_eq!(c.bytes, b"abcde");
+        assert!(c.truncated);
+        c.push(b"");
+        assert_eq!(c.bytes.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn draining_reads_to_the_end() {
+        let data = vec![7u8; 300_000];
+        let c = drain(&data[..], 1000).await;
+        assert_eq!(c.bytes.len(), 1000);
+        assert!(c.truncated);
+    }
+}

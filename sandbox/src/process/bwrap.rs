@@ -1,0 +1,137 @@
+//! The bubblewrap command line of one sandboxed command: namespaces, the read-only root, the
+//! fresh /proc and /dev, the capped /tmp, the workspace and metadata binds, seccomp.
+
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+use crate::{META_DIR, WORKSPACE};
+
+/// The user and group commands run as inside (nobody).
+pub const INSIDE_ID: u32 = 65534;
+
+/// Host folders bound read-only when the sandbox uses the host's root (merged-/usr symlinks
+/// are recreated as symlinks). Nothing else of the host is visible: not /root, /home, /run,
+/// /var, /sys, nor any socket.
+const HOST_DIRS: [&str; 9] = ["usr", "etc", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// Everything one bubblewrap command line depends on.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    /// A root folder to use instead of the host's.
+    pub root: Option<&'a Path>,
+    /// Further host folders to show read-only at the same path (toolchains).
+    pub extra_ro: &'a [PathBuf],
+    /// The session's workspace on the host.
+    pub workspace: &'a Path,
+    /// The session's metadata folder on the host.
+    pub meta: &'a Path,
+    /// Size of the private /tmp, bytes.
+    pub tmp_bytes: u64,
+    /// Working directory relative to the workspace.
+    pub cwd: &'a str,
+    /// Seccomp programs, one descriptor each.
+    pub seccomp_fds: &'a [RawFd],
+    /// Where bubblewrap reports the child's pid and exit.
+    pub status_fd: RawFd,
+    /// Whether this bubblewrap knows `--disable-userns`.
+    pub disable_userns: bool,
+}
+
+fn push(args: &mut Vec<OsString>, items: &[&str]) {
+    args.extend(items.iter().map(OsString::from));
+}
+
+fn push_path(args: &mut Vec<OsString>, flag: &str, src: &Path, dest: &str) {
+    args.push(flag.into());
+    args.push(src.into());
+    args.push(dest.into());
+}
+
+/// The arguments up to and including `--`; the command's argv follows.
+pub fn args(plan: &Plan<'_>) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::with_capacity(64);
+    push(&mut a, &["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try"]);
+    if plan.disable_userns {
+        push(&mut a, &["--disable-userns"]);
+    }
+    let id = INSIDE_ID.to_string();
+    push(&mut a, &["--uid", &id, "--gid", &id, "--hostname", "sandbox", "--die-with-parent", "--new-session"]);
+    match plan.root {
+        Some(root) => push_path(&mut a, "--ro-bind", root, "/"),
+        None => host_root(&mut a),
+    }
+    for dir in plan.extra_ro {
+        push_path(&mut a, "--ro-bind-try", dir, &dir.to_string_lossy());
+    }
+    push(&mut a, &["--proc", "/proc", "--dev", "/dev"]);
+    push(&mut a, &["--perms", "1777", "--size", &plan.tmp_bytes.to_string(), "--tmpfs", "/tmp"]);
+    push_path(&mut a, "--bind", plan.workspace, WORKSPACE);
+    push_path(&mut a, "--ro-bind", plan.meta, META_DIR);
+    if plan.root.is_none() {
+        push(&mut a, &["--remount-ro", "/"]);
+    }
+    let cwd = if plan.cwd.is_empty() { WORKSPACE.to_owned() } else { format!("{WORKSPACE}/{}", plan.cwd) };
+    push(&mut a, &["--chdir", &cwd]);
+    for fd in plan.seccomp_fds {
+        push(&mut a, &["--add-seccomp-fd", &fd.to_string()]);
+    }
+    push(&mut a, &["--json-status-fd", &plan.status_fd.to_string(), "--"]);
+    a
+}
+
+fn host_root(a: &mut Vec<OsString>) {
+    for name in HOST_DIRS {
+        let host = Path::new("/").join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&host) else { continue };
+        let dest = format!("/{name}");
+        if meta.file_type().is_symlink() {
+            if let Ok(target) = std::fs::read_link(&host) {
+                a.push("--symlink".into());
+                a.push(target.into());
+                a.push(dest.into());
+            }
+        } else if meta.is_dir() {
+            push_path(a, "--ro-bind", &host, &dest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_isolates_and_binds_what_it_should() {
+        let plan = Plan {
+            root: None,
+            extra_ro: &[],
+            workspace: Path::new("/tmp/ws"),
+            meta: Path::new("/tmp/meta"),
+            tmp_bytes: 1 << 20,
+            cwd: "src",
+            seccomp_fds: &[7, 8],
+            status_fd: 9,
+            disable_userns: true,
+        };
+        let args: Vec<String> = args(&plan).into_iter().map(|a| a.into_string().expect("utf-8")).collect();
+        let line = args.join(" ");
+        for expected in [
+            "--unshare-net",
+            "--unshare-pid",
+            "--disable-userns",
+            "--uid 65534",
+            "--bind /tmp/ws /workspace",
+            "--ro-bind /tmp/meta /run/plancd",
+            "--size 1048576 --tmpfs /tmp",
+            "--chdir /workspace/src",
+            "--add-seccomp-fd 7 --add-seccomp-fd 8",
+            "--ro-bind /usr /usr",
+            "--remount-ro /",
+        ] {
+            assert!(line.contains(expected), "{expected} missing in {line}");
+        }
+        assert!(!line.contains("/root") && !line.contains("/home") && !line.contains("/var"));
+        assert_eq!(args.last().map(String::as_str), Some("--"));
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the sandbox backends against the real thing: bubblewrap, cgroups and
+//! seccomp on this host, and a real Docker engine when one answers.
+
+mod util;
+
+mod process;
+mod suite;
