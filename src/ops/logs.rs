@@ -23,7 +23,8 @@ pub fn logs(repo: &Path, key: &TaskKey, attempt: Option<u32>) -> Result<AttemptL
     }
     let dir = format!("attempts/{attempt}");
     let mut names = store.list_files(key, &dir)?;
-    let order = |n: &str| ["agent.log", "checks.log", "tests.log", "report.json", "task.json"].iter().position(|x| *x == n).unwrap_or(usize::MAX);
+    let order =
+        |n: &str| ["agent.log", "checks.log", "tests.log", "report.json", "task.json"].iter().position(|x| *x == n).unwrap_or(usize::MAX);
     names.sort_by_key(|n| (order(n), n.clone()));
     let mut files = Vec::new();
     for name in names {

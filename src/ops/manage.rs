@@ -39,7 +39,12 @@ impl ManageError {
 
 /// Appends a `phase` record to `key`'s chain, shaped by `edit` from the current record (a fresh
 /// one when the task never ran). Retries a few times if another writer gets there first.
-pub fn append_record(store: &Store, key: &TaskKey, phase: Phase, mut edit: impl FnMut(&mut TaskStatus) -> Result<(), ManageError>) -> Result<(), ManageError> {
+pub fn append_record(
+    store: &Store,
+    key: &TaskKey,
+    phase: Phase,
+    mut edit: impl FnMut(&mut TaskStatus) -> Result<(), ManageError>,
+) -> Result<(), ManageError> {
     for _ in 0..5 {
         let current = store.status(key)?;
         let expected = current.as_ref().map(|(tip, _)| *tip);
@@ -47,7 +52,10 @@ pub fn append_record(store: &Store, key: &TaskKey, phase: Phase, mut edit: impl 
             && prev.phase.is_held()
             && prev.lease_expires_at.is_some_and(|t| t > Timestamp::now())
         {
-            return Err(ManageError::Refused(format!("{key} is {} (attempt {}); try again when it has finished", prev.phase, prev.attempt)));
+            return Err(ManageError::Refused(format!(
+                "{key} is {} (attempt {}); try again when it has finished",
+                prev.phase, prev.attempt
+            )));
         }
         let mut record = match &current {
             Some((_, prev)) => {

@@ -1,12 +1,13 @@
 //! The operations behind the command line, one module per verb. Each takes an options struct
 //! and returns a report; printing is the binary's job.
 
-pub mod graph;
-pub mod reconcile;
-pub mod validate;
 pub mod approve;
+pub mod demo;
+pub mod graph;
 pub mod logs;
 pub mod manage;
+pub mod reconcile;
 pub mod retry;
 pub mod status;
 pub mod suspend;
+pub mod validate;

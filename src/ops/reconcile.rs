@@ -131,3 +131,17 @@ pub fn diff(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<D
     let cx = crate::reconcile::Context { now: jiff::Timestamp::now(), prune: snapshot.config.prune };
     Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions: decide(&snapshot.desired(), &actual, &cx) })
 }
+
+/// Opens the backend the configuration names: `process` (bubblewrap) or `docker`.
+pub fn default_sandbox_opener() -> SandboxOpener {
+    Arc::new(|config: &Config| -> Result<Arc<dyn Sandbox>, SandboxError> {
+        match config.sandbox.backend {
+            crate::config::SandboxBackend::Process => Ok(Arc::new(plancd_sandbox::process::ProcessSandbox::new()?)),
+            crate::config::SandboxBackend::Docker => Err(SandboxError::Unavailable {
+                backend: "docker",
+                reason: "the docker backend is not part of this build".into(),
+                hint: "use `sandbox: { backend: process }`".into(),
+            }),
+        }
+    })
+}

@@ -11,7 +11,10 @@ pub fn retry(repo: &Path, key: &TaskKey, who: &str) -> Result<u32, ManageError> 
     let mut next = 0;
     append_record(&store, key, Phase::Pending, |s| {
         if !matches!(s.phase, Phase::Failed | Phase::Escalated | Phase::BudgetExceeded) {
-            return Err(ManageError::Refused(format!("{key} is {}; only Failed, Escalated or BudgetExceeded tasks can be retried", s.phase)));
+            return Err(ManageError::Refused(format!(
+                "{key} is {}; only Failed, Escalated or BudgetExceeded tasks can be retried",
+                s.phase
+            )));
         }
         s.attempts_base = s.attempt;
         s.reason = Some("RetryRequested".into());

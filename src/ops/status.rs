@@ -66,7 +66,10 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
     };
     let actual = read_actual(&store)?;
     let actions: HashMap<TaskKey, Action> = match &snapshot {
-        Some(s) => decide(&s.desired(), &actual, &Context { now: Timestamp::now(), prune: s.config.prune }).into_iter().map(|a| (a.key().clone(), a)).collect(),
+        Some(s) => decide(&s.desired(), &actual, &Context { now: Timestamp::now(), prune: s.config.prune })
+            .into_iter()
+            .map(|a| (a.key().clone(), a))
+            .collect(),
         None => HashMap::new(),
     };
     // Tasks in plan order first, then orphans.
@@ -166,9 +169,18 @@ pub fn table(report: &StatusReport) -> String {
 /// A Mermaid flowchart of the workflows with each task coloured by its phase.
 pub fn mermaid(report: &StatusReport, snapshot: Option<&Snapshot>) -> String {
     let mut out = String::from("flowchart TD\n");
-    let id = |wf: &str, t: &str| format!("{}__{}", wf.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), t.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let id = |wf: &str, t: &str| {
+        format!("{}__{}", wf.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), t.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+    };
     for r in &report.tasks {
-        out.push_str(&format!("  {}[\"{}/{}<br/>{}\"]:::{}\n", id(&r.workflow, &r.task), r.workflow, r.task, r.phase, r.phase.to_lowercase()));
+        out.push_str(&format!(
+            "  {}[\"{}/{}<br/>{}\"]:::{}\n",
+            id(&r.workflow, &r.task),
+            r.workflow,
+            r.task,
+            r.phase,
+            r.phase.to_lowercase()
+        ));
     }
     if let Some(s) = snapshot {
         for plan in &s.plans {
@@ -224,7 +236,17 @@ mod tests {
             message: "1 acceptance test(s) passed".into(),
             failure_type: None,
         };
-        let waiting = StatusRow { task: "bb".into(), phase: "Pending".into(), attempt: 0, duration_seconds: None, result_tag: None, result_branch: None, why: Some("waiting on a: Running, attempt 1".into()), message: String::new(), ..r.clone() };
+        let waiting = StatusRow {
+            task: "bb".into(),
+            phase: "Pending".into(),
+            attempt: 0,
+            duration_seconds: None,
+            result_tag: None,
+            result_branch: None,
+            why: Some("waiting on a: Running, attempt 1".into()),
+            message: String::new(),
+            ..r.clone()
+        };
         let text = table(&StatusReport { plan_commit: None, tasks: vec![r, waiting], plans_error: None });
         assert_eq!(
             text,

@@ -256,7 +256,7 @@ impl TaskStatus {
         if let Some(h) = &self.spec_hash {
             s.push_str(&format!(" spec {}", h.short()));
         }
-        if let Some(reason) = &self.reason {
+        if let Some(reason) = self.reason.as_ref().filter(|r| r.as_str() != self.phase.as_str()) {
             s.push_str(&format!(" ({reason})"));
         }
         s

@@ -27,6 +27,24 @@ enum Command {
     Validate(commands::validate::Args),
     /// Draw a workflow's dependency graph as Mermaid or Graphviz dot.
     Graph(commands::graph::Args),
+    /// Run one reconcile pass: every task not yet satisfied is run, checked and published.
+    Reconcile(commands::reconcile::Args),
+    /// Show what a reconcile would do (exit 0 nothing, 1 work to do).
+    Diff(commands::diff::Args),
+    /// Show every task's phase, attempt, duration, result and why it waits.
+    Status(commands::status::Args),
+    /// Print an attempt's logs.
+    Logs(commands::logs::Args),
+    /// Approve a task that waits for approval.
+    Approve(commands::manage::TaskArgs),
+    /// Re-open a failed or escalated task with a fresh count of attempts.
+    Retry(commands::manage::TaskArgs),
+    /// Stop reconciling a workflow.
+    Suspend(commands::manage::WorkflowArgs),
+    /// Reconcile a suspended workflow again.
+    Resume(commands::manage::WorkflowArgs),
+    /// Reconcile the sma-crossover example in a temporary repository, offline.
+    Demo(commands::demo::Args),
     /// Print a shell completion script.
     Completions(commands::completions::Args),
 }
@@ -40,6 +58,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args, &cwd),
         Command::Graph(args) => commands::graph::run(args, &cwd),
+        Command::Reconcile(args) => commands::reconcile::run(args, &cwd),
+        Command::Diff(args) => commands::diff::run(args, &cwd),
+        Command::Status(args) => commands::status::run(args, &cwd),
+        Command::Logs(args) => commands::logs::run(args, &cwd),
+        Command::Approve(args) => commands::manage::approve(args, &cwd),
+        Command::Retry(args) => commands::manage::retry(args, &cwd),
+        Command::Suspend(args) => commands::manage::suspend(args, &cwd, true),
+        Command::Resume(args) => commands::manage::suspend(args, &cwd, false),
+        Command::Demo(args) => commands::demo::run(args),
         Command::Completions(args) => commands::completions::run(args),
     };
     match result {
