@@ -17,7 +17,15 @@ pub struct AttemptLogs {
 pub fn logs(repo: &Path, key: &TaskKey, attempt: Option<u32>) -> Result<AttemptLogs, ManageError> {
     let store = Store::open(repo)?;
     let (_, status) = store.status(key)?.ok_or_else(|| ManageError::UnknownTask(key.clone()))?;
-    let attempt = attempt.unwrap_or(status.attempt);
+    // By default the latest attempt that left logs (an attempt that only recorded a result
+    // published by an interrupted run has none of its own).
+    let attempt = match attempt {
+        Some(n) => n,
+        None => (1..=status.attempt)
+            .rev()
+            .find(|n| store.list_files(key, &format!("attempts/{n}")).is_ok_and(|f| !f.is_empty()))
+            .unwrap_or(status.attempt),
+    };
     if attempt == 0 || attempt > status.attempt {
         return Err(ManageError::Refused(format!("{key} has no attempt {attempt} (latest: {})", status.attempt)));
     }

@@ -136,6 +136,12 @@ pub fn publish(repo: &Repository, key: &TaskKey, commit: Oid, accepted: u32) -> 
     }
 }
 
+/// The attempt that produced a result commit (its `Plancd-Attempt` trailer).
+pub fn result_attempt(repo: &Repository, commit: Oid) -> Option<u32> {
+    let commit = repo.find_commit(commit).ok()?;
+    parse_trailers(&String::from_utf8_lossy(commit.message_bytes())).get("Plancd-Attempt")?.parse().ok()
+}
+
 fn tagged_commit(repo: &Repository, tag: &str) -> Option<Oid> {
     let reference = repo.find_reference(&format!("refs/tags/{tag}")).ok()?;
     reference.peel_to_commit().ok().map(|c| c.id())

@@ -251,7 +251,8 @@ fn adopt(cx: &PassContext, key: &TaskKey, hash: &SpecHash, tip: Oid, claim: &Tas
     s.finished_at = Some(s.updated_at);
     s.accepted = published.n;
     s.reason = Some("Adopted".into());
-    s.message = "recorded a result published by an interrupted run".into();
+    let from = publish::result_attempt(&cx.store.repo(), published.commit).map_or_else(String::new, |n| format!(" of attempt {n}"));
+    s.message = format!("recorded the result{from}, published by an interrupted run");
     s.result = Some(ResultRef {
         commit: published.commit.to_string(),
         branch: published.branch.clone(),
@@ -479,6 +480,74 @@ fn missing_outputs(task: &Task, input: &[FileEntry], change: &AgentChange) -> Ve
         .collect()
 }
 
+/// What passed, ready to publish.
+struct Passed {
+    tree: Oid,
+    base: Oid,
+    change: AgentChange,
+    tests: TestSummary,
+    agent: Box<agent::AgentRun>,
+}
+
+/// Publishes a passing result: the result commit, the logs (before anything is published, so
+/// that a crash between publishing and the commit point loses none: the run that adopts the
+/// result finds them), branch and tag, then `Succeeded`.
+#[allow(clippy::too_many_arguments)] // one call site; the attempt's whole context.
+fn succeed(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    task: &Task,
+    hash: &SpecHash,
+    tip: Oid,
+    claim: &TaskStatus,
+    passed: Passed,
+    logs: Logs,
+) -> Result<AttemptEnd, AttemptError> {
+    let now = Timestamp::now();
+    let Passed { tree, base, change, tests, agent } = passed;
+    let prov = Provenance {
+        key: plan.key.clone(),
+        spec_hash: hash.clone(),
+        attempt: plan.attempt,
+        agent: agent.agent,
+        model: agent.model,
+        prompt_hash: agent.prompt_hash,
+        correlation_id: cx.correlation_id.clone(),
+        plan_commit: cx.snapshot.plan_commit,
+    };
+    let commit = publish::result_commit(&cx.store.repo(), base, tree, &task.title, &task.description, &prov)?;
+    let mut verified = claim.clone();
+    verified.updated_at = now;
+    verified.reason = Some("Verified".into());
+    verified.message = format!("{} acceptance test(s) passed; publishing {}", tests.passed, &commit.to_string()[..12]);
+    verified.tests = Some(tests.clone());
+    // This compare-and-swap also proves the claim is still ours right before publishing.
+    let tip = match cx.store.append(&plan.key, Some(tip), &verified, &logs.files) {
+        Ok(tip) => tip,
+        Err(StateError::Conflict { .. }) => return Ok(AttemptEnd::LostClaim),
+        Err(e) => return Err(e.into()),
+    };
+    let published = publish::publish(&cx.store.repo(), &plan.key, commit, claim.accepted)?;
+    let mut s = claim.next(Phase::Succeeded, now);
+    s.accepted = published.n;
+    s.reason = Some("Succeeded".into());
+    s.message = format!("{} acceptance test(s) passed", tests.passed);
+    s.tests = Some(tests);
+    s.finished_at = Some(now);
+    s.result = Some(ResultRef {
+        commit: published.commit.to_string(),
+        branch: published.branch.clone(),
+        tag: Some(published.tag.clone()),
+        files: change.paths(),
+        pull_request: None,
+    });
+    match cx.store.append(&plan.key, Some(tip), &s, &[]) {
+        Ok(_) => Ok(AttemptEnd::Succeeded { commit: published.commit, tag: published.tag }),
+        Err(StateError::Conflict { .. }) => Ok(AttemptEnd::LostClaim),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Writes the verdict: publish then `Succeeded`, or `Failed`, or the claim released.
 #[allow(clippy::too_many_arguments)] // one call site; the attempt's whole context.
 fn finish(
@@ -494,38 +563,8 @@ fn finish(
     let now = Timestamp::now();
     let (status, end) = match outcome {
         Ok(Verdict::Passed { tree, base, change, tests, agent }) => {
-            let prov = Provenance {
-                key: plan.key.clone(),
-                spec_hash: hash.clone(),
-                attempt: plan.attempt,
-                agent: agent.agent,
-                model: agent.model,
-                prompt_hash: agent.prompt_hash,
-                correlation_id: cx.correlation_id.clone(),
-                plan_commit: cx.snapshot.plan_commit,
-            };
-            let published = {
-                let repo = cx.store.repo();
-                let commit = publish::result_commit(&repo, base, tree, &task.title, &task.description, &prov)?;
-                // A stale holder must not publish: check the claim is still ours right before.
-                if cx.store_tip(&repo, &plan.key)? != Some(tip) {
-                    return Ok(AttemptEnd::LostClaim);
-                }
-                publish::publish(&repo, &plan.key, commit, claim.accepted)?
-            };
-            let mut s = claim.next(Phase::Succeeded, now);
-            s.accepted = published.n;
-            s.reason = Some("Succeeded".into());
-            s.message = format!("{} acceptance test(s) passed", tests.passed);
-            s.tests = Some(tests);
-            s.result = Some(ResultRef {
-                commit: published.commit.to_string(),
-                branch: published.branch.clone(),
-                tag: Some(published.tag.clone()),
-                files: change.paths(),
-                pull_request: None,
-            });
-            (s, AttemptEnd::Succeeded { commit: published.commit, tag: published.tag })
+            let passed = Passed { tree, base, change, tests, agent };
+            return succeed(cx, plan, task, hash, tip, &claim, passed, logs);
         }
         Ok(Verdict::Failed { failure_type, message, tests }) => {
             let mut s = claim.next(Phase::Failed, now);
@@ -558,15 +597,5 @@ fn finish(
         Ok(_) => Ok(end),
         Err(StateError::Conflict { .. }) => Ok(AttemptEnd::LostClaim),
         Err(e) => Err(e.into()),
-    }
-}
-
-impl PassContext {
-    fn store_tip(&self, repo: &git2::Repository, key: &TaskKey) -> Result<Option<Oid>, git2::Error> {
-        match repo.find_reference(&key.ref_name()) {
-            Ok(r) => Ok(r.target()),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }

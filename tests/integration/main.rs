@@ -5,4 +5,5 @@
 mod broken;
 mod cli;
 mod examples;
+mod reconcile;
 mod util;

@@ -43,6 +43,11 @@ impl Run {
 
 /// Runs `plancd ARGS` in `dir`, with no PLANCD_* or git variables from the caller.
 pub fn plancd_in(dir: &Path, args: &[&str]) -> Run {
+    plancd_env(dir, args, &[])
+}
+
+/// `plancd` as a command in `dir`, with a clean environment plus `env`.
+pub fn plancd_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_plancd"));
     cmd.args(args).current_dir(dir);
     for (key, _) in std::env::vars_os() {
@@ -52,7 +57,13 @@ pub fn plancd_in(dir: &Path, args: &[&str]) -> Run {
         }
     }
     cmd.env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_CONFIG_GLOBAL", "/dev/null").env("NO_COLOR", "1");
-    let out = cmd.output().expect("the plancd binary runs");
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
+/// Runs `plancd ARGS` in `dir` with `env` added to a clean environment.
+pub fn plancd_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = plancd_command(dir, args, env).output().expect("the plancd binary runs");
     Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -63,4 +74,76 @@ pub fn plancd_in(dir: &Path, args: &[&str]) -> Run {
 /// Runs `plancd ARGS` in the project root.
 pub fn plancd(args: &[&str]) -> Run {
     plancd_in(&project_root(), args)
+}
+
+/// A git repository in a temporary folder, driven by the `git` command with no system or
+/// global configuration.
+pub struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    /// An empty repository on branch `main`.
+    pub fn new() -> Repo {
+        let repo = Repo { dir: tempfile::tempdir().unwrap() };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    /// Its folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (folders created).
+    pub fn write(&self, path: &str, content: &str) -> &Repo {
+        let full = self.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(&full, content).unwrap();
+        if path.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        self
+    }
+
+    /// Commits everything; returns the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.git(&["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    /// Runs git and returns its stdout; panics on failure.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = git_command(self.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs plancd in the repository.
+    pub fn plancd(&self, args: &[&str]) -> Run {
+        plancd_in(self.path(), args)
+    }
+
+    /// A copy of the repository in a new temporary folder.
+    pub fn clone_dir(&self) -> Repo {
+        let copy = Repo { dir: tempfile::tempdir().unwrap() };
+        let status = Command::new("cp").arg("-a").arg(format!("{}/.", self.path().display())).arg(copy.path()).status().unwrap();
+        assert!(status.success());
+        copy
+    }
+}
+
+/// `git` with a clean configuration and a fixed identity.
+pub fn git_command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", "dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com");
+    cmd
 }
