@@ -87,7 +87,8 @@ fn a_plan_with_command_agents_is_published_as_branches_tags_and_task_refs() {
     status.expect_code(0);
     let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(report["tasks"].as_array().unwrap().len(), 4);
-    assert_eq!(repo.plancd(&["logs", "wf/d"]).expect_code(0).stdout.contains("==> wf/d attempt 1 tests.log <=="), true);
+    let logs = repo.plancd(&["logs", "wf/d"]);
+    assert!(logs.expect_code(0).stdout.contains("==> wf/d attempt 1 tests.log <=="), "{}", logs.stdout);
 }
 
 #[test]
