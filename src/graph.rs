@@ -190,6 +190,19 @@ impl TaskGraph {
             .collect()
     }
 
+    /// For every task, the number of tasks on the longest chain from it to the end of the plan
+    /// (itself included): list schedulers start the highest first, as the critical path runs
+    /// through them. Empty when the graph has a cycle.
+    pub fn heights(&self) -> HashMap<&str, usize> {
+        let Ok(order) = self.topological_order() else { return HashMap::new() };
+        let mut height: HashMap<&str, usize> = HashMap::with_capacity(order.len());
+        for id in order.into_iter().rev() {
+            let h = 1 + self.dependents(id).iter().map(|d| height[d]).max().unwrap_or(0);
+            height.insert(id, h);
+        }
+        height
+    }
+
     /// The heaviest chain of dependent tasks, by `weight` per task: its total and its tasks
     /// from first to last. `None` when the graph has a cycle.
     pub fn critical_path(&self, weight: impl Fn(&str) -> u64) -> Option<(u64, Vec<&str>)> {
@@ -258,6 +271,8 @@ mod tests {
             _ => 1,
         };
         assert_eq!(g.critical_path(w), Some((12, vec!["a", "c", "d"])));
+        let h = g.heights();
+        assert_eq!((h["a"], h["b"], h["c"], h["d"]), (3, 2, 2, 1));
     }
 
     /// A random DAG: task i may depend only on tasks before it.

@@ -19,6 +19,7 @@ pub mod agent;
 pub mod config;
 pub mod graph;
 pub mod ops;
+mod par;
 pub mod publish;
 pub mod reconcile;
 pub mod spec;

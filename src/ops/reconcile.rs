@@ -84,6 +84,7 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         holder: Holder::current().to_string(),
         correlation_id: correlation_id(),
         cancel: opts.cancel,
+        changes: Default::default(),
     };
     Ok(Executor::new(Arc::new(cx), opts.events).run().await?)
 }

@@ -85,10 +85,11 @@ pub fn base_commit(repo: &Repository, key: &TaskKey, watched: Oid, deps: &[(Stri
         return Ok(*only);
     }
     let mut parents: Vec<Oid> = deps.iter().map(|(_, oid)| *oid).collect();
-    if !parents
-        .iter()
-        .try_fold(false, |found, p| Ok::<bool, git2::Error>(found || *p == watched || repo.graph_descendant_of(*p, watched)?))?
-    {
+    let contains_watched = |p: Oid| -> Result<bool, git2::Error> {
+        // Results built from this watched commit contain it; only older ones need the walk.
+        Ok(p == watched || result_plan_commit(repo, p) == Some(watched) || repo.graph_descendant_of(p, watched)?)
+    };
+    if !parents.iter().try_fold(false, |found, p| Ok::<bool, git2::Error>(found || contains_watched(*p)?))? {
         parents.push(watched);
     }
     let parents: Vec<git2::Commit<'_>> = parents.iter().map(|p| repo.find_commit(*p)).collect::<Result<_, _>>()?;
@@ -134,6 +135,12 @@ pub fn publish(repo: &Repository, key: &TaskKey, commit: Oid, accepted: u32) -> 
             }
         }
     }
+}
+
+/// The watched commit a result was built from (its `Plancd-Plan-Commit` trailer).
+fn result_plan_commit(repo: &Repository, commit: Oid) -> Option<Oid> {
+    let commit = repo.find_commit(commit).ok()?;
+    Oid::from_str(parse_trailers(&String::from_utf8_lossy(commit.message_bytes())).get("Plancd-Plan-Commit")?).ok()
 }
 
 /// The attempt that produced a result commit (its `Plancd-Attempt` trailer).

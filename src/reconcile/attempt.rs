@@ -32,6 +32,8 @@ pub struct PassContext {
     pub correlation_id: String,
     /// Flips to true when the pass must stop (Ctrl-C, SIGTERM).
     pub cancel: watch::Receiver<bool>,
+    /// Upstream results' own changes, shared by the pass's attempts.
+    pub changes: workspace::ChangeCache,
 }
 
 /// What the executor asks for.
@@ -322,7 +324,7 @@ fn prepare(cx: &PassContext, plan: &AttemptPlan, task: &Task) -> Result<Prepared
     let watched = repo.find_commit(snapshot.plan_commit)?;
     let mut changes = Vec::new();
     for (_, result) in &plan.upstream {
-        changes.push(workspace::own_change(&repo, *result)?);
+        changes.push(cx.changes.get(&repo, *result)?);
     }
     let input_tree = workspace::apply(&repo, &watched.tree()?, &changes)?;
     let input = workspace::tree_files(&repo, input_tree)?;
@@ -332,7 +334,7 @@ fn prepare(cx: &PassContext, plan: &AttemptPlan, task: &Task) -> Result<Prepared
         dependencies.push(DependencyResult {
             task_id: id.clone(),
             result_commit: result.to_string(),
-            files: workspace::own_change(&repo, *result)?.paths(),
+            files: cx.changes.get(&repo, *result)?.paths(),
         });
     }
     let contract = task.contract.as_ref().and_then(|path| {

@@ -81,7 +81,7 @@ pub enum Action {
         /// The task.
         key: TaskKey,
         /// What it waits for.
-        blocker: String,
+        blocker: Blocker,
     },
     /// Satisfied.
     UpToDate {
@@ -119,6 +119,50 @@ pub enum Action {
         /// Whether its status does not say Orphaned yet.
         mark: bool,
     },
+}
+
+/// What a waiting task waits for. Words are made only when shown: a pass decides often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// Another holder's live claim on the task itself.
+    Held {
+        /// Its phase.
+        phase: Phase,
+        /// Its attempt.
+        attempt: u32,
+        /// The holder.
+        holder: String,
+        /// The lease's end.
+        until: Option<Timestamp>,
+    },
+    /// A dependency that is not satisfied.
+    Dependency {
+        /// The dependency's id.
+        id: String,
+        /// Its phase, `None` when it never ran.
+        phase: Option<Phase>,
+        /// Its latest attempt.
+        attempt: u32,
+    },
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocker::Held { phase, attempt, holder, until } => {
+                let until = until.map(|t| t.to_string()).unwrap_or_default();
+                write!(f, "{phase}, attempt {attempt}, held by {holder} until {until}")
+            }
+            Blocker::Dependency { id, phase: None, .. } => write!(f, "waiting on {id}: Pending"),
+            Blocker::Dependency { id, phase: Some(p), attempt } if p.is_held() || *p == Phase::Failed => {
+                write!(f, "waiting on {id}: {p}, attempt {attempt}")
+            }
+            Blocker::Dependency { id, phase: Some(Phase::Succeeded), .. } => {
+                write!(f, "waiting on {id}: Succeeded for an older spec; it runs again first")
+            }
+            Blocker::Dependency { id, phase: Some(p), .. } => write!(f, "waiting on {id}: {p}"),
+        }
+    }
 }
 
 impl Action {
@@ -163,7 +207,7 @@ impl fmt::Display for Action {
         match self {
             Action::Run { attempt, takeover: Some(h), .. } => write!(f, "run attempt {attempt}, taking over from {h}"),
             Action::Run { attempt, .. } => write!(f, "run attempt {attempt}"),
-            Action::Wait { blocker, .. } => f.write_str(blocker),
+            Action::Wait { blocker, .. } => blocker.fmt(f),
             Action::UpToDate { .. } => f.write_str("up to date"),
             Action::NeedsApproval { key } => write!(f, "needs approval: plancd approve {key}"),
             Action::Failed { key, attempts } => write!(f, "failed after {attempts} attempt(s): plancd retry {key}"),
@@ -177,34 +221,52 @@ impl fmt::Display for Action {
 
 /// Decides every task of `desired`, then every orphan of `actual`.
 pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
-    let mut out = Vec::new();
-    let mut known: HashSet<TaskKey> = HashSet::new();
+    // Borrowed views, so that deciding allocates only the actions: a pass decides often.
+    let mut states: HashMap<&str, HashMap<&str, &TaskState>> = HashMap::new();
+    for (key, state) in &actual.tasks {
+        states.entry(key.workflow.as_str()).or_default().insert(key.task.as_str(), state);
+    }
+    let empty = HashMap::new();
+    let mut out = Vec::with_capacity(actual.tasks.len().max(desired.workflows.iter().map(|w| w.tasks.len()).sum()));
+    let mut known: HashMap<&str, HashSet<&str>> = HashMap::new();
     for wf in &desired.workflows {
-        let mut satisfied: HashMap<&str, bool> = HashMap::new();
+        let wf_states = states.get(wf.id.as_str()).unwrap_or(&empty);
+        let mut satisfied: HashMap<&str, bool> = HashMap::with_capacity(wf.tasks.len());
         for task in &wf.tasks {
-            let key = TaskKey::new(&wf.id, &task.id);
-            let state = actual.tasks.get(&key);
-            let action = decide_task(wf, task, state, &satisfied, actual, cx, key.clone());
+            let state = wf_states.get(task.id.as_str()).copied();
+            let view = View { wf, states: wf_states, satisfied: &satisfied, actual, cx };
+            let action = view.decide(task, state);
             satisfied.insert(&task.id, matches!(action, Action::UpToDate { .. }));
-            known.insert(key);
+            known.entry(wf.id.as_str()).or_default().insert(&task.id);
             out.push(action);
         }
     }
-    for (key, state) in actual.tasks.iter().filter(|(k, _)| !known.contains(*k)) {
-        out.push(Action::Orphaned { key: key.clone(), prune: cx.prune, mark: state.phase != Phase::Orphaned });
+    for (key, state) in &actual.tasks {
+        if !known.get(key.workflow.as_str()).is_some_and(|k| k.contains(key.task.as_str())) {
+            out.push(Action::Orphaned { key: key.clone(), prune: cx.prune, mark: state.phase != Phase::Orphaned });
+        }
     }
     out
 }
 
-fn decide_task(
-    wf: &DesiredWorkflow,
-    task: &DesiredTask,
-    state: Option<&TaskState>,
-    satisfied: &HashMap<&str, bool>,
-    actual: &Actual,
-    cx: &Context,
-    key: TaskKey,
-) -> Action {
+/// What deciding one task of a workflow looks at.
+struct View<'a> {
+    wf: &'a DesiredWorkflow,
+    states: &'a HashMap<&'a str, &'a TaskState>,
+    satisfied: &'a HashMap<&'a str, bool>,
+    actual: &'a Actual,
+    cx: &'a Context,
+}
+
+impl View<'_> {
+    fn decide(&self, task: &DesiredTask, state: Option<&TaskState>) -> Action {
+        let key = TaskKey::new(&self.wf.id, &task.id);
+        decide_task(self, task, state, key)
+    }
+}
+
+fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, key: TaskKey) -> Action {
+    let (wf, actual, cx) = (view.wf, view.actual, view.cx);
     let hash = &task.spec_hash;
     if state.is_some_and(|s| s.satisfied(hash)) {
         return Action::UpToDate { key };
@@ -217,14 +279,15 @@ fn decide_task(
         let holder = s.holder.clone().unwrap_or_default();
         let expired = s.lease_expires_at.is_none_or(|t| t <= cx.now);
         if !expired && !actual.dead_holders.contains(&holder) {
-            let until = s.lease_expires_at.map(|t| t.to_string()).unwrap_or_default();
-            return Action::Wait { key, blocker: format!("{}, attempt {}, held by {holder} until {until}", s.phase, s.attempt) };
+            return Action::Wait { key, blocker: Blocker::Held { phase: s.phase, attempt: s.attempt, holder, until: s.lease_expires_at } };
         }
         takeover = Some(holder);
     }
-    if let Some(dep) = task.dependencies.iter().find(|d| !satisfied.get(d.as_str()).copied().unwrap_or(false)) {
-        let dep_state = actual.tasks.get(&TaskKey::new(&wf.id, dep));
-        return Action::Wait { key, blocker: format!("waiting on {dep}: {}", describe(dep_state)) };
+    if let Some(dep) = task.dependencies.iter().find(|d| !view.satisfied.get(d.as_str()).copied().unwrap_or(false)) {
+        let dep_state = view.states.get(dep.as_str()).copied();
+        let blocker =
+            Blocker::Dependency { id: dep.clone(), phase: dep_state.map(|s| s.phase), attempt: dep_state.map_or(0, |s| s.attempt) };
+        return Action::Wait { key, blocker };
     }
     let same_spec = state.is_some_and(|s| s.spec_hash.as_ref() == Some(hash));
     if task.requires_approval && state.is_none_or(|s| s.approved_spec_hash.as_ref() != Some(hash)) {
@@ -245,16 +308,6 @@ fn decide_task(
         _ => last,
     };
     Action::Run { key, attempt: last + 1, attempts_base, expected: state.map(|s| s.tip), takeover }
-}
-
-/// How a dependency stands, for a blocker message.
-fn describe(state: Option<&TaskState>) -> String {
-    match state {
-        None => "Pending".into(),
-        Some(s) if s.phase.is_held() || s.phase == Phase::Failed => format!("{}, attempt {}", s.phase, s.attempt),
-        Some(s) if s.phase == Phase::Succeeded => "Succeeded for an older spec; it runs again first".into(),
-        Some(s) => s.phase.to_string(),
-    }
 }
 
 #[cfg(test)]

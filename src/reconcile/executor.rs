@@ -100,6 +100,13 @@ impl Executor {
     /// Runs until no task can make progress.
     pub async fn run(&self) -> Result<PassReport, AttemptError> {
         let desired = self.cx.snapshot.desired();
+        let heights: HashMap<TaskKey, usize> = self
+            .cx
+            .snapshot
+            .graphs
+            .iter()
+            .flat_map(|(wf, g)| g.heights().into_iter().map(move |(id, h)| (TaskKey::new(wf, id), h)))
+            .collect();
         let mut actual = self.read_actual()?;
         let mut report = PassReport::default();
         let mut inflight: JoinSet<(TaskKey, u32, Instant, Result<AttemptEnd, AttemptError>)> = JoinSet::new();
@@ -110,7 +117,11 @@ impl Executor {
             let actions = decide(&desired, &actual, &self.context());
             if !stopping {
                 self.apply_marks(&actions, &mut actual)?;
-                for action in &actions {
+                // Critical path first: of the tasks ready now, start those with the longest chain
+                // of work behind them.
+                let mut runnable: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::Run { .. })).collect();
+                runnable.sort_by_key(|a| std::cmp::Reverse(heights.get(a.key()).copied().unwrap_or(0)));
+                for action in runnable {
                     if running.len() >= self.concurrency {
                         break;
                     }
@@ -139,22 +150,42 @@ impl Executor {
             }
             tokio::select! {
                 joined = inflight.join_next() => {
-                    let (key, attempt, started, end) = joined.expect("the set is not empty").expect("attempts do not panic");
-                    running.remove(&key);
-                    let end = end?;
-                    match &end {
-                        AttemptEnd::LostClaim => actual = self.read_actual()?,
-                        AttemptEnd::Infrastructure(why) => report.infrastructure = Some(why.clone()),
-                        AttemptEnd::Cancelled => report.cancelled = true,
-                        _ => {}
+                    let mut done = vec![joined.expect("the set is not empty")];
+                    // Take every attempt that has finished meanwhile, then decide once for all.
+                    while let Some(more) = inflight.try_join_next() {
+                        done.push(more);
                     }
-                    self.refresh(&key, &mut actual)?;
-                    self.emit(Event::Finished { key: key.clone(), attempt, end: end.clone(), elapsed: started.elapsed() });
-                    report.attempts.push((key, attempt, end));
+                    for joined in done {
+                        let (key, attempt, started, end) = joined.expect("attempts do not panic");
+                        running.remove(&key);
+                        self.finished(key, attempt, started, end?, &mut actual, &mut report)?;
+                    }
                 }
                 _ = cancel.wait_for(|c| *c), if !report.cancelled => report.cancelled = true,
             }
         }
+    }
+
+    /// Takes in one finished attempt: its new state, and what it means for the pass.
+    fn finished(
+        &self,
+        key: TaskKey,
+        attempt: u32,
+        started: Instant,
+        end: AttemptEnd,
+        actual: &mut Actual,
+        report: &mut PassReport,
+    ) -> Result<(), StateError> {
+        match &end {
+            AttemptEnd::LostClaim => *actual = self.read_actual()?,
+            AttemptEnd::Infrastructure(why) => report.infrastructure = Some(why.clone()),
+            AttemptEnd::Cancelled => report.cancelled = true,
+            _ => {}
+        }
+        self.refresh(&key, actual)?;
+        self.emit(Event::Finished { key: key.clone(), attempt, end: end.clone(), elapsed: started.elapsed() });
+        report.attempts.push((key, attempt, end));
+        Ok(())
     }
 
     fn refresh(&self, key: &TaskKey, actual: &mut Actual) -> Result<(), StateError> {
@@ -200,6 +231,10 @@ impl Executor {
     fn apply_marks(&self, actions: &[Action], actual: &mut Actual) -> Result<(), StateError> {
         let hashes: &HashMap<TaskKey, _> = &self.cx.snapshot.hashes;
         for action in actions {
+            if !matches!(action, Action::NeedsApproval { .. } | Action::Orphaned { prune: true, .. } | Action::Orphaned { mark: true, .. })
+            {
+                continue;
+            }
             let key = action.key();
             let state = actual.tasks.get(key).cloned();
             let state = state.as_ref();

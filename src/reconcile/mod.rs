@@ -9,7 +9,7 @@ mod snapshot;
 pub mod workspace;
 
 pub use attempt::{AttemptEnd, AttemptPlan, PassContext};
-pub use decide::{Action, Actual, Context, Desired, DesiredTask, DesiredWorkflow, decide};
+pub use decide::{Action, Actual, Blocker, Context, Desired, DesiredTask, DesiredWorkflow, decide};
 pub use executor::{Event, EventSink, Executor, PassReport, read_actual};
 pub use snapshot::{LoadError, Snapshot};
 

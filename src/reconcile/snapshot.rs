@@ -79,9 +79,10 @@ impl Snapshot {
         }
         let mut hashes = HashMap::new();
         let mut graphs = HashMap::new();
-        for plan in &specs.plans {
+        let per_plan = crate::par::map(&specs.plans, |plan| spec_hashes(&plan.list, &source));
+        for (plan, plan_hashes) in specs.plans.iter().zip(per_plan) {
             let wf = &plan.list.todo_list_id;
-            for (task, hash) in spec_hashes(&plan.list, &source)? {
+            for (task, hash) in plan_hashes? {
                 hashes.insert(TaskKey::new(wf, &task), hash);
             }
             graphs.insert(wf.clone(), TaskGraph::from_list(&plan.list));

@@ -82,6 +82,7 @@ async fn pass(dir: &Path, sandbox: &FakeSandbox) -> PassReport {
         holder: Holder::current().to_string(),
         correlation_id: "test".into(),
         cancel,
+        changes: Default::default(),
     };
     tokio::time::timeout(std::time::Duration::from_secs(30), Executor::new(Arc::new(cx), None).run()).await.unwrap().unwrap()
 }

@@ -24,6 +24,26 @@ impl Change {
     }
 }
 
+/// Own changes of result commits, computed once per commit: a result never changes, and every
+/// downstream task of a pass needs those of all its upstream tasks.
+#[derive(Default)]
+pub struct ChangeCache {
+    changes: std::sync::Mutex<std::collections::HashMap<Oid, std::sync::Arc<Change>>>,
+}
+
+impl ChangeCache {
+    /// The own change of `result`, from the cache or computed.
+    pub fn get(&self, repo: &Repository, result: Oid) -> Result<std::sync::Arc<Change>, git2::Error> {
+        let mut map = self.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = map.get(&result) {
+            return Ok(found.clone());
+        }
+        let change = std::sync::Arc::new(own_change(repo, result)?);
+        map.insert(result, change.clone());
+        Ok(change)
+    }
+}
+
 /// What a result commit changed relative to its first parent (the base it was built on).
 pub fn own_change(repo: &Repository, result: Oid) -> Result<Change, git2::Error> {
     let commit = repo.find_commit(result)?;
@@ -51,14 +71,14 @@ fn diff_trees(repo: &Repository, old: &Tree<'_>, new: &Tree<'_>) -> Result<Chang
 }
 
 /// Applies `changes` in order on top of `base`, returning the new tree.
-pub fn apply(repo: &Repository, base: &Tree<'_>, changes: &[Change]) -> Result<Oid, git2::Error> {
+pub fn apply<C: std::ops::Deref<Target = Change>>(repo: &Repository, base: &Tree<'_>, changes: &[C]) -> Result<Oid, git2::Error> {
     if changes.is_empty() {
         return Ok(base.id());
     }
     // Later changes win: fold them into one set of final operations first.
     let mut upserts: BTreeMap<&str, (Oid, bool)> = BTreeMap::new();
     let mut removals: BTreeSet<&str> = BTreeSet::new();
-    for change in changes {
+    for change in changes.iter().map(|c| &**c) {
         for path in &change.removals {
             upserts.remove(path.as_str());
             removals.insert(path);
@@ -238,7 +258,7 @@ mod tests {
             upserts: BTreeMap::from([("src/a.py".to_owned(), (blob("a2"), true))]),
             removals: BTreeSet::from(["old.txt".to_owned()]),
         };
-        let merged = apply(&repo, &base, &[c1, second]).unwrap();
+        let merged = apply(&repo, &base, &[&c1, &second]).unwrap();
         let files = tree_files(&repo, merged).unwrap();
         let shown: Vec<(&str, bool, &[u8])> = files.iter().map(|f| (f.path.as_str(), f.executable, f.data.as_slice())).collect();
         assert_eq!(shown, [("keep.txt", false, &b"k"[..]), ("src/a.py", true, &b"a2"[..])]);

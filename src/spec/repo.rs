@@ -96,7 +96,7 @@ pub fn load_specs(source: &dyn FileSource, config: &Config) -> io::Result<Specs>
     let cx = CheckContext { source, extra_failure_types: config.extra_failure_types() };
     let mut contract_paths: BTreeSet<String> = BTreeSet::new();
     let plan_paths: Vec<&String> = files.iter().filter(|f| plan_globs.is_match(f.as_str())).collect();
-    let loaded = parallel_map(&plan_paths, |path| -> io::Result<Option<LoadedPlan>> {
+    let loaded = crate::par::map(&plan_paths, |path| -> io::Result<Option<LoadedPlan>> {
         let Some(bytes) = source.read(path)? else { return Ok(None) };
         if contract_globs.is_match(path.as_str()) && classify(path, &bytes) == FileKind::Contract {
             return Ok(None); // a contract that happens to match both globs
@@ -127,33 +127,6 @@ pub fn load_specs(source: &dyn FileSource, config: &Config) -> io::Result<Specs>
 }
 
 type LoadedPlan = (Option<TodoList>, Vec<Diagnostic>);
-
-/// `f` over `items` on every core, results in input order. Plan files are independent, and a
-/// repository with many of them is read on every reconcile.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(items.len());
-    if workers <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break done };
-                        done.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    results.sort_unstable_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
 
 /// Two plan files with one workflow id would fight over the same refs.
 fn unique_workflows(specs: &mut Specs, source: &dyn FileSource) {

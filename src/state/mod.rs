@@ -115,19 +115,30 @@ fn show(oid: &Option<Oid>) -> String {
     oid.map_or_else(|| "nothing".to_owned(), |o| o.to_string()[..12].to_owned())
 }
 
-/// The state store of one repository. Git access is serialised through one handle: writes are
-/// short, and a repository handle is not shared between threads.
+/// The state store of one repository. A repository handle is not shared between threads, so
+/// the store keeps a few, each used by one thread at a time; git's own locks (and the
+/// compare-and-swap on refs) keep writers from different handles, or processes, apart.
 pub struct Store {
-    repo: Mutex<Repository>,
+    repos: Vec<Mutex<Repository>>,
+    next: std::sync::atomic::AtomicUsize,
     path: PathBuf,
 }
+
+/// Handles per store: enough for the cores of a small machine to write at once.
+const HANDLES: usize = 4;
 
 impl Store {
     /// Opens the repository at (or above) `path`.
     pub fn open(path: &Path) -> Result<Store, StateError> {
-        let repo = Repository::discover(path).map_err(|source| StateError::Open { path: path.to_path_buf(), source })?;
-        let path = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
-        Ok(Store { repo: Mutex::new(repo), path })
+        let open_err = |source| StateError::Open { path: path.to_path_buf(), source };
+        let first = Repository::discover(path).map_err(open_err)?;
+        let git_dir = first.path().to_path_buf();
+        let path = first.workdir().unwrap_or_else(|| first.path()).to_path_buf();
+        let mut repos = vec![Mutex::new(first)];
+        for _ in 1..HANDLES {
+            repos.push(Mutex::new(Repository::open(&git_dir).map_err(open_err)?));
+        }
+        Ok(Store { repos, next: std::sync::atomic::AtomicUsize::new(0), path })
     }
 
     /// The repository's folder (work tree, or the git dir of a bare repository).
@@ -137,21 +148,54 @@ impl Store {
 
     /// The repository handle, for the duration of one short operation.
     pub fn repo(&self) -> MutexGuard<'_, Repository> {
-        self.repo.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        for handle in &self.repos {
+            if let Ok(guard) = handle.try_lock() {
+                return guard;
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.repos.len();
+        self.repos[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Every task's state, from one ref listing and the tips' commit messages.
+    /// Every task's state, from one ref listing and the tips' commit messages (read on a few
+    /// threads when there are many).
     pub fn list(&self) -> Result<BTreeMap<TaskKey, TaskState>, StateError> {
-        let repo = self.repo();
+        let mut tips: Vec<(TaskKey, Oid)> = Vec::new();
+        {
+            let repo = self.repo();
+            for reference in repo.references_glob(&format!("{TASK_REFS}*"))? {
+                let reference = reference?;
+                let (Ok(name), Some(tip)) = (reference.name(), reference.target()) else { continue };
+                if let Some(key) = TaskKey::from_ref(name) {
+                    tips.push((key, tip));
+                }
+            }
+        }
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(self.repos.len()).min(tips.len() / 256 + 1);
+        let chunk = tips.len().div_ceil(threads.max(1)).max(1);
+        let read = |part: &[(TaskKey, Oid)]| -> Result<Vec<(TaskKey, TaskState)>, StateError> {
+            let repo = self.repo();
+            part.iter()
+                .map(|(key, tip)| {
+                    let commit = repo.find_commit(*tip)?;
+                    let state = TaskState::from_message(*tip, &String::from_utf8_lossy(commit.message_bytes())).ok_or_else(|| {
+                        StateError::Corrupt { ref_name: key.ref_name(), why: "the tip is not a plancd status commit".into() }
+                    })?;
+                    Ok((key.clone(), state))
+                })
+                .collect()
+        };
+        let parts: Vec<Result<Vec<(TaskKey, TaskState)>, StateError>> = if threads <= 1 {
+            vec![read(&tips)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = tips.chunks(chunk).map(|part| scope.spawn(move || read(part))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            })
+        };
         let mut out = BTreeMap::new();
-        for reference in repo.references_glob(&format!("{TASK_REFS}*"))? {
-            let reference = reference?;
-            let (Ok(name), Some(tip)) = (reference.name(), reference.target()) else { continue };
-            let Some(key) = TaskKey::from_ref(name) else { continue };
-            let commit = repo.find_commit(tip)?;
-            let state = TaskState::from_message(tip, &String::from_utf8_lossy(commit.message_bytes()))
-                .ok_or_else(|| StateError::Corrupt { ref_name: name.to_owned(), why: "the tip is not a plancd status commit".into() })?;
-            out.insert(key, state);
+        for part in parts {
+            out.extend(part?);
         }
         Ok(out)
     }

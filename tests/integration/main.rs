@@ -5,5 +5,6 @@
 mod broken;
 mod cli;
 mod examples;
+mod manage;
 mod reconcile;
 mod util;

@@ -1,0 +1,198 @@
+//! The commands around a reconcile: diff, status, approve, retry, suspend, resume, prune,
+//! bad input, signals, and the demo.
+
+use crate::util::{Repo, plancd_command, plancd_in};
+
+/// One coder task whose agent writes `out.txt` from the repository's `answer` file; the test
+/// wants "42".
+fn single(extra_task: &str, config_extra: &str) -> Repo {
+    let repo = Repo::new();
+    repo.write(
+        "plancd.yaml",
+        &format!("branch: main\nroles:\n  coder: {{ command: [\"sh\", \"-c\", \"cat answer > out.txt\"] }}\n{config_extra}"),
+    );
+    repo.write("answer", "41\n");
+    repo.write(
+        "plans/p.yaml",
+        &format!("todo_list_id: p\ntitle: P\ntasks:\n  - id: t\n    title: T\n    agent_role: coder\n    max_attempts: 1\n{extra_task}    acceptance_criteria:\n      tests: [{{cmd: \"grep -qx 42 out.txt\"}}]\n"),
+    );
+    repo.commit("plan");
+    repo
+}
+
+#[test]
+fn diff_says_what_would_run_and_exits_one_for_work() {
+    let repo = single("", "");
+    let diff = repo.plancd(&["diff"]);
+    diff.expect_code(1);
+    assert!(diff.stdout.contains("~ p/t  Run            run attempt 1"), "{}", diff.stdout);
+}
+
+#[test]
+fn a_failing_task_exits_one_and_retry_reopens_it() {
+    let repo = single("", "");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(1);
+    assert!(run.stdout.contains("1 failed or escalated"), "{}", run.stdout);
+    let status = repo.plancd(&["status"]);
+    assert!(
+        status.stdout.contains("p/t   coder  Failed") && status.stdout.contains("failed after 1 attempt(s): plancd retry p/t"),
+        "{}",
+        status.stdout
+    );
+    let logs = repo.plancd(&["logs", "p/t"]);
+    assert!(logs.stdout.contains("$ grep -qx 42 out.txt\n-> exit 1"), "{}", logs.stdout);
+
+    // Nothing runs again until a person asks.
+    repo.plancd(&["reconcile"]).expect_code(1);
+    assert_eq!(repo.git(&["log", "--format=%s", "refs/ai/tasks/p/t"]).lines().filter(|l| l.ends_with("(Claimed)")).count(), 1);
+
+    // Fix the input, retry: attempt 2 runs and succeeds.
+    repo.write("answer", "42\n");
+    repo.commit("fix the answer");
+    let retry = repo.plancd(&["retry", "p/t"]);
+    retry.expect_code(0);
+    assert!(retry.stdout.contains("re-opened p/t; the next reconcile runs attempt 2"), "{}", retry.stdout);
+    repo.plancd(&["reconcile"]).expect_code(0);
+    assert!(repo.plancd(&["status", "p/t", "-o", "json"]).stdout.contains("\"phase\": \"Succeeded\""));
+    // Retrying a succeeded task is refused.
+    let refused = repo.plancd(&["retry", "p/t"]);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("p/t is Succeeded; only Failed, Escalated or BudgetExceeded tasks can be retried"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn approval_and_suspension_gate_runs() {
+    let repo = single("    requires_approval: true\n", "");
+    repo.write("answer", "42\n");
+    repo.commit("right answer");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("1 waiting for approval"), "{}", run.stdout);
+    assert_eq!(repo.git(&["log", "-1", "--format=%s", "refs/ai/tasks/p/t"]).split_whitespace().next(), Some("NeedsApproval"));
+
+    repo.plancd(&["suspend", "p"]).expect_code(0);
+    let approve = repo.plancd(&["approve", "p/t"]);
+    approve.expect_code(0);
+    assert!(approve.stdout.starts_with("approved p/t for spec "), "{}", approve.stdout);
+    let suspended = repo.plancd(&["reconcile"]);
+    suspended.expect_code(0);
+    assert!(suspended.stdout.contains("workflow suspended: plancd resume p"), "{}", suspended.stdout);
+    assert_eq!(repo.git(&["tag", "--list"]), "");
+
+    let resume = repo.plancd(&["resume", "p"]);
+    assert_eq!(resume.stdout.trim(), "p is now active");
+    repo.plancd(&["reconcile"]).expect_code(0);
+    assert_eq!(repo.git(&["tag", "--list"]).trim(), "ai/p/t/1");
+    assert_eq!(repo.plancd(&["resume", "p"]).stdout.trim(), "p was already active");
+    // Approving a task that needs none is refused.
+    let other = single("", "");
+    other.plancd(&["approve", "p/t"]).expect_code(2);
+}
+
+#[test]
+fn removed_tasks_are_orphaned_then_pruned_when_asked() {
+    let repo = single("", "");
+    repo.write("answer", "42\n");
+    repo.commit("right answer");
+    repo.plancd(&["reconcile"]).expect_code(0);
+    repo.write("plans/p.yaml", "todo_list_id: p\ntitle: P\ntasks:\n  - id: u\n    title: U\n    agent_role: coder\n    acceptance_criteria:\n      tests: [{cmd: \"grep -qx 42 out.txt\"}]\n");
+    repo.commit("replace t by u");
+    repo.plancd(&["reconcile"]).expect_code(0);
+    assert!(repo.git(&["log", "-1", "--format=%s", "refs/ai/tasks/p/t"]).starts_with("Orphaned p/t"));
+    assert!(repo.plancd(&["status"]).stdout.contains("no longer in any plan"));
+    repo.write("plancd.yaml", "branch: main\nprune: true\nroles:\n  coder: { command: [\"sh\", \"-c\", \"cat answer > out.txt\"] }\n");
+    repo.commit("prune");
+    repo.plancd(&["reconcile"]).expect_code(0);
+    let refs = repo.git(&["for-each-ref", "--format=%(refname)"]);
+    assert!(!refs.contains("refs/ai/tasks/p/t\n") && !refs.contains("refs/heads/ai/generated/p/t\n"), "{refs}");
+    assert!(refs.contains("refs/tags/ai/p/t/1"), "tags are history and stay: {refs}");
+}
+
+#[test]
+fn bad_input_exits_two_and_writes_nothing() {
+    let repo = single("", "");
+    repo.write(
+        "plans/p.yaml",
+        "todo_list_id: p\ntitle: P\ntasks:\n  - id: t\n    title: T\n    agent_role: coder\n    dependencies: [nope]\n",
+    );
+    repo.commit("broken plan");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("plans/p.yaml:7:20: error[unknown-dependency]"), "{}", run.stderr);
+    assert_eq!(repo.git(&["for-each-ref", "refs/ai/"]), "");
+
+    let no_agent = Repo::new();
+    no_agent.write("plans/p.yaml", "todo_list_id: p\ntitle: P\ntasks:\n  - {id: t, title: T, agent_role: tester}\n");
+    no_agent.commit("no agents");
+    let run = no_agent.plancd(&["reconcile"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("no agent plays role `tester`: set roles.tester.command in plancd.yaml"), "{}", run.stderr);
+
+    let run = repo.plancd(&["reconcile", "--branch", "nope"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("branch `nope` does not exist"), "{}", run.stderr);
+    let outside = plancd_in(std::path::Path::new("/"), &["status"]);
+    outside.expect_code(3);
+}
+
+#[test]
+fn sigterm_releases_claims_and_a_rerun_finishes() {
+    let repo = single("", "");
+    repo.write("answer", "42\n");
+    repo.write("plancd.yaml", "branch: main\nroles:\n  coder: { command: [\"sh\", \"-c\", \"sleep 30; cat answer > out.txt\"] }\n");
+    repo.commit("slow agent");
+    let mut child = plancd_command(repo.path(), &["reconcile"], &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the claim.
+    for _ in 0..100 {
+        if repo.git(&["for-each-ref", "refs/ai/tasks/"]).contains("p/t") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    send_sigterm(child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let subject = repo.git(&["log", "-1", "--format=%s", "refs/ai/tasks/p/t"]);
+    assert!(subject.starts_with("Released p/t attempt 1"), "{subject}");
+    repo.write("plancd.yaml", "branch: main\nroles:\n  coder: { command: [\"sh\", \"-c\", \"cat answer > out.txt\"] }\n");
+    repo.commit("fast agent");
+    repo.plancd(&["reconcile"]).expect_code(0);
+}
+
+fn send_sigterm(pid: u32) {
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn the_demo_runs_offline_and_publishes_every_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("demo");
+    let run = plancd_in(dir.path(), &["demo", "--dir", target.to_str().unwrap()]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("4/4 tasks satisfied, 4 attempt(s) run"), "{}", run.stdout);
+    for task in ["t1_contract", "t2_indicators", "t3_strategy", "t4_edge_tests"] {
+        assert!(run.stdout.contains(&format!("ai/sma-crossover/{task}/1")), "{task}: {}", run.stdout);
+    }
+    let model = std::process::Command::new("git")
+        .args([
+            "-C",
+            target.to_str().unwrap(),
+            "log",
+            "-1",
+            "--format=%(trailers:key=Plancd-Model,valueonly)",
+            "ai/generated/sma-crossover/t3_strategy",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&model.stdout).trim(), "scripted");
+}
