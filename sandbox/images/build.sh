@@ -72,6 +72,7 @@ build_root() {
   chroot "$tmp" python3 -c "import pytest, coverage, flake8, mypy, bandit, pytest_jsonreport"
   # What a sandbox needs and nothing it should not keep.
   mkdir -p "$tmp/workspace" "$tmp/run/plancd"
+  chown 65534:65534 "$tmp/workspace"
   : >"$tmp/etc/resolv.conf"
   rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"* "$tmp/root/.cache" "$tmp/tmp/"* "$tmp/.debootstrap-done"
   rm -rf "$ROOT"

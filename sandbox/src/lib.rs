@@ -13,6 +13,7 @@
 pub mod attacks;
 pub mod capture;
 pub mod copyout;
+pub mod docker;
 pub mod fake;
 pub mod process;
 pub mod seccomp;

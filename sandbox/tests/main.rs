@@ -3,5 +3,6 @@
 
 mod util;
 
+mod docker;
 mod process;
 mod suite;
