@@ -16,6 +16,7 @@ pub mod copyout;
 pub mod docker;
 pub mod fake;
 pub mod process;
+pub mod report;
 pub mod seccomp;
 
 use std::fmt;

@@ -5,4 +5,5 @@ mod util;
 
 mod docker;
 mod process;
+mod reports;
 mod suite;
