@@ -2,4 +2,5 @@
 //! and returns a report; printing is the binary's job.
 
 pub mod graph;
+pub mod sandbox;
 pub mod validate;

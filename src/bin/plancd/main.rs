@@ -29,6 +29,8 @@ enum Command {
     Graph(commands::graph::Args),
     /// Print a shell completion script.
     Completions(commands::completions::Args),
+    /// Run a command in a sandbox, or check a sandbox against the adversarial suite.
+    Sandbox(commands::sandbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args, &cwd),
         Command::Graph(args) => commands::graph::run(args, &cwd),
         Command::Completions(args) => commands::completions::run(args),
+        Command::Sandbox(args) => commands::sandbox::run(args),
     };
     match result {
         Ok(code) => code,
