@@ -28,8 +28,8 @@ done
 
 log() { echo "images: $*" >&2; }
 
-if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  log "$IMAGE exists (use --force to rebuild)"
+if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && [ -x "$ROOT/usr/bin/python3" ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  log "$IMAGE and $ROOT exist (use --force to rebuild)"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -22,6 +22,8 @@ use crate::{check_relative, command_env};
 /// How long output may keep arriving once a command's container has stopped.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const SIGKILL: i32 = 9;
+/// How long a killed container may take to stop.
+const KILL_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A docker session.
 pub struct DockerSession {
@@ -36,6 +38,8 @@ pub struct DockerSession {
     busy: tokio::sync::RwLock<()>,
     execs: AtomicU64,
     released: AtomicBool,
+    /// Removals of stopped command containers still in flight.
+    removals: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl DockerSession {
@@ -51,6 +55,7 @@ impl DockerSession {
             busy: tokio::sync::RwLock::new(()),
             execs: AtomicU64::new(0),
             released: AtomicBool::new(false),
+            removals: std::sync::Mutex::default(),
         };
         if let Err(e) = session.provision().await {
             session.release().await;
@@ -66,11 +71,11 @@ impl DockerSession {
     /// Creates the volumes and starts the keeper.
     async fn provision(&self) -> Result<(), SandboxError> {
         let docker = &self.shared.docker;
-        docker
-            .create_volume(config::tmpfs_volume(&self.workspace, self.spec.limits.disk_mb.max(1), true, self.labels()))
-            .await
-            .map_err(backend)?;
-        docker.create_volume(config::tmpfs_volume(&self.meta, 16, false, self.labels())).await.map_err(backend)?;
+        let workspace = docker.create_volume(config::tmpfs_volume(&self.workspace, self.spec.limits.disk_mb.max(1), true, self.labels()));
+        let meta = docker.create_volume(config::tmpfs_volume(&self.meta, 16, false, self.labels()));
+        let (workspace, meta) = tokio::join!(workspace, meta);
+        workspace.map_err(backend)?;
+        meta.map_err(backend)?;
         let small = Limits { cpus: 0.1, memory_mb: 16, disk_mb: 1, pids: 4 };
         let host = config::host_config(&small, &self.shared.seccomp, &self.workspace, &self.meta, false);
         let env = vec![format!("PATH={}", crate::DEFAULT_PATH)];
@@ -85,6 +90,10 @@ impl DockerSession {
     async fn release(&self) {
         if self.released.swap(true, Ordering::SeqCst) {
             return;
+        }
+        let pending = std::mem::take(&mut *self.removals.lock().expect("the removals lock is never poisoned"));
+        for removal in pending {
+            let _ = removal.await;
         }
         remove_all(&self.shared.docker, &self.keeper, &[self.workspace.clone(), self.meta.clone()]).await;
     }
@@ -145,6 +154,10 @@ impl DockerSession {
             // A command cannot be killed alone: its container is.
             let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
             let _ = docker.kill_container(name, Some(kill)).await;
+            let mut waiter = docker.wait_container(name, Some(WaitContainerOptionsBuilder::default().condition("not-running").build()));
+            if tokio::time::timeout(KILL_PATIENCE, waiter.next()).await.is_err() {
+                return Err(backend(format!("container {name} still runs {KILL_PATIENCE:?} after SIGKILL")));
+            }
         }
         let duration = start.elapsed();
         let (stdout, stderr) = collect(drain).await;
@@ -270,14 +283,15 @@ impl Session for DockerSession {
         self.check_keeper().await?;
         let name = format!("{}-x{}", self.id, self.execs.fetch_add(1, Ordering::Relaxed));
         let outcome = self.run(&name, req).await;
-        let force = RemoveContainerOptionsBuilder::default().force(true).build();
-        let removed = match self.shared.docker.remove_container(&name, Some(force)).await {
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => Ok(()),
-            other => other,
-        };
-        let outcome = outcome?;
-        removed.map_err(backend)?;
-        Ok(outcome)
+        // The container has stopped (or failed to start): removing it need not delay the
+        // caller. Removals are awaited before the session's volumes go.
+        let docker = self.shared.docker.clone();
+        let removal = tokio::spawn(async move {
+            let force = RemoveContainerOptionsBuilder::default().force(true).build();
+            let _ = docker.remove_container(&name, Some(force)).await;
+        });
+        self.removals.lock().expect("the removals lock is never poisoned").push(removal);
+        outcome
     }
 
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {

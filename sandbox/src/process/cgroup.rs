@@ -276,6 +276,8 @@ impl Leaf {
     /// the leaf to be empty. Returns whether it is.
     pub fn kill_all(&self, patience: Duration) -> bool {
         let deadline = Instant::now() + patience;
+        // Exiting processes leave the group within microseconds: poll fast, then back off.
+        let mut pause = Duration::from_micros(100);
         loop {
             match &self.kill {
                 Kill::V2(d) => {
@@ -290,7 +292,8 @@ impl Leaf {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 
