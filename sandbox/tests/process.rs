@@ -24,17 +24,53 @@ fn commands_run_in_the_workspace_with_files_in_and_out() {
     });
 }
 
+/// Folders that hold `id` under the cgroup hierarchies and plancd's session folder.
+fn traces_of(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for root in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/freezer",
+        "/sys/fs/cgroup/unified",
+    ] {
+        let dir = std::path::Path::new(root).join("plancd").join(id);
+        if dir.exists() {
+            found.push(dir.display().to_string());
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo is readable");
+    found.extend(mounts.lines().filter(|l| l.contains(id)).map(str::to_owned));
+    let folder = std::env::temp_dir().join("plancd-sandbox").join(id);
+    if folder.exists() {
+        found.push(folder.display().to_string());
+    }
+    found
+}
+
 #[test]
-fn a_command_takes_little_more_than_bubblewrap_itself() {
+fn sessions_leave_no_cgroups_mounts_or_folders_behind() {
     run(Duration::from_secs(60), async {
         let sandbox = process();
         let session = sandbox.create(&small_spec()).await.unwrap();
-        let start = Instant::now();
-        for _ in 0..10 {
+        let id = session.id().to_owned();
+        assert!(!traces_of(&id).is_empty(), "a live session has a folder at least");
+        for _ in 0..5 {
             assert!(session.exec(&ExecRequest::new(["true"], Duration::from_secs(10))).await.unwrap().success());
         }
-        eprintln!("10 execs of true: {:?}", start.elapsed());
+        let daemon = sh(&*session, "sleep 300 & echo started", 10).await;
+        assert_eq!(daemon.output_text().0, "started\n");
+        let leaves: Vec<String> = traces_of(&id)
+            .iter()
+            .filter(|t| t.starts_with("/sys/"))
+            .flat_map(|d| std::fs::read_dir(d).unwrap().flatten().filter(|e| e.path().is_dir()).map(|e| e.path().display().to_string()))
+            .collect();
+        assert!(leaves.is_empty(), "command leaves outlive their commands: {leaves:?}");
+        let start = Instant::now();
         session.destroy().await.unwrap();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(traces_of(&id), Vec::<String>::new());
     });
 }
 
