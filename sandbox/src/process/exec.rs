@@ -160,11 +160,17 @@ async fn run_in(
     let mut child = cmd.spawn()?;
     drop((cmd, inherited));
     let io = Io::start(&mut child, req);
+    let quota = (!s.mounted).then(|| s.limits().disk_mb.max(1).saturating_mul(1 << 20));
+    let mut over_quota = false;
     let waited = tokio::select! {
         status = child.wait() => Some(status?),
         () = tokio::time::sleep(req.timeout) => None,
+        () = watch_quota(s.workspace.clone(), quota) => {
+            over_quota = true;
+            None
+        }
     };
-    let timed_out = waited.is_none();
+    let timed_out = waited.is_none() && !over_quota;
     // Whatever is left (daemons; everything, past the deadline) dies before anything is read.
     kill_everything(leaf, &mut child).await;
     let status = match waited {
@@ -172,14 +178,18 @@ async fn run_in(
         None => child.wait().await?,
     };
     let duration = start.elapsed();
-    let (stdout, stderr) = io.finish().await;
+    let (stdout, mut stderr) = io.finish().await;
+    if over_quota {
+        let note = format!("\nplancd: the workspace went over its {} MiB; the command was killed\n", s.limits().disk_mb);
+        stderr.bytes.extend_from_slice(note.as_bytes());
+    }
     let started = read_status(status_read).await;
     if started.is_none() && !timed_out {
         let why = String::from_utf8_lossy(&stderr.bytes).trim().to_owned();
         return Err(backend(format!("bubblewrap could not start the command: {why}")));
     }
     let oom_killed = oom_kills() > oom_before;
-    let killed = timed_out || oom_killed;
+    let killed = timed_out || oom_killed || over_quota;
     Ok(ExecOutcome {
         exit_code: if killed { None } else { status.code().or(started.and_then(|s| s.exit_code)) },
         signal: if killed { Some(SIGKILL) } else { std::os::unix::process::ExitStatusExt::signal(&status) },
@@ -191,6 +201,19 @@ async fn run_in(
         timed_out,
         oom_killed,
     })
+}
+
+/// Without a size-capped tmpfs the workspace is a plain folder: this returns once it holds
+/// more than `quota` bytes (never without a quota), checking every 20 ms.
+async fn watch_quota(workspace: std::path::PathBuf, quota: Option<u64>) {
+    let Some(quota) = quota else { return std::future::pending().await };
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let dir = workspace.clone();
+        if tokio::task::spawn_blocking(move || super::files::usage_over(&dir, quota)).await.unwrap_or(false) {
+            return;
+        }
+    }
 }
 
 /// Kills the whole leaf (or, without cgroups, bubblewrap, whose pid namespace then dies).

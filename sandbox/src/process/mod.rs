@@ -37,7 +37,7 @@ pub struct ProcessConfig {
     pub bwrap: Option<PathBuf>,
     /// Host user and group for commands when plancd is root; default [`DEFAULT_HOST_ID`].
     pub host_id: Option<u32>,
-    /// Where session folders go; default `$TMPDIR/plancd-sandbox`.
+    /// Where session folders go; default `$TMPDIR/plancd-sandbox` (`-UID` appended unless root).
     pub base_dir: Option<PathBuf>,
     /// Host folders shown read-only at the same path (toolchains outside /usr, say).
     pub extra_ro: Vec<PathBuf>,
@@ -98,7 +98,8 @@ impl ProcessSandbox {
         let root = rustix::process::geteuid().is_root();
         let host_user = root.then(|| config.host_id.unwrap_or(DEFAULT_HOST_ID)).map(|id| (id, id));
         let seccomp = crate::seccomp::bpf_programs().map_err(|e| backend(e.to_string()))?;
-        let base = config.base_dir.unwrap_or_else(|| std::env::temp_dir().join("plancd-sandbox"));
+        let own = if root { "plancd-sandbox".to_owned() } else { format!("plancd-sandbox-{}", rustix::process::geteuid().as_raw()) };
+        let base = config.base_dir.unwrap_or_else(|| std::env::temp_dir().join(own));
         let cgroups = if root { cgroup::Layout::detect() } else { None };
         if cgroups.is_none() {
             tracing::warn!("no writable cgroup hierarchy: limits fall back to rlimits");
