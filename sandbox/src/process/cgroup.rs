@@ -375,10 +375,32 @@ mod tests {
             eprintln!("skipping: no writable cgroup hierarchy");
             return;
         };
-        let id = format!("unit-{}", std::process::id());
+        kill_a_sleeper(&layout, "unit", false);
+    }
+
+    #[test]
+    fn on_v1_alone_leaves_are_killed_through_the_freezer() {
+        let Some(detected) = Layout::detect() else {
+            eprintln!("skipping: no writable cgroup hierarchy");
+            return;
+        };
+        let Some(freezer) = detected.freezer.clone() else {
+            eprintln!("skipping: no v1 freezer here");
+            return;
+        };
+        let v1_only = Layout { v2: None, freezer: Some(freezer), ..detected };
+        kill_a_sleeper(&v1_only, "unit-v1", true);
+    }
+
+    fn kill_a_sleeper(layout: &Layout, prefix: &str, through_freezer: bool) {
+        let id = format!("{prefix}-{}", std::process::id());
         let limits = Limits { memory_mb: 64, pids: 32, cpus: 0.5, ..Limits::default() };
         let group = layout.session(&id, &limits).expect("a session group");
+        if let Some(pids) = &layout.pids {
+            assert_eq!(fs::read_to_string(group.dir(pids.root()).join("pids.max")).expect("pids.max").trim(), "32");
+        }
         let leaf = group.leaf("x0").expect("a leaf");
+        assert_eq!(matches!(leaf.kill, Kill::Freezer(_)), through_freezer);
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep runs");
         for f in leaf.procs_files().expect("procs files") {
             fs::write(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f)), child.id().to_string()).expect("moved");
