@@ -12,10 +12,12 @@ fn commands_run_in_the_workspace_with_files_in_and_out() {
         let sandbox = process();
         let session = sandbox.create(&small_spec()).await.unwrap();
         session.put_files(&[FileEntry::new("in/a.txt", "hello")]).await.unwrap();
-        let out = sh(&*session, "pwd; id -u; cat in/a.txt; echo made > out.txt; echo err >&2; exit 3", 20).await;
+        session.put_meta(&[FileEntry::new("task.json", "{}")]).await.unwrap();
+        let script = "pwd; id -u; cat in/a.txt; cat /run/plancd/task.json; touch /run/plancd/x 2>/dev/null && echo META-WRITABLE; echo made > out.txt; echo err >&2; exit 3";
+        let out = sh(&*session, script, 20).await;
         let (stdout, stderr) = out.output_text();
         assert_eq!(out.exit_code, Some(3), "{out:?}");
-        assert_eq!(stdout, "/workspace\n65534\nhello");
+        assert_eq!(stdout, "/workspace\n65534\nhello{}");
         assert_eq!(stderr, "err\n");
         let files = session.get_files(&CopyOutLimits::default()).await.unwrap();
         let paths: Vec<&str> = files.files.iter().map(|f| f.path.as_str()).collect();

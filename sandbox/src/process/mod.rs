@@ -199,7 +199,11 @@ impl ProcessSession {
         mkdir_mode(&dir, 0o711)?;
         let (workspace, meta) = (dir.join("ws"), dir.join("meta"));
         mkdir_mode(&workspace, 0o700)?;
-        mkdir_mode(&meta, 0o755)?;
+        // Readable by the sandbox's host user (through its group) and nobody else on the host.
+        mkdir_mode(&meta, 0o750)?;
+        if let Some((_, gid)) = shared.host_user {
+            std::os::unix::fs::chown(&meta, None, Some(gid))?;
+        }
         let mut session = ProcessSession {
             id,
             dir,
