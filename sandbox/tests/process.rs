@@ -86,3 +86,41 @@ fn only_standard_descriptors_reach_the_command() {
         session.destroy().await.unwrap();
     });
 }
+
+/// Not a test on its own: the crashing plancd of the test below (it runs only when asked).
+#[test]
+#[ignore = "run by sessions_of_a_crashed_plancd_are_swept_at_start"]
+fn crash_helper() {
+    if std::env::var("PLANCD_CRASH_HELPER").is_err() {
+        return;
+    }
+    run(Duration::from_secs(120), async {
+        let session = process().create(&small_spec()).await.unwrap();
+        let out = sh(&*session, "sleep 300 & echo started", 10).await;
+        assert!(out.success());
+        println!("SESSION {}", session.id());
+        std::mem::forget(session);
+        tokio::time::sleep(Duration::from_secs(100)).await;
+    });
+}
+
+#[test]
+fn sessions_of_a_crashed_plancd_are_swept_at_start() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "process::crash_helper", "--nocapture", "--test-threads=1"])
+        .env("PLANCD_CRASH_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let id = lines
+        .map_while(Result::ok)
+        .find_map(|l| l.split_once("SESSION ").map(|(_, id)| id.trim().to_owned()))
+        .expect("the helper made a session");
+    assert!(!traces_of(&id).is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = process();
+    assert_eq!(traces_of(&id), Vec::<String>::new(), "the crashed session's mount, folder and cgroups are gone");
+}

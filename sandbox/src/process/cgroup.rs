@@ -124,6 +124,29 @@ impl Layout {
         Ok(group)
     }
 
+    /// Removes the session groups `stale` names (left by a plancd that died), killing what
+    /// still runs in them. Returns how many folders went.
+    pub fn sweep(&self, stale: impl Fn(&str) -> bool) -> usize {
+        let mut removed = 0;
+        for root in self.roots() {
+            let Ok(sessions) = fs::read_dir(root.join(BASE)) else { continue };
+            for session in sessions.flatten().filter(|e| e.path().is_dir() && stale(&e.file_name().to_string_lossy())) {
+                let leaves = fs::read_dir(session.path()).into_iter().flatten().flatten().filter(|e| e.path().is_dir());
+                for leaf in leaves {
+                    let procs = fs::read_to_string(leaf.path().join("cgroup.procs")).unwrap_or_default();
+                    for pid in procs.lines().filter_map(|l| rustix::process::Pid::from_raw(l.trim().parse().ok()?)) {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    }
+                    let _ = remove_group(&leaf.path());
+                }
+                if remove_group(&session.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// On v2, limits need the controllers enabled from the root down to plancd's folder.
     fn enable_v2_controllers(&self) {
         let Some(v2) = &self.v2 else { return };

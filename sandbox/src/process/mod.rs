@@ -116,7 +116,34 @@ impl ProcessSandbox {
         };
         let sandbox = ProcessSandbox { shared: Arc::new(shared) };
         sandbox.probe()?;
+        sandbox.sweep();
         Ok(sandbox)
+    }
+
+    /// Removes what sessions of dead plancd processes left (their workspace mounts, folders
+    /// and control groups): a crash never runs their cleanup. Returns how many.
+    pub fn sweep(&self) -> usize {
+        let ours = std::process::id();
+        // Session ids start with `p<pid>-`; a live process of that pid keeps them.
+        let stale = |name: &str| {
+            let pid = name.strip_prefix('p').and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+            pid.is_some_and(|pid| pid != ours && !Path::new(&format!("/proc/{pid}")).exists())
+        };
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.shared.base).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if stale(&name) {
+                let _ = rustix::mount::unmount(entry.path().join("ws"), rustix::mount::UnmountFlags::DETACH);
+                if std::fs::remove_dir_all(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed += self.shared.cgroups.as_ref().map_or(0, |l| l.sweep(stale));
+        if removed > 0 {
+            tracing::info!(removed, "swept what crashed sandbox sessions left");
+        }
+        removed
     }
 
     /// Runs `true` in a sandbox once, so that a host without user namespaces says so now.
