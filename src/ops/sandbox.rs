@@ -103,17 +103,35 @@ pub enum SandboxOpError {
     },
 }
 
-/// The owner label of this process's sessions: leftovers of a crash of this very process are
-/// swept when it connects again, and no other plancd's sessions are touched.
+/// The prefix of the owner labels of command-line sessions on this host.
+fn owner_prefix() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("plancd-cli-{}-", host.trim())
+}
+
+/// The owner label of this process's sessions.
 fn owner() -> String {
-    format!("plancd-cli-{}", std::process::id())
+    format!("{}{}", owner_prefix(), std::process::id())
+}
+
+/// Whether `owner` belongs to a command-line plancd of this host that is no longer running.
+fn dead_cli_owner(owner: &str) -> bool {
+    let pid = owner.strip_prefix(&owner_prefix()).and_then(|p| p.parse::<u32>().ok());
+    pid.is_some_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Opens a backend.
 pub async fn open(backend: Backend) -> Result<Box<dyn Sandbox>, SandboxOpError> {
     let opened: Result<Box<dyn Sandbox>, SandboxError> = match backend {
         Backend::Process => ProcessSandbox::new().map(|s| Box::new(s) as Box<dyn Sandbox>),
-        Backend::Docker => DockerSandbox::connect(&owner()).await.map(|s| Box::new(s) as Box<dyn Sandbox>),
+        Backend::Docker => match DockerSandbox::connect(&owner()).await {
+            Ok(s) => {
+                // What command-line runs of this host left when they were killed.
+                let _ = s.sweep_owners(dead_cli_owner).await;
+                Ok(Box::new(s) as Box<dyn Sandbox>)
+            }
+            Err(e) => Err(e),
+        },
     };
     opened.map_err(|error| match error {
         SandboxError::Unavailable { ref hint, .. } => SandboxOpError::Unavailable { hint: hint.clone(), error },
@@ -219,6 +237,14 @@ pub async fn check(opts: &CheckOptions) -> Result<SuiteReport, SandboxOpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_dead_command_line_owners_of_this_host_are_stale() {
+        assert!(!dead_cli_owner(&owner()));
+        assert!(dead_cli_owner(&format!("{}{}", owner_prefix(), u32::MAX - 1)));
+        assert!(!dead_cli_owner(&format!("plancd-cli-elsewhere-{}", u32::MAX - 1)));
+        assert!(!dead_cli_owner("plancd-tests-1"));
+    }
 
     #[test]
     fn workspace_folders_round_trip_without_links_or_git() {

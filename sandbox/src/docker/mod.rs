@@ -73,27 +73,35 @@ impl DockerSandbox {
 
     /// Removes every container and volume labelled with this owner. Returns how many.
     pub async fn sweep(&self) -> Result<usize, SandboxError> {
+        let owner = self.shared.owner.clone();
+        self.sweep_owners(move |o| o == owner).await
+    }
+
+    /// Removes every container and volume whose owner label `stale` accepts (the owners of
+    /// plancd processes known to be dead, say). Returns how many.
+    pub async fn sweep_owners(&self, stale: impl Fn(&str) -> bool) -> Result<usize, SandboxError> {
         let docker = &self.shared.docker;
-        let filters = HashMap::from([("label", vec![format!("{OWNER_LABEL}={}", self.shared.owner)])]);
+        let filters = HashMap::from([("label", vec![OWNER_LABEL.to_owned()])]);
+        let owned = |labels: Option<&HashMap<String, String>>| labels.and_then(|l| l.get(OWNER_LABEL)).is_some_and(|o| stale(o));
         let containers = docker
             .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
             .await
             .map_err(backend)?;
         let mut removed = 0;
-        for id in containers.into_iter().filter_map(|c| c.id) {
+        for id in containers.into_iter().filter(|c| owned(c.labels.as_ref())).filter_map(|c| c.id) {
             let force = RemoveContainerOptionsBuilder::default().force(true).build();
             if docker.remove_container(&id, Some(force)).await.is_ok() {
                 removed += 1;
             }
         }
         let volumes = docker.list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build())).await.map_err(backend)?;
-        for volume in volumes.volumes.unwrap_or_default() {
+        for volume in volumes.volumes.unwrap_or_default().into_iter().filter(|v| owned(Some(&v.labels))) {
             if docker.remove_volume(&volume.name, Some(RemoveVolumeOptionsBuilder::default().force(true).build())).await.is_ok() {
                 removed += 1;
             }
         }
         if removed > 0 {
-            tracing::info!(owner = %self.shared.owner, removed, "swept sandbox leftovers");
+            tracing::info!(removed, "swept sandbox leftovers");
         }
         Ok(removed)
     }
