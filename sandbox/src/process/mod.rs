@@ -321,8 +321,7 @@ impl Session for ProcessSession {
     }
 
     async fn destroy(self: Box<Self>) -> Result<(), SandboxError> {
-        let _exclusive = self.busy.write().await;
-        self.release();
-        Ok(())
+        // Unmounting and removing a large workspace blocks: off the async threads.
+        tokio::task::spawn_blocking(move || self.release()).await.map_err(|e| backend(format!("session removal panicked: {e}")))
     }
 }
