@@ -218,8 +218,14 @@ fn mkdir_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
 
 impl ProcessSession {
     fn create(shared: Arc<Shared>, id: String, spec: SessionSpec) -> Result<ProcessSession, SandboxError> {
-        if let Some(root) = spec.root.as_ref().filter(|r| !r.join("usr").is_dir()) {
-            return Err(backend(format!("root `{}` holds no usr folder", root.display())));
+        if let Some(root) = &spec.root {
+            // A read-only root must already hold every mount point (sandbox/images/build.sh
+            // makes roots that do).
+            let missing: Vec<&str> =
+                ["usr", "proc", "dev", "tmp", "workspace", "run/plancd"].into_iter().filter(|d| !root.join(d).is_dir()).collect();
+            if !missing.is_empty() {
+                return Err(backend(format!("root `{}` lacks the folders {}", root.display(), missing.join(", "))));
+            }
         }
         mkdir_mode(&shared.base, 0o711)?;
         let dir = shared.base.join(&id);
