@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use git2::{Repository, Signature};
 use plancd::config::{Config, Env};
-use plancd::ops::reconcile::{ReconcileOptions, SandboxOpener, reconcile};
+use plancd::ops::reconcile::{OpenFuture, ReconcileOptions, SandboxOpener, reconcile};
 use plancd::publish::{self, Provenance};
 use plancd::reconcile::Snapshot;
 use plancd::state::{Phase, ResultRef, Store, TaskStatus};
@@ -80,7 +80,7 @@ impl Session for TimerSession {
 }
 
 fn timer_opener() -> SandboxOpener {
-    Arc::new(|_: &Config| -> Result<Arc<dyn Sandbox>, SandboxError> { Ok(Arc::new(TimerSandbox)) })
+    Arc::new(|_: &Config| -> OpenFuture { Box::pin(async { Ok(Arc::new(TimerSandbox) as Arc<dyn Sandbox>) }) })
 }
 
 /// A small xorshift generator, so that the DAG is the same on every run.

@@ -28,8 +28,8 @@ done
 
 log() { echo "images: $*" >&2; }
 
-if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  log "$IMAGE exists (use --force to rebuild)"
+if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && [ -x "$ROOT/usr/bin/python3" ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  log "$IMAGE and $ROOT exist (use --force to rebuild)"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -72,6 +72,7 @@ build_root() {
   chroot "$tmp" python3 -c "import pytest, coverage, flake8, mypy, bandit, pytest_jsonreport"
   # What a sandbox needs and nothing it should not keep.
   mkdir -p "$tmp/workspace" "$tmp/run/plancd"
+  chown 65534:65534 "$tmp/workspace"
   : >"$tmp/etc/resolv.conf"
   rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"* "$tmp/root/.cache" "$tmp/tmp/"* "$tmp/.debootstrap-done"
   rm -rf "$ROOT"

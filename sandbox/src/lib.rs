@@ -6,15 +6,22 @@
 //! in with [`Session::put_files`], commands run with [`Session::exec`] under a deadline, and the
 //! workspace comes back out with [`Session::get_files`] once every process in it is dead.
 //!
-//! Backends: `process` (bubblewrap namespaces, a cgroup, rlimits and a seccomp filter; the
-//! default, no daemon) and `docker` (a local engine through bollard); [`fake`] runs nothing
-//! and serves the engine's unit tests.
+//! Backends: [`process`] (bubblewrap namespaces, a cgroup, rlimits and a seccomp filter; the
+//! default, no daemon) and [`docker`] (a local engine through bollard); [`fake`] runs nothing
+//! and serves the engine's unit tests. Both real backends share the [`seccomp`] policy, the
+//! [`copyout`] rules and output [`capture`].
+//!
+//! What runs inside is untrusted, its reports too: [`report`] reads JUnit XML and pytest JSON
+//! defensively and sets them against the observed exit code. [`attacks`] is the adversarial
+//! suite every backend must contain in full (`plancd sandbox check`).
 
 pub mod attacks;
 pub mod capture;
 pub mod copyout;
+pub mod docker;
 pub mod fake;
 pub mod process;
+pub mod report;
 pub mod seccomp;
 
 use std::fmt;

@@ -3,5 +3,7 @@
 
 mod util;
 
+mod docker;
 mod process;
+mod reports;
 mod suite;

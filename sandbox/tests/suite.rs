@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use plancd_sandbox::attacks::{SuiteOptions, SuiteReport, run_suite};
 
-use crate::util::{process, run};
+use crate::util::{docker, process, run};
 
 fn print(report: &SuiteReport) {
     for case in &report.cases {
@@ -22,6 +22,23 @@ fn every_attack_is_contained_by_the_process_backend() {
     run(Duration::from_secs(900), async {
         let sandbox = process();
         let options = SuiteOptions { owner: "suite-tests".into(), only: only(), ..SuiteOptions::default() };
+        let report = run_suite(&sandbox, &options).await;
+        print(&report);
+        assert!(report.total() >= 30 || !options.only.is_empty());
+        assert!(report.all_contained(), "{}/{} contained", report.contained(), report.total());
+    });
+}
+
+#[test]
+fn every_attack_is_contained_by_the_docker_backend() {
+    run(Duration::from_secs(1500), async {
+        let Some(sandbox) = docker().await else { return };
+        let options = SuiteOptions {
+            owner: format!("suite-tests-{}", std::process::id()),
+            image: Some(plancd_sandbox::docker::DEFAULT_IMAGE.into()),
+            only: only(),
+            ..SuiteOptions::default()
+        };
         let report = run_suite(&sandbox, &options).await;
         print(&report);
         assert!(report.total() >= 30 || !options.only.is_empty());

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use plancd_sandbox::docker::DockerSandbox;
 use plancd_sandbox::process::ProcessSandbox;
 use plancd_sandbox::{ExecOutcome, ExecRequest, Session, SessionSpec};
 
@@ -21,11 +22,29 @@ pub fn process() -> ProcessSandbox {
     ProcessSandbox::new().expect("bubblewrap is installed (scripts/setup) and works here")
 }
 
+/// The Docker backend, or `None` (with a visible note) when no engine answers, unless
+/// PLANCD_REQUIRE_DOCKER=1, where a missing engine fails the test.
+pub async fn docker() -> Option<DockerSandbox> {
+    // Owners are unique per live user of the engine: connecting sweeps the owner's resources.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let owner = format!("plancd-tests-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    match DockerSandbox::connect(&owner).await {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var("PLANCD_REQUIRE_DOCKER").as_deref() == Ok("1") => {
+            panic!("PLANCD_REQUIRE_DOCKER=1 but the docker backend is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: no docker engine ({e})");
+            None
+        }
+    }
+}
+
 /// A spec with small limits, so tests are quick and limits are reached.
 pub fn small_spec() -> SessionSpec {
     SessionSpec {
         owner: "tests".into(),
-        image: Some("plancd-sandbox:python".into()),
+        image: Some(plancd_sandbox::docker::DEFAULT_IMAGE.into()),
         limits: plancd_sandbox::Limits { cpus: 1.0, memory_mb: 256, disk_mb: 64, pids: 64 },
         ..SessionSpec::default()
     }

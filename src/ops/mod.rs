@@ -8,6 +8,7 @@ pub mod logs;
 pub mod manage;
 pub mod reconcile;
 pub mod retry;
+pub mod sandbox;
 pub mod status;
 pub mod suspend;
 pub mod validate;

@@ -13,7 +13,10 @@ use crate::spec::Diagnostic;
 use crate::state::{Holder, StateError, Store};
 
 /// Opens the sandbox backend a configuration names.
-pub type SandboxOpener = Arc<dyn Fn(&Config) -> Result<Arc<dyn Sandbox>, SandboxError> + Send + Sync>;
+pub type SandboxOpener = Arc<dyn Fn(&Config) -> OpenFuture + Send + Sync>;
+
+/// What a [`SandboxOpener`] returns.
+pub type OpenFuture = std::pin::Pin<Box<dyn Future<Output = Result<Arc<dyn Sandbox>, SandboxError>> + Send>>;
 
 /// What to reconcile.
 pub struct ReconcileOptions {
@@ -76,7 +79,7 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     if !missing.is_empty() {
         return Err(ReconcileError::NoAgents(missing));
     }
-    let sandbox = (opts.sandbox)(&snapshot.config)?;
+    let sandbox = (opts.sandbox)(&snapshot.config).await?;
     let cx = PassContext {
         store,
         sandbox,
@@ -135,14 +138,19 @@ pub fn diff(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<D
 
 /// Opens the backend the configuration names: `process` (bubblewrap) or `docker`.
 pub fn default_sandbox_opener() -> SandboxOpener {
-    Arc::new(|config: &Config| -> Result<Arc<dyn Sandbox>, SandboxError> {
-        match config.sandbox.backend {
-            crate::config::SandboxBackend::Process => Ok(Arc::new(plancd_sandbox::process::ProcessSandbox::new()?)),
-            crate::config::SandboxBackend::Docker => Err(SandboxError::Unavailable {
-                backend: "docker",
-                reason: "the docker backend is not part of this build".into(),
-                hint: "use `sandbox: { backend: process }`".into(),
-            }),
-        }
+    Arc::new(|config: &Config| -> OpenFuture {
+        let backend = match config.sandbox.backend {
+            crate::config::SandboxBackend::Process => super::sandbox::Backend::Process,
+            crate::config::SandboxBackend::Docker => super::sandbox::Backend::Docker,
+        };
+        Box::pin(async move {
+            match super::sandbox::open(backend).await {
+                Ok(sandbox) => Ok(Arc::from(sandbox)),
+                Err(super::sandbox::SandboxOpError::Unavailable { error, .. } | super::sandbox::SandboxOpError::Sandbox(error)) => {
+                    Err(error)
+                }
+                Err(other) => Err(SandboxError::Backend { backend: backend.name(), message: other.to_string() }),
+            }
+        })
     })
 }

@@ -124,6 +124,29 @@ impl Layout {
         Ok(group)
     }
 
+    /// Removes the session groups `stale` names (left by a plancd that died), killing what
+    /// still runs in them. Returns how many folders went.
+    pub fn sweep(&self, stale: impl Fn(&str) -> bool) -> usize {
+        let mut removed = 0;
+        for root in self.roots() {
+            let Ok(sessions) = fs::read_dir(root.join(BASE)) else { continue };
+            for session in sessions.flatten().filter(|e| e.path().is_dir() && stale(&e.file_name().to_string_lossy())) {
+                let leaves = fs::read_dir(session.path()).into_iter().flatten().flatten().filter(|e| e.path().is_dir());
+                for leaf in leaves {
+                    let procs = fs::read_to_string(leaf.path().join("cgroup.procs")).unwrap_or_default();
+                    for pid in procs.lines().filter_map(|l| rustix::process::Pid::from_raw(l.trim().parse().ok()?)) {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    }
+                    let _ = remove_group(&leaf.path());
+                }
+                if remove_group(&session.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// On v2, limits need the controllers enabled from the root down to plancd's folder.
     fn enable_v2_controllers(&self) {
         let Some(v2) = &self.v2 else { return };
@@ -276,6 +299,8 @@ impl Leaf {
     /// the leaf to be empty. Returns whether it is.
     pub fn kill_all(&self, patience: Duration) -> bool {
         let deadline = Instant::now() + patience;
+        // Exiting processes leave the group within microseconds: poll fast, then back off.
+        let mut pause = Duration::from_micros(100);
         loop {
             match &self.kill {
                 Kill::V2(d) => {
@@ -290,7 +315,8 @@ impl Leaf {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 
@@ -372,10 +398,32 @@ mod tests {
             eprintln!("skipping: no writable cgroup hierarchy");
             return;
         };
-        let id = format!("unit-{}", std::process::id());
+        kill_a_sleeper(&layout, "unit", false);
+    }
+
+    #[test]
+    fn on_v1_alone_leaves_are_killed_through_the_freezer() {
+        let Some(detected) = Layout::detect() else {
+            eprintln!("skipping: no writable cgroup hierarchy");
+            return;
+        };
+        let Some(freezer) = detected.freezer.clone() else {
+            eprintln!("skipping: no v1 freezer here");
+            return;
+        };
+        let v1_only = Layout { v2: None, freezer: Some(freezer), ..detected };
+        kill_a_sleeper(&v1_only, "unit-v1", true);
+    }
+
+    fn kill_a_sleeper(layout: &Layout, prefix: &str, through_freezer: bool) {
+        let id = format!("{prefix}-{}", std::process::id());
         let limits = Limits { memory_mb: 64, pids: 32, cpus: 0.5, ..Limits::default() };
         let group = layout.session(&id, &limits).expect("a session group");
+        if let Some(pids) = &layout.pids {
+            assert_eq!(fs::read_to_string(group.dir(pids.root()).join("pids.max")).expect("pids.max").trim(), "32");
+        }
         let leaf = group.leaf("x0").expect("a leaf");
+        assert_eq!(matches!(leaf.kill, Kill::Freezer(_)), through_freezer);
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep runs");
         for f in leaf.procs_files().expect("procs files") {
             fs::write(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f)), child.id().to_string()).expect("moved");

@@ -71,13 +71,20 @@ pub(super) async fn run(s: &ProcessSession, req: &ExecRequest) -> Result<ExecOut
     result
 }
 
-async fn run_in(
+/// Descriptors the child inherits; the parent closes its copies once bubblewrap runs.
+struct Inherited {
+    _seccomp: Vec<File>,
+    _procs: Vec<OwnedFd>,
+    _status: std::io::PipeWriter,
+}
+
+/// The bubblewrap command of `req`, with what its child must inherit.
+fn command(
     s: &ProcessSession,
     req: &ExecRequest,
     env: Vec<(String, String)>,
-    named: Option<(&Leaf, String)>,
-) -> Result<ExecOutcome, SandboxError> {
-    let leaf = named.as_ref().map(|(l, _)| *l);
+    leaf: Option<&Leaf>,
+) -> Result<(tokio::process::Command, Inherited, std::io::PipeReader), SandboxError> {
     let seccomp = seccomp_fds(&s.shared.seccomp)?;
     let (status_read, status_write) = std::io::pipe()?;
     let seccomp_raw: Vec<i32> = seccomp.iter().map(AsRawFd::as_raw_fd).collect();
@@ -100,15 +107,50 @@ async fn run_in(
         Some(l) => l.procs_files()?,
         None => Vec::new(),
     };
-    let mut inherit = seccomp_raw.clone();
+    let mut inherit = seccomp_raw;
     inherit.push(status_write.as_raw_fd());
-    let setup = ChildSetup {
-        cgroup_procs: procs.iter().map(AsRawFd::as_raw_fd).collect(),
-        inherit,
-        rlimits: Some(rlimits(s)),
-        user: s.shared.host_user,
-    };
-    spawn::install(&mut cmd, setup);
+    let cgroup_procs = procs.iter().map(AsRawFd::as_raw_fd).collect();
+    spawn::install(&mut cmd, ChildSetup { cgroup_procs, inherit, rlimits: Some(rlimits(s)), user: s.shared.host_user });
+    Ok((cmd, Inherited { _seccomp: seccomp, _procs: procs, _status: status_write }, status_read))
+}
+
+/// The tasks feeding stdin and draining stdout and stderr.
+struct Io {
+    stdin: Option<tokio::task::JoinHandle<()>>,
+    stdout: Option<tokio::task::JoinHandle<Capture>>,
+    stderr: Option<tokio::task::JoinHandle<Capture>>,
+}
+
+impl Io {
+    fn start(child: &mut tokio::process::Child, req: &ExecRequest) -> Io {
+        let stdin = child.stdin.take().map(|mut pipe| {
+            let data = req.stdin.clone();
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&data).await;
+            })
+        });
+        let stdout = child.stdout.take().map(|p| tokio::spawn(drain(p, req.output_limit)));
+        let stderr = child.stderr.take().map(|p| tokio::spawn(drain(p, req.output_limit)));
+        Io { stdin, stdout, stderr }
+    }
+
+    /// Once every writer is dead: what was captured.
+    async fn finish(self) -> (Capture, Capture) {
+        if let Some(task) = self.stdin {
+            task.abort();
+        }
+        (collect(self.stdout).await, collect(self.stderr).await)
+    }
+}
+
+async fn run_in(
+    s: &ProcessSession,
+    req: &ExecRequest,
+    env: Vec<(String, String)>,
+    named: Option<(&Leaf, String)>,
+) -> Result<ExecOutcome, SandboxError> {
+    let leaf = named.as_ref().map(|(l, _)| *l);
+    let (mut cmd, inherited, status_read) = command(s, req, env, leaf)?;
     let oom_kills = || match (&s.group, &named) {
         (Some(g), Some((_, name))) => g.oom_kills(name),
         _ => 0,
@@ -116,40 +158,38 @@ async fn run_in(
     let oom_before = oom_kills();
     let start = Instant::now();
     let mut child = cmd.spawn()?;
-    drop((cmd, procs, seccomp, status_write));
-
-    let stdin = child.stdin.take().map(|mut pipe| {
-        let data = req.stdin.clone();
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&data).await;
-        })
-    });
-    let stdout = child.stdout.take().map(|p| tokio::spawn(drain(p, req.output_limit)));
-    let stderr = child.stderr.take().map(|p| tokio::spawn(drain(p, req.output_limit)));
-
+    drop((cmd, inherited));
+    let io = Io::start(&mut child, req);
+    let quota = (!s.mounted).then(|| s.limits().disk_mb.max(1).saturating_mul(1 << 20));
+    let mut over_quota = false;
     let waited = tokio::select! {
         status = child.wait() => Some(status?),
         () = tokio::time::sleep(req.timeout) => None,
+        () = watch_quota(s.workspace.clone(), quota) => {
+            over_quota = true;
+            None
+        }
     };
-    let timed_out = waited.is_none();
+    let timed_out = waited.is_none() && !over_quota;
+    // Whatever is left (daemons; everything, past the deadline) dies before anything is read.
     kill_everything(leaf, &mut child).await;
     let status = match waited {
         Some(status) => status,
         None => child.wait().await?,
     };
     let duration = start.elapsed();
-    if let Some(task) = stdin {
-        task.abort();
+    let (stdout, mut stderr) = io.finish().await;
+    if over_quota {
+        let note = format!("\nplancd: the workspace went over its {} MiB; the command was killed\n", s.limits().disk_mb);
+        stderr.bytes.extend_from_slice(note.as_bytes());
     }
-    let stdout = collect(stdout).await;
-    let stderr = collect(stderr).await;
     let started = read_status(status_read).await;
-    let oom_killed = oom_kills() > oom_before;
     if started.is_none() && !timed_out {
         let why = String::from_utf8_lossy(&stderr.bytes).trim().to_owned();
         return Err(backend(format!("bubblewrap could not start the command: {why}")));
     }
-    let killed = timed_out || oom_killed;
+    let oom_killed = oom_kills() > oom_before;
+    let killed = timed_out || oom_killed || over_quota;
     Ok(ExecOutcome {
         exit_code: if killed { None } else { status.code().or(started.and_then(|s| s.exit_code)) },
         signal: if killed { Some(SIGKILL) } else { std::os::unix::process::ExitStatusExt::signal(&status) },
@@ -161,6 +201,19 @@ async fn run_in(
         timed_out,
         oom_killed,
     })
+}
+
+/// Without a size-capped tmpfs the workspace is a plain folder: this returns once it holds
+/// more than `quota` bytes (never without a quota), checking every 20 ms.
+async fn watch_quota(workspace: std::path::PathBuf, quota: Option<u64>) {
+    let Some(quota) = quota else { return std::future::pending().await };
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let dir = workspace.clone();
+        if tokio::task::spawn_blocking(move || super::files::usage_over(&dir, quota)).await.unwrap_or(false) {
+            return;
+        }
+    }
 }
 
 /// Kills the whole leaf (or, without cgroups, bubblewrap, whose pid namespace then dies).

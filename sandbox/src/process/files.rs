@@ -84,6 +84,28 @@ fn write_file(dir: &OwnedFd, name: &str, f: &FileEntry, owner: Option<(u32, u32)
     Ok(())
 }
 
+/// Whether the files under `root` take more than `limit` bytes of disk (symlinks not followed;
+/// stops counting as soon as they do).
+pub fn usage_over(root: &Path, limit: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mut used = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            used = used.saturating_add(meta.blocks().saturating_mul(512));
+            if used > limit {
+                return true;
+            }
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +134,8 @@ mod tests {
         assert_eq!(std::fs::read_to_string(outside.join("victim")).unwrap(), "safe");
         assert_eq!(std::fs::read_to_string(root.join("victim")).unwrap(), "new");
         assert!(put(&root, &[FileEntry::new("../up", "x")], None).is_err());
+        assert!(usage_over(&root, 10));
+        assert!(!usage_over(&root, 1 << 30));
         std::fs::remove_dir_all(&root).unwrap();
         std::fs::remove_dir_all(&outside).unwrap();
     }

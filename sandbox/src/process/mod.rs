@@ -37,7 +37,7 @@ pub struct ProcessConfig {
     pub bwrap: Option<PathBuf>,
     /// Host user and group for commands when plancd is root; default [`DEFAULT_HOST_ID`].
     pub host_id: Option<u32>,
-    /// Where session folders go; default `$TMPDIR/plancd-sandbox`.
+    /// Where session folders go; default `$TMPDIR/plancd-sandbox` (`-UID` appended unless root).
     pub base_dir: Option<PathBuf>,
     /// Host folders shown read-only at the same path (toolchains outside /usr, say).
     pub extra_ro: Vec<PathBuf>,
@@ -98,7 +98,8 @@ impl ProcessSandbox {
         let root = rustix::process::geteuid().is_root();
         let host_user = root.then(|| config.host_id.unwrap_or(DEFAULT_HOST_ID)).map(|id| (id, id));
         let seccomp = crate::seccomp::bpf_programs().map_err(|e| backend(e.to_string()))?;
-        let base = config.base_dir.unwrap_or_else(|| std::env::temp_dir().join("plancd-sandbox"));
+        let own = if root { "plancd-sandbox".to_owned() } else { format!("plancd-sandbox-{}", rustix::process::geteuid().as_raw()) };
+        let base = config.base_dir.unwrap_or_else(|| std::env::temp_dir().join(own));
         let cgroups = if root { cgroup::Layout::detect() } else { None };
         if cgroups.is_none() {
             tracing::warn!("no writable cgroup hierarchy: limits fall back to rlimits");
@@ -115,7 +116,34 @@ impl ProcessSandbox {
         };
         let sandbox = ProcessSandbox { shared: Arc::new(shared) };
         sandbox.probe()?;
+        sandbox.sweep();
         Ok(sandbox)
+    }
+
+    /// Removes what sessions of dead plancd processes left (their workspace mounts, folders
+    /// and control groups): a crash never runs their cleanup. Returns how many.
+    pub fn sweep(&self) -> usize {
+        let ours = std::process::id();
+        // Session ids start with `p<pid>-`; a live process of that pid keeps them.
+        let stale = |name: &str| {
+            let pid = name.strip_prefix('p').and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+            pid.is_some_and(|pid| pid != ours && !Path::new(&format!("/proc/{pid}")).exists())
+        };
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.shared.base).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if stale(&name) {
+                let _ = rustix::mount::unmount(entry.path().join("ws"), rustix::mount::UnmountFlags::DETACH);
+                if std::fs::remove_dir_all(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed += self.shared.cgroups.as_ref().map_or(0, |l| l.sweep(stale));
+        if removed > 0 {
+            tracing::info!(removed, "swept what crashed sandbox sessions left");
+        }
+        removed
     }
 
     /// Runs `true` in a sandbox once, so that a host without user namespaces says so now.
@@ -190,15 +218,25 @@ fn mkdir_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
 
 impl ProcessSession {
     fn create(shared: Arc<Shared>, id: String, spec: SessionSpec) -> Result<ProcessSession, SandboxError> {
-        if let Some(root) = spec.root.as_ref().filter(|r| !r.join("usr").is_dir()) {
-            return Err(backend(format!("root `{}` holds no usr folder", root.display())));
+        if let Some(root) = &spec.root {
+            // A read-only root must already hold every mount point (sandbox/images/build.sh
+            // makes roots that do).
+            let missing: Vec<&str> =
+                ["usr", "proc", "dev", "tmp", "workspace", "run/plancd"].into_iter().filter(|d| !root.join(d).is_dir()).collect();
+            if !missing.is_empty() {
+                return Err(backend(format!("root `{}` lacks the folders {}", root.display(), missing.join(", "))));
+            }
         }
         mkdir_mode(&shared.base, 0o711)?;
         let dir = shared.base.join(&id);
         mkdir_mode(&dir, 0o711)?;
         let (workspace, meta) = (dir.join("ws"), dir.join("meta"));
         mkdir_mode(&workspace, 0o700)?;
-        mkdir_mode(&meta, 0o755)?;
+        // Readable by the sandbox's host user (through its group) and nobody else on the host.
+        mkdir_mode(&meta, 0o750)?;
+        if let Some((_, gid)) = shared.host_user {
+            std::os::unix::fs::chown(&meta, None, Some(gid))?;
+        }
         let mut session = ProcessSession {
             id,
             dir,
@@ -289,8 +327,7 @@ impl Session for ProcessSession {
     }
 
     async fn destroy(self: Box<Self>) -> Result<(), SandboxError> {
-        let _exclusive = self.busy.write().await;
-        self.release();
-        Ok(())
+        // Unmounting and removing a large workspace blocks: off the async threads.
+        tokio::task::spawn_blocking(move || self.release()).await.map_err(|e| backend(format!("session removal panicked: {e}")))
     }
 }

@@ -47,6 +47,8 @@ enum Command {
     Demo(commands::demo::Args),
     /// Print a shell completion script.
     Completions(commands::completions::Args),
+    /// Run a command in a sandbox, or check a sandbox against the adversarial suite.
+    Sandbox(commands::sandbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => commands::manage::suspend(args, &cwd, false),
         Command::Demo(args) => commands::demo::run(args),
         Command::Completions(args) => commands::completions::run(args),
+        Command::Sandbox(args) => commands::sandbox::run(args),
     };
     match result {
         Ok(code) => code,

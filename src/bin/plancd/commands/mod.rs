@@ -8,6 +8,7 @@ pub mod logs;
 pub mod manage;
 pub mod progress;
 pub mod reconcile;
+pub mod sandbox;
 pub mod status;
 pub mod validate;
 
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 /// Exit code: bad input (plan, configuration, arguments).
 pub const EXIT_INPUT: u8 = 2;
-/// Exit code: an outside part failed (git, sandbox engine, model API, forge).
+/// Exit code: an outside part (git remote, sandbox engine, model API, forge) failed.
 pub const EXIT_OUTSIDE: u8 = 3;
 
 /// An error with the exit code it maps to.

@@ -1,0 +1,160 @@
+//! `plancd sandbox run [..] -- CMD..` and `plancd sandbox check [--backend ..]`
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use plancd::ops::sandbox::{Backend, CheckOptions, RunOptions, SandboxOpError, check, run as run_command};
+
+use super::{Failure, Output};
+
+/// Arguments of `plancd sandbox`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Verb,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Verb {
+    /// Run one command in a fresh sandbox; exits with the command's code.
+    Run(RunArgs),
+    /// Run the adversarial suite: exit 0 when every attack is contained, 1 otherwise, 3 when
+    /// the backend is unavailable.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BackendArg {
+    /// bubblewrap, cgroups and seccomp; no daemon.
+    Process,
+    /// A local Docker engine.
+    Docker,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::Process => Backend::Process,
+            BackendArg::Docker => Backend::Docker,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Which sandbox.
+    #[arg(long, value_enum, default_value = "process")]
+    backend: BackendArg,
+    /// Deadline, seconds; past it every process of the command is killed.
+    #[arg(long, value_name = "S", default_value_t = 300.0)]
+    timeout: f64,
+    /// Memory limit, MiB.
+    #[arg(long, value_name = "N")]
+    memory_mb: Option<u64>,
+    /// A folder copied into the workspace first; the files the command leaves are copied back.
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Docker: the image.
+    #[arg(long)]
+    image: Option<String>,
+    /// Process: a root folder to use instead of the host's (e.g. the image's root).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// Which sandbox.
+    #[arg(long, value_enum, default_value = "process")]
+    backend: BackendArg,
+    /// Docker: the image.
+    #[arg(long)]
+    image: Option<String>,
+    /// Process: a root folder to use instead of the host's.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Only the cases whose names contain this (repeatable).
+    #[arg(long, value_name = "NAME")]
+    only: Vec<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<ExitCode, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::outside(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
+    match args.command {
+        Verb::Run(a) => runtime.block_on(run_one(a)),
+        Verb::Check(a) => runtime.block_on(run_check(a)),
+    }
+}
+
+fn failure(e: SandboxOpError) -> Failure {
+    match e {
+        SandboxOpError::Workspace { .. } => Failure::input(e),
+        SandboxOpError::Unavailable { .. } | SandboxOpError::Sandbox(_) => Failure::outside(e),
+    }
+}
+
+async fn run_one(a: RunArgs) -> Result<ExitCode, Failure> {
+    if !(a.timeout.is_finite() && a.timeout > 0.0) {
+        return Err(Failure::input(anyhow::anyhow!("--timeout must be a positive number of seconds")));
+    }
+    let opts = RunOptions {
+        backend: a.backend.into(),
+        argv: a.command,
+        timeout: Duration::from_secs_f64(a.timeout),
+        memory_mb: a.memory_mb,
+        workspace: a.workspace,
+        image: a.image,
+        root: a.root,
+        output_limit: 16 << 20,
+    };
+    let report = run_command(&opts).await.map_err(failure)?;
+    let out = &report.outcome;
+    let _ = std::io::stdout().write_all(&out.stdout);
+    let _ = std::io::stderr().write_all(&out.stderr);
+    let mut notes = Vec::new();
+    if out.stdout_truncated || out.stderr_truncated {
+        notes.push("output truncated".to_owned());
+    }
+    if opts.workspace.is_some() {
+        notes.push(format!("{} files copied back, {} left inside", report.copied_back, report.skipped.len()));
+    }
+    let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+    eprintln!("sandbox ({}): {out}{notes}", report.backend);
+    let code = match (out.exit_code, out.signal) {
+        _ if out.timed_out => 124,
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 1,
+    };
+    Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).expect("clamped to a byte")))
+}
+
+async fn run_check(a: CheckArgs) -> Result<ExitCode, Failure> {
+    let opts = CheckOptions { backend: a.backend.into(), image: a.image, root: a.root, only: a.only };
+    let report = check(&opts).await.map_err(failure)?;
+    match a.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("a report always serialises")),
+        Output::Text => {
+            let width = report.cases.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            for c in &report.cases {
+                let mark = if c.contained { "contained" } else { "ESCAPED  " };
+                println!("{mark}  {:<width$}  {}", c.name, c.detail.replace('\n', " "));
+            }
+            println!("{}/{} attacks contained ({} backend, suite {})", report.contained(), report.total(), report.backend, report.version);
+        }
+    }
+    Ok(if report.all_contained() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
