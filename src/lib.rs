@@ -24,3 +24,4 @@ pub mod publish;
 pub mod reconcile;
 pub mod spec;
 pub mod state;
+pub mod triage;

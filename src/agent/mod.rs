@@ -135,6 +135,8 @@ pub async fn run(
         ("PLANCD_WORKSPACE".into(), WORKSPACE.into()),
         ("PLANCD_ROLE".into(), role.to_string()),
         ("PLANCD_ATTEMPT".into(), task.attempt.to_string()),
+        ("PLANCD_WORKFLOW".into(), task.workflow_id.clone()),
+        ("PLANCD_TASK_ID".into(), task.task_id.clone()),
     ];
     let outcome = session.exec(&req).await?;
     Ok(AgentRun {

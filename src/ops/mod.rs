@@ -11,4 +11,5 @@ pub mod retry;
 pub mod sandbox;
 pub mod status;
 pub mod suspend;
+pub mod triage;
 pub mod validate;

@@ -11,6 +11,7 @@ use crate::config::{Config, Env};
 use crate::reconcile::{Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, decide, read_actual};
 use crate::spec::Diagnostic;
 use crate::state::{Holder, StateError, Store};
+use crate::triage::Triage;
 
 /// Opens the sandbox backend a configuration names.
 pub type SandboxOpener = Arc<dyn Fn(&Config) -> OpenFuture + Send + Sync>;
@@ -43,6 +44,9 @@ pub enum ReconcileError {
     /// The plans name roles that have no agent.
     #[error("{} role(s) have no agent in plancd.yaml", .0.len())]
     NoAgents(Vec<Diagnostic>),
+    /// A `failure_patterns` regex does not compile.
+    #[error(transparent)]
+    Patterns(#[from] crate::triage::PatternError),
     /// The repository's refs could not be read or written.
     #[error(transparent)]
     State(#[from] StateError),
@@ -57,7 +61,7 @@ pub enum ReconcileError {
 impl ReconcileError {
     /// Whether the fault is in the input (exit 2) rather than an outside part (exit 3).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, ReconcileError::NoAgents(_))
+        matches!(self, ReconcileError::NoAgents(_) | ReconcileError::Patterns(_))
             || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
     }
 }
@@ -79,6 +83,7 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     if !missing.is_empty() {
         return Err(ReconcileError::NoAgents(missing));
     }
+    let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
     let sandbox = (opts.sandbox)(&snapshot.config).await?;
     let cx = PassContext {
         store,
@@ -88,6 +93,7 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         correlation_id: correlation_id(),
         cancel: opts.cancel,
         changes: Default::default(),
+        triage,
     };
     Ok(Executor::new(Arc::new(cx), opts.events).run().await?)
 }

@@ -72,11 +72,20 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
             .collect(),
         None => HashMap::new(),
     };
-    // Tasks in plan order first, then orphans.
+    // Tasks in plan order, each followed by its branch todos; then what no plan has.
     let mut keys: Vec<TaskKey> = Vec::new();
     if let Some(s) = &snapshot {
         for wf in s.desired().workflows {
-            keys.extend(wf.tasks.iter().map(|t| TaskKey::new(&wf.id, &t.id)));
+            for t in &wf.tasks {
+                keys.push(TaskKey::new(&wf.id, &t.id));
+                keys.extend(
+                    actual
+                        .tasks
+                        .iter()
+                        .filter(|(k, s)| k.workflow == wf.id && s.parent.as_deref() == Some(t.id.as_str()))
+                        .map(|(k, _)| k.clone()),
+                );
+            }
         }
     }
     keys.extend(actual.tasks.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());

@@ -38,6 +38,8 @@ pub struct DesiredTask {
     pub requires_approval: bool,
     /// Attempts before it fails for good.
     pub max_attempts: u32,
+    /// Attempts of each of its branch todos before it is escalated.
+    pub max_debug_attempts: u32,
 }
 
 /// What the refs say, plus what the caller learned about holders.
@@ -75,6 +77,8 @@ pub enum Action {
         expected: Option<git2::Oid>,
         /// A claim being taken over from a dead or expired holder.
         takeover: Option<String>,
+        /// For a branch todo: the task it debugs.
+        branch_of: Option<String>,
     },
     /// Nothing to do until something else happens.
     Wait {
@@ -110,6 +114,13 @@ pub enum Action {
         /// The task.
         key: TaskKey,
     },
+    /// A branch todo that is no longer at work (resolved, escalated, or superseded).
+    BranchClosed {
+        /// The branch todo.
+        key: TaskKey,
+        /// Its last phase.
+        phase: Phase,
+    },
     /// In the refs but in no plan.
     Orphaned {
         /// The task.
@@ -135,6 +146,11 @@ pub enum Blocker {
         /// The lease's end.
         until: Option<Timestamp>,
     },
+    /// A branch todo is debugging the task.
+    Debugging {
+        /// The branch todo.
+        branch: String,
+    },
     /// A dependency that is not satisfied.
     Dependency {
         /// The dependency's id.
@@ -153,6 +169,7 @@ impl fmt::Display for Blocker {
                 let until = until.map(|t| t.to_string()).unwrap_or_default();
                 write!(f, "{phase}, attempt {attempt}, held by {holder} until {until}")
             }
+            Blocker::Debugging { branch } => write!(f, "debugging in branch todo {branch}"),
             Blocker::Dependency { id, phase: None, .. } => write!(f, "waiting on {id}: Pending"),
             Blocker::Dependency { id, phase: Some(p), attempt } if p.is_held() || *p == Phase::Failed => {
                 write!(f, "waiting on {id}: {p}, attempt {attempt}")
@@ -176,6 +193,7 @@ impl Action {
             | Action::Failed { key, .. }
             | Action::Escalated { key }
             | Action::Suspended { key }
+            | Action::BranchClosed { key, .. }
             | Action::Orphaned { key, .. } => key,
         }
     }
@@ -190,6 +208,7 @@ impl Action {
             Action::Failed { .. } => "Failed",
             Action::Escalated { .. } => "Escalated",
             Action::Suspended { .. } => "Suspended",
+            Action::BranchClosed { .. } => "BranchClosed",
             Action::Orphaned { prune: true, .. } => "Prune",
             Action::Orphaned { .. } => "Orphaned",
         }
@@ -206,6 +225,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Run { attempt, takeover: Some(h), .. } => write!(f, "run attempt {attempt}, taking over from {h}"),
+            Action::Run { attempt, branch_of: Some(parent), .. } => write!(f, "run attempt {attempt}, debugging {parent}"),
             Action::Run { attempt, .. } => write!(f, "run attempt {attempt}"),
             Action::Wait { blocker, .. } => blocker.fmt(f),
             Action::UpToDate { .. } => f.write_str("up to date"),
@@ -213,6 +233,7 @@ impl fmt::Display for Action {
             Action::Failed { key, attempts } => write!(f, "failed after {attempts} attempt(s): plancd retry {key}"),
             Action::Escalated { .. } => f.write_str("escalated to a person"),
             Action::Suspended { key } => write!(f, "workflow suspended: plancd resume {}", key.workflow),
+            Action::BranchClosed { phase, .. } => write!(f, "branch todo closed ({phase})"),
             Action::Orphaned { prune: true, .. } => f.write_str("no longer in any plan: its refs will be deleted"),
             Action::Orphaned { .. } => f.write_str("no longer in any plan (set prune: true to delete its refs)"),
         }
@@ -241,12 +262,62 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
             out.push(action);
         }
     }
+    let mut open: HashMap<(&str, &str), &str> = HashMap::new();
+    for wf in &desired.workflows {
+        let wf_states = states.get(wf.id.as_str()).unwrap_or(&empty);
+        for task in &wf.tasks {
+            let Some(s) = wf_states.get(task.id.as_str()) else { continue };
+            if let (Phase::Debugging, Some(b), true) = (s.phase, &s.branch_todo, s.spec_hash.as_ref() == Some(&task.spec_hash)) {
+                open.insert((wf.id.as_str(), b.as_str()), task.id.as_str());
+                if !wf_states.contains_key(b.as_str()) {
+                    // Opened, not yet claimed: its first attempt.
+                    let key = TaskKey::new(&wf.id, b);
+                    out.push(Action::Run {
+                        key,
+                        attempt: 1,
+                        attempts_base: 0,
+                        expected: None,
+                        takeover: None,
+                        branch_of: Some(task.id.clone()),
+                    });
+                }
+            }
+        }
+    }
     for (key, state) in &actual.tasks {
-        if !known.get(key.workflow.as_str()).is_some_and(|k| k.contains(key.task.as_str())) {
-            out.push(Action::Orphaned { key: key.clone(), prune: cx.prune, mark: state.phase != Phase::Orphaned });
+        if known.get(key.workflow.as_str()).is_some_and(|k| k.contains(key.task.as_str())) {
+            continue;
+        }
+        let parent_known = state.parent.as_deref().is_some_and(|p| known.get(key.workflow.as_str()).is_some_and(|k| k.contains(p)));
+        match open.get(&(key.workflow.as_str(), key.task.as_str())) {
+            Some(parent) => out.push(decide_branch(key.clone(), parent, state, actual, cx)),
+            None if parent_known => out.push(Action::BranchClosed { key: key.clone(), phase: state.phase }),
+            None => out.push(Action::Orphaned { key: key.clone(), prune: cx.prune, mark: state.phase != Phase::Orphaned }),
         }
     }
     out
+}
+
+/// A branch todo at work: run it, or wait for the holder of its claim.
+fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx: &Context) -> Action {
+    let mut takeover = None;
+    if s.phase.is_held() {
+        let holder = s.holder.clone().unwrap_or_default();
+        if s.lease_expires_at.is_some_and(|t| t > cx.now) && !actual.dead_holders.contains(&holder) {
+            return Action::Wait { key, blocker: Blocker::Held { phase: s.phase, attempt: s.attempt, holder, until: s.lease_expires_at } };
+        }
+        takeover = Some(holder);
+    }
+    // A branch out of attempts still gets a run: it escalates its parent without working (an
+    // interrupted run may have stopped between its two writes).
+    Action::Run {
+        key,
+        attempt: s.attempt + 1,
+        attempts_base: s.attempts_base,
+        expected: Some(s.tip),
+        takeover,
+        branch_of: Some(parent.to_owned()),
+    }
 }
 
 /// What deciding one task of a workflow looks at.
@@ -290,6 +361,9 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
         return Action::Wait { key, blocker };
     }
     let same_spec = state.is_some_and(|s| s.spec_hash.as_ref() == Some(hash));
+    if let Some(s) = state.filter(|s| same_spec && s.phase == Phase::Debugging) {
+        return Action::Wait { key, blocker: Blocker::Debugging { branch: s.branch_todo.clone().unwrap_or_default() } };
+    }
     if task.requires_approval && state.is_none_or(|s| s.approved_spec_hash.as_ref() != Some(hash)) {
         return Action::NeedsApproval { key };
     }
@@ -307,7 +381,7 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
         Some(s) if same_spec || s.phase == Phase::Pending => s.attempts_base,
         _ => last,
     };
-    Action::Run { key, attempt: last + 1, attempts_base, expected: state.map(|s| s.tip), takeover }
+    Action::Run { key, attempt: last + 1, attempts_base, expected: state.map(|s| s.tip), takeover, branch_of: None }
 }
 
 #[cfg(test)]
@@ -330,6 +404,7 @@ mod tests {
             dependencies: deps.iter().map(|d| (*d).to_owned()).collect(),
             requires_approval: false,
             max_attempts: 3,
+            max_debug_attempts: 3,
         }
     }
 
@@ -346,6 +421,9 @@ mod tests {
             approved_spec_hash: None,
             result: None,
             reason: None,
+            branch_todo: None,
+            parent: None,
+            max_attempts: None,
             subject: String::new(),
         }
     }

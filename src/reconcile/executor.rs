@@ -10,7 +10,7 @@ use git2::Oid;
 use jiff::Timestamp;
 use tokio::task::JoinSet;
 
-use super::attempt::{self, AttemptEnd, AttemptError, AttemptPlan, PassContext};
+use super::attempt::{self, AttemptEnd, AttemptError, AttemptPlan, BranchPlan, PassContext};
 use super::decide::{Action, Actual, Context, Desired, decide};
 use crate::publish::branch_name;
 use crate::state::{Holder, Phase, StateError, Store, TaskKey, TaskStatus, cas_ref};
@@ -67,6 +67,10 @@ pub fn read_actual(store: &Store) -> Result<Actual, StateError> {
     Ok(Actual { tasks, suspended, dead_holders })
 }
 
+/// An attempt that ended: its task, number, start, the parent whose status it may have
+/// written (branch todos), and how it ended.
+type Finished = (TaskKey, u32, Instant, Option<TaskKey>, Result<AttemptEnd, AttemptError>);
+
 /// Runs one pass.
 pub struct Executor {
     cx: Arc<PassContext>,
@@ -109,7 +113,7 @@ impl Executor {
             .collect();
         let mut actual = self.read_actual()?;
         let mut report = PassReport::default();
-        let mut inflight: JoinSet<(TaskKey, u32, Instant, Result<AttemptEnd, AttemptError>)> = JoinSet::new();
+        let mut inflight: JoinSet<Finished> = JoinSet::new();
         let mut running: HashSet<TaskKey> = HashSet::new();
         let mut cancel = self.cx.cancel.clone();
         loop {
@@ -128,11 +132,13 @@ impl Executor {
                     if let Action::Run { key, attempt, .. } = action
                         && !running.contains(key)
                     {
-                        let plan = self.plan(action, &desired, &actual);
+                        let Some(plan) = self.plan(action, &desired, &actual)? else { continue };
                         running.insert(key.clone());
                         self.emit(Event::Started { key: key.clone(), attempt: *attempt });
+                        // A branch todo writes its parent's status too.
+                        let parent = plan.branch.as_ref().map(|b| b.parent.clone());
                         let (cx, key, attempt) = (self.cx.clone(), key.clone(), *attempt);
-                        inflight.spawn(async move { (key, attempt, Instant::now(), attempt::run(cx, plan).await) });
+                        inflight.spawn(async move { (key, attempt, Instant::now(), parent, attempt::run(cx, plan).await) });
                     }
                 }
             }
@@ -156,8 +162,11 @@ impl Executor {
                         done.push(more);
                     }
                     for joined in done {
-                        let (key, attempt, started, end) = joined.expect("attempts do not panic");
+                        let (key, attempt, started, parent, end) = joined.expect("attempts do not panic");
                         running.remove(&key);
+                        if let Some(parent) = parent {
+                            self.refresh(&parent, &mut actual)?;
+                        }
                         self.finished(key, attempt, started, end?, &mut actual, &mut report)?;
                     }
                 }
@@ -206,17 +215,31 @@ impl Executor {
         })
     }
 
-    fn plan(&self, action: &Action, desired: &Desired, actual: &Actual) -> AttemptPlan {
-        let Action::Run { key, attempt, attempts_base, expected, takeover } = action else { unreachable!("only Run actions are planned") };
+    /// What an attempt needs; `None` for a branch todo its parent no longer waits on.
+    fn plan(&self, action: &Action, desired: &Desired, actual: &Actual) -> Result<Option<AttemptPlan>, StateError> {
+        let Action::Run { key, attempt, attempts_base, expected, takeover, branch_of } = action else {
+            unreachable!("only Run actions are planned")
+        };
+        // A branch todo works for its parent: the parent's dependencies are the ones that count.
+        let owner = branch_of.as_deref().unwrap_or(&key.task);
+        let branch = match branch_of {
+            Some(parent) => {
+                let parent = TaskKey::new(&key.workflow, parent);
+                let info = self.cx.store.status(&parent)?.and_then(|(_, s)| s.open_branch).filter(|b| b.id == key.task);
+                let Some(info) = info else { return Ok(None) };
+                Some(BranchPlan { parent, info })
+            }
+            None => None,
+        };
         let graph = &self.cx.snapshot.graphs[&key.workflow];
-        let upstream: HashSet<&str> = graph.upstream(&key.task).into_iter().collect();
-        let direct: HashSet<&str> = graph.dependencies(&key.task).into_iter().collect();
+        let upstream: HashSet<&str> = graph.upstream(owner).into_iter().collect();
+        let direct: HashSet<&str> = graph.dependencies(owner).into_iter().collect();
         let order = desired.workflows.iter().find(|w| w.id == key.workflow).map(|w| w.tasks.as_slice()).unwrap_or_default();
         let result = |id: &str| actual.tasks.get(&TaskKey::new(&key.workflow, id)).and_then(|s| s.result);
         let results = |set: &HashSet<&str>| -> Vec<(String, Oid)> {
             order.iter().filter(|t| set.contains(t.id.as_str())).filter_map(|t| Some((t.id.clone(), result(&t.id)?))).collect()
         };
-        AttemptPlan {
+        Ok(Some(AttemptPlan {
             key: key.clone(),
             attempt: *attempt,
             attempts_base: *attempts_base,
@@ -224,7 +247,8 @@ impl Executor {
             takeover: takeover.clone(),
             upstream: results(&upstream),
             direct: results(&direct),
-        }
+            branch,
+        }))
     }
 
     /// The writes that need no sandbox: NeedsApproval and Orphaned marks, and pruning.

@@ -8,7 +8,7 @@ pub mod executor;
 mod snapshot;
 pub mod workspace;
 
-pub use attempt::{AttemptEnd, AttemptPlan, PassContext};
+pub use attempt::{AttemptEnd, AttemptPlan, BranchPlan, PassContext};
 pub use decide::{Action, Actual, Blocker, Context, Desired, DesiredTask, DesiredWorkflow, decide};
 pub use executor::{Event, EventSink, Executor, PassReport, read_actual};
 pub use snapshot::{LoadError, Snapshot};

@@ -118,6 +118,7 @@ impl Snapshot {
                             dependencies: task.dependencies.clone(),
                             requires_approval: task.requires_approval,
                             max_attempts: task.max_attempts,
+                            max_debug_attempts: task.max_debug_attempts,
                         }
                     })
                     .collect();

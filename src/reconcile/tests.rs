@@ -49,11 +49,18 @@ fn fake() -> FakeSandbox {
     FakeSandbox::new(|req, files| {
         let ok = ExecOutcome { exit_code: Some(0), ..Default::default() };
         if req.argv == ["agent"] {
-            let task = req.env.iter().find(|(k, _)| k == "PLANCD_ROLE").map(|(_, v)| v.clone()).unwrap_or_default();
-            let name = if task == "coder" { "a.txt" } else { "b.txt" };
-            let content = if files.contains_key("bad") { "wrong" } else { "ok" };
+            let env = |k: &str| req.env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            let (task, id) = (env("PLANCD_ROLE"), env("PLANCD_TASK_ID"));
+            let in_branch = id.contains("_branch_");
+            if in_branch && files.contains_key("branch-agent-crashes") {
+                return ExecOutcome { exit_code: Some(1), stderr: b"agent crashed\n".to_vec(), ..Default::default() };
+            }
+            let name = if id.starts_with('b') { "b.txt" } else { "a.txt" };
+            let fixed_here = in_branch && files.contains_key("fix-in-branch");
+            let broken = files.contains_key("bad") || (files.contains_key("fix-in-branch") && id == "a");
+            let content = if broken && !fixed_here { "wrong" } else { "ok" };
             files.insert(name.into(), FileEntry::new(name, content));
-            if task == "coder" {
+            if task == "coder" && !in_branch {
                 // a pins this file; its agent changes it anyway.
                 files.insert("tests/pinned.txt".into(), FileEntry::new("tests/pinned.txt", "tampered"));
             }
@@ -83,6 +90,7 @@ async fn pass(dir: &Path, sandbox: &FakeSandbox) -> PassReport {
         correlation_id: "test".into(),
         cancel,
         changes: Default::default(),
+        triage: Default::default(),
     };
     tokio::time::timeout(std::time::Duration::from_secs(30), Executor::new(Arc::new(cx), None).run()).await.unwrap().unwrap()
 }
@@ -145,9 +153,10 @@ async fn a_plan_is_reconciled_to_published_results_and_a_second_pass_writes_noth
 }
 
 #[tokio::test]
-async fn failures_retry_up_to_max_attempts_and_block_dependents() {
+async fn without_branch_todos_failures_retry_up_to_max_attempts_and_block_dependents() {
     let mut f = files();
     f.push(("bad", "1"));
+    f[0] = ("plancd.yaml", Box::leak(format!("{CONFIG}max_branch_depth: 0\n").into_boxed_str()));
     let plan = PLAN.replace("    title: Task A\n", "    title: Task A\n    max_attempts: 2\n");
     f[1] = ("plans/wf.yaml", Box::leak(plan.into_boxed_str()));
     let dir = repo(&f);
@@ -197,4 +206,87 @@ async fn approval_gates_a_task_until_approved() {
     let tip = state.tip;
     pass(dir.path(), &fake()).await;
     assert_eq!(store.tip(&TaskKey::new("wf", "a")).unwrap(), Some(tip));
+}
+
+fn ran(report: &PassReport) -> Vec<String> {
+    report.attempts.iter().map(|(k, n, _)| format!("{k}#{n}")).collect()
+}
+
+#[tokio::test]
+async fn a_failure_opens_a_branch_todo_whose_fix_completes_the_task() {
+    let mut f = files();
+    f.push(("fix-in-branch", "1"));
+    let dir = repo(&f);
+    let report = pass(dir.path(), &fake()).await;
+    assert_eq!(ran(&report), ["wf/a#1", "wf/a_branch_01#1", "wf/b#1"]);
+    let store = Store::open(dir.path()).unwrap();
+    let (_, a) = store.status(&TaskKey::new("wf", "a")).unwrap().unwrap();
+    assert_eq!((a.phase, a.branch_todos.as_slice(), a.attempt), (Phase::Succeeded, &["a_branch_01".to_owned()][..], 1));
+    assert_eq!(a.result.as_ref().and_then(|r| r.tag.as_deref()), Some("ai/wf/a/1"));
+    let (_, branch) = store.status(&TaskKey::new("wf", "a_branch_01")).unwrap().unwrap();
+    let info = branch.branch.clone().unwrap();
+    assert_eq!((branch.phase, info.parent_id.as_str(), info.depth, info.max_debug_attempts), (Phase::Succeeded, "a", 1, 3));
+    assert_eq!(
+        (info.branch_reason.as_str(), info.role.as_str()),
+        ("test_failure", "coder"),
+        "unknown failures go to the debugger, or the task's own role without one"
+    );
+    assert!(info.debug_instructions.contains("check a.txt"), "{}", info.debug_instructions);
+
+    // The failing work is kept, the result holds the fix, and provenance names the branch.
+    let repo = Repository::open(dir.path()).unwrap();
+    let read = |rev: &str| {
+        let obj = repo.revparse_single(rev).unwrap();
+        String::from_utf8(obj.peel_to_blob().unwrap().content().to_vec()).unwrap()
+    };
+    assert_eq!(read("refs/ai/tasks/wf/a:attempts/1/work/a.txt"), "wrong");
+    assert_eq!(read("refs/heads/ai/generated/wf/a:a.txt"), "ok");
+    assert_eq!(read("refs/heads/ai/generated/wf/a:tests/pinned.txt"), "pinned");
+    let message =
+        String::from_utf8_lossy(repo.find_reference("refs/heads/ai/generated/wf/a").unwrap().peel_to_commit().unwrap().message_bytes())
+            .into_owned();
+    assert!(message.contains("Plancd-Agent: coder (fixed by a_branch_01: coder: command agent)"), "{message}");
+    assert!(report.actions.iter().any(|a| a.key().task == "a_branch_01" && a.name() == "BranchClosed"));
+
+    let again = pass(dir.path(), &fake()).await;
+    assert!(again.attempts.is_empty(), "{:?}", ran(&again));
+}
+
+#[tokio::test]
+async fn past_the_depth_limit_the_task_is_escalated_and_dependents_never_run() {
+    let mut f = files();
+    f.push(("bad", "1"));
+    let dir = repo(&f);
+    let report = pass(dir.path(), &fake()).await;
+    assert_eq!(ran(&report), ["wf/a#1", "wf/a_branch_01#1", "wf/a_branch_02#1"]);
+    let shown: Vec<String> =
+        report.actions.iter().filter(|a| !a.key().task.contains("_branch_")).map(|a| format!("{}: {a}", a.key())).collect();
+    assert_eq!(shown, ["wf/a: escalated to a person", "wf/b: waiting on a: Escalated"]);
+    let store = Store::open(dir.path()).unwrap();
+    let (_, a) = store.status(&TaskKey::new("wf", "a")).unwrap().unwrap();
+    assert_eq!((a.phase, a.reason.as_deref()), (Phase::Escalated, Some("MaxBranchDepth")));
+    assert!(a.message.starts_with("still failing after 2 branch todo(s), the most allowed (max_branch_depth 2)"), "{}", a.message);
+    assert_eq!(a.branch_todos, ["a_branch_01", "a_branch_02"]);
+    let (_, deeper) = store.status(&TaskKey::new("wf", "a_branch_02")).unwrap().unwrap();
+    assert_eq!(deeper.branch.unwrap().depth, 2);
+    assert!(store.tip(&TaskKey::new("wf", "b")).unwrap().is_none());
+    // At rest: a second pass runs nothing.
+    assert!(pass(dir.path(), &fake()).await.attempts.is_empty());
+}
+
+#[tokio::test]
+async fn a_branch_whose_agent_keeps_failing_escalates_after_max_debug_attempts() {
+    let mut f = files();
+    f.push(("bad", "1"));
+    f.push(("branch-agent-crashes", "1"));
+    f[1] = (
+        "plans/wf.yaml",
+        Box::leak(PLAN.replace("    title: Task A\n", "    title: Task A\n    max_debug_attempts: 2\n").into_boxed_str()),
+    );
+    let dir = repo(&f);
+    let report = pass(dir.path(), &fake()).await;
+    assert_eq!(ran(&report), ["wf/a#1", "wf/a_branch_01#1", "wf/a_branch_01#2"]);
+    let (_, a) = Store::open(dir.path()).unwrap().status(&TaskKey::new("wf", "a")).unwrap().unwrap();
+    assert_eq!((a.phase, a.reason.as_deref()), (Phase::Escalated, Some("BranchAttemptsExhausted")));
+    assert!(a.message.contains("a_branch_01 failed 2 attempt(s); last: the coder agent did not finish"), "{}", a.message);
 }

@@ -51,6 +51,11 @@ pub fn own_change(repo: &Repository, result: Oid) -> Result<Change, git2::Error>
     diff_trees(repo, &base, &commit.tree()?)
 }
 
+/// What changed from one tree to another.
+pub fn change_between(repo: &Repository, old: Oid, new: Oid) -> Result<Change, git2::Error> {
+    diff_trees(repo, &repo.find_tree(old)?, &repo.find_tree(new)?)
+}
+
 fn diff_trees(repo: &Repository, old: &Tree<'_>, new: &Tree<'_>) -> Result<Change, git2::Error> {
     let diff = repo.diff_tree_to_tree(Some(old), Some(new), None)?;
     let mut change = Change { upserts: BTreeMap::new(), removals: BTreeSet::new() };

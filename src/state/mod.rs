@@ -17,7 +17,7 @@ use git2::{ErrorCode, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 pub use holder::Holder;
-pub use status::{Condition, Phase, ResultRef, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers};
+pub use status::{BranchInfo, Condition, Phase, ResultRef, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers};
 
 /// The prefix of task refs.
 pub const TASK_REFS: &str = "refs/ai/tasks/";
@@ -261,12 +261,25 @@ impl Store {
         status: &TaskStatus,
         files: &[(String, Vec<u8>)],
     ) -> Result<Oid, StateError> {
+        self.append_with_trees(key, expected, status, files, &[])
+    }
+
+    /// [`Store::append`], with whole trees added too (e.g. an attempt's work, kept reachable
+    /// under `attempts/<n>/work`).
+    pub fn append_with_trees(
+        &self,
+        key: &TaskKey,
+        expected: Option<Oid>,
+        status: &TaskStatus,
+        files: &[(String, Vec<u8>)],
+        trees: &[(String, Oid)],
+    ) -> Result<Oid, StateError> {
         let json = serde_json::to_vec_pretty(status).expect("a status always serialises");
         let mut all: Vec<(&str, &[u8])> = vec![("status.json", &json)];
         all.extend(files.iter().map(|(p, d)| (p.as_str(), d.as_slice())));
         let message = commit_message(&status.subject(), &status.message, &status.trailers());
         let repo = self.repo();
-        let oid = commit_on_chain(&repo, expected, &all, &message)?;
+        let oid = commit_on_chain(&repo, expected, &all, trees, &message)?;
         cas_ref(&repo, &key.ref_name(), expected, Some(oid), &status.subject())?;
         Ok(oid)
     }
@@ -298,7 +311,7 @@ impl Store {
         let subject = format!("{} {}", if record.suspended { "Suspended" } else { "Active" }, record.workflow_id);
         let message = commit_message(&subject, &record.message, &[("Plancd-Suspended", record.suspended.to_string())]);
         let repo = self.repo();
-        let oid = commit_on_chain(&repo, expected, &[("workflow.json", &json)], &message)?;
+        let oid = commit_on_chain(&repo, expected, &[("workflow.json", &json)], &[], &message)?;
         cas_ref(&repo, &format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
         Ok(oid)
     }
@@ -326,7 +339,13 @@ fn read_blob(repo: &Repository, commit: Oid, path: &str) -> Result<Option<Vec<u8
 
 /// A commit whose parent is `parent` (if any) and whose tree is the parent's with `files`
 /// written into it; no ref moves.
-fn commit_on_chain(repo: &Repository, parent: Option<Oid>, files: &[(&str, &[u8])], message: &str) -> Result<Oid, StateError> {
+fn commit_on_chain(
+    repo: &Repository,
+    parent: Option<Oid>,
+    files: &[(&str, &[u8])],
+    trees: &[(String, Oid)],
+    message: &str,
+) -> Result<Oid, StateError> {
     let parent = parent.map(|p| repo.find_commit(p)).transpose()?;
     let base = match &parent {
         Some(p) => p.tree()?,
@@ -335,6 +354,9 @@ fn commit_on_chain(repo: &Repository, parent: Option<Oid>, files: &[(&str, &[u8]
     let mut update = git2::build::TreeUpdateBuilder::new();
     for (path, data) in files {
         update.upsert(*path, repo.blob(data)?, git2::FileMode::Blob);
+    }
+    for (path, tree) in trees {
+        update.upsert(path.as_str(), *tree, git2::FileMode::Tree);
     }
     let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
     let sig = signature()?;

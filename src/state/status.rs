@@ -36,6 +36,8 @@ pub enum Phase {
     BudgetExceeded,
     /// A holder gave its claim back unfinished.
     Released,
+    /// Its acceptance tests failed and a branch todo is working on it.
+    Debugging,
 }
 
 impl Phase {
@@ -54,6 +56,7 @@ impl Phase {
             Phase::Orphaned => "Orphaned",
             Phase::BudgetExceeded => "BudgetExceeded",
             Phase::Released => "Released",
+            Phase::Debugging => "Debugging",
         }
     }
 
@@ -108,6 +111,36 @@ pub struct ResultRef {
     /// The pull request's URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<String>,
+}
+
+/// A branch todo: a temporary child task that debugs a task whose acceptance tests failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchInfo {
+    /// `<task>_branch_NN`.
+    pub id: String,
+    /// The task being debugged.
+    pub parent_id: String,
+    /// The parent's attempt whose failure opened the branch (or that the branch continues).
+    #[serde(default)]
+    pub parent_attempt: u32,
+    /// Why, in the seed's words (`implementation_bug`, `spec_mismatch`, ...).
+    pub branch_reason: String,
+    /// The triage's failure type.
+    pub failure_type: String,
+    /// 1 for the first branch, one more for each branch opened on a branch's work.
+    pub depth: u32,
+    /// The role that plays the branch.
+    pub role: String,
+    /// Diagnostics and hints for that role.
+    #[serde(default)]
+    pub debug_instructions: String,
+    /// Attempts before the parent is escalated.
+    pub max_debug_attempts: u32,
+    /// The failing work the branch starts from: a tree kept in the task refs.
+    pub base_tree: String,
+    /// For missing dependencies: what is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
 }
 
 /// Acceptance test counts.
@@ -198,6 +231,12 @@ pub struct TaskStatus {
     /// Branch todos opened for this task.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub branch_todos: Vec<String>,
+    /// While Debugging: the branch todo at work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_branch: Option<BranchInfo>,
+    /// On a branch todo: what it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<BranchInfo>,
     /// Anything else a later version wrote; kept so that old readers do not drop it.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -230,6 +269,8 @@ impl TaskStatus {
             result: None,
             tests: None,
             branch_todos: Vec::new(),
+            open_branch: None,
+            branch: None,
             extra: BTreeMap::new(),
         }
     }
@@ -246,8 +287,14 @@ impl TaskStatus {
             reason: None,
             failure_type: None,
             conditions: Vec::new(),
+            open_branch: None,
             ..self.clone()
         }
+    }
+
+    /// Attempts spent since the last retry (or spec change).
+    pub fn attempts_used(&self) -> u32 {
+        self.attempt.saturating_sub(self.attempts_base)
     }
 
     /// The commit subject: a one-line status for `git for-each-ref`.
@@ -289,6 +336,14 @@ impl TaskStatus {
         if let Some(r) = &self.reason {
             t.push(("Plancd-Reason", r.clone()));
         }
+        if let Some(b) = &self.open_branch {
+            t.push(("Plancd-Branch-Todo", b.id.clone()));
+        }
+        if let Some(b) = &self.branch {
+            t.push(("Plancd-Parent", b.parent_id.clone()));
+            t.push(("Plancd-Branch-Depth", b.depth.to_string()));
+            t.push(("Plancd-Max-Attempts", b.max_debug_attempts.to_string()));
+        }
         t
     }
 }
@@ -319,6 +374,12 @@ pub struct TaskState {
     pub result: Option<git2::Oid>,
     /// The reason, when there is one.
     pub reason: Option<String>,
+    /// While Debugging: the branch todo at work.
+    pub branch_todo: Option<String>,
+    /// On a branch todo: its parent.
+    pub parent: Option<String>,
+    /// On a branch todo: attempts before the parent is escalated.
+    pub max_attempts: Option<u32>,
     /// The commit subject.
     pub subject: String,
 }
@@ -340,6 +401,9 @@ impl TaskState {
             approved_spec_hash: get("Plancd-Approved-Spec-Hash").and_then(SpecHash::parse),
             result: get("Plancd-Result").and_then(|v| git2::Oid::from_str(v).ok()),
             reason: get("Plancd-Reason").map(str::to_owned),
+            branch_todo: get("Plancd-Branch-Todo").map(str::to_owned),
+            parent: get("Plancd-Parent").map(str::to_owned),
+            max_attempts: get("Plancd-Max-Attempts").and_then(|v| v.parse().ok()),
             subject: message.lines().next().unwrap_or_default().to_owned(),
         })
     }

@@ -29,8 +29,8 @@ fn diff_says_what_would_run_and_exits_one_for_work() {
 }
 
 #[test]
-fn a_failing_task_exits_one_and_retry_reopens_it() {
-    let repo = single("", "");
+fn without_branch_todos_a_failing_task_exits_one_and_retry_reopens_it() {
+    let repo = single("", "max_branch_depth: 0\n");
     let run = repo.plancd(&["reconcile"]);
     run.expect_code(1);
     assert!(run.stdout.contains("1 failed or escalated"), "{}", run.stdout);
@@ -63,6 +63,30 @@ fn a_failing_task_exits_one_and_retry_reopens_it() {
         "{}",
         refused.stderr
     );
+}
+
+#[test]
+fn a_task_its_branch_todos_cannot_fix_is_escalated_and_retry_reopens_it() {
+    let repo = single("", "");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("-> branch todo t_branch_01 opened") && run.stderr.contains("-> branch todo t_branch_02 opened"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("escalated p/t_branch_02 attempt 1: still failing after 2 branch todo(s)"), "{}", run.stderr);
+    let status = repo.plancd(&["status"]);
+    assert!(status.stdout.contains("p/t            coder  Escalated"), "{}", status.stdout);
+    let listing = repo.git(&["for-each-ref", "--format=%(refname:short) %(contents:subject)", "refs/ai/tasks/"]);
+    assert!(listing.contains("Escalated p/t attempt 1") && listing.contains("(MaxBranchDepth)"), "{listing}");
+    // A person fixes the input and re-opens the task.
+    repo.write("answer", "42\n");
+    repo.commit("fix the answer");
+    repo.plancd(&["retry", "p/t"]).expect_code(0);
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    assert_eq!(repo.git(&["tag", "--list"]).trim(), "ai/p/t/1");
 }
 
 #[test]
@@ -179,7 +203,15 @@ fn the_demo_runs_offline_and_publishes_every_task() {
     let target = dir.path().join("demo");
     let run = plancd_in(dir.path(), &["demo", "--dir", target.to_str().unwrap()]);
     run.expect_code(0);
-    assert!(run.stdout.contains("4/4 tasks satisfied, 4 attempt(s) run"), "{}", run.stdout);
+    assert!(run.stdout.contains("4/4 tasks satisfied, 5 attempt(s) run"), "{}", run.stdout);
+    // The indicator coder's first attempt fails; a branch todo fixes it.
+    assert!(
+        run.stderr.contains("failed    sma-crossover/t2_indicators attempt 1") && run.stderr.contains("[implementation_bug]"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("-> branch todo t2_indicators_branch_01 opened"), "{}", run.stderr);
+    assert!(run.stderr.contains("succeeded sma-crossover/t2_indicators_branch_01 attempt 1"), "{}", run.stderr);
     for task in ["t1_contract", "t2_indicators", "t3_strategy", "t4_edge_tests"] {
         assert!(run.stdout.contains(&format!("ai/sma-crossover/{task}/1")), "{task}: {}", run.stdout);
     }

@@ -105,13 +105,13 @@ fn a_second_reconcile_writes_nothing() {
     repo.plancd(&["diff"]).expect_code(0);
 }
 
-#[test]
-fn killed_at_every_write_and_restarted_it_ends_as_an_uninterrupted_run() {
-    let template = diamond();
+/// Kills plancd after each of its ref writes in turn (and once more at the same point while it
+/// recovers), restarts it, and compares the end state with an uninterrupted run. Returns how
+/// many kill points were tried.
+fn kill_at_every_write(template: &Repo) -> usize {
     let reference = template.clone_dir();
     reference.plancd(&["reconcile"]).expect_code(0);
     let expected = end_state(&reference);
-
     let mut tried = 0;
     for n in 1.. {
         let repo = template.clone_dir();
@@ -123,7 +123,6 @@ fn killed_at_every_write_and_restarted_it_ends_as_an_uninterrupted_run() {
             break;
         }
         tried += 1;
-        // A restart that dies at the same point again, then one that finishes.
         let _ = plancd_env(repo.path(), &["reconcile"], &[("PLANCD_FAULT_KILL_AFTER_WRITES", &limit)]);
         let finished = repo.plancd(&["reconcile"]);
         finished.expect_code(0);
@@ -146,8 +145,28 @@ fn killed_at_every_write_and_restarted_it_ends_as_an_uninterrupted_run() {
         // And it is at rest: nothing left to do.
         repo.plancd(&["diff"]).expect_code(0);
     }
+    tried
+}
+
+#[test]
+fn killed_at_every_write_and_restarted_it_ends_as_an_uninterrupted_run() {
+    let tried = kill_at_every_write(&diamond());
     eprintln!("crash safety: {tried} kill points tried");
     assert!(tried >= 16, "only {tried} kill points");
+}
+
+#[test]
+fn a_crash_in_the_middle_of_a_branch_todo_resumes_it() {
+    // a's first try is wrong; its branch todo writes what the test wants.
+    let template = diamond_with(
+        "case \"$task\" in\n  a) echo buggy > out/a.txt ;;\n  a_branch_*) rm -f out/$task.txt; echo 'done by a' > out/a.txt ;;\nesac",
+    );
+    let reference = template.clone_dir();
+    reference.plancd(&["reconcile"]).expect_code(0);
+    assert!(reference.git(&["log", "-1", "--format=%s", "refs/ai/tasks/wf/a_branch_01"]).starts_with("Succeeded wf/a_branch_01"));
+    let tried = kill_at_every_write(&template);
+    eprintln!("crash safety with a branch todo: {tried} kill points tried");
+    assert!(tried >= 20, "only {tried} kill points");
 }
 
 #[test]

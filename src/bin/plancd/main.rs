@@ -49,6 +49,8 @@ enum Command {
     Completions(commands::completions::Args),
     /// Run a command in a sandbox, or check a sandbox against the adversarial suite.
     Sandbox(commands::sandbox::Args),
+    /// Classify a failure log: failure type, the role to route it to, and the evidence.
+    Triage(commands::triage::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Suspend(args) => commands::manage::suspend(args, &cwd, true),
         Command::Resume(args) => commands::manage::suspend(args, &cwd, false),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Triage(args) => commands::triage::run(args, &cwd),
         Command::Completions(args) => commands::completions::run(args),
         Command::Sandbox(args) => commands::sandbox::run(args),
     };

@@ -10,6 +10,7 @@ pub mod progress;
 pub mod reconcile;
 pub mod sandbox;
 pub mod status;
+pub mod triage;
 pub mod validate;
 
 use std::process::ExitCode;

@@ -66,6 +66,15 @@ impl Progress {
                         state.failed += 1;
                         format!("failed    {key} attempt {attempt} in {took} [{failure_type}]: {message}")
                     }
+                    AttemptEnd::Debugging { branch, failure_type, message } => {
+                        format!(
+                            "failed    {key} attempt {attempt} in {took} [{failure_type}]: {message}\n          -> branch todo {branch} opened"
+                        )
+                    }
+                    AttemptEnd::Escalated { message } => {
+                        state.failed += 1;
+                        format!("escalated {key} attempt {attempt}: {message}")
+                    }
                     AttemptEnd::LostClaim => format!("skipped   {key}: another holder moved it first"),
                     AttemptEnd::Cancelled => format!("stopped   {key} attempt {attempt}: claim released"),
                     AttemptEnd::Infrastructure(why) => format!("stopped   {key} attempt {attempt}: sandbox failed: {why}"),

@@ -52,7 +52,7 @@ pub fn summarise(report: &PassReport) -> ExitCode {
     let done = count(|a| matches!(a, Action::UpToDate { .. }));
     let failed = count(|a| matches!(a, Action::Failed { .. } | Action::Escalated { .. }));
     let approval = count(|a| matches!(a, Action::NeedsApproval { .. }));
-    let total = report.actions.iter().filter(|a| !matches!(a, Action::Orphaned { .. })).count();
+    let total = report.actions.iter().filter(|a| !matches!(a, Action::Orphaned { .. } | Action::BranchClosed { .. })).count();
     let mut line = format!("{done}/{total} tasks satisfied, {} attempt(s) run", report.attempts.len());
     if failed > 0 {
         line.push_str(&format!(", {failed} failed or escalated"));

@@ -1,0 +1,437 @@
+//! A branch todo's attempt: the routed role works on the parent's failing work; the parent's
+//! acceptance tests then decide. Pass: the parent's result is published and the parent is
+//! `Succeeded`. Fail: a deeper branch while the depth allows, else the parent is `Escalated`.
+//! A branch whose own agent keeps failing escalates the parent after `max_debug_attempts`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use git2::Oid;
+use jiff::Timestamp;
+use plancd_sandbox::{FileEntry, Session};
+
+use super::steps::{self, Failure, Logs, Report, Stop};
+use super::task::{released, task_file};
+use super::{
+    Accepted, AttemptEnd, AttemptError, AttemptPlan, BranchPlan, PassContext, branch_reason, contract_names, finish_with, route, succeeded,
+    verify_and_publish,
+};
+use crate::agent::{AgentRun, DependencyResult};
+use crate::publish::{self, Provenance};
+use crate::reconcile::workspace::{self, AgentChange};
+use crate::spec::{Role, SpecHash, Task};
+use crate::state::{BranchInfo, Phase, StateError, TaskKey, TaskStatus, TestSummary};
+use crate::triage::{Diagnostics, python_requirement};
+
+/// What a branch's work came to.
+enum Verdict {
+    Passed {
+        work: Oid,
+        change: AgentChange,
+        tests: TestSummary,
+        agent: AgentRun,
+    },
+    /// The branch's agent did not finish: the branch's own attempt failed.
+    AgentFailed(Failure),
+    /// The agent finished, and the parent's tests still fail on its work.
+    StillFailing {
+        failure: Failure,
+        work: Oid,
+        contract_names: Vec<String>,
+    },
+}
+
+/// Runs one attempt of a branch todo.
+pub(super) async fn run(cx: Arc<PassContext>, plan: AttemptPlan, branch: BranchPlan) -> Result<AttemptEnd, AttemptError> {
+    let parent = cx.snapshot.task(&branch.parent).expect("branch todos are planned for tasks of the snapshot").clone();
+    let hash = cx.snapshot.hashes[&branch.parent].clone();
+    let info = branch.info.clone();
+    let shape = |s: &mut TaskStatus| {
+        s.spec_hash = Some(hash.clone());
+        s.role = Some(info.role.clone());
+        s.branch = Some(info.clone());
+    };
+    let Some((tip, claim)) = super::claim(&cx, &plan, parent.timeout_seconds, shape)? else { return Ok(AttemptEnd::LostClaim) };
+    if let Some(end) = adopt(&cx, &plan.key, &branch, &hash, (tip, &claim))? {
+        return Ok(end);
+    }
+    if claim.attempts_used() > info.max_debug_attempts {
+        let message = format!("{} failed {} attempt(s)", info.id, info.max_debug_attempts);
+        return escalate(&cx, &plan.key, &branch, (tip, &claim), "BranchAttemptsExhausted", message, Logs::new(plan.attempt));
+    }
+    let mut logs = Logs::new(plan.attempt);
+    let mut report = Report::default();
+    let mut cancel = cx.cancel.clone();
+    let outcome = tokio::select! {
+        outcome = work(&cx, &plan, &branch, &parent, &mut logs, &mut report) => outcome,
+        _ = cancel.wait_for(|c| *c) => Err(Stop::Cancelled),
+    };
+    match outcome {
+        Ok((verdict, base)) => judge(&cx, &plan, &branch, &parent, &hash, (tip, claim), verdict, base, logs, report),
+        Err(stop) => {
+            logs.report(&report);
+            released(&cx, &plan.key, tip, &claim, stop, &logs)
+        }
+    }
+}
+
+/// The parent's result, published by an interrupted run of this branch, gets recorded.
+fn adopt(
+    cx: &PassContext,
+    key: &TaskKey,
+    branch: &BranchPlan,
+    hash: &SpecHash,
+    (tip, claim): (Oid, &TaskStatus),
+) -> Result<Option<AttemptEnd>, AttemptError> {
+    let Some((parent_tip, parent)) = open_parent(cx, branch)? else { return Ok(Some(AttemptEnd::LostClaim)) };
+    let published = {
+        let repo = cx.store.repo();
+        match publish::adoptable(&repo, &branch.parent, hash, parent.accepted) {
+            Some((commit, _)) => publish::publish(&repo, &branch.parent, commit, parent.accepted)?,
+            None => return Ok(None),
+        }
+    };
+    let message = format!("fixed by {}; recorded the result an interrupted run published", branch.info.id);
+    let s = succeeded(&parent, &published, Vec::new(), None, message);
+    if write(cx, &branch.parent, parent_tip, &s)?.is_none() {
+        return Ok(Some(AttemptEnd::LostClaim));
+    }
+    let mut done = claim.next(Phase::Succeeded, Timestamp::now());
+    done.finished_at = Some(done.updated_at);
+    done.reason = Some("Adopted".into());
+    done.message = format!("{} is fixed", branch.parent);
+    let end = AttemptEnd::Adopted { commit: published.commit, tag: published.tag };
+    finish_with(cx, key, tip, &done, &Logs::new(claim.attempt), None, end).map(Some)
+}
+
+/// The parent's current status, if it still waits on this branch.
+fn open_parent(cx: &PassContext, branch: &BranchPlan) -> Result<Option<(Oid, TaskStatus)>, AttemptError> {
+    Ok(cx
+        .store
+        .status(&branch.parent)?
+        .filter(|(_, s)| s.phase == Phase::Debugging && s.open_branch.as_ref().is_some_and(|b| b.id == branch.info.id)))
+}
+
+fn write(cx: &PassContext, key: &TaskKey, tip: Oid, status: &TaskStatus) -> Result<Option<Oid>, AttemptError> {
+    match cx.store.append(key, Some(tip), status, &[]) {
+        Ok(tip) => Ok(Some(tip)),
+        Err(StateError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The sandboxed part: the failing work, the branch's agent (or a safe quick fix), the
+/// parent's checks and acceptance tests.
+async fn work(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    branch: &BranchPlan,
+    parent: &Task,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<(Verdict, Oid), Stop> {
+    let deadline = Instant::now() + Duration::from_secs(u64::from(parent.timeout_seconds));
+    let (base_tree, input, base, dependencies) = {
+        let repo = cx.store.repo();
+        let base_tree = Oid::from_str(&branch.info.base_tree)?;
+        let input = workspace::tree_files(&repo, base_tree)?;
+        let mut changes = Vec::new();
+        for (_, result) in &plan.upstream {
+            changes.push(cx.changes.get(&repo, *result)?);
+        }
+        let parent_input = workspace::apply(&repo, &repo.find_commit(cx.snapshot.plan_commit)?.tree()?, &changes)?;
+        let base = publish::base_commit(&repo, &branch.parent, cx.snapshot.plan_commit, &plan.direct, parent_input)?;
+        let mut deps = Vec::new();
+        for (id, result) in &plan.direct {
+            deps.push(DependencyResult {
+                task_id: id.clone(),
+                result_commit: result.to_string(),
+                files: cx.changes.get(&repo, *result)?.paths(),
+            });
+        }
+        (base_tree, input, base, deps)
+    };
+    let role: Role = serde_json::from_value(serde_json::Value::String(branch.info.role.clone())).unwrap_or(Role::Debugger);
+    let mut file = task_file(cx, plan, parent, &input, dependencies);
+    file.role = role;
+    file.title = format!("Debug {} - {}", parent.title, branch.info.failure_type);
+    file.parent_id = Some(branch.parent.task.clone());
+    file.branch_reason = Some(branch.info.branch_reason.clone());
+    file.debug_instructions = Some(branch.info.debug_instructions.clone());
+    logs.add("task.json", serde_json::to_vec_pretty(&file).expect("a task file always serialises"));
+    let session = cx.sandbox.create(&steps::session_spec(cx)).await?;
+    let verdict = in_session(cx, plan, branch, parent, role, session.as_ref(), (base_tree, &input), &file, deadline, logs, report).await;
+    let _ = session.destroy().await;
+    Ok((verdict?, base))
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
+async fn in_session(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    branch: &BranchPlan,
+    parent: &Task,
+    role: Role,
+    session: &dyn Session,
+    (base_tree, input): (Oid, &[FileEntry]),
+    file: &crate::agent::TaskFile,
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<Verdict, Stop> {
+    session.put_files(input).await?;
+    let agent = match quick_fix(plan, branch, input, session, logs).await? {
+        Some(fixed) => fixed,
+        None => match steps::run_agent(cx, role, session, file, deadline, logs, report).await? {
+            Ok(agent) => agent,
+            Err(failure) => return Ok(Verdict::AgentFailed(failure)),
+        },
+    };
+    let pinned = &parent.acceptance_criteria.files;
+    let change = steps::collect_change(session, input, pinned, report).await?;
+    let work = workspace::apply_agent_change(&cx.store.repo(), base_tree, &change)?;
+    let still = |failure| Verdict::StillFailing { failure, work, contract_names: contract_names(input, parent.contract.as_ref()) };
+    if let Some(failure) = steps::run_checks(cx, role, session, deadline, logs, report).await? {
+        return Ok(still(failure));
+    }
+    let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
+    let (mut tests, failure) = steps::run_tests(session, &parent.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
+    tests.pinned_files_changed = change.pinned_touched.clone();
+    Ok(match failure {
+        Some(failure) => still(failure),
+        None => Verdict::Passed { work, change, tests, agent },
+    })
+}
+
+/// The safe quick fix, tried on a branch's first attempt before any agent: a missing Python
+/// package is added to requirements.txt.
+async fn quick_fix(
+    plan: &AttemptPlan,
+    branch: &BranchPlan,
+    input: &[FileEntry],
+    session: &dyn Session,
+    logs: &mut Logs,
+) -> Result<Option<AgentRun>, Stop> {
+    if plan.attempt != 1 || branch.info.failure_type != "missing_dependency" {
+        return Ok(None);
+    }
+    let paths: Vec<String> = input.iter().map(|f| f.path.clone()).collect();
+    let Some(requirement) = branch.info.missing.as_deref().and_then(|m| python_requirement(m, &paths)) else { return Ok(None) };
+    let mut text =
+        input.iter().find(|f| f.path == "requirements.txt").map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default();
+    if text.lines().any(|l| l.trim().eq_ignore_ascii_case(&requirement)) {
+        return Ok(None);
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("{requirement}\n"));
+    session.put_files(&[FileEntry::new("requirements.txt", text)]).await?;
+    logs.add("agent.log", format!("quick fix: added `{requirement}` to requirements.txt\n").into_bytes());
+    Ok(Some(AgentRun {
+        outcome: plancd_sandbox::ExecOutcome { exit_code: Some(0), ..Default::default() },
+        agent: format!("quickfix: requirements.txt += {requirement}"),
+        model: "none".into(),
+        prompt_hash: "none".into(),
+        argv: vec!["quickfix".into()],
+    }))
+}
+
+/// Writes what the branch's work came to.
+#[allow(clippy::too_many_arguments)] // one call site; the attempt's whole context.
+fn judge(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    branch: &BranchPlan,
+    parent: &Task,
+    hash: &SpecHash,
+    (tip, claim): (Oid, TaskStatus),
+    verdict: Verdict,
+    base: Oid,
+    mut logs: Logs,
+    mut report: Report,
+) -> Result<AttemptEnd, AttemptError> {
+    let info = &branch.info;
+    match verdict {
+        Verdict::Passed { work, change, tests, agent } => {
+            logs.report(&report);
+            fixed(cx, plan, branch, parent, hash, (tip, &claim), (work, base, change, tests, agent), &logs)
+        }
+        Verdict::AgentFailed(failure) => {
+            logs.report(&report);
+            let now = Timestamp::now();
+            let mut s = claim.next(Phase::Failed, now);
+            s.reason = Some("AttemptFailed".into());
+            s.failure_type = Some(failure.failure_type.clone());
+            s.message = failure.message.clone();
+            s.finished_at = Some(now);
+            if s.attempts_used() < info.max_debug_attempts {
+                return finish_with(
+                    cx,
+                    &plan.key,
+                    tip,
+                    &s,
+                    &logs,
+                    None,
+                    AttemptEnd::Failed { failure_type: failure.failure_type, message: failure.message },
+                );
+            }
+            let message = format!("{} failed {} attempt(s); last: {}", info.id, info.max_debug_attempts, failure.message);
+            escalate(cx, &plan.key, branch, (tip, &claim), "BranchAttemptsExhausted", message, logs)
+        }
+        Verdict::StillFailing { failure, work, contract_names } => {
+            let classification = cx.triage.classify(&Diagnostics {
+                output: &failure.output,
+                exit_code: failure.exit_code,
+                timed_out: failure.timed_out,
+                duration: failure.duration,
+                timeout: failure.timeout,
+                rerun_passed: failure.rerun_passed,
+                contract_names,
+                ..Diagnostics::default()
+            });
+            report.triage = Some(classification.clone());
+            logs.report(&report);
+            if info.depth >= cx.snapshot.config.max_branch_depth {
+                let mut message = format!(
+                    "still failing after {} branch todo(s), the most allowed (max_branch_depth {}): {}; {}",
+                    info.depth, cx.snapshot.config.max_branch_depth, failure.message, classification.summary
+                );
+                if !classification.evidence.is_empty() {
+                    message.push_str(&format!("; evidence: {}", classification.evidence.join(" | ")));
+                }
+                return escalate(cx, &plan.key, branch, (tip, &claim), "MaxBranchDepth", message, logs);
+            }
+            deepen(cx, plan, branch, parent, (tip, &claim), failure, &classification, work, logs)
+        }
+    }
+}
+
+/// The parent's tests pass on the branch's work: publish the parent's result.
+#[allow(clippy::too_many_arguments)] // one call site; the attempt's whole context.
+fn fixed(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    branch: &BranchPlan,
+    parent: &Task,
+    hash: &SpecHash,
+    (tip, claim): (Oid, &TaskStatus),
+    (work, base, change, tests, agent): (Oid, Oid, AgentChange, TestSummary, AgentRun),
+    logs: &Logs,
+) -> Result<AttemptEnd, AttemptError> {
+    let Some((parent_tip, parent_status)) = open_parent(cx, branch)? else { return Ok(AttemptEnd::LostClaim) };
+    // The result holds the parent's work and the branch's fix: what both changed.
+    let files = {
+        let repo = cx.store.repo();
+        workspace::change_between(&repo, repo.find_commit(base)?.tree_id(), work)?.paths()
+    };
+    let _ = change;
+    let prov = Provenance {
+        key: branch.parent.clone(),
+        spec_hash: hash.clone(),
+        attempt: branch.info.parent_attempt,
+        agent: format!("{} (fixed by {}: {})", parent.agent_role, branch.info.id, agent.agent),
+        model: agent.model,
+        prompt_hash: agent.prompt_hash,
+        correlation_id: cx.correlation_id.clone(),
+        plan_commit: cx.snapshot.plan_commit,
+    };
+    let accepted = Accepted { tree: work, base, files, tests, prov, title: parent.title.clone(), body: parent.description.clone() };
+    let Some((tip, published)) = verify_and_publish(cx, (&plan.key, tip, claim), logs, &branch.parent, parent_status.accepted, &accepted)?
+    else {
+        return Ok(AttemptEnd::LostClaim);
+    };
+    let message = format!("{} acceptance test(s) passed after {}", accepted.tests.passed, branch.info.id);
+    let s = succeeded(&parent_status, &published, accepted.files, Some(accepted.tests), message);
+    if write(cx, &branch.parent, parent_tip, &s)?.is_none() {
+        return Ok(AttemptEnd::LostClaim);
+    }
+    let mut done = claim.next(Phase::Succeeded, Timestamp::now());
+    done.finished_at = Some(done.updated_at);
+    done.reason = Some("Resolved".into());
+    done.message = format!("{} passes its acceptance tests", branch.parent);
+    let end = AttemptEnd::Succeeded { commit: published.commit, tag: published.tag };
+    finish_with(cx, &plan.key, tip, &done, &Logs::new(plan.attempt), None, end)
+}
+
+/// The parent's tests still fail on the branch's work: a deeper branch starts from it. The
+/// branch's record goes first, the parent's (the commit point) last.
+#[allow(clippy::too_many_arguments)] // one call site; the attempt's whole context.
+fn deepen(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    branch: &BranchPlan,
+    parent: &Task,
+    (tip, claim): (Oid, &TaskStatus),
+    failure: Failure,
+    classification: &crate::triage::Classification,
+    work: Oid,
+    logs: Logs,
+) -> Result<AttemptEnd, AttemptError> {
+    let Some((parent_tip, parent_status)) = open_parent(cx, branch)? else { return Ok(AttemptEnd::LostClaim) };
+    let role = route(cx, parent, &classification.failure_type, classification.target_agent);
+    let info = BranchInfo {
+        id: format!("{}_branch_{:02}", parent.id, parent_status.branch_todos.len() + 1),
+        depth: branch.info.depth + 1,
+        role: role.to_string(),
+        branch_reason: branch_reason(&classification.failure_type).into(),
+        failure_type: classification.failure_type.clone(),
+        debug_instructions: format!("{}\n{}", failure.message, classification.instructions(&failure.output)),
+        base_tree: work.to_string(),
+        missing: classification.missing.clone(),
+        ..branch.info.clone()
+    };
+    let now = Timestamp::now();
+    let mut s = claim.next(Phase::Failed, now);
+    s.reason = Some("Deepened".into());
+    s.failure_type = Some(classification.failure_type.clone());
+    s.message = format!("{}; {} goes on from this work", failure.message, info.id);
+    s.finished_at = Some(now);
+    let trees = [(format!("{}/work", logs.dir()), work)];
+    match cx.store.append_with_trees(&plan.key, Some(tip), &s, &logs.files, &trees) {
+        Ok(_) => {}
+        Err(StateError::Conflict { .. }) => return Ok(AttemptEnd::LostClaim),
+        Err(e) => return Err(e.into()),
+    }
+    let mut p = parent_status.next(Phase::Debugging, now);
+    p.reason = Some("BranchTodoOpened".into());
+    p.failure_type = Some(classification.failure_type.clone());
+    p.message = format!("{} did not fix it; {} ({}) opened for the {role}", branch.info.id, info.id, classification.failure_type);
+    p.branch_todos.push(info.id.clone());
+    p.open_branch = Some(info.clone());
+    p.finished_at = Some(now);
+    match write(cx, &branch.parent, parent_tip, &p)? {
+        Some(_) => {
+            Ok(AttemptEnd::Debugging { branch: info.id, failure_type: classification.failure_type.clone(), message: failure.message })
+        }
+        None => Ok(AttemptEnd::LostClaim),
+    }
+}
+
+/// Hands the parent to a person, then closes the branch.
+fn escalate(
+    cx: &PassContext,
+    key: &TaskKey,
+    branch: &BranchPlan,
+    (tip, claim): (Oid, &TaskStatus),
+    reason: &str,
+    message: String,
+    logs: Logs,
+) -> Result<AttemptEnd, AttemptError> {
+    let now = Timestamp::now();
+    if let Some((parent_tip, parent_status)) = open_parent(cx, branch)? {
+        let mut p = parent_status.next(Phase::Escalated, now);
+        p.reason = Some(reason.into());
+        p.failure_type = Some(branch.info.failure_type.clone());
+        p.message = message.clone();
+        p.finished_at = Some(now);
+        if write(cx, &branch.parent, parent_tip, &p)?.is_none() {
+            return Ok(AttemptEnd::LostClaim);
+        }
+    }
+    let mut s = claim.next(Phase::Escalated, now);
+    s.reason = Some(reason.into());
+    s.message = message.clone();
+    s.finished_at = Some(now);
+    finish_with(cx, key, tip, &s, &logs, None, AttemptEnd::Escalated { message })
+}

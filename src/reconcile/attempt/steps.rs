@@ -1,0 +1,358 @@
+//! The steps an attempt takes inside its sandbox session, shared by tasks and branch todos:
+//! the agent, collecting its change, checks, pinned files restored, acceptance tests (failing
+//! ones re-run once, to tell flaky tests apart), and the logs and report they leave.
+
+use std::time::{Duration, Instant};
+
+use plancd_sandbox::{CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, SandboxError, Session, SessionSpec};
+use serde::Serialize;
+
+use super::PassContext;
+use crate::agent::{self, AgentError, AgentRun, TaskFile};
+use crate::reconcile::workspace::{self, AgentChange, Ignore};
+use crate::spec::{AcceptanceTest, Role};
+use crate::state::TestSummary;
+use crate::triage::Classification;
+
+/// Why the work stopped before a verdict.
+pub(super) enum Stop {
+    Cancelled,
+    Infrastructure(String),
+    Git(git2::Error),
+}
+
+impl From<SandboxError> for Stop {
+    fn from(e: SandboxError) -> Stop {
+        Stop::Infrastructure(e.to_string())
+    }
+}
+
+impl From<git2::Error> for Stop {
+    fn from(e: git2::Error) -> Stop {
+        Stop::Git(e)
+    }
+}
+
+/// A failed attempt, with what triage needs.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Failure {
+    /// Before triage: agent_error, timeout, missing_outputs, check_failed or test_failure.
+    pub failure_type: String,
+    /// One line for people.
+    pub message: String,
+    /// The failing commands' output.
+    pub output: String,
+    /// Whether the agent finished (so that there is work to debug).
+    pub agent_finished: bool,
+    /// The failing command's exit code.
+    pub exit_code: Option<i32>,
+    /// Whether it hit its deadline.
+    pub timed_out: bool,
+    /// How long it ran, and its deadline.
+    pub duration: Option<f64>,
+    /// Its deadline.
+    pub timeout: Option<f64>,
+    /// Whether every failing test passed when run again at once.
+    pub rerun_passed: bool,
+}
+
+/// One command's record in the attempt's report.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct CommandRecord {
+    pub name: String,
+    pub cmd: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub duration_seconds: f64,
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun_passed: Option<bool>,
+}
+
+impl CommandRecord {
+    fn new(name: &str, cmd: &str, o: &ExecOutcome) -> CommandRecord {
+        CommandRecord {
+            name: name.into(),
+            cmd: cmd.into(),
+            exit_code: o.exit_code,
+            signal: o.signal,
+            timed_out: o.timed_out,
+            oom_killed: o.oom_killed,
+            duration_seconds: o.duration.as_secs_f64(),
+            passed: o.success(),
+            rerun_passed: None,
+        }
+    }
+
+    /// How it ended, in words.
+    pub fn describe(&self) -> String {
+        match (self.timed_out, self.oom_killed, self.exit_code, self.signal) {
+            (true, ..) => format!("timed out after {:.0}s", self.duration_seconds),
+            (_, true, ..) => "killed: out of memory".into(),
+            (_, _, Some(code), _) => format!("exit {code}"),
+            (_, _, None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "no exit status".into(),
+        }
+    }
+}
+
+/// The attempt's report (`attempts/<n>/report.json`).
+#[derive(Debug, Default, Serialize)]
+pub(super) struct Report {
+    pub agent: Option<CommandRecord>,
+    pub changed_files: Vec<String>,
+    pub pinned_files_changed: Vec<String>,
+    pub missing_outputs: Vec<String>,
+    pub checks: Vec<CommandRecord>,
+    pub tests: Vec<CommandRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triage: Option<Classification>,
+}
+
+/// Logs collected along the way, written into the task's ref at the end.
+pub(super) struct Logs {
+    dir: String,
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Logs {
+    pub fn new(attempt: u32) -> Logs {
+        Logs { dir: format!("attempts/{attempt}"), files: Vec::new() }
+    }
+
+    /// The attempt's folder in the task's ref.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    pub fn add(&mut self, name: &str, data: Vec<u8>) {
+        self.files.push((format!("{}/{name}", self.dir), data));
+    }
+
+    /// Adds the report (last, so that it holds everything).
+    pub fn report(&mut self, report: &Report) {
+        self.add("report.json", serde_json::to_vec_pretty(report).expect("a report always serialises"));
+    }
+
+    fn command(log: &mut Vec<u8>, label: &str, o: &ExecOutcome) {
+        log.extend_from_slice(format!("$ {label}\n").as_bytes());
+        log.extend_from_slice(&output_of(o));
+        log.extend_from_slice(format!("-> {o}\n\n").as_bytes());
+    }
+}
+
+/// A command's stdout then stderr, with a note where either was cut.
+fn output_of(o: &ExecOutcome) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (stream, truncated) in [(&o.stdout, o.stdout_truncated), (&o.stderr, o.stderr_truncated)] {
+        out.extend_from_slice(stream);
+        if !stream.is_empty() && !stream.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        if truncated {
+            out.extend_from_slice(b"[output truncated]\n");
+        }
+    }
+    out
+}
+
+/// The session every attempt of the pass gets.
+pub(super) fn session_spec(cx: &PassContext) -> SessionSpec {
+    let sandbox = &cx.snapshot.config.sandbox;
+    SessionSpec {
+        owner: cx.holder.clone(),
+        image: Some(sandbox.image.clone()),
+        root: sandbox.root.as_ref().map(Into::into),
+        limits: plancd_sandbox::Limits {
+            cpus: sandbox.limits.cpus,
+            memory_mb: sandbox.limits.memory_mb,
+            disk_mb: sandbox.limits.disk_mb,
+            pids: sandbox.limits.pids,
+        },
+        network: match sandbox.network {
+            crate::config::NetworkPolicy::None => plancd_sandbox::Network::None,
+            crate::config::NetworkPolicy::Loopback => plancd_sandbox::Network::Loopback,
+        },
+        env: Vec::new(),
+    }
+}
+
+/// Time left before `deadline`, at most `cap`.
+pub(super) fn remaining(deadline: Instant, cap: Duration) -> Duration {
+    deadline.saturating_duration_since(Instant::now()).min(cap)
+}
+
+/// Runs `role`'s agent. An agent that does not finish is a failure, not an error.
+pub(super) async fn run_agent(
+    cx: &PassContext,
+    role: Role,
+    session: &dyn Session,
+    task_file: &TaskFile,
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<Result<AgentRun, Failure>, Stop> {
+    let config = cx.snapshot.config.roles.get(&role);
+    let role_timeout = config.and_then(|r| r.timeout_seconds).map_or(Duration::MAX, Duration::from_secs);
+    let run = match agent::run(config, role, task_file, session, remaining(deadline, role_timeout)).await {
+        Ok(run) => run,
+        Err(AgentError::Sandbox(e)) => return Err(e.into()),
+        Err(e) => return Err(Stop::Infrastructure(e.to_string())),
+    };
+    let label = run.argv.join(" ");
+    let mut log = Vec::new();
+    Logs::command(&mut log, &label, &run.outcome);
+    logs.add("agent.log", log);
+    report.agent = Some(CommandRecord::new("agent", &label, &run.outcome));
+    if run.outcome.success() {
+        return Ok(Ok(run));
+    }
+    Ok(Err(Failure {
+        failure_type: if run.outcome.timed_out { "timeout" } else { "agent_error" }.into(),
+        message: format!("the {role} agent did not finish: {}", run.outcome),
+        output: String::from_utf8_lossy(&output_of(&run.outcome)).into_owned(),
+        exit_code: run.outcome.exit_code,
+        timed_out: run.outcome.timed_out,
+        duration: Some(run.outcome.duration.as_secs_f64()),
+        ..Failure::default()
+    }))
+}
+
+/// What the agent changed, compared with `input` (caches, ignored paths and pinned files left
+/// out; pinned files it touched are listed).
+pub(super) async fn collect_change(
+    session: &dyn Session,
+    input: &[FileEntry],
+    pinned: &[String],
+    report: &mut Report,
+) -> Result<AgentChange, Stop> {
+    let copied = session.get_files(&CopyOutLimits::default()).await?;
+    let skipped: Vec<String> = copied.skipped.iter().map(|(p, _)| p.clone()).collect();
+    let gitignore = input.iter().find(|f| f.path == ".gitignore").map(|f| String::from_utf8_lossy(&f.data).into_owned());
+    let change = workspace::agent_change(input, &copied.files, &skipped, pinned, &Ignore::new(gitignore.as_deref()));
+    report.changed_files = change.paths();
+    report.pinned_files_changed = change.pinned_touched.clone();
+    Ok(change)
+}
+
+/// Declared outputs that are neither in the input nor written, or that were removed.
+pub(super) fn missing_outputs(outputs: &[String], input: &[FileEntry], change: &AgentChange) -> Vec<String> {
+    outputs
+        .iter()
+        .filter(|o| {
+            let written = change.written.iter().any(|f| &f.path == *o);
+            let kept = input.iter().any(|f| &f.path == *o) && !change.removed.contains(o);
+            !written && !kept
+        })
+        .cloned()
+        .collect()
+}
+
+/// The configured checks (lint, types, security) after the roles they name, coder by default.
+pub(super) async fn run_checks(
+    cx: &PassContext,
+    role: Role,
+    session: &dyn Session,
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<Option<Failure>, Stop> {
+    let config = &cx.snapshot.config;
+    let mut log = Vec::new();
+    let mut failure = None;
+    for check in config.checks.iter().filter(|c| if c.roles.is_empty() { role == Role::Coder } else { c.roles.contains(&role) }) {
+        let timeout = remaining(deadline, Duration::from_secs(check.timeout_seconds.unwrap_or(config.sandbox.limits.timeout_seconds)));
+        let o = session.exec(&ExecRequest::shell(&check.cmd, timeout)).await?;
+        Logs::command(&mut log, &check.cmd, &o);
+        let record = CommandRecord::new(&check.name, &check.cmd, &o);
+        if !record.passed && failure.is_none() {
+            failure = Some(Failure {
+                failure_type: "check_failed".into(),
+                message: format!("check `{}` failed: `{}` ({})", check.name, check.cmd, record.describe()),
+                output: String::from_utf8_lossy(&output_of(&o)).into_owned(),
+                agent_finished: true,
+                exit_code: o.exit_code,
+                timed_out: o.timed_out,
+                duration: Some(o.duration.as_secs_f64()),
+                timeout: Some(timeout.as_secs_f64()),
+                rerun_passed: false,
+            });
+        }
+        report.checks.push(record);
+    }
+    if !log.is_empty() {
+        logs.add("checks.log", log);
+    }
+    Ok(failure)
+}
+
+/// Restores the pinned files as committed, then runs the acceptance tests. Tests that fail are
+/// run once more at once: if all then pass, the failure is reported as flaky.
+pub(super) async fn run_tests(
+    session: &dyn Session,
+    tests: &[AcceptanceTest],
+    originals: &[FileEntry],
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<(TestSummary, Option<Failure>), Stop> {
+    session.put_files(originals).await?;
+    let mut log = Vec::new();
+    let mut failing: Vec<(usize, ExecOutcome, Duration)> = Vec::new();
+    for (i, test) in tests.iter().enumerate() {
+        let timeout = remaining(deadline, Duration::from_secs(u64::from(test.timeout_seconds)));
+        let o = session.exec(&ExecRequest::shell(&test.cmd, timeout)).await?;
+        Logs::command(&mut log, &test.cmd, &o);
+        let name = test.name.clone().unwrap_or_else(|| format!("test {}", i + 1));
+        report.tests.push(CommandRecord::new(&name, &test.cmd, &o));
+        if !o.success() {
+            failing.push((i, o, timeout));
+        }
+    }
+    // Re-run what failed (not what timed out: that would only wait again).
+    let mut all_rerun_passed = !failing.is_empty();
+    for (i, o, timeout) in &failing {
+        if o.timed_out || o.oom_killed {
+            all_rerun_passed = false;
+            continue;
+        }
+        session.put_files(originals).await?;
+        let again = session.exec(&ExecRequest::shell(&tests[*i].cmd, *timeout)).await?;
+        Logs::command(&mut log, &format!("{}  # re-run", tests[*i].cmd), &again);
+        report.tests[*i].rerun_passed = Some(again.success());
+        all_rerun_passed &= again.success();
+    }
+    if !log.is_empty() {
+        logs.add("tests.log", log);
+    }
+    let passed = report.tests.iter().filter(|t| t.passed).count() as u32;
+    let summary = TestSummary {
+        passed,
+        failed: report.tests.len() as u32 - passed,
+        duration_seconds: report.tests.iter().map(|t| t.duration_seconds).sum(),
+        ..TestSummary::default()
+    };
+    let Some((i, first, timeout)) = failing.first() else { return Ok((summary, None)) };
+    let record = &report.tests[*i];
+    let output = failing.iter().map(|(_, o, _)| String::from_utf8_lossy(&output_of(o)).into_owned()).collect::<Vec<_>>().join("\n");
+    let failure = Failure {
+        failure_type: if first.timed_out { "timeout" } else { "test_failure" }.into(),
+        message: format!(
+            "{} of {} acceptance test(s) failed; first: `{}` ({})",
+            summary.failed,
+            tests.len(),
+            record.cmd,
+            record.describe()
+        ),
+        output,
+        agent_finished: true,
+        exit_code: first.exit_code,
+        timed_out: first.timed_out,
+        duration: Some(first.duration.as_secs_f64()),
+        timeout: Some(timeout.as_secs_f64()),
+        rerun_passed: all_rerun_passed,
+    };
+    Ok((summary, Some(failure)))
+}
