@@ -9,7 +9,7 @@
 use git2::{Oid, Repository};
 
 use crate::spec::SpecHash;
-use crate::state::{StateError, TaskKey, cas_ref, commit_message, fault, parse_trailers, signature};
+use crate::state::{StateError, TaskKey, cas_ref, commit_message, fault, parse_trailers, signature, with_lock_recovery};
 
 /// Where a result came from, written as commit trailers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +129,9 @@ pub fn publish(repo: &Repository, key: &TaskKey, commit: Oid, accepted: u32) -> 
             Some(_) => n += 1,
             None => {
                 let message = commit_message(&format!("plancd result {n} of {key}"), "", &[("Plancd-Result", commit.to_string())]);
-                repo.tag(&tag, &repo.find_object(commit, Some(git2::ObjectType::Commit))?, &signature()?, &message, false)?;
+                let target = repo.find_object(commit, Some(git2::ObjectType::Commit))?;
+                let sig = signature()?;
+                with_lock_recovery(repo, &format!("refs/tags/{tag}"), || repo.tag(&tag, &target, &sig, &message, false))?;
                 fault::after_ref_write();
                 return Ok(Published { commit, branch, tag, n });
             }

@@ -367,24 +367,10 @@ fn commit_on_chain(
 /// Moves `name` from `expected` to `new` atomically (`None`: absent). The conflict case is
 /// told apart from other git errors, so callers can re-read and move on.
 pub fn cas_ref(repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<(), StateError> {
-    let result = match (expected, new) {
-        (None, Some(new)) => repo.reference(name, new, false, log).map(drop),
-        (Some(old), Some(new)) => repo.reference_matching(name, new, true, old, log).map(drop),
-        (Some(old), None) => {
-            let mut tx = repo.transaction()?;
-            tx.lock_ref(name)?;
-            match ref_target(repo, name)? {
-                Some(actual) if actual == old => {
-                    tx.remove(name)?;
-                    tx.commit()
-                }
-                actual => return Err(StateError::Conflict { ref_name: name.to_owned(), expected, actual }),
-            }
-        }
-        (None, None) => Ok(()),
-    };
+    let result = with_lock_recovery(repo, name, || try_cas(repo, name, expected, new, log));
     match result {
-        Ok(()) => {
+        Ok(Some(conflict)) => Err(conflict),
+        Ok(None) => {
             fault::after_ref_write();
             Ok(())
         }
@@ -393,6 +379,50 @@ pub fn cas_ref(repo: &Repository, name: &str, expected: Option<Oid>, new: Option
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// How long a ref lock may stand before it is taken for a leftover of a killed writer. Git
+/// holds ref locks for the microseconds of one write.
+const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs a ref write, waiting out a lock another writer holds and removing one that a killed
+/// process left behind (`<ref>.lock` or `packed-refs.lock` older than [`STALE_LOCK`]).
+pub fn with_lock_recovery<T>(repo: &Repository, name: &str, mut write: impl FnMut() -> Result<T, git2::Error>) -> Result<T, git2::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        match write() {
+            Err(e) if e.code() == ErrorCode::Locked && started.elapsed() < STALE_LOCK * 5 => {
+                for lock in [repo.path().join(format!("{name}.lock")), repo.path().join("packed-refs.lock")] {
+                    let age = std::fs::metadata(&lock).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|a| a >= STALE_LOCK) {
+                        let _ = std::fs::remove_file(&lock);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One compare-and-swap: `Ok(Some(conflict))` when the ref is not at `expected`.
+fn try_cas(repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<Option<StateError>, git2::Error> {
+    let result = match (expected, new) {
+        (None, Some(new)) => repo.reference(name, new, false, log).map(drop),
+        (Some(old), Some(new)) => repo.reference_matching(name, new, true, old, log).map(drop),
+        (Some(old), None) => {
+            let mut tx = repo.transaction()?;
+            tx.lock_ref(name)?;
+            let actual = repo.find_reference(name).ok().and_then(|r| r.target());
+            if actual != Some(old) {
+                return Ok(Some(StateError::Conflict { ref_name: name.to_owned(), expected, actual }));
+            }
+            tx.remove(name)?;
+            tx.commit()
+        }
+        (None, None) => Ok(()),
+    };
+    result.map(|()| None)
 }
 
 #[cfg(test)]
@@ -444,6 +474,32 @@ mod tests {
         assert!(matches!(store.delete(&key, first), Err(StateError::Conflict { .. })));
         store.delete(&key, second).unwrap();
         assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_lock_left_by_a_killed_writer_is_cleared_and_a_live_one_waited_for() {
+        let (dir, store) = store();
+        let key = TaskKey::new("wf", "t1");
+        let lock = dir.path().join(".git").join(format!("{}.lock", key.ref_name()));
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::fs::write(&lock, "").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&lock).unwrap().set_modified(old).unwrap();
+        store.append(&key, None, &status(Phase::Running, 1), &[]).unwrap();
+        assert!(!lock.exists());
+        // A fresh lock is someone's: the write waits until it is gone (here: taken away).
+        std::fs::write(&lock, "").unwrap();
+        let remover = std::thread::spawn({
+            let lock = lock.clone();
+            move || {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::fs::remove_file(lock).unwrap();
+            }
+        });
+        let tip = store.tip(&key).unwrap();
+        store.append(&key, tip, &status(Phase::Succeeded, 1), &[]).unwrap();
+        remover.join().unwrap();
+        assert_eq!(store.state(&key).unwrap().unwrap().phase, Phase::Succeeded);
     }
 
     #[test]
