@@ -7,4 +7,5 @@ mod cli;
 mod examples;
 mod manage;
 mod reconcile;
+mod triage;
 mod util;
