@@ -13,15 +13,15 @@ use plancd_sandbox::{FileEntry, Session};
 use super::steps::{self, Failure, Logs, Report, Stop};
 use super::task::{released, task_file};
 use super::{
-    Accepted, AttemptEnd, AttemptError, AttemptPlan, BranchPlan, PassContext, branch_reason, contract_names, finish_with, route, succeeded,
+    Accepted, AttemptEnd, AttemptError, AttemptPlan, BranchPlan, PassContext, contract_names, finish_with, new_branch, succeeded,
     verify_and_publish,
 };
 use crate::agent::{AgentRun, DependencyResult};
 use crate::publish::{self, Provenance};
 use crate::reconcile::workspace::{self, AgentChange};
 use crate::spec::{Role, SpecHash, Task};
-use crate::state::{BranchInfo, Phase, StateError, TaskKey, TaskStatus, TestSummary};
-use crate::triage::{Diagnostics, python_requirement};
+use crate::state::{Phase, StateError, TaskKey, TaskStatus, TestSummary};
+use crate::triage::python_requirement;
 
 /// What a branch's work came to.
 enum Verdict {
@@ -280,16 +280,7 @@ fn judge(
             escalate(cx, &plan.key, branch, (tip, &claim), "BranchAttemptsExhausted", message, logs)
         }
         Verdict::StillFailing { failure, work, contract_names } => {
-            let classification = cx.triage.classify(&Diagnostics {
-                output: &failure.output,
-                exit_code: failure.exit_code,
-                timed_out: failure.timed_out,
-                duration: failure.duration,
-                timeout: failure.timeout,
-                rerun_passed: failure.rerun_passed,
-                contract_names,
-                ..Diagnostics::default()
-            });
+            let classification = failure.classify(&cx.triage, contract_names);
             report.triage = Some(classification.clone());
             logs.report(&report);
             if info.depth >= cx.snapshot.config.max_branch_depth {
@@ -369,18 +360,7 @@ fn deepen(
     logs: Logs,
 ) -> Result<AttemptEnd, AttemptError> {
     let Some((parent_tip, parent_status)) = open_parent(cx, branch)? else { return Ok(AttemptEnd::LostClaim) };
-    let role = route(cx, parent, &classification.failure_type, classification.target_agent);
-    let info = BranchInfo {
-        id: format!("{}_branch_{:02}", parent.id, parent_status.branch_todos.len() + 1),
-        depth: branch.info.depth + 1,
-        role: role.to_string(),
-        branch_reason: branch_reason(&classification.failure_type).into(),
-        failure_type: classification.failure_type.clone(),
-        debug_instructions: format!("{}\n{}", failure.message, classification.instructions(&failure.output)),
-        base_tree: work.to_string(),
-        missing: classification.missing.clone(),
-        ..branch.info.clone()
-    };
+    let info = new_branch(cx, parent, &parent_status, &failure, classification, work, (branch.info.depth + 1, branch.info.parent_attempt));
     let now = Timestamp::now();
     let mut s = claim.next(Phase::Failed, now);
     s.reason = Some("Deepened".into());
@@ -393,13 +373,8 @@ fn deepen(
         Err(StateError::Conflict { .. }) => return Ok(AttemptEnd::LostClaim),
         Err(e) => return Err(e.into()),
     }
-    let mut p = parent_status.next(Phase::Debugging, now);
-    p.reason = Some("BranchTodoOpened".into());
-    p.failure_type = Some(classification.failure_type.clone());
-    p.message = format!("{} did not fix it; {} ({}) opened for the {role}", branch.info.id, info.id, classification.failure_type);
-    p.branch_todos.push(info.id.clone());
-    p.open_branch = Some(info.clone());
-    p.finished_at = Some(now);
+    let message = format!("{} did not fix it; {} ({}) opened for the {}", branch.info.id, info.id, classification.failure_type, info.role);
+    let p = super::debugging(&parent_status, &info, message);
     match write(cx, &branch.parent, parent_tip, &p)? {
         Some(_) => {
             Ok(AttemptEnd::Debugging { branch: info.id, failure_type: classification.failure_type.clone(), message: failure.message })

@@ -263,6 +263,45 @@ fn route(cx: &PassContext, task: &crate::spec::Task, failure_type: &str, suggest
     [wanted, Role::Debugger, task.agent_role].into_iter().find(|r| has_agent(*r)).unwrap_or(task.agent_role)
 }
 
+/// A branch todo for `task`, the next of `parent_status`'s, starting from `work`.
+fn new_branch(
+    cx: &PassContext,
+    task: &crate::spec::Task,
+    parent_status: &TaskStatus,
+    failure: &steps::Failure,
+    classification: &crate::triage::Classification,
+    work: Oid,
+    (depth, parent_attempt): (u32, u32),
+) -> BranchInfo {
+    let role = route(cx, task, &classification.failure_type, classification.target_agent);
+    BranchInfo {
+        id: format!("{}_branch_{:02}", task.id, parent_status.branch_todos.len() + 1),
+        parent_id: task.id.clone(),
+        parent_attempt,
+        branch_reason: branch_reason(&classification.failure_type).into(),
+        failure_type: classification.failure_type.clone(),
+        depth,
+        role: role.to_string(),
+        debug_instructions: format!("{}\n{}", failure.message, classification.instructions(&failure.output)),
+        max_debug_attempts: task.max_debug_attempts,
+        base_tree: work.to_string(),
+        missing: classification.missing.clone(),
+    }
+}
+
+/// The `Debugging` record of a task whose branch todo `info` is now at work.
+fn debugging(prev: &TaskStatus, info: &BranchInfo, message: String) -> TaskStatus {
+    let now = Timestamp::now();
+    let mut s = prev.next(Phase::Debugging, now);
+    s.reason = Some("BranchTodoOpened".into());
+    s.failure_type = Some(info.failure_type.clone());
+    s.message = message;
+    s.finished_at = Some(now);
+    s.branch_todos.push(info.id.clone());
+    s.open_branch = Some(info.clone());
+    s
+}
+
 /// The seed's `branch_reason` for a failure type (its finer types folded into `test_failure`).
 fn branch_reason(failure_type: &str) -> &'static str {
     match failure_type {

@@ -56,6 +56,22 @@ pub(super) struct Failure {
     pub rerun_passed: bool,
 }
 
+impl Failure {
+    /// What triage makes of it, given the names the task's contract defines.
+    pub fn classify(&self, triage: &crate::triage::Triage, contract_names: Vec<String>) -> Classification {
+        triage.classify(&crate::triage::Diagnostics {
+            output: &self.output,
+            exit_code: self.exit_code,
+            timed_out: self.timed_out,
+            duration: self.duration,
+            timeout: self.timeout,
+            rerun_passed: self.rerun_passed,
+            contract_names,
+            ..crate::triage::Diagnostics::default()
+        })
+    }
+}
+
 /// One command's record in the attempt's report.
 #[derive(Debug, Clone, Serialize)]
 pub(super) struct CommandRecord {

@@ -10,15 +10,14 @@ use plancd_sandbox::{FileEntry, Session};
 
 use super::steps::{self, Failure, Logs, Report, Stop};
 use super::{
-    Accepted, AttemptEnd, AttemptError, AttemptPlan, PassContext, branch_reason, claim, contract_names, finish_with, route, succeeded,
+    Accepted, AttemptEnd, AttemptError, AttemptPlan, PassContext, claim, contract_names, debugging, finish_with, new_branch, succeeded,
     verify_and_publish,
 };
 use crate::agent::{AgentRun, ContractFile, DependencyResult, TaskFile};
 use crate::publish::{self, Provenance};
 use crate::reconcile::workspace::{self, AgentChange};
 use crate::spec::{Document, Format, Limits, SpecHash, Task};
-use crate::state::{BranchInfo, Phase, StateError, TaskStatus, TestSummary};
-use crate::triage::Diagnostics;
+use crate::state::{Phase, StateError, TaskStatus, TestSummary};
 
 /// What the sandboxed part came to.
 enum Verdict {
@@ -303,41 +302,13 @@ fn open_branch(
     mut logs: Logs,
     mut report: Report,
 ) -> Result<AttemptEnd, AttemptError> {
-    let classification = cx.triage.classify(&Diagnostics {
-        output: &failure.output,
-        exit_code: failure.exit_code,
-        timed_out: failure.timed_out,
-        duration: failure.duration,
-        timeout: failure.timeout,
-        rerun_passed: failure.rerun_passed,
-        contract_names: contract_names.to_vec(),
-        ..Diagnostics::default()
-    });
-    let role = route(cx, task, &classification.failure_type, classification.target_agent);
-    let info = BranchInfo {
-        id: format!("{}_branch_{:02}", task.id, claim.branch_todos.len() + 1),
-        parent_id: task.id.clone(),
-        parent_attempt: plan.attempt,
-        branch_reason: branch_reason(&classification.failure_type).into(),
-        failure_type: classification.failure_type.clone(),
-        depth: 1,
-        role: role.to_string(),
-        debug_instructions: format!("{}\n{}", failure.message, classification.instructions(&failure.output)),
-        max_debug_attempts: task.max_debug_attempts,
-        base_tree: work.to_string(),
-        missing: classification.missing.clone(),
-    };
+    let classification = failure.classify(&cx.triage, contract_names.to_vec());
+    let info = new_branch(cx, task, claim, &failure, &classification, work, (1, plan.attempt));
     report.triage = Some(classification.clone());
     logs.report(&report);
-    let now = Timestamp::now();
-    let mut s = claim.next(Phase::Debugging, now);
-    s.reason = Some("BranchTodoOpened".into());
-    s.failure_type = Some(classification.failure_type.clone());
-    s.message = format!("{}; {} ({}) opened for the {role}", failure.message, info.id, classification.failure_type);
+    let message = format!("{}; {} ({}) opened for the {}", failure.message, info.id, classification.failure_type, info.role);
+    let mut s = debugging(claim, &info, message);
     s.tests = tests;
-    s.finished_at = Some(now);
-    s.branch_todos.push(info.id.clone());
-    s.open_branch = Some(info.clone());
     let end = AttemptEnd::Debugging { branch: info.id, failure_type: classification.failure_type, message: failure.message };
     finish_with(cx, &plan.key, tip, &s, &logs, Some(work), end)
 }
