@@ -131,10 +131,16 @@ fn describe(e: &ValidationError<'_>, schema: &Value, doc: &Document, file: &str)
             let dup = first_duplicate(e.instance()).map_or_else(String::new, |v| format!(": `{}` appears twice", short(v)));
             vec![diag(path, format!("items must be unique{dup}")).help("remove the repeated item")]
         }
-        ValidationErrorKind::MinItems { limit: 1 } => vec![diag(path, "must not be empty".to_owned())],
-        ValidationErrorKind::MinLength { limit: 1 } => vec![diag(path, "must not be empty".to_owned())],
+        ValidationErrorKind::MinItems { limit: 1 } => vec![diag(path, "must not be empty".to_owned()).help("add at least one item, or remove the key")],
+        ValidationErrorKind::MinLength { limit: 1 } => vec![diag(path, "must not be empty".to_owned()).help("write a value, or remove the key")],
         ValidationErrorKind::Pattern { pattern } => {
             vec![diag(path, format!("`{}` does not match the pattern `{pattern}`", short(e.instance())))]
+        }
+        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => {
+            vec![diag(path, lowercase_first(&e.to_string())).help(format!("use a value of at least {limit}"))]
+        }
+        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => {
+            vec![diag(path, lowercase_first(&e.to_string())).help(format!("use a value of at most {limit}"))]
         }
         _ => vec![diag(path, lowercase_first(&e.to_string()))],
     }
