@@ -24,4 +24,6 @@ pub mod publish;
 pub mod reconcile;
 pub mod spec;
 pub mod state;
+pub mod telemetry;
 pub mod triage;
+pub mod watch;

@@ -9,6 +9,7 @@ pub mod manage;
 pub mod reconcile;
 pub mod retry;
 pub mod sandbox;
+pub mod serve;
 pub mod status;
 pub mod suspend;
 pub mod triage;

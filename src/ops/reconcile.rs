@@ -94,8 +94,9 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         cancel: opts.cancel,
         changes: Default::default(),
         triage,
+        events: opts.events,
     };
-    Ok(Executor::new(Arc::new(cx), opts.events).run().await?)
+    Ok(Executor::new(Arc::new(cx)).run().await?)
 }
 
 /// Every task whose role has no command agent in the configuration, as an error at the task.

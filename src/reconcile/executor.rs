@@ -25,6 +25,18 @@ pub enum Event {
         /// The attempt's number.
         attempt: u32,
     },
+    /// A sandboxed command ran.
+    Exec {
+        /// agent, check or test.
+        kind: &'static str,
+        /// How long it took.
+        duration: Duration,
+    },
+    /// How many tasks are ready to run and not yet started (after each decision).
+    Queue {
+        /// That many.
+        ready: usize,
+    },
     /// An attempt ended.
     Finished {
         /// The task.
@@ -75,22 +87,20 @@ type Finished = (TaskKey, u32, Instant, Option<TaskKey>, Result<AttemptEnd, Atte
 pub struct Executor {
     cx: Arc<PassContext>,
     concurrency: usize,
-    events: Option<EventSink>,
+
     /// How often to look again while other holders have work in flight.
     pub poll: Duration,
 }
 
 impl Executor {
     /// An executor over `cx`.
-    pub fn new(cx: Arc<PassContext>, events: Option<EventSink>) -> Executor {
+    pub fn new(cx: Arc<PassContext>) -> Executor {
         let concurrency = usize::try_from(cx.snapshot.config.concurrency).unwrap_or(1).max(1);
-        Executor { cx, concurrency, events, poll: Duration::from_millis(250) }
+        Executor { cx, concurrency, poll: Duration::from_millis(250) }
     }
 
     fn emit(&self, event: Event) {
-        if let Some(sink) = &self.events {
-            sink(&event);
-        }
+        self.cx.emit(event);
     }
 
     fn read_actual(&self) -> Result<Actual, StateError> {
@@ -125,6 +135,8 @@ impl Executor {
                 // of work behind them.
                 let mut runnable: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::Run { .. })).collect();
                 runnable.sort_by_key(|a| std::cmp::Reverse(heights.get(a.key()).copied().unwrap_or(0)));
+                let waiting = runnable.iter().filter(|a| !running.contains(a.key())).count();
+                self.emit(Event::Queue { ready: waiting.saturating_sub(self.concurrency.saturating_sub(running.len())) });
                 for action in runnable {
                     if running.len() >= self.concurrency {
                         break;

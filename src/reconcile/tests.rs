@@ -91,8 +91,9 @@ async fn pass(dir: &Path, sandbox: &FakeSandbox) -> PassReport {
         cancel,
         changes: Default::default(),
         triage: Default::default(),
+        events: None,
     };
-    tokio::time::timeout(std::time::Duration::from_secs(30), Executor::new(Arc::new(cx), None).run()).await.unwrap().unwrap()
+    tokio::time::timeout(std::time::Duration::from_secs(30), Executor::new(Arc::new(cx)).run()).await.unwrap().unwrap()
 }
 
 fn refs(dir: &Path) -> Vec<(String, git2::Oid)> {

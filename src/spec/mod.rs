@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 pub use check::{CheckContext, check_plan};
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};
 pub use document::{Document, Format, Limits, Pos, SyntaxError};
-pub use hash::{HashError, SpecHash, canonical_json, sha256_hex, spec_hashes};
+pub use hash::{HashError, SpecHash, canonical_json, hex, sha256_hex, spec_hashes};
 pub use ids::{is_branch_todo_id, normalize_relative, ref_component_problem, relative_path_problem};
 pub use model::{
     AcceptanceCriteria, AcceptanceTest, BUILTIN_FAILURE_TYPES, BranchReason, Contract, DataModel, Field, Interface, InterfaceKind, Method,

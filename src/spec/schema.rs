@@ -23,15 +23,18 @@ pub enum Schema {
     Config,
     /// A task's `status.json`.
     Status,
+    /// `plancd serve --config FILE`.
+    Serve,
 }
 
 impl Schema {
     /// Every schema, with the file name it is published under.
-    pub const ALL: [(Schema, &'static str); 4] = [
+    pub const ALL: [(Schema, &'static str); 5] = [
         (Schema::TodoList, "todo_list.schema.json"),
         (Schema::Contract, "contract.schema.json"),
         (Schema::Config, "config.schema.json"),
         (Schema::Status, "status.schema.json"),
+        (Schema::Serve, "serve.schema.json"),
     ];
 
     /// The schema's JSON text, as published in `schemas/`.
@@ -41,11 +44,12 @@ impl Schema {
             Schema::Contract => include_str!("../../schemas/contract.schema.json"),
             Schema::Config => include_str!("../../schemas/config.schema.json"),
             Schema::Status => include_str!("../../schemas/status.schema.json"),
+            Schema::Serve => include_str!("../../schemas/serve.schema.json"),
         }
     }
 
     fn slot(self) -> &'static OnceLock<(Value, Validator)> {
-        static SLOTS: [OnceLock<(Value, Validator)>; 4] = [const { OnceLock::new() }; 4];
+        static SLOTS: [OnceLock<(Value, Validator)>; 5] = [const { OnceLock::new() }; 5];
         &SLOTS[self as usize]
     }
 
@@ -131,8 +135,12 @@ fn describe(e: &ValidationError<'_>, schema: &Value, doc: &Document, file: &str)
             let dup = first_duplicate(e.instance()).map_or_else(String::new, |v| format!(": `{}` appears twice", short(v)));
             vec![diag(path, format!("items must be unique{dup}")).help("remove the repeated item")]
         }
-        ValidationErrorKind::MinItems { limit: 1 } => vec![diag(path, "must not be empty".to_owned()).help("add at least one item, or remove the key")],
-        ValidationErrorKind::MinLength { limit: 1 } => vec![diag(path, "must not be empty".to_owned()).help("write a value, or remove the key")],
+        ValidationErrorKind::MinItems { limit: 1 } => {
+            vec![diag(path, "must not be empty".to_owned()).help("add at least one item, or remove the key")]
+        }
+        ValidationErrorKind::MinLength { limit: 1 } => {
+            vec![diag(path, "must not be empty".to_owned()).help("write a value, or remove the key")]
+        }
         ValidationErrorKind::Pattern { pattern } => {
             vec![diag(path, format!("`{}` does not match the pattern `{pattern}`", short(e.instance())))]
         }

@@ -76,6 +76,27 @@ pub struct WorkflowRecord {
     pub message: String,
 }
 
+/// The ref of reconcile requests (`plancd reconcile --request`), like Flux's `requestedAt`.
+pub const REQUEST_REF: &str = "refs/ai/requests/reconcile";
+
+/// A request for a pass, and its acknowledgement by a controller (`request.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileRequest {
+    /// When it was asked for; identifies the request.
+    pub requested_at: jiff::Timestamp,
+    /// Who asked.
+    pub requested_by: String,
+    /// When a controller ran a pass for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_at: Option<jiff::Timestamp>,
+    /// Which controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_by: Option<String>,
+    /// How the pass went.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub outcome: String,
+}
+
 /// Why a state operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -313,6 +334,31 @@ impl Store {
         let repo = self.repo();
         let oid = commit_on_chain(&repo, expected, &[("workflow.json", &json)], &[], &message)?;
         cas_ref(&repo, &format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
+        Ok(oid)
+    }
+}
+
+impl Store {
+    /// The latest reconcile request, handled or not.
+    pub fn reconcile_request(&self) -> Result<Option<(Oid, ReconcileRequest)>, StateError> {
+        let repo = self.repo();
+        let Some(tip) = ref_target(&repo, REQUEST_REF)? else { return Ok(None) };
+        let bytes = read_blob(&repo, tip, "request.json")?.unwrap_or_default();
+        let request = serde_json::from_slice(&bytes)
+            .map_err(|e| StateError::Corrupt { ref_name: REQUEST_REF.into(), why: format!("request.json: {e}") })?;
+        Ok(Some((tip, request)))
+    }
+
+    /// Writes a request (or its acknowledgement) if the ref is still at `expected`.
+    pub fn write_request(&self, request: &ReconcileRequest, expected: Option<Oid>) -> Result<Oid, StateError> {
+        let json = serde_json::to_vec_pretty(request).expect("a request always serialises");
+        let state = if request.handled_at.is_some() { "handled" } else { "requested" };
+        let subject = format!("Reconcile {state} ({})", request.requested_at);
+        let trailers = [("Plancd-Request", state.to_owned()), ("Plancd-Requested-At", request.requested_at.to_string())];
+        let message = commit_message(&subject, &request.outcome, &trailers);
+        let repo = self.repo();
+        let oid = commit_on_chain(&repo, expected, &[("request.json", &json)], &[], &message)?;
+        cas_ref(&repo, REQUEST_REF, expected, Some(oid), &subject)?;
         Ok(oid)
     }
 }

@@ -7,5 +7,6 @@ mod cli;
 mod examples;
 mod manage;
 mod reconcile;
+mod serve;
 mod triage;
 mod util;

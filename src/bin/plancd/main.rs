@@ -51,6 +51,8 @@ enum Command {
     Sandbox(commands::sandbox::Args),
     /// Classify a failure log: failure type, the role to route it to, and the evidence.
     Triage(commands::triage::Args),
+    /// Run as a controller: watch repositories, answer webhooks, serve health and metrics.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => commands::manage::suspend(args, &cwd, false),
         Command::Demo(args) => commands::demo::run(args),
         Command::Triage(args) => commands::triage::run(args, &cwd),
+        Command::Serve(args) => commands::serve::run(args, &cwd),
         Command::Completions(args) => commands::completions::run(args),
         Command::Sandbox(args) => commands::sandbox::run(args),
     };

@@ -195,7 +195,7 @@ async fn in_session(
         return Ok(still(failure));
     }
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
-    let (mut tests, failure) = steps::run_tests(session, &parent.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
+    let (mut tests, failure) = steps::run_tests(cx, session, &parent.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
     tests.pinned_files_changed = change.pinned_touched.clone();
     Ok(match failure {
         Some(failure) => still(failure),

@@ -42,6 +42,17 @@ pub struct PassContext {
     pub changes: workspace::ChangeCache,
     /// Classifies failures (built-in rules plus the configuration's patterns).
     pub triage: Triage,
+    /// Progress, for displays and metrics.
+    pub events: Option<super::EventSink>,
+}
+
+impl PassContext {
+    /// Reports `event` to whoever listens.
+    pub fn emit(&self, event: super::Event) {
+        if let Some(sink) = &self.events {
+            sink(&event);
+        }
+    }
 }
 
 /// What the executor asks for.

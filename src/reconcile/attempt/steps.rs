@@ -217,6 +217,7 @@ pub(super) async fn run_agent(
         Err(AgentError::Sandbox(e)) => return Err(e.into()),
         Err(e) => return Err(Stop::Infrastructure(e.to_string())),
     };
+    cx.emit(crate::reconcile::Event::Exec { kind: "agent", duration: run.outcome.duration });
     let label = run.argv.join(" ");
     let mut log = Vec::new();
     Logs::command(&mut log, &label, &run.outcome);
@@ -281,6 +282,7 @@ pub(super) async fn run_checks(
     for check in config.checks.iter().filter(|c| if c.roles.is_empty() { role == Role::Coder } else { c.roles.contains(&role) }) {
         let timeout = remaining(deadline, Duration::from_secs(check.timeout_seconds.unwrap_or(config.sandbox.limits.timeout_seconds)));
         let o = session.exec(&ExecRequest::shell(&check.cmd, timeout)).await?;
+        cx.emit(crate::reconcile::Event::Exec { kind: "check", duration: o.duration });
         Logs::command(&mut log, &check.cmd, &o);
         let record = CommandRecord::new(&check.name, &check.cmd, &o);
         if !record.passed && failure.is_none() {
@@ -307,6 +309,7 @@ pub(super) async fn run_checks(
 /// Restores the pinned files as committed, then runs the acceptance tests. Tests that fail are
 /// run once more at once: if all then pass, the failure is reported as flaky.
 pub(super) async fn run_tests(
+    cx: &PassContext,
     session: &dyn Session,
     tests: &[AcceptanceTest],
     originals: &[FileEntry],
@@ -320,6 +323,7 @@ pub(super) async fn run_tests(
     for (i, test) in tests.iter().enumerate() {
         let timeout = remaining(deadline, Duration::from_secs(u64::from(test.timeout_seconds)));
         let o = session.exec(&ExecRequest::shell(&test.cmd, timeout)).await?;
+        cx.emit(crate::reconcile::Event::Exec { kind: "test", duration: o.duration });
         Logs::command(&mut log, &test.cmd, &o);
         let name = test.name.clone().unwrap_or_else(|| format!("test {}", i + 1));
         report.tests.push(CommandRecord::new(&name, &test.cmd, &o));

@@ -123,7 +123,7 @@ async fn in_session(
         return Ok(failed(failure, None, Some(work)));
     }
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
-    let (mut tests, failure) = steps::run_tests(session, &task.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
+    let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
     tests.pinned_files_changed = change.pinned_touched.clone();
     match failure {
         Some(failure) => Ok(failed(failure, Some(tests), Some(work))),

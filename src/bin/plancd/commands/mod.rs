@@ -9,6 +9,7 @@ pub mod manage;
 pub mod progress;
 pub mod reconcile;
 pub mod sandbox;
+pub mod serve;
 pub mod status;
 pub mod triage;
 pub mod validate;

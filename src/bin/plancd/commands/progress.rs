@@ -47,6 +47,9 @@ impl Progress {
     }
 
     fn on(&self, event: &Event) {
+        if matches!(event, Event::Exec { .. } | Event::Queue { .. }) {
+            return;
+        }
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
             Event::Started { key, attempt } => {
@@ -81,6 +84,7 @@ impl Progress {
                 };
                 self.line(text);
             }
+            Event::Exec { .. } | Event::Queue { .. } => {}
         }
         if let Some(bar) = &self.bar {
             let running: Vec<&str> = state.running.iter().map(String::as_str).collect();

@@ -15,8 +15,22 @@ use super::{Failure, print_status_table};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Run one pass to its fixed point and exit (the default).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["watch", "request"])]
     once: bool,
+
+    /// Keep running: a pass whenever the watched branch moves or a request comes in, and a
+    /// full pass every few minutes; stop with Ctrl-C.
+    #[arg(long, conflicts_with = "request")]
+    watch: bool,
+
+    /// Ask a running controller (`plancd serve` or `reconcile --watch`) for a pass now, and
+    /// wait until it says it ran one.
+    #[arg(long)]
+    request: bool,
+
+    /// How long `--request` waits, in seconds.
+    #[arg(long, default_value_t = 120, requires = "request")]
+    timeout: u64,
 
     /// The watched branch (default: `branch:` in plancd.yaml, or PLANCD_BRANCH).
     #[arg(long)]
@@ -26,7 +40,12 @@ pub struct Args {
 /// Runs the command: exit 0 when every task is satisfied or waits on a person, 1 when a task
 /// failed or was escalated, 2 for bad input, 3 when an outside part failed, 130 when stopped.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
-    let _ = args.once;
+    if args.request {
+        return request(cwd, args.timeout);
+    }
+    if args.watch {
+        return watch_mode(cwd);
+    }
     let runtime = super::runtime()?;
     let progress = Progress::new();
     let (cancel_tx, cancel) = watch::channel(false);
@@ -83,4 +102,42 @@ pub fn failure(e: ReconcileError) -> Failure {
         _ => {}
     }
     if e.is_bad_input() { Failure::input(e) } else { Failure::outside(e) }
+}
+
+fn request(cwd: &Path, timeout: u64) -> Result<ExitCode, Failure> {
+    let who = std::env::var("USER").unwrap_or_else(|_| "a user".into());
+    let runtime = super::runtime()?;
+    let done = runtime.block_on(plancd::ops::serve::request_and_wait(cwd, &who, std::time::Duration::from_secs(timeout)));
+    match done {
+        Ok(r) => {
+            println!(
+                "handled by {} at {}: {}",
+                r.handled_by.unwrap_or_default(),
+                r.handled_at.map(|t| t.to_string()).unwrap_or_default(),
+                r.outcome
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ plancd::ops::serve::RequestError::Timeout(_)) => Err(Failure::outside(e)),
+        Err(e) => Err(Failure::input(e)),
+    }
+}
+
+fn watch_mode(cwd: &Path) -> Result<ExitCode, Failure> {
+    let config = plancd::ops::serve::load_config(None, cwd).map_err(super::serve::config_failure)?;
+    let runtime = super::runtime()?;
+    let progress = Progress::new();
+    let (cancel_tx, cancel) = watch::channel(false);
+    runtime.spawn(super::stop_on_signals(cancel_tx));
+    let opts = plancd::ops::serve::ServeOptions {
+        config,
+        env: Env::process(),
+        sandbox: default_sandbox_opener(),
+        cancel,
+        http: false,
+        events: Some(progress.sink()),
+    };
+    runtime.block_on(plancd::ops::serve::serve(opts)).map_err(super::serve::config_failure)?;
+    progress.finish();
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,455 @@
+//! `plancd serve` and `plancd reconcile --watch`: plancd as a long-running controller. Each
+//! source (a repository) gets a loop that runs a pass whenever its watched branch moves, a
+//! webhook says so, a reconcile request comes in, or the periodic full pass is due; passes of one
+//! source never overlap, and triggers that arrive during a pass fold into one more pass. An HTTP
+//! server answers webhooks, health, readiness and metrics.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use super::reconcile::{ReconcileOptions, SandboxOpener, reconcile};
+use crate::config::{Config, Env};
+use crate::reconcile::{Event, EventSink, read_actual};
+use crate::spec::{Diagnostic, DirSource, Schema, TreeSource, parse_checked};
+use crate::state::{ReconcileRequest, Store};
+use crate::telemetry::{Metrics, OutcomeLabels, PhaseLabels, SourceLabel};
+use crate::watch::{Trigger, resync_every, watch_local};
+
+/// The controller's own configuration (`plancd serve --config FILE`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ServeConfig {
+    /// Where the HTTP server listens.
+    pub listen: Option<SocketAddr>,
+    /// Seconds between full passes of each source, signalled or not.
+    pub resync_seconds: Option<u64>,
+    /// The repositories to reconcile.
+    pub sources: Vec<SourceConfig>,
+    /// Webhook settings (else each source's plancd.yaml `webhook:`).
+    pub webhook: Option<crate::config::WebhookConfig>,
+}
+
+/// One repository to reconcile.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceConfig {
+    /// A name for logs and metrics (default: the folder's name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The repository's folder.
+    pub path: PathBuf,
+    /// `owner/name` on GitHub, for matching push webhooks (default: the source's
+    /// `forge.github.repo`).
+    #[serde(default)]
+    pub github_repo: Option<String>,
+}
+
+/// Why the controller could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The serve configuration is invalid.
+    #[error("{0} is invalid")]
+    Config(String, Vec<Diagnostic>),
+    /// A file could not be read.
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// A source is not a repository.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// Watching a repository failed.
+    #[error("cannot watch {0}: {1}")]
+    Watch(PathBuf, notify::Error),
+    /// The HTTP server could not start.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
+
+/// What `serve` needs.
+pub struct ServeOptions {
+    /// The configuration.
+    pub config: ServeConfig,
+    /// The environment.
+    pub env: Env,
+    /// Opens sandboxes.
+    pub sandbox: SandboxOpener,
+    /// Flips to true on SIGTERM/SIGINT.
+    pub cancel: watch::Receiver<bool>,
+    /// Serve HTTP (off for `reconcile --watch`).
+    pub http: bool,
+    /// Progress of passes, besides metrics and logs.
+    pub events: Option<EventSink>,
+}
+
+/// Reads `file`, or makes the configuration of one source: the repository around `cwd`.
+pub fn load_config(file: Option<&Path>, cwd: &Path) -> Result<ServeConfig, ServeError> {
+    let Some(file) = file else {
+        let root = super::validate::repository_root(cwd);
+        return Ok(ServeConfig { sources: vec![SourceConfig { name: None, path: root, github_repo: None }], ..ServeConfig::default() });
+    };
+    let bytes = std::fs::read(cwd.join(file)).map_err(|e| ServeError::Read(file.to_path_buf(), e))?;
+    let name = file.to_string_lossy().into_owned();
+    let (parsed, diags) = parse_checked::<ServeConfig>(&name, &bytes, Schema::Serve);
+    match parsed {
+        Some((mut config, _)) if !diags.iter().any(Diagnostic::is_error) => {
+            let base = cwd.join(file).parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.to_path_buf());
+            for s in &mut config.sources {
+                s.path = base.join(&s.path);
+            }
+            Ok(config)
+        }
+        _ => Err(ServeError::Config(name, diags)),
+    }
+}
+
+/// A source at run time.
+struct Source {
+    name: String,
+    path: PathBuf,
+    branch: String,
+    github_repo: Option<String>,
+    ready: AtomicBool,
+    trigger: mpsc::UnboundedSender<Trigger>,
+}
+
+/// What the HTTP handlers and the loops share.
+struct Shared {
+    sources: Vec<Arc<Source>>,
+    metrics: Metrics,
+    registry: prometheus_client::registry::Registry,
+    secret: Option<String>,
+}
+
+/// Runs the controller until `cancel` flips; then stops taking work, lets running attempts
+/// release their claims, and returns.
+pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    let (metrics, registry) = Metrics::new();
+    let mut sources = Vec::new();
+    let mut receivers = Vec::new();
+    let mut watches = Vec::new();
+    for s in &opts.config.sources {
+        let store = Store::open(&s.path)?;
+        let git_dir = store.repo().path().to_path_buf();
+        let head_config = head_config(store.path(), &opts.env);
+        let branch = opts.env.get("PLANCD_BRANCH").map(str::to_owned).unwrap_or_else(|| head_config.branch.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        watches.push(watch_local(&git_dir, &branch, tx.clone()).map_err(|e| ServeError::Watch(s.path.clone(), e))?);
+        let every = Duration::from_secs(opts.config.resync_seconds.unwrap_or(300).max(1));
+        let _resync = resync_every(every, tx.clone());
+        let _ = tx.send(Trigger::Resync); // the first pass, at once
+        let name = s.name.clone().unwrap_or_else(|| s.path.file_name().map_or_else(|| "repo".into(), |n| n.to_string_lossy().into_owned()));
+        let github_repo = s.github_repo.clone().or_else(|| head_config.forge.github.as_ref().map(|g| g.repo.clone()));
+        sources.push(Arc::new(Source {
+            name,
+            path: store.path().to_path_buf(),
+            branch,
+            github_repo,
+            ready: AtomicBool::new(false),
+            trigger: tx,
+        }));
+        receivers.push(rx);
+    }
+    let secret = webhook_secret(&opts, &sources);
+    let shared = Arc::new(Shared { sources, metrics, registry, secret });
+    let mut loops = tokio::task::JoinSet::new();
+    for (source, rx) in shared.sources.clone().into_iter().zip(receivers) {
+        loops.spawn(run_source(
+            source,
+            rx,
+            shared.clone(),
+            opts.env.clone(),
+            opts.sandbox.clone(),
+            opts.cancel.clone(),
+            opts.events.clone(),
+        ));
+    }
+    if opts.http {
+        let addr = opts.config.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Listen(addr, e))?;
+        tracing::info!(%addr, "listening");
+        let limit = webhook_limit(&opts);
+        let app = router(shared.clone(), limit);
+        let mut cancel = opts.cancel.clone();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = cancel.wait_for(|c| *c).await;
+        });
+        loops.spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+    }
+    while loops.join_next().await.is_some() {}
+    drop(watches);
+    Ok(())
+}
+
+/// The configuration at HEAD, for the branch to watch and the forge to match webhooks with.
+fn head_config(path: &Path, env: &Env) -> Config {
+    let from_head = || -> Option<Config> {
+        let repo = git2::Repository::open(path).ok()?;
+        let head = repo.head().ok()?.peel_to_commit().ok()?.id();
+        Config::load(&TreeSource::new(path, head).ok()?).ok().map(|(c, _)| c)
+    };
+    let mut config = from_head().or_else(|| Config::load(&DirSource::new(path)).ok().map(|(c, _)| c)).unwrap_or_default();
+    let _ = config.apply_env(env);
+    config
+}
+
+fn webhook_secret(opts: &ServeOptions, sources: &[Arc<Source>]) -> Option<String> {
+    let named = opts
+        .config
+        .webhook
+        .as_ref()
+        .and_then(|w| w.secret_env.clone())
+        .or_else(|| sources.first().and_then(|s| head_config(&s.path, &opts.env).webhook.secret_env));
+    named
+        .and_then(|var| opts.env.get(&var).map(str::to_owned))
+        .or_else(|| opts.env.get("PLANCD_WEBHOOK_SECRET").map(str::to_owned))
+        .filter(|s| !s.is_empty())
+}
+
+fn webhook_limit(opts: &ServeOptions) -> usize {
+    opts.config.webhook.as_ref().and_then(|w| w.max_body_bytes).map_or(1 << 20, |b| usize::try_from(b).unwrap_or(usize::MAX))
+}
+
+/// One source's loop: a pass per trigger (triggers during a pass fold into one more pass).
+async fn run_source(
+    source: Arc<Source>,
+    mut rx: mpsc::UnboundedReceiver<Trigger>,
+    shared: Arc<Shared>,
+    env: Env,
+    sandbox: SandboxOpener,
+    mut cancel: watch::Receiver<bool>,
+    events: Option<EventSink>,
+) {
+    loop {
+        let trigger = tokio::select! {
+            t = rx.recv() => match t { Some(t) => t, None => return },
+            _ = cancel.wait_for(|c| *c) => return,
+        };
+        while rx.try_recv().is_ok() {}
+        if *cancel.borrow() {
+            return;
+        }
+        pass(&source, &shared, &env, &sandbox, cancel.clone(), events.clone(), trigger).await;
+    }
+}
+
+async fn pass(
+    source: &Source,
+    shared: &Shared,
+    env: &Env,
+    sandbox: &SandboxOpener,
+    cancel: watch::Receiver<bool>,
+    events: Option<EventSink>,
+    trigger: Trigger,
+) {
+    let label = SourceLabel { source: source.name.clone() };
+    let request = Store::open(&source.path).ok().and_then(|s| s.reconcile_request().ok().flatten()).filter(|(_, r)| r.handled_at.is_none());
+    let started = Instant::now();
+    tracing::info!(source = %source.name, ?trigger, "pass started");
+    let metrics = shared.metrics.clone();
+    let name = source.name.clone();
+    let sink: EventSink = Arc::new(move |event: &Event| {
+        metrics.observe(&name, event);
+        if let (Some(events), false) = (&events, matches!(event, Event::Exec { .. } | Event::Queue { .. })) {
+            events(event);
+        }
+        if let Event::Finished { key, attempt, end, .. } = event {
+            tracing::info!(task = %key, attempt, end = ?end, "attempt ended");
+        }
+    });
+    let opts = ReconcileOptions {
+        repo: source.path.clone(),
+        branch: None,
+        env: env.clone(),
+        sandbox: sandbox.clone(),
+        events: Some(sink),
+        cancel,
+    };
+    let result = reconcile(opts).await;
+    shared.metrics.reconcile_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+    let outcome = match &result {
+        Ok(report) if report.infrastructure.is_none() && !report.cancelled => {
+            source.ready.store(true, Ordering::SeqCst);
+            "ok".to_owned()
+        }
+        Ok(report) => report.infrastructure.clone().unwrap_or_else(|| "cancelled".into()),
+        Err(e) => e.to_string(),
+    };
+    tracing::info!(source = %source.name, seconds = started.elapsed().as_secs_f64(), %outcome, "pass ended");
+    let result_label = if outcome == "ok" { "ok" } else { "error" };
+    shared.metrics.passes.get_or_create(&OutcomeLabels { source: source.name.clone(), outcome: result_label.into() }).inc();
+    count_phases(source, shared);
+    if let Some((tip, mut request)) = request {
+        acknowledge(source, tip, &mut request, &outcome);
+    }
+}
+
+/// The tasks-by-phase gauge, from the refs.
+fn count_phases(source: &Source, shared: &Shared) {
+    let Ok(actual) = Store::open(&source.path).and_then(|s| read_actual(&s)) else { return };
+    for phase in ["Pending", "Running", "Succeeded", "Failed", "Debugging", "Escalated", "NeedsApproval", "Orphaned", "Released"] {
+        let count = actual.tasks.values().filter(|s| s.phase.as_str() == phase).count();
+        shared.metrics.tasks.get_or_create(&PhaseLabels { source: source.name.clone(), phase: phase.into() }).set(count as i64);
+    }
+}
+
+fn acknowledge(source: &Source, tip: git2::Oid, request: &mut ReconcileRequest, outcome: &str) {
+    request.handled_at = Some(jiff::Timestamp::now());
+    request.handled_by = Some(crate::state::Holder::current().to_string());
+    request.outcome = outcome.to_owned();
+    if let Ok(store) = Store::open(&source.path)
+        && let Err(e) = store.write_request(request, Some(tip))
+    {
+        tracing::warn!(source = %source.name, error = %e, "could not acknowledge the reconcile request");
+    }
+}
+
+fn router(shared: Arc<Shared>, limit: usize) -> Router {
+    Router::new()
+        .route("/hooks/github", post(github_hook))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let waiting: Vec<&str> = shared.sources.iter().filter(|s| !s.ready.load(Ordering::SeqCst)).map(|s| s.name.as_str()).collect();
+    if waiting.is_empty() {
+        (StatusCode::OK, "ready\n".to_owned())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("no successful pass yet: {}\n", waiting.join(", ")))
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let body = crate::telemetry::encode(&shared.registry);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+}
+
+/// GitHub's push webhook: signed with the shared secret; a push to a watched branch of a
+/// configured repository starts a pass at once; anything else is accepted and ignored.
+async fn github_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    let Some(secret) = &shared.secret else { return (StatusCode::UNAUTHORIZED, "no webhook secret is configured\n".to_owned()) };
+    let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !signature_ok(secret.as_bytes(), &body, signature) {
+        return (StatusCode::UNAUTHORIZED, "bad signature\n".to_owned());
+    }
+    let event = headers.get("x-github-event").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if event == "ping" {
+        return (StatusCode::OK, "pong\n".to_owned());
+    }
+    if event != "push" {
+        return (StatusCode::ACCEPTED, format!("ignored: {event} events start nothing\n"));
+    }
+    let Ok(push) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "the body is not JSON\n".to_owned());
+    };
+    let git_ref = push["ref"].as_str().unwrap_or_default();
+    let repo = push["repository"]["full_name"].as_str().unwrap_or_default();
+    let hit: Vec<&str> = shared
+        .sources
+        .iter()
+        .filter(|s| git_ref == format!("refs/heads/{}", s.branch) && s.github_repo.as_deref().is_none_or(|r| r.eq_ignore_ascii_case(repo)))
+        .filter(|s| s.trigger.send(Trigger::Webhook).is_ok())
+        .map(|s| s.name.as_str())
+        .collect();
+    if hit.is_empty() {
+        return (StatusCode::ACCEPTED, format!("ignored: {repo} {git_ref} is not watched here\n"));
+    }
+    (StatusCode::OK, format!("pass started for {}\n", hit.join(", ")))
+}
+
+/// `sha256=<hex>` of HMAC-SHA256(secret, body), compared in constant time.
+pub fn signature_ok(secret: &[u8], body: &[u8], header: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let Some(hex) = header.strip_prefix("sha256=") else { return false };
+    let Some(expected) = decode_hex(hex) else { return false };
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else { return false };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The `sha256=<hex>` signature GitHub sends for `body` (for tests and tools).
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", crate::spec::hex(&mac.finalize().into_bytes()))
+}
+
+/// Writes a reconcile request and waits (up to `timeout`) until a controller acknowledges it.
+pub async fn request_and_wait(repo: &Path, who: &str, timeout: Duration) -> Result<ReconcileRequest, RequestError> {
+    let store = Store::open(repo)?;
+    let current = store.reconcile_request()?.map(|(tip, _)| tip);
+    let request = ReconcileRequest {
+        requested_at: jiff::Timestamp::now(),
+        requested_by: who.to_owned(),
+        handled_at: None,
+        handled_by: None,
+        outcome: String::new(),
+    };
+    store.write_request(&request, current)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some((_, seen)) = store.reconcile_request()?
+            && seen.requested_at == request.requested_at
+            && seen.handled_at.is_some()
+        {
+            return Ok(seen);
+        }
+        if Instant::now() >= deadline {
+            return Err(RequestError::Timeout(timeout));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Why a reconcile request went unanswered.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// No controller acknowledged it in time.
+    #[error("no controller acknowledged the request within {}s (is `plancd serve` running for this repository?)", .0.as_secs())]
+    Timeout(Duration),
+    /// The refs could not be read or written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_and_tampering_fails() {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let sig = sign(b"s3cret", body);
+        assert!(sig.starts_with("sha256=") && sig.len() == 7 + 64);
+        assert!(signature_ok(b"s3cret", body, &sig));
+        assert!(!signature_ok(b"other", body, &sig));
+        assert!(!signature_ok(b"s3cret", b"{}", &sig));
+        assert!(!signature_ok(b"s3cret", body, "sha256=zz"));
+        assert!(!signature_ok(b"s3cret", body, ""));
+    }
+}
