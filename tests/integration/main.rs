@@ -4,6 +4,7 @@
 
 mod broken;
 mod cli;
+mod deploy;
 mod examples;
 mod manage;
 mod reconcile;
