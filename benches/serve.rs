@@ -144,7 +144,7 @@ fn plancd_bin() -> &'static str {
 /// A `plancd serve` child on `dir`, after its first pass.
 fn controller(dir: &Path) -> std::process::Child {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let child = Command::new(plancd_bin())
+    let mut child = Command::new(plancd_bin())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .current_dir(dir)
         .env("RUST_LOG", "warn")
@@ -163,7 +163,11 @@ fn controller(dir: &Path) -> std::process::Child {
                 return child;
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "the controller never became ready");
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the controller never became ready");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
