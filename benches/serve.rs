@@ -141,7 +141,8 @@ fn plancd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_plancd")
 }
 
-/// A `plancd serve` child on `dir`, after its first pass.
+/// A `plancd serve` child on `dir`, after its first pass; the caller kills and reaps it.
+#[allow(clippy::zombie_processes)] // returned to the caller, which waits for it
 fn controller(dir: &Path) -> std::process::Child {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let mut child = Command::new(plancd_bin())
