@@ -1,0 +1,2 @@
+//! Technical indicators.
+pub mod indicators;

@@ -1,0 +1,3 @@
+module example.com/indicators
+
+go 1.19

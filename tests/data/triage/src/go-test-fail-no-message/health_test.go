@@ -1,0 +1,9 @@
+package health
+
+import "testing"
+
+func TestHealthy(t *testing.T) {
+	if !Healthy(nil) {
+		t.FailNow()
+	}
+}

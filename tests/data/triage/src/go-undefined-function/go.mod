@@ -1,0 +1,3 @@
+module example.com/ind
+
+go 1.19

@@ -1,0 +1,6 @@
+from backup import backup
+
+
+def test_backup_runs():
+    if not backup("data", "out"):
+        assert False

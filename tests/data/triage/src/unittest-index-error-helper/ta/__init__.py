@@ -1,0 +1,1 @@
+from ta.bands import bollinger

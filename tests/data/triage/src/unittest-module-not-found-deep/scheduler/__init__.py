@@ -1,0 +1,1 @@
+from scheduler.jobs import Job, next_runs

@@ -1,0 +1,5 @@
+from dateutil.rrule import rrulestr
+
+
+def expand(rule, start):
+    return list(rrulestr(rule, dtstart=start))

@@ -1,0 +1,2 @@
+def parse_bool(text):
+    return text.strip().lower() in {"1", "true", "yes", "on"}
