@@ -200,14 +200,17 @@ mod rules {
         r#"AttributeError: (?:module '([A-Za-z0-9_.]+)'|'([A-Za-z0-9_]+)' object|type object '([A-Za-z0-9_]+)') has no attribute '([A-Za-z0-9_]+)'"#
     );
     pattern!(node_missing, r#"Cannot find (?:module|package) '([^']+)'"#);
-    pattern!(node_not_function, r#"TypeError: [A-Za-z0-9_.$]+ is not a (?:function|constructor)"#);
+    pattern!(
+        node_not_function,
+        r#"(?:TypeError: )?[A-Za-z0-9_.$]+ is not a (?:function|constructor)|does not provide an export named|'[A-Za-z0-9_]+' object is not callable"#
+    );
     pattern!(
         rust_missing_crate,
-        r#"(?:can't find crate for `([A-Za-z0-9_]+)`|unresolved import `([A-Za-z0-9_]+)`|use of (?:undeclared crate or module|unresolved module or unlinked crate) `([A-Za-z0-9_]+)`)"#
+        r#"(?:can't find crate for `([A-Za-z0-9_]+)`|unresolved import `([A-Za-z0-9_]+)`|use of (?:undeclared crate or module|unresolved module or unlinked crate) `([A-Za-z0-9_]+)`|no matching package named `([A-Za-z0-9_-]+)` found)"#
     );
     pattern!(
         rust_signature,
-        r#"error\[E0(?:061|425|599|433|412|308|107|063|560|609|614|616)\]|this (?:function|method) takes \d+ arguments? but \d+ arguments? (?:was|were) supplied"#
+        r#"error\[E0(?:061|425|599|433|412|107|063|560|609|614|616)\]|this (?:function|method) takes \d+ arguments? but \d+ arguments? (?:was|were) supplied|unresolved import `[A-Za-z0-9_]+::"#
     );
     pattern!(go_missing, r#"(?:cannot find package|no required module provides package|package [^ ]+ is not in (?:GOROOT|std))"#);
     pattern!(
@@ -219,6 +222,17 @@ mod rules {
         r#"error: (?:Argument \d+ to "[^"]+" has incompatible type|Too (?:many|few) arguments for|Unexpected keyword argument|Missing positional argument|Module "[^"]+" has no attribute|"[^"]+" has no attribute)"#
     );
     pattern!(mypy_error, r#"^[^:\s]+\.py:\d+: error: "#);
+    pattern!(mypy_in_test, r#"^(?:tests?/)?test_[^:\s]*\.py:\d+: error: .*incompatible type"#);
+    pattern!(mypy_missing, r#"(?:Cannot find implementation or library stub for module named|Library stubs not installed for) "([^"]+)""#);
+    pattern!(
+        pytest_plugin_missing,
+        r#"(?:async def functions are not natively supported|You need to install a suitable plugin|fixture '(mocker|benchmark|httpx_mock|requests_mock|freezer|aioresponses|respx_mock|snapshot|faker|event_loop|capsys_plugin)' not found)"#
+    );
+    pattern!(compile_error, r#"^error(?:\[E\d{4}\])?: |^\S+\.go:\d+:\d+: "#);
+    pattern!(
+        explicit_fail,
+        r#"(?:\bself\.fail\(|\bpytest\.fail\(|\bassert\.fail\(|operator: 'fail'|^E\s+assert (?:False|0|None)$|the test returned a termination value with a non-zero status)"#
+    );
     pattern!(flake8, r#"^[^:\s]+\.py:\d+:\d+: [EFWC]\d{3} "#);
     pattern!(
         timeout_text,
@@ -226,11 +240,11 @@ mod rules {
     );
     pattern!(
         assertion,
-        r#"(?:AssertionError|assertion `left == right` failed|assertion failed|assert_eq!|Expected:|expect\(received\)|--- FAIL: |AssertionError \[ERR_ASSERTION\]|\bFAIL: test|Error: expect\(|expected .* to (?:equal|be)|got .*, want )"#
+        r#"(?:AssertionError|assertion `left == right` failed|assertion failed|assert_eq!|Expected:|expect\(received\)|AssertionError \[ERR_ASSERTION\]|\bFAIL: test|Error: expect\(|expected .* to (?:equal|be)|got .*, want |\bwant\b.*\bgot\b|= .*, want )"#
     );
     pattern!(
         runtime_error,
-        r#"(?:ZeroDivisionError|AttributeError|TypeError|IndexError|KeyError|ValueError|RecursionError|OverflowError|UnboundLocalError|NameError|SyntaxError|IndentationError|TabError|FileNotFoundError|RuntimeError|StopIteration|panicked at|index out of bounds|called `(?:Option|Result)::unwrap\(\)`|ReferenceError|RangeError|SyntaxError:|runtime error:)"#
+        r#"(?:ZeroDivisionError|AttributeError|TypeError|IndexError|KeyError|ValueError|RecursionError|OverflowError|UnboundLocalError|NameError|SyntaxError|IndentationError|TabError|FileNotFoundError|RuntimeError|StopIteration|panicked at|index out of bounds|called `(?:Option|Result)::unwrap\(\)`|ReferenceError|RangeError|SyntaxError:|runtime error:|^panic: |^E\s+[A-Za-z0-9_.]+(?:Error|Exception)\b|^[A-Za-z_][A-Za-z0-9_.]*(?:Error|Exception): )"#
     );
     pattern!(
         test_summary,
@@ -247,7 +261,15 @@ mod rules {
             .or_else(|| flaky(d))
             .or_else(|| missing_dependency(d.output))
             .or_else(|| spec_mismatch(d))
+            .or_else(|| explicit_failure(d.output))
             .or_else(|| implementation_bug(d.output))
+    }
+
+    /// A test that fails on purpose (`self.fail()`, a bare `assert False`, a test returning an
+    /// error) says nothing more than that it failed.
+    fn explicit_failure(output: &str) -> Option<Found> {
+        let line = line_of(output, explicit_fail())?;
+        Some(Found::new("test_failure", "a test failed without saying what it expected".into(), vec![line.to_owned()]))
     }
 
     fn timeout(d: &Diagnostics<'_>) -> Option<Found> {
@@ -289,6 +311,12 @@ mod rules {
             if go_missing().is_match(line) {
                 return Some(found(line.split('"').nth(1).unwrap_or("a package"), line));
             }
+            if let Some(c) = mypy_missing().captures(line) {
+                return Some(found(&c[1], line));
+            }
+            if let Some(c) = pytest_plugin_missing().captures(line) {
+                return Some(found(c.get(1).map_or("a pytest plugin", |m| m.as_str()), line));
+            }
         }
         None
     }
@@ -305,7 +333,7 @@ mod rules {
         if let Some(line) = line_of(out, py_signature()).or_else(|| line_of(out, node_not_function())) {
             return Some(named("a call does not fit the signature", line));
         }
-        if let Some(line) = line_of(out, mypy_signature()) {
+        if let Some(line) = line_of(out, mypy_signature()).or_else(|| line_of(out, mypy_in_test())) {
             return Some(named("a call does not fit the signature", line));
         }
         for line in out.lines() {
@@ -317,7 +345,10 @@ mod rules {
                 // A missing name is the interface when the contract (or the tests) name it; an
                 // attribute of an object the code itself built wrong is a bug.
                 let in_contract = d.contract_names.iter().any(|n| n == attr);
-                if in_contract || c.get(1).is_some() || d.contract_names.is_empty() {
+                let builtin = c.get(2).is_some_and(|t| {
+                    matches!(t.as_str(), "NoneType" | "int" | "float" | "str" | "list" | "dict" | "tuple" | "bool" | "bytes" | "set")
+                });
+                if !builtin && (in_contract || c.get(1).is_some() || d.contract_names.is_empty()) {
                     return Some(named(&format!("`{attr}` is missing"), line));
                 }
             }
@@ -342,6 +373,9 @@ mod rules {
         if let Some(line) = line_of(output, mypy_error()) {
             return Some(bug("the type checker rejects the code", line));
         }
+        if let Some(line) = line_of(output, compile_error()) {
+            return Some(bug("the code does not compile", line));
+        }
         None
     }
 
@@ -353,8 +387,11 @@ mod rules {
             ("timeout", &["timeout", "exceeded"]),
             ("spec_mismatch", &["signature", "interface"]),
         ];
+        // Headers name plugins and settings ("plugins: timeout-2.4.0"), not failures.
+        let header =
+            |l: &str| ["plugins:", "rootdir:", "platform ", "configfile:", "cachedir:"].iter().any(|h| l.trim_start().starts_with(h));
         for (failure_type, keywords) in SEED {
-            if let Some(line) = output.lines().find(|l| keywords.iter().any(|k| l.contains(k))) {
+            if let Some(line) = output.lines().filter(|l| !header(l)).find(|l| keywords.iter().any(|k| l.contains(k))) {
                 return Some(Found::new(failure_type, format!("mentions {}", keywords.join(" / ")), vec![line.trim().to_owned()]));
             }
         }
