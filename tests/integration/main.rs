@@ -2,9 +2,12 @@
 
 #![allow(clippy::unwrap_used)] // tests say what they expect by failing loudly
 
+mod action;
 mod broken;
 mod cli;
 mod examples;
+mod fake_github;
+mod github;
 mod manage;
 mod reconcile;
 mod triage;

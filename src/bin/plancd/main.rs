@@ -51,6 +51,8 @@ enum Command {
     Sandbox(commands::sandbox::Args),
     /// Classify a failure log: failure type, the role to route it to, and the evidence.
     Triage(commands::triage::Args),
+    /// Act on the GitHub Actions event of this job: reconcile, preview a plan pull request, or retry a task.
+    Action(commands::action::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Triage(args) => commands::triage::run(args, &cwd),
         Command::Completions(args) => commands::completions::run(args),
         Command::Sandbox(args) => commands::sandbox::run(args),
+        Command::Action(args) => commands::action::run(args, &cwd),
     };
     match result {
         Ok(code) => code,
