@@ -152,7 +152,8 @@ async fn the_token_reaches_an_http_remote_as_a_header_and_nowhere_else() {
     let url = format!("{}/o/r.git", server.uri());
     git(&p.work, &["remote", "set-url", "origin", &url]);
     let r = Remote::open(&p.work, "origin", Some(SecretString::from(canary))).unwrap().unwrap();
-    let push = r.push(&[RefUpdate::fast_forward("refs/heads/x", p.first)], false);
+    let updates = [RefUpdate::fast_forward("refs/heads/x", p.first)];
+    let push = r.push(&updates, false);
     let err = tokio::time::timeout(std::time::Duration::from_secs(60), push).await.unwrap().unwrap_err();
     let shown = format!("{err} {err:?} {r:?}");
     assert!(!shown.contains(canary), "{shown}");

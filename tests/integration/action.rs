@@ -171,14 +171,15 @@ async fn a_retry_comment_by_a_maintainer_runs_a_new_attempt_on_the_same_branch()
 
         // Someone without write access is ignored.
         let stranger = event(dir.path(), "issue_comment.json", |p| p["comment"]["user"]["login"] = "stranger".into());
-        let env = |path: &str| vec![("GITHUB_TOKEN", TOKEN), ("GITHUB_EVENT_NAME", "issue_comment"), ("GITHUB_EVENT_PATH", path)];
-        let ignored = plancd_async(repo.path(), &["action"], &env(&stranger)).await;
+        let env = [("GITHUB_TOKEN", TOKEN), ("GITHUB_EVENT_NAME", "issue_comment"), ("GITHUB_EVENT_PATH", stranger.as_str())];
+        let ignored = plancd_async(repo.path(), &["action"], &env).await;
         ignored.expect_code(0);
         assert!(ignored.stdout.contains("@stranger cannot push"), "{}", ignored.stdout);
 
         fake.with(|s| s.permissions.push(("maintainer".into(), "write".into())));
         let payload = event(dir.path(), "issue_comment.json", |_| {});
-        let run = plancd_async(repo.path(), &["action"], &env(&payload)).await;
+        let env = [("GITHUB_TOKEN", TOKEN), ("GITHUB_EVENT_NAME", "issue_comment"), ("GITHUB_EVENT_PATH", payload.as_str())];
+        let run = plancd_async(repo.path(), &["action"], &env).await;
         run.expect_code(0);
         let status: Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/wf/a:status.json"])).unwrap();
         assert_eq!((status["phase"].as_str(), status["attempt"].as_u64()), (Some("Succeeded"), Some(2)));
@@ -201,7 +202,10 @@ async fn a_retry_comment_by_a_maintainer_runs_a_new_attempt_on_the_same_branch()
 
 #[test]
 fn the_action_runs_plancd_action_and_the_example_workflow_uses_it_on_the_events_it_reads() {
-    let read = |path: &str| -> Value { serde_saphyr::from_str(&std::fs::read_to_string(project_root().join(path)).unwrap()).unwrap() };
+    let read = |path: &str| -> Value {
+        let bytes = std::fs::read(project_root().join(path)).unwrap();
+        plancd::spec::Document::parse(&bytes, plancd::spec::Format::Yaml, &Default::default()).unwrap().value
+    };
     let action = read("action.yml");
     for input in ["config", "github-token", "openai-api-key"] {
         assert!(action["inputs"].get(input).is_some(), "input {input}");

@@ -102,15 +102,15 @@ impl GitHub {
         format!("/repos/{}/{}{rest}", self.owner, self.name)
     }
 
-    async fn get<R: DeserializeOwned, P: Serialize + ?Sized>(&self, route: &str, params: Option<&P>) -> Result<R, ForgeError> {
+    async fn get<R: octocrab::FromResponse, P: Serialize + ?Sized>(&self, route: &str, params: Option<&P>) -> Result<R, ForgeError> {
         self.client.get(route, params).await.map_err(|e| self.error(format!("GET {route}"), e))
     }
 
-    async fn post<R: DeserializeOwned, B: Serialize + ?Sized>(&self, route: &str, body: &B) -> Result<R, ForgeError> {
+    async fn post<R: octocrab::FromResponse, B: Serialize + ?Sized>(&self, route: &str, body: &B) -> Result<R, ForgeError> {
         self.client.post(route, Some(body)).await.map_err(|e| self.error(format!("POST {route}"), e))
     }
 
-    async fn patch<R: DeserializeOwned, B: Serialize + ?Sized>(&self, route: &str, body: &B) -> Result<R, ForgeError> {
+    async fn patch<R: octocrab::FromResponse, B: Serialize + ?Sized>(&self, route: &str, body: &B) -> Result<R, ForgeError> {
         self.client.patch(route, Some(body)).await.map_err(|e| self.error(format!("PATCH {route}"), e))
     }
 

@@ -21,13 +21,13 @@ pub fn pr_facts(store: &Store, snapshot: &Snapshot, key: &TaskKey, published: &P
     let task = snapshot.task(key);
     let status = store.status(key)?.map(|(_, s)| s);
     let (report, attempt) = accepting_report(store, key, status.as_ref())?;
-    let repo = store.repo();
-    let commit = repo.find_commit(published.commit)?;
-    let trailers = parse_trailers(&String::from_utf8_lossy(commit.message_bytes()));
-    let files = changed_files(&repo, &commit)?;
-    let mut attempts = history(&repo, &key.ref_name())?;
+    let (trailers, files, mut attempts) = {
+        let repo = store.repo();
+        let commit = repo.find_commit(published.commit)?;
+        let trailers = parse_trailers(&String::from_utf8_lossy(commit.message_bytes()));
+        (trailers, changed_files(&repo, &commit)?, history(&repo, &key.ref_name())?)
+    };
     attempts.push(AttemptLine { n: attempt, outcome: "Accepted".into(), message: format!("published as {}", published.tag) });
-    drop(repo);
     let mut provenance: Vec<(String, String)> = [
         ("agent", "Plancd-Agent"),
         ("model", "Plancd-Model"),
