@@ -382,7 +382,9 @@ impl Config {
     pub fn load_named(source: &dyn FileSource, name: &str) -> Result<Config, Vec<Diagnostic>> {
         let bytes = match source.read(name) {
             Ok(Some(b)) => b,
-            Ok(None) => return Err(vec![Diagnostic::error(name, crate::spec::Pos::START, "io", "no such configuration file (PLANCD_CONFIG)")]),
+            Ok(None) => {
+                return Err(vec![Diagnostic::error(name, crate::spec::Pos::START, "io", "no such configuration file (PLANCD_CONFIG)")]);
+            }
             Err(e) => return Err(vec![Diagnostic::error(name, crate::spec::Pos::START, "io", format!("cannot read: {e}"))]),
         };
         match parse_checked::<Config>(name, &bytes, Schema::Config) {

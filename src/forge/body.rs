@@ -170,8 +170,15 @@ fn attempts(out: &mut String, f: &PrFacts, notes: &mut Vec<String>) {
     if !f.branch_todos.is_empty() {
         out.push_str("### Branch todos\n\n| branch todo | role | failure | phase | attempts |\n|---|---|---|---|---|\n");
         for b in f.branch_todos.iter().take(ROWS) {
-            let _ =
-                writeln!(out, "| {} | {} | {} | {} | {} |", code(&b.id), cell(&b.role, 40), cell(&b.failure_type, 60), cell(&b.phase, 40), b.attempts);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                code(&b.id),
+                cell(&b.role, 40),
+                cell(&b.failure_type, 60),
+                cell(&b.phase, 40),
+                b.attempts
+            );
         }
         omitted(out, f.branch_todos.len(), ROWS, "branch todo", notes);
         out.push('\n');
@@ -232,15 +239,19 @@ fn omitted(out: &mut String, total: usize, shown: usize, what: &str, notes: &mut
 /// Text fit for a table cell: one line, pipes escaped, at most `max` characters.
 fn cell(text: &str, max: usize) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let short: String = if one_line.chars().count() > max { format!("{}…", one_line.chars().take(max).collect::<String>()) } else { one_line };
+    let short: String =
+        if one_line.chars().count() > max { format!("{}…", one_line.chars().take(max).collect::<String>()) } else { one_line };
     short.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Inline code for a table cell; text with backticks goes in double backticks.
 fn code(text: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let short: String =
-        if one_line.chars().count() > CELL_CHARS { format!("{}…", one_line.chars().take(CELL_CHARS).collect::<String>()) } else { one_line };
+    let short: String = if one_line.chars().count() > CELL_CHARS {
+        format!("{}…", one_line.chars().take(CELL_CHARS).collect::<String>())
+    } else {
+        one_line
+    };
     let escaped = short.replace('|', "\\|");
     if escaped.contains('`') { format!("`` {escaped} ``") } else { format!("`{escaped}`") }
 }

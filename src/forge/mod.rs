@@ -39,7 +39,9 @@ pub enum ForgeError {
         message: String,
     },
     /// Opening one more pull request would pass `max_prs_per_hour`.
-    #[error("{opened} pull request(s) opened in the last hour, the most max_prs_per_hour allows; the result is published and its pull request opens on a later pass")]
+    #[error(
+        "{opened} pull request(s) opened in the last hour, the most max_prs_per_hour allows; the result is published and its pull request opens on a later pass"
+    )]
     PullRequestCap {
         /// Opened in the last hour.
         opened: usize,

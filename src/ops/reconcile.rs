@@ -92,7 +92,8 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     }
     let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
     let upstream = Upstream::open(store.path(), &snapshot.config, &opts.env).await?;
-    let before = decide(&snapshot.desired(), &read_actual(&store)?, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
+    let before =
+        decide(&snapshot.desired(), &read_actual(&store)?, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
     upstream.pass_started(&snapshot, &before).await?;
     let sandbox = (opts.sandbox)(&snapshot.config).await?;
     let cx = PassContext {

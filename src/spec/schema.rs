@@ -131,8 +131,12 @@ fn describe(e: &ValidationError<'_>, schema: &Value, doc: &Document, file: &str)
             let dup = first_duplicate(e.instance()).map_or_else(String::new, |v| format!(": `{}` appears twice", short(v)));
             vec![diag(path, format!("items must be unique{dup}")).help("remove the repeated item")]
         }
-        ValidationErrorKind::MinItems { limit: 1 } => vec![diag(path, "must not be empty".to_owned()).help("add at least one item, or remove the key")],
-        ValidationErrorKind::MinLength { limit: 1 } => vec![diag(path, "must not be empty".to_owned()).help("write a value, or remove the key")],
+        ValidationErrorKind::MinItems { limit: 1 } => {
+            vec![diag(path, "must not be empty".to_owned()).help("add at least one item, or remove the key")]
+        }
+        ValidationErrorKind::MinLength { limit: 1 } => {
+            vec![diag(path, "must not be empty".to_owned()).help("write a value, or remove the key")]
+        }
         ValidationErrorKind::Pattern { pattern } => {
             vec![diag(path, format!("`{}` does not match the pattern `{pattern}`", short(e.instance())))]
         }

@@ -77,7 +77,15 @@ async fn a_reconcile_pushes_results_and_opens_one_pull_request_per_task_and_a_re
         let heads: Vec<&str> = pulls.iter().map(|p| p["head"]["ref"].as_str().unwrap()).collect();
         assert_eq!(heads, ["ai/generated/wf/a", "ai/generated/wf/b"]);
         let body = pulls[1]["body"].as_str().unwrap();
-        for part in ["## Task b", "### Acceptance tests", "| ✅ | test 1 |", "### Provenance", "```mermaid", "class n_wf__b current", "Write out/b.txt."] {
+        for part in [
+            "## Task b",
+            "### Acceptance tests",
+            "| ✅ | test 1 |",
+            "### Provenance",
+            "```mermaid",
+            "class n_wf__b current",
+            "Write out/b.txt.",
+        ] {
             assert!(body.contains(part), "{part} missing from\n{body}");
         }
         let status: Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/wf/b:status.json"])).unwrap();
@@ -192,7 +200,8 @@ async fn a_retry_comment_by_a_maintainer_runs_a_new_attempt_on_the_same_branch()
         git_in(remote.path(), &["rev-parse", "refs/tags/ai/wf/a/2"]);
         fake.with(|s| {
             assert_eq!(s.pulls.len(), 2, "no second pull request for the branch");
-            let sticky: Vec<&Value> = s.comments.iter().filter(|c| c["body"].as_str().unwrap().contains("<!-- plancd:task:wf/a -->")).collect();
+            let sticky: Vec<&Value> =
+                s.comments.iter().filter(|c| c["body"].as_str().unwrap().contains("<!-- plancd:task:wf/a -->")).collect();
             assert_eq!(sticky.len(), 1);
             assert!(sticky[0]["body"].as_str().unwrap().contains("attempt 2 accepted"), "{:?}", sticky[0]);
         });

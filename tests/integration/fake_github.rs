@@ -52,7 +52,10 @@ impl FakeGitHub {
         let handler = Handler { state: state.clone(), prefix: prefix.to_owned(), token: token.to_owned(), base: server.uri() };
         Mock::given(matchers::path_regex(format!("^{prefix}/repos/{REPO}/"))).respond_with(handler).with_priority(1).mount(&server).await;
         Mock::given(matchers::any())
-            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})))
+            .respond_with(
+                ResponseTemplate::new(404)
+                    .set_body_json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})),
+            )
             .named("catch-all: a request no test expected")
             .expect(0)
             .with_priority(u8::MAX)
@@ -188,14 +191,20 @@ impl Respond for Handler {
             }
             ("POST", ["issues", n, "labels"]) => match find(&state.pulls, n) {
                 Some(i) => {
-                    let labels: Vec<Value> = body["labels"].as_array().cloned().unwrap_or_default().into_iter().map(|l| json!({"name": l})).collect();
+                    let labels: Vec<Value> =
+                        body["labels"].as_array().cloned().unwrap_or_default().into_iter().map(|l| json!({"name": l})).collect();
                     state.pulls[i]["labels"] = Value::Array(labels.clone());
                     ResponseTemplate::new(200).set_body_json(Value::Array(labels))
                 }
                 None => error(404, "Not Found"),
             },
             ("GET", ["issues", n, "comments"]) => {
-                let items: Vec<Value> = state.comments.iter().filter(|c| c["issue"].as_u64().map(|i| i.to_string()) == Some((*n).to_owned())).cloned().collect();
+                let items: Vec<Value> = state
+                    .comments
+                    .iter()
+                    .filter(|c| c["issue"].as_u64().map(|i| i.to_string()) == Some((*n).to_owned()))
+                    .cloned()
+                    .collect();
                 self.page(&state, &path, &query, items)
             }
             ("POST", ["issues", n, "comments"]) => {
@@ -217,14 +226,17 @@ impl Respond for Handler {
                 let items: Vec<Value> = state
                     .issues
                     .iter()
-                    .filter(|i| label.as_ref().is_none_or(|l| i["labels"].as_array().is_some_and(|a| a.iter().any(|x| x["name"] == l.as_str()))))
+                    .filter(|i| {
+                        label.as_ref().is_none_or(|l| i["labels"].as_array().is_some_and(|a| a.iter().any(|x| x["name"] == l.as_str())))
+                    })
                     .cloned()
                     .collect();
                 self.page(&state, &path, &query, items)
             }
             ("POST", ["issues"]) => {
                 let number = 500 + state.issues.len() as u64;
-                let labels: Vec<Value> = body["labels"].as_array().cloned().unwrap_or_default().into_iter().map(|l| json!({"name": l})).collect();
+                let labels: Vec<Value> =
+                    body["labels"].as_array().cloned().unwrap_or_default().into_iter().map(|l| json!({"name": l})).collect();
                 let issue = json!({"number": number, "state": "open", "title": body["title"], "body": body["body"], "labels": labels, "html_url": format!("https://github.example/{REPO}/issues/{number}")});
                 state.issues.push(issue.clone());
                 ResponseTemplate::new(201).set_body_json(issue)
@@ -245,7 +257,8 @@ impl Respond for Handler {
                         latest.push(s.clone());
                     }
                 }
-                ResponseTemplate::new(200).set_body_json(json!({"state": "pending", "sha": sha, "total_count": latest.len(), "statuses": latest}))
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"state": "pending", "sha": sha, "total_count": latest.len(), "statuses": latest}))
             }
             ("POST", ["statuses", sha]) => {
                 if body["description"].as_str().is_some_and(|d| d.chars().count() > 140) {
@@ -257,7 +270,8 @@ impl Respond for Handler {
             }
             ("GET", ["collaborators", user, "permission"]) => {
                 let permission = state.permissions.iter().find(|(u, _)| u == user).map_or("read".to_owned(), |(_, p)| p.clone());
-                ResponseTemplate::new(200).set_body_json(json!({"permission": permission, "role_name": permission, "user": {"login": user}}))
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"permission": permission, "role_name": permission, "user": {"login": user}}))
             }
             _ => error(404, "Not Found"),
         }
@@ -268,7 +282,8 @@ impl Handler {
     /// One page of `items`, with a `Link` header to the others (GitHub's per_page, at most the
     /// fake's cap).
     fn page(&self, state: &State, path: &str, query: &[(String, String)], items: Vec<Value>) -> ResponseTemplate {
-        let per_page = query.iter().find(|(k, _)| k == "per_page").and_then(|(_, v)| v.parse().ok()).unwrap_or(30).min(state.per_page_cap).max(1);
+        let per_page =
+            query.iter().find(|(k, _)| k == "per_page").and_then(|(_, v)| v.parse().ok()).unwrap_or(30).min(state.per_page_cap).max(1);
         let page: usize = query.iter().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok()).unwrap_or(1);
         let last = items.len().div_ceil(per_page).max(1);
         let shown: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();

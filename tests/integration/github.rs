@@ -25,7 +25,13 @@ fn github(fake: &FakeGitHub, max_prs_per_hour: u32) -> GitHub {
 }
 
 fn spec(head: &str, body: &str) -> PullRequestSpec {
-    PullRequestSpec { head: head.into(), base: "main".into(), title: format!("plancd: {head}"), body: body.into(), labels: vec!["plancd".into()] }
+    PullRequestSpec {
+        head: head.into(),
+        base: "main".into(),
+        title: format!("plancd: {head}"),
+        body: body.into(),
+        labels: vec!["plancd".into()],
+    }
 }
 
 #[tokio::test]
@@ -73,7 +79,8 @@ async fn a_sticky_comment_is_found_on_a_later_page_and_edited_not_duplicated() {
         assert_eq!(mine, [format!("{key}\nsecond")]);
         assert_eq!(fake.count("POST", "/issues/1/comments").await, 1);
         assert_eq!(fake.count("PATCH", "/issues/comments/101").await, 1, "edited once; the third call changed nothing");
-        let pages = fake.server.received_requests().await.unwrap().iter().filter(|r| r.url.query().is_some_and(|q| q.contains("page=2"))).count();
+        let pages =
+            fake.server.received_requests().await.unwrap().iter().filter(|r| r.url.query().is_some_and(|q| q.contains("page=2"))).count();
         assert_eq!(pages, 3, "each lookup read the second page");
     })
     .await;

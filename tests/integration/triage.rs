@@ -62,7 +62,8 @@ fn triage_is_right_on_at_least_95_percent_of_real_failures() {
         if got.failure_type == case.expected {
             entry.0 += 1;
         } else {
-            wrong.push(format!("{}: expected {}, got {} ({}; {:?})", case.name, case.expected, got.failure_type, got.summary, got.evidence));
+            wrong
+                .push(format!("{}: expected {}, got {} ({}; {:?})", case.name, case.expected, got.failure_type, got.summary, got.evidence));
         }
     }
     let right = cases.len() - wrong.len();
@@ -81,11 +82,18 @@ fn triage_is_right_on_at_least_95_percent_of_real_failures() {
 fn the_triage_command_reads_a_log_and_says_json() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("fail.log");
-    std::fs::write(&log, "Traceback (most recent call last):\n  File \"t.py\", line 1\n    import yaml\nModuleNotFoundError: No module named 'yaml'\n").unwrap();
+    std::fs::write(
+        &log,
+        "Traceback (most recent call last):\n  File \"t.py\", line 1\n    import yaml\nModuleNotFoundError: No module named 'yaml'\n",
+    )
+    .unwrap();
     let run = plancd_in(dir.path(), &["triage", "fail.log", "--exit-code", "1", "-o", "json"]);
     run.expect_code(0);
     let c: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!((c["failure_type"].as_str(), c["target_agent"].as_str(), c["auto_fixable"].as_bool()), (Some("missing_dependency"), Some("coder"), Some(true)));
+    assert_eq!(
+        (c["failure_type"].as_str(), c["target_agent"].as_str(), c["auto_fixable"].as_bool()),
+        (Some("missing_dependency"), Some("coder"), Some(true))
+    );
     assert_eq!(c["evidence"][0], "ModuleNotFoundError: No module named 'yaml'");
     let timed = plancd_in(dir.path(), &["triage", "fail.log", "--duration", "31", "--timeout", "30"]);
     assert!(timed.stdout.starts_with("failure_type: timeout\ntarget_agent: tester\n"), "{}", timed.stdout);

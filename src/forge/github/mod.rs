@@ -55,8 +55,9 @@ impl GitHub {
             (Some(app_id), Some(key_file)) => {
                 let pem = std::fs::read(key_file)
                     .map_err(|e| ForgeError::Config(format!("forge.github.private_key_file `{key_file}`: cannot read: {e}")))?;
-                let key = octocrab::EncodingKey::from_rsa_pem(&pem)
-                    .map_err(|_| ForgeError::Config(format!("forge.github.private_key_file `{key_file}` is not an RSA private key in PEM")))?;
+                let key = octocrab::EncodingKey::from_rsa_pem(&pem).map_err(|_| {
+                    ForgeError::Config(format!("forge.github.private_key_file `{key_file}` is not an RSA private key in PEM"))
+                })?;
                 (builder.app(octocrab::models::AppId(app_id), key).build(), Auth::App)
             }
             (Some(_), None) | (None, Some(_)) => {
@@ -144,22 +145,26 @@ impl GitHub {
 }
 
 /// The octocrab builder shared by both ways of signing in.
-fn builder(api_url: &str) -> Result<octocrab::OctocrabBuilder<octocrab::NoSvc, octocrab::DefaultOctocrabBuilderConfig, octocrab::NoAuth, octocrab::NotLayerReady>, ForgeError> {
+fn builder(
+    api_url: &str,
+) -> Result<
+    octocrab::OctocrabBuilder<octocrab::NoSvc, octocrab::DefaultOctocrabBuilderConfig, octocrab::NoAuth, octocrab::NotLayerReady>,
+    ForgeError,
+> {
     let retry = RetryConfig::HandleRateLimits {
         metrics: Arc::new(NoOpRateLimitMetrics),
         max_retries: RETRIES,
         min_wait_seconds: 60,
         retry_on_forbidden: false,
     };
-    Octocrab::builder()
-        .base_uri(api_url)
-        .map_err(|_| ForgeError::Config(format!("forge.github.api_url `{api_url}` is not a URL")))
-        .map(|b| {
+    Octocrab::builder().base_uri(api_url).map_err(|_| ForgeError::Config(format!("forge.github.api_url `{api_url}` is not a URL"))).map(
+        |b| {
             b.add_retry_config(retry)
                 .set_connect_timeout(Some(Duration::from_secs(10)))
                 .set_read_timeout(Some(Duration::from_secs(60)))
                 .set_write_timeout(Some(Duration::from_secs(60)))
-        })
+        },
+    )
 }
 
 fn split_repo(repo: &str) -> Result<(String, String), ForgeError> {

@@ -134,17 +134,26 @@ mod tests {
 
     #[test]
     fn events_reduce_to_what_plancd_does() {
-        assert_eq!(parse("push", &json!({"ref": "refs/heads/main", "after": "abc"})), Event::Push { branch: "main".into(), after: "abc".into() });
+        assert_eq!(
+            parse("push", &json!({"ref": "refs/heads/main", "after": "abc"})),
+            Event::Push { branch: "main".into(), after: "abc".into() }
+        );
         assert!(matches!(parse("push", &json!({"ref": "refs/tags/v1"})), Event::Ignored(_)));
         let pr = json!({"action": "synchronize", "pull_request": {"number": 7, "base": {"ref": "main", "sha": "b1"}}});
         assert_eq!(parse("pull_request", &pr), Event::PullRequest { number: 7, base: "main".into(), base_sha: "b1".into() });
         assert!(matches!(parse("pull_request", &json!({"action": "closed"})), Event::Ignored(_)));
         let comment = json!({"action": "created", "issue": {"number": 3, "pull_request": {}}, "comment": {"body": "/plancd retry\nuse floats", "user": {"login": "ann"}}});
-        assert_eq!(parse("issue_comment", &comment), Event::Retry { number: 3, user: "ann".into(), instructions: "use floats".into(), url: None });
+        assert_eq!(
+            parse("issue_comment", &comment),
+            Event::Retry { number: 3, user: "ann".into(), instructions: "use floats".into(), url: None }
+        );
         let chat = json!({"action": "created", "issue": {"number": 3, "pull_request": {}}, "comment": {"body": "looks good", "user": {"login": "ann"}}});
         assert!(matches!(parse("issue_comment", &chat), Event::Ignored(_)));
         let review = json!({"action": "submitted", "pull_request": {"number": 4}, "review": {"state": "changes_requested", "body": "handle empty input", "user": {"login": "bo"}}});
-        assert_eq!(parse("pull_request_review", &review), Event::Retry { number: 4, user: "bo".into(), instructions: "handle empty input".into(), url: None });
+        assert_eq!(
+            parse("pull_request_review", &review),
+            Event::Retry { number: 4, user: "bo".into(), instructions: "handle empty input".into(), url: None }
+        );
     }
 
     #[test]

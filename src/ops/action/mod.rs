@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use git2::Oid;
 
-pub use event::Event;
 use crate::config::{Config, Env};
 use crate::forge::{self, Permission};
 use crate::ops::reconcile::{ReconcileError, ReconcileOptions, SandboxOpener};
@@ -21,6 +20,7 @@ use crate::reconcile::{EventSink, LoadError, PassReport, Upstream};
 use crate::remote::RemoteError;
 use crate::spec::{Diagnostic, TreeSource};
 use crate::state::{Phase, Review, StateError, Store, TaskKey};
+pub use event::Event;
 
 /// The state refs fetched before plancd looks at anything: task and workflow refs, results and
 /// their tags, as the remote has them.

@@ -46,7 +46,8 @@ pub async fn preview(opts: &ActionOptions, number: u64, base: &str, base_sha: &s
 
 fn invalid(number: u64, diagnostics: Vec<Diagnostic>) -> (String, ActionReport) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let mut text = format!("### plancd plan preview\n\n❌ The plans in this pull request have {errors} error(s); nothing would run.\n\n```text\n");
+    let mut text =
+        format!("### plancd plan preview\n\n❌ The plans in this pull request have {errors} error(s); nothing would run.\n\n```text\n");
     for d in &diagnostics {
         let _ = writeln!(text, "{d}");
     }

@@ -56,12 +56,22 @@ pub(super) async fn run(cx: Arc<PassContext>, plan: AttemptPlan) -> Result<Attem
 }
 
 /// Records a result that an interrupted run published but never recorded.
-async fn adopt(cx: &PassContext, plan: &AttemptPlan, hash: &SpecHash, tip: Oid, claim: &TaskStatus) -> Result<Option<AttemptEnd>, AttemptError> {
+async fn adopt(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    hash: &SpecHash,
+    tip: Oid,
+    claim: &TaskStatus,
+) -> Result<Option<AttemptEnd>, AttemptError> {
     let published = {
         let repo = cx.store.repo();
+        // The result already recorded is no interrupted run's: a review asked to redo it.
+        let recorded = claim.result.as_ref().map(|r| r.commit.clone());
         match publish::adoptable(&repo, &plan.key, hash, claim.accepted) {
-            Some((commit, _)) => publish::publish(&repo, &plan.key, commit, claim.accepted)?,
-            None => return Ok(None),
+            Some((commit, _)) if recorded.as_deref() != Some(commit.to_string().as_str()) => {
+                publish::publish(&repo, &plan.key, commit, claim.accepted)?
+            }
+            _ => return Ok(None),
         }
     };
     let published = match super::upstream(cx, (&plan.key, tip, claim), &plan.key, published).await? {

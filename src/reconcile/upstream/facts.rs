@@ -107,8 +107,10 @@ fn strings(value: &serde_json::Value) -> Vec<String> {
 fn changed_files(repo: &Repository, commit: &git2::Commit<'_>) -> Result<Vec<String>, git2::Error> {
     let parent = commit.parent(0).ok().map(|p| p.tree()).transpose()?;
     let diff = repo.diff_tree_to_tree(parent.as_ref(), Some(&commit.tree()?), None)?;
-    let mut files: Vec<String> =
-        diff.deltas().filter_map(|d| d.new_file().path().or_else(|| d.old_file().path()).map(|p| p.to_string_lossy().into_owned())).collect();
+    let mut files: Vec<String> = diff
+        .deltas()
+        .filter_map(|d| d.new_file().path().or_else(|| d.old_file().path()).map(|p| p.to_string_lossy().into_owned()))
+        .collect();
     files.sort();
     files.dedup();
     Ok(files)

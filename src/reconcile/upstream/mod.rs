@@ -168,7 +168,12 @@ impl Upstream {
         let body = facts::escalation_body(&cx.store, &cx.snapshot, key, &status)?;
         let title = cx.snapshot.task(key).map_or_else(|| key.task.clone(), |t| t.title.clone());
         let labels = if self.labels.is_empty() { vec!["plancd".to_owned()] } else { self.labels.clone() };
-        let spec = IssueSpec { marker: forge::marker(&format!("escalation:{key}")), title: format!("plancd: {key} needs a person: {title}"), body, labels };
+        let spec = IssueSpec {
+            marker: forge::marker(&format!("escalation:{key}")),
+            title: format!("plancd: {key} needs a person: {title}"),
+            body,
+            labels,
+        };
         self.forge.ensure_issue(&spec).await?;
         Ok(())
     }
@@ -195,8 +200,11 @@ pub fn context(workflow: &str) -> String {
 
 /// A workflow's status once the pass is over.
 fn final_status(workflow: &str, report: &PassReport) -> CommitStatus {
-    let mine: Vec<&Action> =
-        report.actions.iter().filter(|a| a.key().workflow == workflow && !matches!(a, Action::Orphaned { .. } | Action::BranchClosed { .. })).collect();
+    let mine: Vec<&Action> = report
+        .actions
+        .iter()
+        .filter(|a| a.key().workflow == workflow && !matches!(a, Action::Orphaned { .. } | Action::BranchClosed { .. }))
+        .collect();
     let count = |f: fn(&Action) -> bool| mine.iter().filter(|a| f(a)).count();
     let done = count(|a| matches!(a, Action::UpToDate { .. }));
     let failed = count(|a| matches!(a, Action::Failed { .. } | Action::Escalated { .. }));

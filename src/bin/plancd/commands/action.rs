@@ -44,7 +44,8 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     for line in summary::annotations(&report.diagnostics) {
         println!("{line}");
     }
-    summary::write_files(&report, &env).map_err(|e| Failure::outside(anyhow::anyhow!("cannot write GITHUB_OUTPUT or GITHUB_STEP_SUMMARY: {e}")))?;
+    summary::write_files(&report, &env)
+        .map_err(|e| Failure::outside(anyhow::anyhow!("cannot write GITHUB_OUTPUT or GITHUB_STEP_SUMMARY: {e}")))?;
     println!("{}", report.headline);
     if report.invalid() {
         return Ok(ExitCode::from(EXIT_INPUT));
