@@ -214,7 +214,7 @@ impl Respond for Handler {
                 state.comments.push(c.clone());
                 ResponseTemplate::new(201).set_body_json(c)
             }
-            ("PATCH", ["issues", "comments", id]) => match state.comments.iter().position(|c| c["id"].to_string() == *id) {
+            ("PATCH", ["issues", "comments", id]) => match state.comments.iter().position(|c| c["id"].as_u64() == id.parse().ok()) {
                 Some(i) => {
                     state.comments[i]["body"] = body["body"].clone();
                     ResponseTemplate::new(200).set_body_json(state.comments[i].clone())
@@ -241,7 +241,7 @@ impl Respond for Handler {
                 state.issues.push(issue.clone());
                 ResponseTemplate::new(201).set_body_json(issue)
             }
-            ("PATCH", ["issues", n]) => match state.issues.iter().position(|i| i["number"].to_string() == *n) {
+            ("PATCH", ["issues", n]) => match state.issues.iter().position(|i| i["number"].as_u64() == n.parse().ok()) {
                 Some(i) => {
                     for k in ["title", "body"] {
                         state.issues[i][k] = body[k].clone();
@@ -316,7 +316,7 @@ fn urlencode(v: &str) -> String {
 }
 
 fn find(items: &[Value], n: &str) -> Option<usize> {
-    items.iter().position(|p| p["number"].to_string() == n)
+    items.iter().position(|p| p["number"].as_u64() == n.parse().ok())
 }
 
 /// A queued rate limit for a request whose path ends with the queued suffix.
