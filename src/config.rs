@@ -339,6 +339,12 @@ impl Env {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }
+
+    /// This environment with `name` set to `value`.
+    pub fn with(mut self, name: &str, value: &str) -> Env {
+        self.vars.insert(name.to_owned(), value.to_owned());
+        self
+    }
 }
 
 /// A `PLANCD_*` variable with a value the key cannot take.
@@ -370,6 +376,29 @@ impl Config {
             };
         }
         Ok((Config::default(), None))
+    }
+
+    /// Reads the configuration file `name` of `source`, which must exist.
+    pub fn load_named(source: &dyn FileSource, name: &str) -> Result<Config, Vec<Diagnostic>> {
+        let bytes = match source.read(name) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(vec![Diagnostic::error(name, crate::spec::Pos::START, "io", "no such configuration file (PLANCD_CONFIG)")]);
+            }
+            Err(e) => return Err(vec![Diagnostic::error(name, crate::spec::Pos::START, "io", format!("cannot read: {e}"))]),
+        };
+        match parse_checked::<Config>(name, &bytes, Schema::Config) {
+            (Some((config, _)), diags) if !diags.iter().any(Diagnostic::is_error) => Ok(config),
+            (_, diags) => Err(diags),
+        }
+    }
+
+    /// [`Config::load`], or [`Config::load_named`] when `PLANCD_CONFIG` names the file.
+    pub fn load_env(source: &dyn FileSource, env: &Env) -> Result<Config, Vec<Diagnostic>> {
+        match env.get("PLANCD_CONFIG").filter(|n| !n.is_empty()) {
+            Some(name) => Config::load_named(source, name.trim_start_matches("./")),
+            None => Config::load(source).map(|(c, _)| c),
+        }
     }
 
     /// Applies `PLANCD_*` overrides: BRANCH, REMOTE, CONCURRENCY, MAX_BRANCH_DEPTH, PRUNE,

@@ -12,16 +12,22 @@
 //!   reporting every problem as a [`spec::Diagnostic`] with file, line, column and field; it
 //!   also computes each task's [`spec::SpecHash`].
 //! - [`graph`] orders a plan's tasks, finds cycles and ready tasks, and the critical path.
+//! - [`reconcile`] decides what the plans need against the state in the refs and runs attempts;
+//!   [`publish`] writes results as branches and tags; [`reconcile::upstream`] sends them on to
+//!   the [`remote`] (the `git` command, compare-and-swap pushes) and the [`forge`] (pull
+//!   requests, comments, commit statuses, escalation issues).
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
 
 pub mod agent;
 pub mod config;
+pub mod forge;
 pub mod graph;
 pub mod ops;
 mod par;
 pub mod publish;
 pub mod reconcile;
+pub mod remote;
 pub mod spec;
 pub mod state;
 pub mod telemetry;

@@ -43,6 +43,8 @@ pub struct TaskFile {
     pub branch_reason: Option<String>,
     /// Branch todos: diagnostics and hints.
     pub debug_instructions: Option<String>,
+    /// Instructions a reviewer added when asking for another attempt (`/plancd retry ...`).
+    pub instructions: Option<String>,
     /// The watched commit.
     pub plan_commit: String,
     /// Where the workspace is.
@@ -172,6 +174,7 @@ mod tests {
             parent_id: None,
             branch_reason: None,
             debug_instructions: None,
+            instructions: None,
             plan_commit: "0".repeat(40),
             workspace: WORKSPACE.into(),
         }

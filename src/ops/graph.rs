@@ -123,8 +123,8 @@ pub fn dot(plans: &[&PlanFile]) -> String {
     out
 }
 
-/// Mermaid node ids allow letters, digits and `_`; anything else is encoded.
-fn node_id(wf: &str, task: &str) -> String {
+/// A task's Mermaid node id: letters, digits and `_`, anything else encoded.
+pub fn node_id(wf: &str, task: &str) -> String {
     let mut id = String::from("n_");
     for c in wf.chars().chain("__".chars()).chain(task.chars()) {
         if c.is_ascii_alphanumeric() || c == '_' {

@@ -1,6 +1,7 @@
 //! The operations behind the command line, one module per verb. Each takes an options struct
 //! and returns a report; printing is the binary's job.
 
+pub mod action;
 pub mod approve;
 pub mod demo;
 pub mod graph;

@@ -8,7 +8,7 @@ use plancd_sandbox::{Sandbox, SandboxError};
 use tokio::sync::watch;
 
 use crate::config::{Config, Env};
-use crate::reconcile::{Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, decide, read_actual};
+use crate::reconcile::{Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, Upstream, decide, read_actual};
 use crate::spec::Diagnostic;
 use crate::state::{Holder, StateError, Store};
 use crate::triage::Triage;
@@ -56,12 +56,17 @@ pub enum ReconcileError {
     /// An attempt hit a git failure.
     #[error(transparent)]
     Attempt(#[from] crate::reconcile::attempt::AttemptError),
+    /// The remote or the forge could not be set up.
+    #[error(transparent)]
+    Upstream(#[from] crate::reconcile::upstream::UpstreamError),
 }
 
 impl ReconcileError {
     /// Whether the fault is in the input (exit 2) rather than an outside part (exit 3).
     pub fn is_bad_input(&self) -> bool {
+        use crate::reconcile::upstream::UpstreamError;
         matches!(self, ReconcileError::NoAgents(_) | ReconcileError::Patterns(_))
+            || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
             || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
     }
 }
@@ -75,7 +80,9 @@ pub fn correlation_id() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Runs one pass to its fixed point.
+/// Runs one pass to its fixed point: the workflows with work get a pending commit status, the
+/// executor runs, then the task refs go to the remote and the statuses and escalations to the
+/// forge. Failures of that last step end up in the report's `infrastructure`.
 pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileError> {
     let store = Arc::new(Store::open(&opts.repo)?);
     let snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
@@ -84,8 +91,13 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         return Err(ReconcileError::NoAgents(missing));
     }
     let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
+    let upstream = Upstream::open(store.path(), &snapshot.config, &opts.env).await?;
+    let before =
+        decide(&snapshot.desired(), &read_actual(&store)?, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
+    upstream.pass_started(&snapshot, &before).await?;
     let sandbox = (opts.sandbox)(&snapshot.config).await?;
     let cx = PassContext {
+        upstream,
         store,
         sandbox,
         snapshot: Arc::new(snapshot),
@@ -96,7 +108,13 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         triage,
         events: opts.events,
     };
-    Ok(Executor::new(Arc::new(cx)).run().await?)
+    let cx = Arc::new(cx);
+    let mut report = Executor::new(cx.clone()).run().await?;
+    let problems = cx.upstream.pass_ended(&cx, &report).await;
+    if !problems.is_empty() && report.infrastructure.is_none() {
+        report.infrastructure = Some(problems.join("; "));
+    }
+    Ok(report)
 }
 
 /// Every task whose role has no command agent in the configuration, as an error at the task.

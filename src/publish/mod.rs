@@ -69,6 +69,8 @@ pub struct Published {
     pub tag: String,
     /// The tag's number: results accepted so far, this one included.
     pub n: u32,
+    /// The pull request from the branch, once one is open.
+    pub pull_request: Option<String>,
 }
 
 /// The commit a task's result goes on: the watched commit for a task without dependencies, the
@@ -125,7 +127,7 @@ pub fn publish(repo: &Repository, key: &TaskKey, commit: Oid, accepted: u32) -> 
     loop {
         let tag = tag_name(key, n);
         match tagged_commit(repo, &tag) {
-            Some(existing) if existing == commit => return Ok(Published { commit, branch, tag, n }),
+            Some(existing) if existing == commit => return Ok(Published { commit, branch, tag, n, pull_request: None }),
             Some(_) => n += 1,
             None => {
                 let message = commit_message(&format!("plancd result {n} of {key}"), "", &[("Plancd-Result", commit.to_string())]);
@@ -133,7 +135,7 @@ pub fn publish(repo: &Repository, key: &TaskKey, commit: Oid, accepted: u32) -> 
                 let sig = signature()?;
                 with_lock_recovery(repo, &format!("refs/tags/{tag}"), || repo.tag(&tag, &target, &sig, &message, false))?;
                 fault::after_ref_write();
-                return Ok(Published { commit, branch, tag, n });
+                return Ok(Published { commit, branch, tag, n, pull_request: None });
             }
         }
     }

@@ -62,15 +62,23 @@ impl Snapshot {
         let repo = Repository::open(repo_path)?;
         let branch = match branch.map(str::to_owned).or_else(|| env.get("PLANCD_BRANCH").map(str::to_owned)) {
             Some(b) => b,
-            None => branch_from_head(&repo, repo_path).unwrap_or_else(|| "main".into()),
+            None => branch_from_head(&repo, repo_path, env).unwrap_or_else(|| "main".into()),
         };
         let plan_commit = repo
             .find_branch(&branch, git2::BranchType::Local)
             .ok()
             .and_then(|b| b.get().target())
             .ok_or_else(|| LoadError::NoBranch(branch.clone()))?;
+        Snapshot::load_at(repo_path, &branch, plan_commit, plan_commit, env)
+    }
+
+    /// The snapshot of the plans at `plan_commit`, with the configuration of `config_commit`
+    /// (the same commit for a reconcile; a pull request's base for its preview, so that a pull
+    /// request never configures its own run).
+    pub fn load_at(repo_path: &Path, branch: &str, plan_commit: Oid, config_commit: Oid, env: &Env) -> Result<Snapshot, LoadError> {
+        let branch = branch.to_owned();
         let source = TreeSource::new(repo_path, plan_commit)?;
-        let mut config = Config::load(&source).map_err(LoadError::Invalid)?.0;
+        let mut config = Config::load_env(&TreeSource::new(repo_path, config_commit)?, env).map_err(LoadError::Invalid)?;
         config.apply_env(env)?;
         config.branch = branch.clone();
         let specs = load_specs(&source, &config)?;
@@ -130,8 +138,8 @@ impl Snapshot {
 }
 
 /// The `branch:` of the plancd.yaml in HEAD's commit, when it can be read.
-fn branch_from_head(repo: &Repository, repo_path: &Path) -> Option<String> {
+fn branch_from_head(repo: &Repository, repo_path: &Path, env: &Env) -> Option<String> {
     let head = repo.head().ok()?.peel_to_commit().ok()?.id();
     let source = TreeSource::new(repo_path, head).ok()?;
-    Config::load(&source).ok().map(|(c, _)| c.branch)
+    Config::load_env(&source, env).ok().map(|c| c.branch)
 }

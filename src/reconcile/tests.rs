@@ -83,6 +83,7 @@ async fn pass(dir: &Path, sandbox: &FakeSandbox) -> PassReport {
     let snapshot = Snapshot::load(dir, None, &Env::default()).unwrap();
     let (_tx, cancel) = watch::channel(false);
     let cx = PassContext {
+        upstream: Default::default(),
         store,
         sandbox: Arc::new(sandbox.clone()),
         snapshot: Arc::new(snapshot),

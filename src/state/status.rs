@@ -143,6 +143,18 @@ pub struct BranchInfo {
     pub missing: Option<String>,
 }
 
+/// A reviewer's request for another attempt, with what to do differently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    /// Who asked (a forge login).
+    pub by: String,
+    /// What they asked for: handed to the agent as added instructions.
+    pub instructions: String,
+    /// Where they asked (a comment's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
 /// Acceptance test counts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TestSummary {
@@ -237,6 +249,9 @@ pub struct TaskStatus {
     /// On a branch todo: what it is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<BranchInfo>,
+    /// A reviewer's request that the next attempts answer (until one is accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
     /// Anything else a later version wrote; kept so that old readers do not drop it.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -271,14 +286,17 @@ impl TaskStatus {
             branch_todos: Vec::new(),
             open_branch: None,
             branch: None,
+            review: None,
             extra: BTreeMap::new(),
         }
     }
 
-    /// The next record in the chain: what carries over (counters, approval, the last result)
-    /// kept, what belongs to one state (holder, message, reason, failure) cleared.
+    /// The next record in the chain: what carries over (counters, approval, the last result, a
+    /// review not yet answered) kept, what belongs to one state (holder, message, reason,
+    /// failure) cleared.
     pub fn next(&self, phase: Phase, now: Timestamp) -> TaskStatus {
         TaskStatus {
+            review: if phase == Phase::Succeeded { None } else { self.review.clone() },
             phase,
             holder: None,
             lease_expires_at: None,

@@ -2,10 +2,13 @@
 
 #![allow(clippy::unwrap_used)] // tests say what they expect by failing loudly
 
+mod action;
 mod broken;
 mod cli;
 mod deploy;
 mod examples;
+mod fake_github;
+mod github;
 mod manage;
 mod reconcile;
 mod serve;

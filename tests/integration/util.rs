@@ -147,3 +147,36 @@ pub fn git_command(dir: &Path) -> Command {
         .env("GIT_COMMITTER_EMAIL", "dev@example.com");
     cmd
 }
+
+/// Runs `future`, failing the test when it takes longer than `seconds`.
+pub async fn within<F: Future>(seconds: u64, future: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(seconds), future).await.expect("the test took too long")
+}
+
+/// Runs `plancd ARGS` in `dir` with `env` added to a clean environment, without blocking the
+/// async runtime (a fake server may be serving it); killed if dropped.
+pub async fn plancd_async(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = tokio::process::Command::from(plancd_command(dir, args, env));
+    cmd.kill_on_drop(true);
+    let out = cmd.output().await.expect("the plancd binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A bare repository in a temporary folder.
+pub fn bare() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = git_command(dir.path()).args(["init", "-q", "--bare", "."]).output().unwrap();
+    assert!(out.status.success());
+    dir
+}
+
+/// Runs git in `dir` and returns its stdout; panics on failure.
+pub fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = git_command(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -53,6 +53,8 @@ enum Command {
     Triage(commands::triage::Args),
     /// Run as a controller: watch repositories, answer webhooks, serve health and metrics.
     Serve(commands::serve::Args),
+    /// Act on the GitHub Actions event of this job: reconcile, preview a plan pull request, or retry a task.
+    Action(commands::action::Args),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args, &cwd),
         Command::Completions(args) => commands::completions::run(args),
         Command::Sandbox(args) => commands::sandbox::run(args),
+        Command::Action(args) => commands::action::run(args, &cwd),
     };
     match result {
         Ok(code) => code,

@@ -52,7 +52,7 @@ pub(super) async fn run(cx: Arc<PassContext>, plan: AttemptPlan, branch: BranchP
         s.branch = Some(info.clone());
     };
     let Some((tip, claim)) = super::claim(&cx, &plan, parent.timeout_seconds, shape)? else { return Ok(AttemptEnd::LostClaim) };
-    if let Some(end) = adopt(&cx, &plan.key, &branch, &hash, (tip, &claim))? {
+    if let Some(end) = adopt(&cx, &plan.key, &branch, &hash, (tip, &claim)).await? {
         return Ok(end);
     }
     if claim.attempts_used() > info.max_debug_attempts {
@@ -67,7 +67,7 @@ pub(super) async fn run(cx: Arc<PassContext>, plan: AttemptPlan, branch: BranchP
         _ = cancel.wait_for(|c| *c) => Err(Stop::Cancelled),
     };
     match outcome {
-        Ok((verdict, base)) => judge(&cx, &plan, &branch, &parent, &hash, (tip, claim), verdict, base, logs, report),
+        Ok((verdict, base)) => judge(&cx, &plan, &branch, &parent, &hash, (tip, claim), verdict, base, logs, report).await,
         Err(stop) => {
             logs.report(&report);
             released(&cx, &plan.key, tip, &claim, stop, &logs)
@@ -76,7 +76,7 @@ pub(super) async fn run(cx: Arc<PassContext>, plan: AttemptPlan, branch: BranchP
 }
 
 /// The parent's result, published by an interrupted run of this branch, gets recorded.
-fn adopt(
+async fn adopt(
     cx: &PassContext,
     key: &TaskKey,
     branch: &BranchPlan,
@@ -90,6 +90,10 @@ fn adopt(
             Some((commit, _)) => publish::publish(&repo, &branch.parent, commit, parent.accepted)?,
             None => return Ok(None),
         }
+    };
+    let published = match super::upstream(cx, (key, tip, claim), &branch.parent, published).await? {
+        Ok(published) => published,
+        Err(end) => return Ok(Some(end)),
     };
     let message = format!("fixed by {}; recorded the result an interrupted run published", branch.info.id);
     let s = succeeded(&parent, &published, Vec::new(), None, message);
@@ -239,7 +243,7 @@ async fn quick_fix(
 
 /// Writes what the branch's work came to.
 #[allow(clippy::too_many_arguments)] // one call site; the attempt's whole context.
-fn judge(
+async fn judge(
     cx: &PassContext,
     plan: &AttemptPlan,
     branch: &BranchPlan,
@@ -255,7 +259,7 @@ fn judge(
     match verdict {
         Verdict::Passed { work, change, tests, agent } => {
             logs.report(&report);
-            fixed(cx, plan, branch, parent, hash, (tip, &claim), (work, base, change, tests, agent), &logs)
+            fixed(cx, plan, branch, parent, hash, (tip, &claim), (work, base, change, tests, agent), &logs).await
         }
         Verdict::AgentFailed(failure) => {
             logs.report(&report);
@@ -300,7 +304,7 @@ fn judge(
 
 /// The parent's tests pass on the branch's work: publish the parent's result.
 #[allow(clippy::too_many_arguments)] // one call site; the attempt's whole context.
-fn fixed(
+async fn fixed(
     cx: &PassContext,
     plan: &AttemptPlan,
     branch: &BranchPlan,
@@ -328,10 +332,11 @@ fn fixed(
         plan_commit: cx.snapshot.plan_commit,
     };
     let accepted = Accepted { tree: work, base, files, tests, prov, title: parent.title.clone(), body: parent.description.clone() };
-    let Some((tip, published)) = verify_and_publish(cx, (&plan.key, tip, claim), logs, &branch.parent, parent_status.accepted, &accepted)?
-    else {
-        return Ok(AttemptEnd::LostClaim);
-    };
+    let (tip, published) =
+        match verify_and_publish(cx, (&plan.key, tip, claim), logs, &branch.parent, parent_status.accepted, &accepted).await? {
+            Ok(done) => done,
+            Err(end) => return Ok(end),
+        };
     let message = format!("{} acceptance test(s) passed after {}", accepted.tests.passed, branch.info.id);
     let s = succeeded(&parent_status, &published, accepted.files, Some(accepted.tests), message);
     if write(cx, &branch.parent, parent_tip, &s)?.is_none() {

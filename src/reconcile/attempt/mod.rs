@@ -42,6 +42,8 @@ pub struct PassContext {
     pub changes: workspace::ChangeCache,
     /// Classifies failures (built-in rules plus the configuration's patterns).
     pub triage: Triage,
+    /// The remote and the forge that results go to.
+    pub upstream: super::Upstream,
     /// Progress, for displays and metrics.
     pub events: Option<super::EventSink>,
 }
@@ -201,16 +203,17 @@ struct Accepted {
 /// Publishes an accepted result of `result_key`. The logs go into `owner`'s ref first (the
 /// task's own, or the branch todo's), so that a crash between publishing and the commit point
 /// loses none: the run that adopts the result finds them. That write also proves the claim is
-/// still `owner_tip`'s right before publishing. Returns the owner's new tip, or `None` when the
-/// claim was lost.
-fn verify_and_publish(
+/// still `owner_tip`'s right before publishing. The result then goes upstream (remote and pull
+/// request). Returns the owner's new tip, or how the attempt ended when the claim was lost or the
+/// upstream failed.
+async fn verify_and_publish(
     cx: &PassContext,
     owner: (&TaskKey, Oid, &TaskStatus),
     logs: &steps::Logs,
     result_key: &TaskKey,
     accepted_before: u32,
     accepted: &Accepted,
-) -> Result<Option<(Oid, Published)>, AttemptError> {
+) -> Result<Result<(Oid, Published), AttemptEnd>, AttemptError> {
     let (owner_key, owner_tip, owner_claim) = owner;
     let commit = publish::result_commit(&cx.store.repo(), accepted.base, accepted.tree, &accepted.title, &accepted.body, &accepted.prov)?;
     let mut verified = owner_claim.clone();
@@ -220,11 +223,32 @@ fn verify_and_publish(
     verified.tests = Some(accepted.tests.clone());
     let tip = match cx.store.append(owner_key, Some(owner_tip), &verified, &logs.files) {
         Ok(tip) => tip,
-        Err(StateError::Conflict { .. }) => return Ok(None),
+        Err(StateError::Conflict { .. }) => return Ok(Err(AttemptEnd::LostClaim)),
         Err(e) => return Err(e.into()),
     };
     let published = publish::publish(&cx.store.repo(), result_key, commit, accepted_before)?;
-    Ok(Some((tip, published)))
+    Ok(upstream(cx, (owner_key, tip, &verified), result_key, published).await?.map(|p| (tip, p)))
+}
+
+/// Sends a published result upstream (remote, pull request) and notes the pull request. When
+/// that fails, the owner's claim is released: the attempt does not count, and the next pass
+/// adopts the published result and tries again.
+async fn upstream(
+    cx: &PassContext,
+    (owner_key, owner_tip, owner_claim): (&TaskKey, Oid, &TaskStatus),
+    result_key: &TaskKey,
+    mut published: Published,
+) -> Result<Result<Published, AttemptEnd>, AttemptError> {
+    match cx.upstream.result_published(cx, result_key, &published).await {
+        Ok(pull_request) => {
+            published.pull_request = pull_request;
+            Ok(Ok(published))
+        }
+        Err(e) => {
+            let stop = steps::Stop::Infrastructure(format!("publishing {result_key} upstream: {e}"));
+            task::released(cx, owner_key, owner_tip, owner_claim, stop, &steps::Logs::new(owner_claim.attempt)).map(Err)
+        }
+    }
 }
 
 /// The `Succeeded` record of a task whose result is `published`.
@@ -241,7 +265,7 @@ fn succeeded(prev: &TaskStatus, published: &Published, files: Vec<String>, tests
         branch: published.branch.clone(),
         tag: Some(published.tag.clone()),
         files,
-        pull_request: None,
+        pull_request: published.pull_request.clone(),
     });
     s
 }

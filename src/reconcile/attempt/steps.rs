@@ -23,7 +23,7 @@ pub(super) enum Stop {
 
 impl From<SandboxError> for Stop {
     fn from(e: SandboxError) -> Stop {
-        Stop::Infrastructure(e.to_string())
+        Stop::Infrastructure(format!("the sandbox failed: {e}"))
     }
 }
 

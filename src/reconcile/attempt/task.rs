@@ -42,7 +42,7 @@ pub(super) async fn run(cx: Arc<PassContext>, plan: AttemptPlan) -> Result<Attem
         s.role = Some(task.agent_role.to_string());
     };
     let Some((tip, claim)) = claim(&cx, &plan, task.timeout_seconds, shape)? else { return Ok(AttemptEnd::LostClaim) };
-    if let Some(end) = adopt(&cx, &plan, &hash, tip, &claim)? {
+    if let Some(end) = adopt(&cx, &plan, &hash, tip, &claim).await? {
         return Ok(end);
     }
     let mut logs = Logs::new(plan.attempt);
@@ -52,17 +52,31 @@ pub(super) async fn run(cx: Arc<PassContext>, plan: AttemptPlan) -> Result<Attem
         outcome = work(&cx, &plan, &task, &mut logs, &mut report) => outcome,
         _ = cancel.wait_for(|c| *c) => Err(Stop::Cancelled),
     };
-    finish(&cx, &plan, &task, &hash, (tip, claim), outcome, logs, report)
+    finish(&cx, &plan, &task, &hash, (tip, claim), outcome, logs, report).await
 }
 
 /// Records a result that an interrupted run published but never recorded.
-fn adopt(cx: &PassContext, plan: &AttemptPlan, hash: &SpecHash, tip: Oid, claim: &TaskStatus) -> Result<Option<AttemptEnd>, AttemptError> {
+async fn adopt(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    hash: &SpecHash,
+    tip: Oid,
+    claim: &TaskStatus,
+) -> Result<Option<AttemptEnd>, AttemptError> {
     let published = {
         let repo = cx.store.repo();
+        // The result already recorded is no interrupted run's: a review asked to redo it.
+        let recorded = claim.result.as_ref().map(|r| r.commit.clone());
         match publish::adoptable(&repo, &plan.key, hash, claim.accepted) {
-            Some((commit, _)) => publish::publish(&repo, &plan.key, commit, claim.accepted)?,
-            None => return Ok(None),
+            Some((commit, _)) if recorded.as_deref() != Some(commit.to_string().as_str()) => {
+                publish::publish(&repo, &plan.key, commit, claim.accepted)?
+            }
+            _ => return Ok(None),
         }
+    };
+    let published = match super::upstream(cx, (&plan.key, tip, claim), &plan.key, published).await? {
+        Ok(published) => published,
+        Err(end) => return Ok(Some(end)),
     };
     let from = publish::result_attempt(&cx.store.repo(), published.commit).map_or_else(String::new, |n| format!(" of attempt {n}"));
     let mut s = succeeded(claim, &published, Vec::new(), None, format!("recorded the result{from}, published by an interrupted run"));
@@ -151,7 +165,9 @@ fn prepare(cx: &PassContext, plan: &AttemptPlan, task: &Task) -> Result<Prepared
             files: cx.changes.get(&repo, *result)?.paths(),
         });
     }
-    let task_file = task_file(cx, plan, task, &input, dependencies);
+    let mut task_file = task_file(cx, plan, task, &input, dependencies);
+    // A reviewer's request for another attempt rides on the claim's record.
+    task_file.instructions = cx.store.status(&plan.key).ok().flatten().and_then(|(_, s)| s.review).map(|r| r.instructions);
     Ok(Prepared { input_tree, input, task_file, base })
 }
 
@@ -186,6 +202,7 @@ pub(super) fn task_file(
             .branch_reason
             .map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
         debug_instructions: task.debug_instructions.clone(),
+        instructions: None,
         plan_commit: cx.snapshot.plan_commit.to_string(),
         workspace: plancd_sandbox::WORKSPACE.into(),
     }
@@ -194,7 +211,7 @@ pub(super) fn task_file(
 /// Writes the verdict: publish then `Succeeded`; a branch todo (`Debugging`); `Failed`; or the
 /// claim released.
 #[allow(clippy::too_many_arguments)] // one call site; the attempt's whole context.
-fn finish(
+async fn finish(
     cx: &PassContext,
     plan: &AttemptPlan,
     task: &Task,
@@ -227,10 +244,11 @@ fn finish(
                 title: task.title.clone(),
                 body: task.description.clone(),
             };
-            let Some((tip, published)) = verify_and_publish(cx, (&plan.key, tip, &claim), &logs, &plan.key, claim.accepted, &accepted)?
-            else {
-                return Ok(AttemptEnd::LostClaim);
-            };
+            let (tip, published) =
+                match verify_and_publish(cx, (&plan.key, tip, &claim), &logs, &plan.key, claim.accepted, &accepted).await? {
+                    Ok(done) => done,
+                    Err(end) => return Ok(end),
+                };
             let message = format!("{} acceptance test(s) passed", accepted.tests.passed);
             let s = succeeded(&claim, &published, accepted.files, Some(accepted.tests), message);
             let end = AttemptEnd::Succeeded { commit: published.commit, tag: published.tag };

@@ -1,5 +1,6 @@
 //! One module per verb: argument types, a call into `plancd::ops`, and printing.
 
+pub mod action;
 pub mod completions;
 pub mod demo;
 pub mod diff;

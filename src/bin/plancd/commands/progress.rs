@@ -80,7 +80,7 @@ impl Progress {
                     }
                     AttemptEnd::LostClaim => format!("skipped   {key}: another holder moved it first"),
                     AttemptEnd::Cancelled => format!("stopped   {key} attempt {attempt}: claim released"),
-                    AttemptEnd::Infrastructure(why) => format!("stopped   {key} attempt {attempt}: sandbox failed: {why}"),
+                    AttemptEnd::Infrastructure(why) => format!("stopped   {key} attempt {attempt}: {why}"),
                 };
                 self.line(text);
             }

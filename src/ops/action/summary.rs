@@ -1,0 +1,151 @@
+//! What the step leaves for people and later steps: the job summary (`GITHUB_STEP_SUMMARY`:
+//! a status table and the workflows' diagram), annotations for plan errors, and outputs
+//! (`GITHUB_OUTPUT`: tasks run, succeeded and failed, pull request addresses).
+
+use std::io::Write;
+use std::path::Path;
+
+use super::ActionReport;
+use crate::config::Env;
+use crate::ops::status::{StatusReport, human_duration};
+use crate::reconcile::{Action, AttemptEnd, PassReport, Snapshot};
+use crate::spec::Diagnostic;
+use crate::state::{StateError, Store, TaskKey};
+
+/// `N/M tasks satisfied, K attempt(s) run[, F failed or escalated]`.
+pub fn counts(pass: &PassReport) -> String {
+    let real = |a: &&Action| !matches!(a, Action::Orphaned { .. } | Action::BranchClosed { .. });
+    let total = pass.actions.iter().filter(real).count();
+    let done = pass.actions.iter().filter(|a| matches!(a, Action::UpToDate { .. })).count();
+    let mut line = format!("{done}/{total} tasks satisfied, {} attempt(s) run", pass.attempts.len());
+    let failed = failed(pass);
+    if failed > 0 {
+        line.push_str(&format!(", {failed} failed or escalated"));
+    }
+    line
+}
+
+fn failed(pass: &PassReport) -> usize {
+    pass.actions.iter().filter(|a| matches!(a, Action::Failed { .. } | Action::Escalated { .. })).count()
+}
+
+fn succeeded(pass: &PassReport) -> usize {
+    pass.attempts.iter().filter(|(_, _, end)| matches!(end, AttemptEnd::Succeeded { .. } | AttemptEnd::Adopted { .. })).count()
+}
+
+/// The job summary of a pass: headline, status table, diagram.
+pub fn pass(headline: &str, status: &StatusReport, snapshot: Option<&Snapshot>) -> String {
+    let mut out = format!("## plancd\n\n{headline}\n\n| task | role | phase | attempt | duration | result |\n|---|---|---|---|---|---|\n");
+    for r in &status.tasks {
+        out.push_str(&format!(
+            "| `{}/{}` | {} | {} | {} | {} | {} |\n",
+            r.workflow,
+            r.task,
+            r.role.as_deref().unwrap_or("-"),
+            r.phase,
+            if r.attempt == 0 { "-".into() } else { r.attempt.to_string() },
+            r.duration_seconds.map_or_else(|| "-".into(), human_duration),
+            r.result_tag.as_deref().map_or_else(|| "-".into(), |t| format!("`{t}`")),
+        ));
+    }
+    out.push_str(&format!("\n```mermaid\n{}```\n", crate::ops::status::mermaid(status, snapshot)));
+    out
+}
+
+/// The job summary of invalid plans.
+pub fn invalid(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::from("## plancd\n\nThe plans are invalid; nothing ran.\n\n```text\n");
+    for d in diagnostics {
+        out.push_str(&format!("{d}\n"));
+    }
+    out.push_str("```\n");
+    out
+}
+
+/// Every task's pull request, from the status refs.
+pub fn pull_requests(repo: &Path, status: &StatusReport) -> Result<Vec<String>, StateError> {
+    let store = Store::open(repo)?;
+    let mut out = Vec::new();
+    for r in &status.tasks {
+        if let Some((_, s)) = store.status(&TaskKey::new(&r.workflow, &r.task))?
+            && let Some(url) = s.result.and_then(|r| r.pull_request)
+        {
+            out.push(url);
+        }
+    }
+    Ok(out)
+}
+
+/// `::error file=...,line=...,col=...,title=...::message` for each error (warnings as
+/// `::warning`), as GitHub reads workflow commands.
+pub fn annotations(diagnostics: &[Diagnostic]) -> Vec<String> {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let level = if d.is_error() { "error" } else { "warning" };
+            let mut message = match &d.field {
+                Some(field) => format!("{field}: {}", d.message),
+                None => d.message.clone(),
+            };
+            if let Some(help) = &d.help {
+                message.push_str(&format!("\nhelp: {help}"));
+            }
+            format!(
+                "::{level} file={},line={},col={},title={}::{}",
+                property(&d.file),
+                d.line,
+                d.column,
+                property(&format!("plancd {}", d.code)),
+                data(&message)
+            )
+        })
+        .collect()
+}
+
+fn data(text: &str) -> String {
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn property(text: &str) -> String {
+    data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// The step's outputs, as `name=value` lines.
+pub fn outputs(report: &ActionReport) -> Vec<(String, String)> {
+    let pass = report.pass.as_ref();
+    vec![
+        ("tasks-run".into(), pass.map_or(0, |p| p.attempts.len()).to_string()),
+        ("tasks-succeeded".into(), pass.map_or(0, succeeded).to_string()),
+        ("tasks-failed".into(), pass.map_or(0, failed).to_string()),
+        ("pull-requests".into(), serde_json::to_string(&report.pull_requests).expect("strings always serialise")),
+        ("result".into(), report.headline.replace('\n', " ")),
+    ]
+}
+
+/// Appends the outputs to `GITHUB_OUTPUT` and the summary to `GITHUB_STEP_SUMMARY`, when the
+/// environment names them.
+pub fn write_files(report: &ActionReport, env: &Env) -> std::io::Result<()> {
+    if let Some(path) = env.get("GITHUB_OUTPUT").filter(|p| !p.is_empty()) {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        for (name, value) in outputs(report) {
+            writeln!(file, "{name}={value}")?;
+        }
+    }
+    if let Some(path) = env.get("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        writeln!(file, "{}", report.summary)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_escape_what_github_would_misread() {
+        let d = Diagnostic::error("plans/a,b.yaml", crate::spec::Pos { line: 3, column: 7 }, "cycle", "a -> b\n100% sure").help("cut one");
+        let lines = annotations(&[d]);
+        insta::assert_snapshot!(lines.join("\n"), @"::error file=plans/a%2Cb.yaml,line=3,col=7,title=plancd cycle::a -> b%0A100%25 sure%0Ahelp: cut one");
+    }
+}

@@ -1,0 +1,312 @@
+//! A git remote reached with the `git` command: fetches, and pushes that carry many refs at once
+//! with compare-and-swap semantics (fast-forward only, `--force-with-lease=<ref>:<expected>`,
+//! `--atomic`). Credentials travel in the child's environment only, never in a URL or argv, and
+//! are scrubbed from every message.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use base64::Engine;
+use git2::Oid;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Why a remote operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The repository could not be read.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    /// The `git` command could not be started.
+    #[error("cannot run git: {0}")]
+    Spawn(std::io::Error),
+    /// The `git` command failed.
+    #[error("git {op} {remote} failed: {message}")]
+    Command {
+        /// `fetch`, `push` or `ls-remote`.
+        op: &'static str,
+        /// The remote's name.
+        remote: String,
+        /// What git said, with credentials scrubbed.
+        message: String,
+    },
+}
+
+/// What the remote must hold for a ref to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The remote's value must be an ancestor of the new one (git's default): chains that only
+    /// grow, such as task refs, and immutable tags (an existing tag is never overwritten).
+    FastForward,
+    /// The remote must hold exactly this value (`None`: the ref must not exist); the ref may
+    /// then move anywhere.
+    Lease(Option<Oid>),
+}
+
+/// One ref to move on the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// The new value; `None` deletes the ref.
+    pub new: Option<Oid>,
+    /// The full ref name on both sides, e.g. `refs/heads/ai/generated/wf/t`.
+    pub name: String,
+    /// The compare-and-swap condition.
+    pub expect: Expect,
+}
+
+impl RefUpdate {
+    /// Moves `name` to `new` if the remote's value is an ancestor of it.
+    pub fn fast_forward(name: impl Into<String>, new: Oid) -> RefUpdate {
+        RefUpdate { new: Some(new), name: name.into(), expect: Expect::FastForward }
+    }
+
+    /// Moves `name` to `new` if the remote holds `expected`.
+    pub fn lease(name: impl Into<String>, new: Oid, expected: Option<Oid>) -> RefUpdate {
+        RefUpdate { new: Some(new), name: name.into(), expect: Expect::Lease(expected) }
+    }
+}
+
+/// How one ref of a push ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefOutcome {
+    /// The remote now holds the new value.
+    Updated,
+    /// The remote already held it.
+    UpToDate,
+    /// The remote refused: a lease that did not hold, a non-fast-forward, an existing tag, or an
+    /// atomic push that failed elsewhere.
+    Rejected(String),
+}
+
+/// Every ref of a push and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// By full ref name.
+    pub refs: BTreeMap<String, RefOutcome>,
+}
+
+impl PushReport {
+    /// The refs the remote refused, with why.
+    pub fn rejected(&self) -> Vec<(&str, &str)> {
+        self.refs
+            .iter()
+            .filter_map(|(name, o)| match o {
+                RefOutcome::Rejected(why) => Some((name.as_str(), why.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many refs moved.
+    pub fn updated(&self) -> usize {
+        self.refs.values().filter(|o| **o == RefOutcome::Updated).count()
+    }
+}
+
+/// A named remote of a local repository.
+pub struct Remote {
+    repo: PathBuf,
+    name: String,
+    url: String,
+    token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("name", &self.name).field("url", &self.url()).finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// The remote `name` of the repository at `repo`; `None` when the repository has no such
+    /// remote. `token` authenticates https remotes (and http ones on this machine).
+    pub fn open(repo: &Path, name: &str, token: Option<SecretString>) -> Result<Option<Remote>, RemoteError> {
+        let git = git2::Repository::discover(repo)?;
+        let url = match git.find_remote(name) {
+            Ok(remote) => remote.url().unwrap_or_default().to_owned(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound || e.class() == git2::ErrorClass::Config => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let dir = git.workdir().unwrap_or_else(|| git.path()).to_path_buf();
+        Ok(Some(Remote { repo: dir, name: name.to_owned(), url, token }))
+    }
+
+    /// The remote's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The remote's URL, fit to show: any user or password in it replaced by `***`.
+    pub fn url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// The refs on the remote that match `patterns` (e.g. `refs/ai/*`), by full name.
+    pub async fn ls_remote(&self, patterns: &[&str]) -> Result<BTreeMap<String, Oid>, RemoteError> {
+        let mut args = vec!["ls-remote".to_owned(), "--".to_owned(), self.name.clone()];
+        args.extend(patterns.iter().map(|p| (*p).to_owned()));
+        let out = self.run("ls-remote", &args).await?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter_map(|(oid, name)| Some((name.to_owned(), Oid::from_str(oid).ok()?)))
+            .filter(|(name, _)| !name.ends_with("^{}"))
+            .collect())
+    }
+
+    /// Fetches `refspecs` (e.g. `+refs/ai/*:refs/ai/*`) in one run of git.
+    pub async fn fetch(&self, refspecs: &[&str]) -> Result<(), RemoteError> {
+        let mut args = vec!["fetch".to_owned(), "--quiet".to_owned(), "--no-tags".to_owned(), "--".to_owned(), self.name.clone()];
+        args.extend(refspecs.iter().map(|r| (*r).to_owned()));
+        self.run("fetch", &args).await.map(drop)
+    }
+
+    /// Pushes every update in one run of git. `atomic`: all move or none does. A refused ref is
+    /// an outcome in the report, not an error; errors are failures to talk to the remote.
+    pub async fn push(&self, updates: &[RefUpdate], atomic: bool) -> Result<PushReport, RemoteError> {
+        if updates.is_empty() {
+            return Ok(PushReport::default());
+        }
+        let mut args = vec!["push".to_owned(), "--porcelain".to_owned()];
+        if atomic {
+            args.push("--atomic".into());
+        }
+        for u in updates {
+            if let Expect::Lease(expected) = u.expect {
+                args.push(format!("--force-with-lease={}:{}", u.name, expected.map(|o| o.to_string()).unwrap_or_default()));
+            }
+        }
+        args.push("--".into());
+        args.push(self.name.clone());
+        args.extend(updates.iter().map(|u| format!("{}:{}", u.new.map(|o| o.to_string()).unwrap_or_default(), u.name)));
+        self.push_args("push", args).await
+    }
+
+    /// Pushes every local ref under each of `prefixes` (e.g. `refs/ai/tasks/`) to the same name,
+    /// fast-forward only, in one run of git.
+    pub async fn push_prefixes(&self, prefixes: &[&str]) -> Result<PushReport, RemoteError> {
+        let mut args = vec!["push".to_owned(), "--porcelain".to_owned(), "--".to_owned(), self.name.clone()];
+        args.extend(prefixes.iter().map(|p| format!("{p}*:{p}*")));
+        self.push_args("push", args).await
+    }
+
+    async fn push_args(&self, op: &'static str, args: Vec<String>) -> Result<PushReport, RemoteError> {
+        let (ok, stdout, stderr) = self.output(&args).await?;
+        let report = parse_porcelain(&stdout);
+        // git exits non-zero when any ref is refused; that is in the report. Anything else, such
+        // as an unreachable remote, is an error.
+        if ok || !report.refs.is_empty() {
+            return Ok(report);
+        }
+        Err(self.command_error(op, &stderr))
+    }
+
+    async fn run(&self, op: &'static str, args: &[String]) -> Result<String, RemoteError> {
+        let (ok, stdout, stderr) = self.output(args).await?;
+        if ok { Ok(stdout) } else { Err(self.command_error(op, &stderr)) }
+    }
+
+    fn command_error(&self, op: &'static str, stderr: &str) -> RemoteError {
+        let message = self.scrub(stderr.trim());
+        RemoteError::Command { op, remote: self.name.clone(), message: if message.is_empty() { "no output".into() } else { message } }
+    }
+
+    async fn output(&self, args: &[String]) -> Result<(bool, String, String), RemoteError> {
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.arg("-C").arg(&self.repo).args(args);
+        cmd.env("GIT_TERMINAL_PROMPT", "0").env("LC_ALL", "C").env_remove("GIT_ASKPASS").env_remove("SSH_ASKPASS");
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        for (k, v) in self.credential_env() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.map_err(RemoteError::Spawn)?;
+        Ok((out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
+
+    /// `GIT_CONFIG_*` variables that give git an `Authorization` header for this remote's URL,
+    /// after clearing any header configured for it before (a checkout's persisted credentials).
+    fn credential_env(&self) -> Vec<(String, String)> {
+        let (Some(token), Some(prefix)) = (&self.token, token_url_prefix(&self.url)) else { return Vec::new() };
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose_secret()));
+        let base: usize = std::env::var("GIT_CONFIG_COUNT").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let key = format!("http.{prefix}.extraheader");
+        vec![
+            ("GIT_CONFIG_COUNT".into(), (base + 2).to_string()),
+            (format!("GIT_CONFIG_KEY_{base}"), key.clone()),
+            (format!("GIT_CONFIG_VALUE_{base}"), String::new()),
+            (format!("GIT_CONFIG_KEY_{}", base + 1), key),
+            (format!("GIT_CONFIG_VALUE_{}", base + 1), format!("Authorization: Basic {basic}")),
+        ]
+    }
+
+    /// `text` with the token, its encoded form and any URL credentials replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = redact_url(text);
+        if let Some(token) = &self.token {
+            let secret = token.expose_secret();
+            if !secret.is_empty() {
+                out = out.replace(secret, "***");
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{secret}"));
+                out = out.replace(&basic, "***");
+            }
+        }
+        out
+    }
+}
+
+/// The `scheme://host[:port]/` that a token may be sent to: https remotes, and plain http only
+/// to this machine. `None` for paths, ssh and other hosts over http.
+fn token_url_prefix(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+    let local = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    match scheme {
+        "https" => Some(format!("https://{host_port}/")),
+        "http" if local => Some(format!("http://{host_port}/")),
+        _ => None,
+    }
+}
+
+/// Replaces the user and password part of every URL in `text` with `***`.
+pub fn redact_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"').unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Reads `git push --porcelain`: `<flag>\t<from>:<to>\t<summary>` per ref.
+fn parse_porcelain(stdout: &str) -> PushReport {
+    let mut report = PushReport::default();
+    for line in stdout.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(flag), Some(refs), summary) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let Some((_, to)) = refs.split_once(':') else { continue };
+        let outcome = match flag {
+            " " | "+" | "-" | "*" => RefOutcome::Updated,
+            "=" => RefOutcome::UpToDate,
+            "!" => RefOutcome::Rejected(summary.unwrap_or("[rejected]").trim().to_owned()),
+            _ => continue,
+        };
+        report.refs.insert(to.to_owned(), outcome);
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! Pushes and fetches against real bare repositories, and a token's path to an http remote.
+
+use std::process::Command;
+
+use super::*;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A work repository with two commits (the second on top of the first) and a bare `origin`.
+struct Pair {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    bare: PathBuf,
+    first: Oid,
+    second: Oid,
+}
+
+fn pair() -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let (work, bare) = (dir.path().join("work"), dir.path().join("bare.git"));
+    git(dir.path(), &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    git(dir.path(), &["init", "-q", "-b", "main", work.to_str().unwrap()]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    git(&work, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    let first = Oid::from_str(git(&work, &["rev-parse", "HEAD"]).trim()).unwrap();
+    git(&work, &["commit", "-q", "--allow-empty", "-m", "two"]);
+    let second = Oid::from_str(git(&work, &["rev-parse", "HEAD"]).trim()).unwrap();
+    Pair { _dir: dir, work, bare, first, second }
+}
+
+fn remote(p: &Pair) -> Remote {
+    Remote::open(&p.work, "origin", None).unwrap().unwrap()
+}
+
+fn run<F: Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(60), f).await.expect("within a minute") })
+}
+
+#[test]
+fn a_missing_remote_is_none() {
+    let p = pair();
+    assert!(Remote::open(&p.work, "upstream", None).unwrap().is_none());
+    assert!(Remote::open(&p.work, "origin", None).unwrap().is_some());
+}
+
+#[test]
+fn leases_hold_or_refuse_and_fast_forwards_never_rewind() {
+    let p = pair();
+    let r = remote(&p);
+    let name = "refs/heads/ai/generated/wf/t";
+    run(async {
+        // Create: the ref must not exist.
+        let report = r.push(&[RefUpdate::lease(name, p.second, None)], false).await.unwrap();
+        assert_eq!(report.refs[name], RefOutcome::Updated);
+        // A lease on a stale value is refused and moves nothing.
+        let report = r.push(&[RefUpdate::lease(name, p.first, Some(p.first))], false).await.unwrap();
+        assert!(matches!(&report.refs[name], RefOutcome::Rejected(why) if why.contains("stale info")), "{report:?}");
+        assert_eq!(r.ls_remote(&[name]).await.unwrap()[name], p.second);
+        // The right lease moves it anywhere, even backwards.
+        let report = r.push(&[RefUpdate::lease(name, p.first, Some(p.second))], false).await.unwrap();
+        assert_eq!(report.refs[name], RefOutcome::Updated);
+        // Fast-forward only: forwards works, backwards is refused, the same value is up to date.
+        assert_eq!(r.push(&[RefUpdate::fast_forward(name, p.second)], false).await.unwrap().refs[name], RefOutcome::Updated);
+        let back = r.push(&[RefUpdate::fast_forward(name, p.first)], false).await.unwrap();
+        assert!(matches!(back.refs[name], RefOutcome::Rejected(_)), "{back:?}");
+        assert_eq!(r.push(&[RefUpdate::fast_forward(name, p.second)], false).await.unwrap().refs[name], RefOutcome::UpToDate);
+    });
+    assert_eq!(git(&p.bare, &["rev-parse", name]).trim(), p.second.to_string());
+}
+
+#[test]
+fn an_atomic_push_moves_all_refs_or_none() {
+    let p = pair();
+    let r = remote(&p);
+    let (a, b) = ("refs/heads/ai/generated/wf/a", "refs/tags/ai/wf/a/1");
+    run(async {
+        r.push(&[RefUpdate::lease(a, p.second, None)], false).await.unwrap();
+        // The branch's lease is stale: the tag must not land either.
+        let report = r.push(&[RefUpdate::lease(a, p.first, None), RefUpdate::fast_forward(b, p.first)], true).await.unwrap();
+        assert_eq!(report.rejected().len(), 2, "{report:?}");
+        assert!(r.ls_remote(&["refs/tags/*"]).await.unwrap().is_empty());
+        let report = r.push(&[RefUpdate::lease(a, p.first, Some(p.second)), RefUpdate::fast_forward(b, p.first)], true).await.unwrap();
+        assert_eq!(report.updated(), 2, "{report:?}");
+    });
+}
+
+#[test]
+fn prefixes_push_every_ref_under_them_in_one_go() {
+    let p = pair();
+    for i in 0..30 {
+        git(&p.work, &["update-ref", &format!("refs/ai/tasks/wf/t{i}"), &p.first.to_string()]);
+    }
+    let r = remote(&p);
+    let report = run(r.push_prefixes(&["refs/ai/tasks/"])).unwrap();
+    assert_eq!(report.updated(), 30);
+    git(&p.work, &["update-ref", "refs/ai/tasks/wf/t0", &p.second.to_string()]);
+    let report = run(r.push_prefixes(&["refs/ai/tasks/"])).unwrap();
+    assert_eq!((report.updated(), report.refs.len()), (1, 30));
+    // Fetching them back into a fresh clone.
+    let clone = p._dir.path().join("clone");
+    git(p._dir.path(), &["init", "-q", clone.to_str().unwrap()]);
+    git(&clone, &["remote", "add", "origin", p.bare.to_str().unwrap()]);
+    let c = Remote::open(&clone, "origin", None).unwrap().unwrap();
+    run(c.fetch(&["+refs/ai/*:refs/ai/*"])).unwrap();
+    assert_eq!(git(&clone, &["rev-parse", "refs/ai/tasks/wf/t0"]).trim(), p.second.to_string());
+}
+
+#[test]
+fn an_unreachable_remote_is_an_error_that_names_it() {
+    let p = pair();
+    git(&p.work, &["remote", "set-url", "origin", "/nonexistent/plancd-remote.git"]);
+    let err = run(remote(&p).push(&[RefUpdate::fast_forward("refs/heads/x", p.first)], false)).unwrap_err();
+    assert!(err.to_string().starts_with("git push origin failed: "), "{err}");
+}
+
+#[test]
+fn urls_lose_their_credentials_when_shown() {
+    assert_eq!(redact_url("fatal: https://user:s3cret@host/x.git not found"), "fatal: https://***@host/x.git not found");
+    assert_eq!(redact_url("https://host/x.git and /a/b"), "https://host/x.git and /a/b");
+    assert_eq!(token_url_prefix("https://github.com/o/r.git").as_deref(), Some("https://github.com/"));
+    assert_eq!(token_url_prefix("http://127.0.0.1:8080/o/r.git").as_deref(), Some("http://127.0.0.1:8080/"));
+    assert_eq!(token_url_prefix("http://example.com/o/r.git"), None);
+    assert_eq!(token_url_prefix("/srv/git/r.git"), None);
+    assert_eq!(token_url_prefix("git@github.com:o/r.git"), None);
+}
+
+#[tokio::test]
+async fn the_token_reaches_an_http_remote_as_a_header_and_nowhere_else() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+    let canary = "ghs_canary0123456789abcdef";
+    let server = MockServer::start().await;
+    Mock::given(matchers::any())
+        .respond_with(ResponseTemplate::new(403).set_body_string(format!("denied for {canary}")))
+        .mount(&server)
+        .await;
+    let p = pair();
+    let url = format!("{}/o/r.git", server.uri());
+    git(&p.work, &["remote", "set-url", "origin", &url]);
+    let r = Remote::open(&p.work, "origin", Some(SecretString::from(canary))).unwrap().unwrap();
+    let updates = [RefUpdate::fast_forward("refs/heads/x", p.first)];
+    let push = r.push(&updates, false);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), push).await.unwrap().unwrap_err();
+    let shown = format!("{err} {err:?} {r:?}");
+    assert!(!shown.contains(canary), "{shown}");
+    let requests = server.received_requests().await.unwrap();
+    assert!(!requests.is_empty());
+    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{canary}")));
+    for req in &requests {
+        assert_eq!(req.headers.get("authorization").and_then(|v| v.to_str().ok()), Some(expected.as_str()));
+        assert!(!req.url.as_str().contains(canary));
+    }
+    let config = std::fs::read_to_string(p.work.join(".git/config")).unwrap();
+    assert!(!config.contains(canary) && !config.contains(&expected));
+}
