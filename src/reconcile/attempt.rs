@@ -13,10 +13,10 @@ use tokio::sync::watch;
 
 use super::snapshot::Snapshot;
 use super::workspace::{self, AgentChange, Ignore};
-use crate::agent::{self, AgentError, ContractFile, DependencyResult, TaskFile};
+use crate::agent::{self, AgentError, AgentFailure, ContractFile, DependencyResult, TaskFile};
 use crate::publish::{self, Provenance};
 use crate::spec::{Document, Format, Limits, SpecHash, Task};
-use crate::state::{Phase, ResultRef, StateError, Store, TaskKey, TaskStatus, TestSummary};
+use crate::state::{Cost, Phase, ResultRef, StateError, Store, TaskKey, TaskStatus, TestSummary};
 
 /// What every attempt of one pass shares.
 pub struct PassContext {
@@ -34,6 +34,8 @@ pub struct PassContext {
     pub cancel: watch::Receiver<bool>,
     /// Upstream results' own changes, shared by the pass's attempts.
     pub changes: workspace::ChangeCache,
+    /// Model access shared by the pass's model agents: keys, response cache, spending.
+    pub models: Arc<agent::Models>,
 }
 
 /// What the executor asks for.
@@ -141,11 +143,21 @@ struct Report {
 struct Logs {
     dir: String,
     files: Vec<(String, Vec<u8>)>,
+    /// What the agent's model calls cost, for the task's status.
+    cost: Cost,
 }
 
 impl Logs {
     fn new(attempt: u32) -> Logs {
-        Logs { dir: format!("attempts/{attempt}"), files: Vec::new() }
+        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default() }
+    }
+
+    /// The agent's own log files (a model agent's transcript) and what it spent.
+    fn agent(&mut self, run: &agent::AgentRun) {
+        for (name, data) in &run.logs {
+            self.add(name, data.clone());
+        }
+        self.cost = run.cost;
     }
 
     fn add(&mut self, name: &str, data: Vec<u8>) {
@@ -190,6 +202,8 @@ pub async fn run(cx: Arc<PassContext>, plan: AttemptPlan) -> Result<AttemptEnd, 
 enum Stop {
     Cancelled,
     Infrastructure(String),
+    /// The model's API failed (after retries), or the model is not usable.
+    Model(String),
     Git(git2::Error),
 }
 
@@ -403,7 +417,8 @@ async fn in_session(
     session.put_files(input).await?;
     let config = &cx.snapshot.config;
     let role_timeout = config.roles.get(&task.agent_role).and_then(|r| r.timeout_seconds).map_or(Duration::MAX, Duration::from_secs);
-    let run = match agent::run(config.roles.get(&task.agent_role), task.agent_role, task_file, session, remaining(role_timeout)).await {
+    let agents = agent::AgentContext { config, source: &cx.snapshot.source, models: &cx.models };
+    let run = match agent::run(&agents, task.agent_role, task_file, session, remaining(role_timeout)).await {
         Ok(run) => run,
         Err(AgentError::Sandbox(e)) => return Err(e.into()),
         Err(e) => return Err(Stop::Infrastructure(e.to_string())),
@@ -411,7 +426,15 @@ async fn in_session(
     let mut agent_log = Vec::new();
     Logs::command(&mut agent_log, &run.argv.join(" "), &run.outcome);
     logs.add("agent.log", agent_log);
+    logs.agent(&run);
     let mut report = Report { agent: Some(CommandRecord::new("agent", &run.argv.join(" "), &run.outcome)), ..Report::default() };
+    match &run.failure {
+        Some(AgentFailure::Outside(why)) => return Err(Stop::Model(why.clone())),
+        Some(AgentFailure::Verdict { failure_type, message }) => {
+            return Ok(Err(Verdict::Failed { failure_type: failure_type.clone(), message: message.clone(), tests: None }));
+        }
+        None => {}
+    }
     if !run.outcome.success() {
         let failure_type = if run.outcome.timed_out { "timeout" } else { "agent_error" };
         return Ok(Err(Verdict::Failed {
@@ -523,6 +546,7 @@ fn succeed(
     verified.reason = Some("Verified".into());
     verified.message = format!("{} acceptance test(s) passed; publishing {}", tests.passed, &commit.to_string()[..12]);
     verified.tests = Some(tests.clone());
+    verified.add_cost(logs.cost);
     // This compare-and-swap also proves the claim is still ours right before publishing.
     let tip = match cx.store.append(&plan.key, Some(tip), &verified, &logs.files) {
         Ok(tip) => tip,
@@ -536,6 +560,7 @@ fn succeed(
     s.message = format!("{} acceptance test(s) passed", tests.passed);
     s.tests = Some(tests);
     s.finished_at = Some(now);
+    s.add_cost(logs.cost);
     s.result = Some(ResultRef {
         commit: published.commit.to_string(),
         branch: published.branch.clone(),
@@ -569,8 +594,10 @@ fn finish(
             return succeed(cx, plan, task, hash, tip, &claim, passed, logs);
         }
         Ok(Verdict::Failed { failure_type, message, tests }) => {
-            let mut s = claim.next(Phase::Failed, now);
-            s.reason = Some("AttemptFailed".into());
+            // A spent budget stops the task until a person raises it (or retries).
+            let over_budget = failure_type == "budget_exceeded";
+            let mut s = claim.next(if over_budget { Phase::BudgetExceeded } else { Phase::Failed }, now);
+            s.reason = Some(if over_budget { "BudgetExceeded" } else { "AttemptFailed" }.into());
             s.failure_type = Some(failure_type.clone());
             s.message = message.clone();
             s.tests = tests;
@@ -591,10 +618,19 @@ fn finish(
             s.attempts_base += 1;
             (s, AttemptEnd::Infrastructure(why))
         }
+        Err(Stop::Model(why)) => {
+            let mut s = claim.next(Phase::Released, now);
+            s.reason = Some("ModelError".into());
+            s.failure_type = Some("infrastructure".into());
+            s.message = why.clone();
+            s.attempts_base += 1;
+            (s, AttemptEnd::Infrastructure(why))
+        }
         Err(Stop::Git(e)) => return Err(e.into()),
     };
     let mut status = status;
     status.finished_at = Some(now);
+    status.add_cost(logs.cost);
     match cx.store.append(&plan.key, Some(tip), &status, &logs.files) {
         Ok(_) => Ok(end),
         Err(StateError::Conflict { .. }) => Ok(AttemptEnd::LostClaim),

@@ -76,6 +76,7 @@ async fn pass(dir: &Path, sandbox: &FakeSandbox) -> PassReport {
     let snapshot = Snapshot::load(dir, None, &Env::default()).unwrap();
     let (_tx, cancel) = watch::channel(false);
     let cx = PassContext {
+        models: Arc::new(crate::agent::Models::new(Env::default(), Some(store.clone()))),
         store,
         sandbox: Arc::new(sandbox.clone()),
         snapshot: Arc::new(snapshot),

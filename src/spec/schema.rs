@@ -23,15 +23,18 @@ pub enum Schema {
     Config,
     /// A task's `status.json`.
     Status,
+    /// The replies file of the scripted model.
+    Scripted,
 }
 
 impl Schema {
     /// Every schema, with the file name it is published under.
-    pub const ALL: [(Schema, &'static str); 4] = [
+    pub const ALL: [(Schema, &'static str); 5] = [
         (Schema::TodoList, "todo_list.schema.json"),
         (Schema::Contract, "contract.schema.json"),
         (Schema::Config, "config.schema.json"),
         (Schema::Status, "status.schema.json"),
+        (Schema::Scripted, "scripted.schema.json"),
     ];
 
     /// The schema's JSON text, as published in `schemas/`.
@@ -41,11 +44,12 @@ impl Schema {
             Schema::Contract => include_str!("../../schemas/contract.schema.json"),
             Schema::Config => include_str!("../../schemas/config.schema.json"),
             Schema::Status => include_str!("../../schemas/status.schema.json"),
+            Schema::Scripted => include_str!("../../schemas/scripted.schema.json"),
         }
     }
 
     fn slot(self) -> &'static OnceLock<(Value, Validator)> {
-        static SLOTS: [OnceLock<(Value, Validator)>; 4] = [const { OnceLock::new() }; 4];
+        static SLOTS: [OnceLock<(Value, Validator)>; 5] = [const { OnceLock::new() }; 5];
         &SLOTS[self as usize]
     }
 

@@ -17,7 +17,7 @@ use git2::{ErrorCode, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 pub use holder::Holder;
-pub use status::{Condition, Phase, ResultRef, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers};
+pub use status::{Condition, Cost, Phase, ResultRef, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers};
 
 /// The prefix of task refs.
 pub const TASK_REFS: &str = "refs/ai/tasks/";

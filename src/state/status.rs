@@ -131,6 +131,50 @@ pub struct TestSummary {
     pub pinned_files_changed: Vec<String>,
 }
 
+/// Tokens and dollars spent on model calls.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Cost {
+    /// Tokens sent to models.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Tokens models produced.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Dollars, by the configured prices.
+    #[serde(default)]
+    pub usd: f64,
+}
+
+impl Cost {
+    /// Input and output tokens together.
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+
+    /// Whether nothing was spent.
+    pub fn is_zero(&self) -> bool {
+        self.tokens() == 0 && self.usd == 0.0
+    }
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+
+    fn add(self, other: Cost) -> Cost {
+        Cost {
+            input_tokens: self.input_tokens + other.input_tokens,
+            output_tokens: self.output_tokens + other.output_tokens,
+            usd: self.usd + other.usd,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, other: Cost) {
+        *self = *self + other;
+    }
+}
+
 /// The whole record at the tip of `refs/ai/tasks/<workflow>/<task>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskStatus {
@@ -198,6 +242,9 @@ pub struct TaskStatus {
     /// Branch todos opened for this task.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub branch_todos: Vec<String>,
+    /// What model calls cost over all the task's attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
     /// Anything else a later version wrote; kept so that old readers do not drop it.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -230,6 +277,7 @@ impl TaskStatus {
             result: None,
             tests: None,
             branch_todos: Vec::new(),
+            cost: None,
             extra: BTreeMap::new(),
         }
     }
@@ -247,6 +295,13 @@ impl TaskStatus {
             failure_type: None,
             conditions: Vec::new(),
             ..self.clone()
+        }
+    }
+
+    /// Adds what an attempt spent to the task's total (nothing changes when it spent nothing).
+    pub fn add_cost(&mut self, spent: Cost) {
+        if !spent.is_zero() {
+            self.cost = Some(self.cost.unwrap_or_default() + spent);
         }
     }
 
@@ -401,6 +456,7 @@ mod tests {
             pull_request: None,
         });
         s.tests = Some(TestSummary { passed: 3, ..Default::default() });
+        s.add_cost(Cost { input_tokens: 1200, output_tokens: 300, usd: 0.0042 });
         s.conditions.push(Condition {
             kind: "Ready".into(),
             status: "True".into(),

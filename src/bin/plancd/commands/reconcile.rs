@@ -61,7 +61,7 @@ pub fn summarise(report: &PassReport) -> ExitCode {
         line.push_str(&format!(", {approval} waiting for approval"));
     }
     if let Some(why) = &report.infrastructure {
-        eprintln!("{line}\nerror: the sandbox failed: {why}");
+        eprintln!("{line}\nerror: an outside part failed: {why}");
         return ExitCode::from(3);
     }
     if report.cancelled {
