@@ -8,6 +8,8 @@
 //! controller talks to the model, and only the tools ([`tools`]) touch the sandbox. Its role's
 //! prompt ([`roles`]) and the task's brief start the conversation; [`model_agent`] wires it up.
 
+#[cfg(test)]
+mod loop_tests;
 pub mod model;
 pub mod model_agent;
 pub mod roles;

@@ -52,7 +52,8 @@ fn list(out: &mut String, title: &str, items: &[String]) {
 }
 
 /// The first message of a task's conversation: everything the task file says, for people and
-/// models to read.
+/// models to read — nothing that differs between two runs of the same spec (such as result
+/// commits), so that a re-run is served from the response cache.
 pub fn brief(task: &TaskFile, checks: &[&CheckCommand]) -> String {
     let mut out = format!("# Task {}/{} (attempt {}): {}\n\n{}\n", task.workflow_id, task.task_id, task.attempt, task.title, task.description.trim());
     list(&mut out, "Files to produce (outputs)", &task.outputs);
@@ -69,7 +70,7 @@ pub fn brief(task: &TaskFile, checks: &[&CheckCommand]) -> String {
     let deps: Vec<String> = task
         .dependencies
         .iter()
-        .map(|d| format!("{} (result {}): {}", d.task_id, &d.result_commit[..d.result_commit.len().min(12)], d.files.join(", ")))
+        .map(|d| format!("{}: {}", d.task_id, d.files.join(", ")))
         .collect();
     list(&mut out, "Results of the tasks this one depends on (in the workspace)", &deps);
     if let Some(parent) = &task.parent_id {
@@ -121,7 +122,7 @@ mod tests {
             "`python3 -m unittest` (within 300s)",
             "- lint: `pyflakes .`",
             "## Contract (contracts/c.json)\n```json\n{\n  \"contract_id\": \"c\"\n}",
-            "- t1 (result aaaaaaaaaaaa): contracts/c.json",
+            "- t1: contracts/c.json",
             "## This task debugs `t2`\nWhy: test_failure",
             "AssertionError in test_window",
         ] {

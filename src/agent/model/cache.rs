@@ -21,10 +21,61 @@ pub struct Cache {
     store: Arc<Store>,
 }
 
-/// The key of `req` sent to the model `identity` (`provider/model`).
+/// The key of `req` sent to the model `identity` (`provider/model`): the hash of the request
+/// normalised — canonical JSON, and durations in tool results (`Ran 3 tests in 0.012s`)
+/// masked, since they differ between runs that are otherwise the same.
 pub fn key(identity: &str, req: &ChatRequest) -> String {
-    let value = serde_json::json!({"model": identity, "request": req});
-    sha256_hex(&canonical_json(&value))
+    let mut request = serde_json::to_value(req).expect("a request always serialises");
+    if let Some(messages) = request.get_mut("messages").and_then(|m| m.as_array_mut()) {
+        for result in messages.iter_mut().filter_map(|m| m.get_mut("results")).filter_map(|r| r.as_array_mut()).flatten() {
+            if let Some(content) = result.get_mut("content")
+                && let Some(text) = content.as_str()
+            {
+                *content = mask_durations(text).into();
+            }
+        }
+    }
+    sha256_hex(&canonical_json(&serde_json::json!({"model": identity, "request": request})))
+}
+
+/// `text` with every duration (`0.012s`, `15 ms`, `3 seconds`) replaced by `<duration>`.
+pub fn mask_durations(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_number = bytes[i].is_ascii_digit() && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.'));
+        if starts_number && let Some(end) = duration_end(bytes, i) {
+            out.push_str("<duration>");
+            i = end;
+            continue;
+        }
+        let ch = text[i..].chars().next().expect("i is on a char boundary");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// Where a duration that starts at `start` ends, if one does.
+fn duration_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    let mut i = digits(start);
+    if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit() {
+        i = digits(i + 1);
+    }
+    if i < bytes.len() && bytes[i] == b' ' {
+        i += 1;
+    }
+    let rest = &bytes[i..];
+    let unit = ["seconds", "second", "secs", "ms", "s"].iter().find(|u| rest.starts_with(u.as_bytes()))?;
+    let end = i + unit.len();
+    (end == bytes.len() || !(bytes[end].is_ascii_alphanumeric() || bytes[end] >= 0x80)).then_some(end)
 }
 
 /// The ref of a key.
@@ -74,6 +125,13 @@ impl Cache {
 mod tests {
     use super::*;
     use crate::agent::model::{Message, Usage, testing};
+
+    #[test]
+    fn durations_are_masked_and_nothing_else() {
+        assert_eq!(mask_durations("Ran 3 tests in 0.012s\nOK"), "Ran 3 tests in <duration>\nOK");
+        assert_eq!(mask_durations("took 15 ms, then 3 seconds; 2 passed"), "took <duration>, then <duration>; 2 passed");
+        assert_eq!(mask_durations("v1.2s x3s 10 sets 7 süß"), "v1.2s x3s 10 sets 7 süß");
+    }
 
     #[test]
     fn replies_round_trip_and_keys_follow_the_request() {

@@ -253,6 +253,8 @@ pub fn parse_arguments(raw: &serde_json::Value) -> Result<serde_json::Value, Str
 }
 
 #[cfg(test)]
+mod layer_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 
 #[cfg(test)]

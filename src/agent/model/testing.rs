@@ -1,14 +1,18 @@
 //! Test helpers: a real HTTP server on 127.0.0.1 (wiremock) that fails the test on any request
 //! it was not told to expect, requests, tools, and a time limit for async tests.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use serde_json::{Value, json};
 use wiremock::matchers::{any, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{ChatRequest, Message, ReplyKey, ToolSpec};
+use super::{ChatModel, ChatRequest, ChatResponse, Message, Model, ModelError, ReplyKey, ToolCall, ToolSpec, Usage};
 
 /// Runs `f` under a time limit: no async test hangs.
 pub async fn timeout<F: Future>(f: F) -> F::Output {
@@ -92,4 +96,34 @@ pub fn tools() -> Vec<ToolSpec> {
             parameters: json!({"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}),
         },
     ]
+}
+
+/// A provider in this process that answers with the replies it was given, in order, and then
+/// with the last one again; each reply costs 10 + 5 tokens.
+pub struct Canned {
+    replies: Mutex<VecDeque<Vec<(String, Value)>>>,
+    last: Mutex<Vec<(String, Value)>>,
+}
+
+#[async_trait]
+impl ChatModel for Canned {
+    async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let mut last = self.last.lock().unwrap();
+        if let Some(next) = self.replies.lock().unwrap().pop_front() {
+            *last = next;
+        }
+        let turn = req.turn();
+        let calls = last
+            .iter()
+            .enumerate()
+            .map(|(i, (name, arguments))| ToolCall { id: format!("c{turn}_{i}"), name: name.clone(), arguments: arguments.clone() })
+            .collect();
+        Ok(ChatResponse { text: String::new(), calls, usage: Usage { input_tokens: 10, output_tokens: 5, estimated: false }, stop_reason: "tool_calls".into() })
+    }
+}
+
+/// A model over [`Canned`] replies: each reply is a list of (tool, arguments).
+pub fn canned(replies: Vec<Vec<(&str, Value)>>) -> Model {
+    let replies = replies.into_iter().map(|r| r.into_iter().map(|(n, a)| (n.to_owned(), a)).collect()).collect();
+    Model::from_provider("canned", Box::new(Canned { replies: Mutex::new(replies), last: Mutex::default() }))
 }
