@@ -53,7 +53,11 @@ fn tools_fake() -> plancd_sandbox::fake::FakeSandbox {
             "cat" => files.get(&req.argv[2]).map(|f| f.data.clone()),
             _ => Some(b"ran".to_vec()),
         };
-        plancd_sandbox::ExecOutcome { exit_code: Some(if out.is_some() { 0 } else { 1 }), stdout: out.unwrap_or_default(), ..Default::default() }
+        plancd_sandbox::ExecOutcome {
+            exit_code: Some(if out.is_some() { 0 } else { 1 }),
+            stdout: out.unwrap_or_default(),
+            ..Default::default()
+        }
     })
 }
 
@@ -68,19 +72,25 @@ fn provider_replies(provider: &str) -> (String, [Value; 2]) {
     let done = json!({"summary": "wrote hello.py"});
     match provider {
         "openai" => {
-            let call = |id: &str, name: &str, a: &Value| json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+            let call = |id: &str, name: &str, a: &Value| {
+                json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": null,
                 "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": a.to_string()}}]}, "finish_reason": "tool_calls"}],
-                "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}});
+                "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}})
+            };
             ("/v1/chat/completions".into(), [call("call_a", "write_file", &args), call("call_b", "finish", &done)])
         }
         "anthropic" => {
-            let call = |id: &str, name: &str, a: &Value| json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
-                "content": [{"type": "tool_use", "id": id, "name": name, "input": a}], "stop_reason": "tool_use", "usage": {"input_tokens": 50, "output_tokens": 9}});
+            let call = |id: &str, name: &str, a: &Value| {
+                json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+                "content": [{"type": "tool_use", "id": id, "name": name, "input": a}], "stop_reason": "tool_use", "usage": {"input_tokens": 50, "output_tokens": 9}})
+            };
             ("/v1/messages".into(), [call("toolu_a", "write_file", &args), call("toolu_b", "finish", &done)])
         }
         _ => {
-            let call = |name: &str, a: &Value| json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": name, "args": a}}]},
-                "finishReason": "STOP"}], "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 9}});
+            let call = |name: &str, a: &Value| {
+                json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": name, "args": a}}]},
+                "finishReason": "STOP"}], "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 9}})
+            };
             ("/v1beta/models/m:generateContent".into(), [call("write_file", &args), call("finish", &done)])
         }
     }
@@ -103,7 +113,8 @@ async fn the_agent_writes_files_through_tool_calls_with_every_provider() {
                     .await;
             }
             let base = if provider == "openai" { format!("{}/v1", server.uri()) } else { server.uri() };
-            let config: Config = serde_json::from_value(json!({"models": {"m": {"provider": provider, "base_url": base, "model": "m"}}})).unwrap();
+            let config: Config =
+                serde_json::from_value(json!({"models": {"m": {"provider": provider, "base_url": base, "model": "m"}}})).unwrap();
             let model = open("m", &config, &Env::default(), &DirSource::new(std::env::temp_dir()), None).unwrap();
             let session = session().await;
             let report = converse(&model, session.as_ref(), Role::Coder, limits(), vec![]).await;
@@ -123,7 +134,9 @@ async fn the_same_call_with_the_same_result_three_times_is_stuck() {
         let model = canned(vec![vec![("read_file", json!({"path": "tests/test_pinned.py"}))]]);
         let report = converse(&model, session.as_ref(), Role::Coder, limits(), vec![]).await;
         match report.end {
-            End::Stuck(why) => assert_eq!(why, "`read_file tests/test_pinned.py` called 3 times with the same arguments and the same result"),
+            End::Stuck(why) => {
+                assert_eq!(why, "`read_file tests/test_pinned.py` called 3 times with the same arguments and the same result")
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(report.turns, 3);
@@ -138,7 +151,8 @@ async fn turns_without_a_file_change_and_too_many_turns_are_stuck() {
         let reads: Vec<Vec<(&str, Value)>> = (0..20).map(|i| vec![("run", json!({"cmd": format!("echo {i}")}))]).collect();
         let report = converse(&canned(reads.clone()), session.as_ref(), Role::Coder, limits(), vec![]).await;
         assert!(matches!(&report.end, End::Stuck(why) if why == "4 turns in a row without changing a file"), "{report:?}");
-        let writes: Vec<Vec<(&str, Value)>> = (0..20).map(|i| vec![("write_file", json!({"path": "a.txt", "content": i.to_string()}))]).collect();
+        let writes: Vec<Vec<(&str, Value)>> =
+            (0..20).map(|i| vec![("write_file", json!({"path": "a.txt", "content": i.to_string()}))]).collect();
         let report = converse(&canned(writes), session.as_ref(), Role::Coder, TurnLimits { max_turns: 5, ..limits() }, vec![]).await;
         assert!(matches!(&report.end, End::Stuck(why) if why.starts_with("no `finish` after 5 turns")), "{report:?}");
         let late = TurnLimits { deadline: Instant::now(), ..limits() };
@@ -180,7 +194,11 @@ async fn the_debugger_can_report_a_spec_mismatch_and_nobody_writes_pinned_files(
         let report = converse(&model, session.as_ref(), Role::Debugger, limits(), vec![]).await;
         assert!(matches!(&report.end, End::SpecMismatch(s) if s.contains("3 windows")), "{report:?}");
         assert_eq!(file(session.as_ref(), "tests/test_pinned.py").await.as_deref(), Some("pinned"));
-        assert!(report.log.contains("write_file tests/test_pinned.py -> `tests/test_pinned.py` is a pinned acceptance test"), "{}", report.log);
+        assert!(
+            report.log.contains("write_file tests/test_pinned.py -> `tests/test_pinned.py` is a pinned acceptance test"),
+            "{}",
+            report.log
+        );
     })
     .await;
 }

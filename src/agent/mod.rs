@@ -185,7 +185,13 @@ pub fn task_file_path() -> String {
 
 /// Runs the agent that the configuration names for `role` in `session`, within `timeout`: its
 /// command, or else its model.
-pub async fn run(cx: &AgentContext<'_>, role: Role, task: &TaskFile, session: &dyn Session, timeout: Duration) -> Result<AgentRun, AgentError> {
+pub async fn run(
+    cx: &AgentContext<'_>,
+    role: Role,
+    task: &TaskFile,
+    session: &dyn Session,
+    timeout: Duration,
+) -> Result<AgentRun, AgentError> {
     let config = cx.config.roles.get(&role).ok_or(AgentError::NoAgent { role })?;
     let Some(command) = &config.command else {
         return match &config.model {

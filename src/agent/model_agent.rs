@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::model::budget::{Ledger, Meter};
 use super::model::cache::Cache;
-use super::model::transcript::Transcript;
+use super::model::transcript::{Transcript, scrub};
 use super::model::{self, ChatRequest, Message, ReplyKey};
 use super::tools::{self, Workspace};
 use super::turns::{Conversation, End, TurnLimits};
@@ -91,7 +91,8 @@ pub async fn run(
     let meter = Meter::new(model.limits, cx.models.ledger(), &key.workflow, cx.models.task_spent(&key));
     let transcript = Transcript::new(model.secrets.clone());
     let prompt_hash = roles::prompt_hash(&system);
-    transcript.start(json!({"role": role, "model": name, "identity": model.identity, "endpoint": model.endpoint, "prompt_hash": prompt_hash}));
+    transcript
+        .start(json!({"role": role, "model": name, "identity": model.identity, "endpoint": model.endpoint, "prompt_hash": prompt_hash}));
     let command_timeout = Duration::from_secs(cx.config.sandbox.limits.timeout_seconds);
     let workspace = Workspace { session, pinned: &task.pinned_files, command_timeout, deadline };
     let limits = TurnLimits {
@@ -111,15 +112,23 @@ pub async fn run(
         key: ReplyKey { workflow: task.workflow_id.clone(), task: task.task_id.clone(), attempt: task.attempt },
     };
     let report = conversation.run(req).await?;
-    let (failure, timed_out) = ending(&report.end, report.turns, name);
+    let (mut failure, timed_out) = ending(&report.end, report.turns, name);
+    if let Some(AgentFailure::Outside(why)) = &mut failure {
+        *why = scrub(why, &model.secrets);
+    }
     let outcome_word = failure.as_ref().map_or("finished", AgentFailure::kind);
     transcript.end(report.turns, outcome_word, &failure.as_ref().map(AgentFailure::message).unwrap_or_default(), &meter.spent());
     let mut log = report.log.into_bytes();
     if let Some(f) = &failure {
         log.extend_from_slice(format!("{}\n", f.message()).as_bytes());
     }
-    let outcome =
-        ExecOutcome { exit_code: Some(if failure.is_none() { 0 } else { 1 }), stdout: log, duration: started.elapsed(), timed_out, ..Default::default() };
+    let outcome = ExecOutcome {
+        exit_code: Some(if failure.is_none() { 0 } else { 1 }),
+        stdout: log,
+        duration: started.elapsed(),
+        timed_out,
+        ..Default::default()
+    };
     Ok(AgentRun {
         outcome,
         agent: format!("{role}: model {name} ({})", model.identity),

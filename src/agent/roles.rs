@@ -55,7 +55,8 @@ fn list(out: &mut String, title: &str, items: &[String]) {
 /// models to read — nothing that differs between two runs of the same spec (such as result
 /// commits), so that a re-run is served from the response cache.
 pub fn brief(task: &TaskFile, checks: &[&CheckCommand]) -> String {
-    let mut out = format!("# Task {}/{} (attempt {}): {}\n\n{}\n", task.workflow_id, task.task_id, task.attempt, task.title, task.description.trim());
+    let mut out =
+        format!("# Task {}/{} (attempt {}): {}\n\n{}\n", task.workflow_id, task.task_id, task.attempt, task.title, task.description.trim());
     list(&mut out, "Files to produce (outputs)", &task.outputs);
     list(&mut out, "Files to read (inputs)", &task.inputs);
     list(&mut out, "Pinned acceptance test files (read-only)", &task.pinned_files);
@@ -67,11 +68,7 @@ pub fn brief(task: &TaskFile, checks: &[&CheckCommand]) -> String {
         let json = serde_json::to_string_pretty(&contract.content).expect("a JSON value always serialises");
         let _ = write!(out, "\n## Contract ({})\n```json\n{json}\n```\n", contract.path);
     }
-    let deps: Vec<String> = task
-        .dependencies
-        .iter()
-        .map(|d| format!("{}: {}", d.task_id, d.files.join(", ")))
-        .collect();
+    let deps: Vec<String> = task.dependencies.iter().map(|d| format!("{}: {}", d.task_id, d.files.join(", "))).collect();
     list(&mut out, "Results of the tasks this one depends on (in the workspace)", &deps);
     if let Some(parent) = &task.parent_id {
         let _ = write!(out, "\n## This task debugs `{parent}`\nWhy: {}\n", task.branch_reason.as_deref().unwrap_or("its tests failed"));
@@ -102,7 +99,11 @@ mod tests {
             inputs: vec![],
             outputs: vec!["sma.py".into()],
             contract: Some(ContractFile { path: "contracts/c.json".into(), content: serde_json::json!({"contract_id": "c"}) }),
-            dependencies: vec![DependencyResult { task_id: "t1".into(), result_commit: "a".repeat(40), files: vec!["contracts/c.json".into()] }],
+            dependencies: vec![DependencyResult {
+                task_id: "t1".into(),
+                result_commit: "a".repeat(40),
+                files: vec!["contracts/c.json".into()],
+            }],
             parent_id: Some("t2".into()),
             branch_reason: Some("test_failure".into()),
             debug_instructions: Some("AssertionError in test_window".into()),

@@ -29,7 +29,10 @@ pub fn specs(role: Role) -> Vec<ToolSpec> {
         ToolSpec {
             name: "list_files".into(),
             description: "List the files of the workspace, or of one folder of it.".into(),
-            parameters: object(json!({"path": {"type": "string", "description": "A folder, relative to the workspace (default: all)."}}), &[]),
+            parameters: object(
+                json!({"path": {"type": "string", "description": "A folder, relative to the workspace (default: all)."}}),
+                &[],
+            ),
         },
         ToolSpec {
             name: "read_file".into(),
@@ -38,7 +41,8 @@ pub fn specs(role: Role) -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "write_file".into(),
-            description: "Create or replace a file of the workspace with the whole of its new content. Pinned test files are read-only.".into(),
+            description: "Create or replace a file of the workspace with the whole of its new content. Pinned test files are read-only."
+                .into(),
             parameters: object(json!({"path": {"type": "string"}, "content": {"type": "string"}}), &["path", "content"]),
         },
         ToolSpec {
@@ -231,7 +235,12 @@ mod tests {
                     None => ExecOutcome { exit_code: Some(1), stderr: b"No such file or directory".to_vec(), ..Default::default() },
                 },
                 "find" => ok(files.keys().map(|k| format!("./{k}\n")).collect()),
-                _ => ExecOutcome { exit_code: Some(2), stdout: vec![b'x'; 20_000], stderr: req.argv[2].clone().into_bytes(), ..Default::default() },
+                _ => ExecOutcome {
+                    exit_code: Some(2),
+                    stdout: vec![b'x'; 20_000],
+                    stderr: req.argv[2].clone().into_bytes(),
+                    ..Default::default()
+                },
             }
         })
     }
@@ -246,7 +255,12 @@ mod tests {
         let session = sandbox.create(&SessionSpec::default()).await.unwrap();
         session.put_files(&[FileEntry::new("tests/test_a.py", "pinned")]).await.unwrap();
         let pinned = vec!["tests/test_a.py".to_owned()];
-        let ws = Workspace { session: session.as_ref(), pinned: &pinned, command_timeout: Duration::from_secs(5), deadline: Instant::now() + Duration::from_secs(60) };
+        let ws = Workspace {
+            session: session.as_ref(),
+            pinned: &pinned,
+            command_timeout: Duration::from_secs(5),
+            deadline: Instant::now() + Duration::from_secs(60),
+        };
         let (r, e) = ws.call(&call("write_file", json!({"path": "src/a.py", "content": "x = 1\n"}))).await.unwrap();
         assert_eq!((r.content.as_str(), r.is_error), ("wrote src/a.py (6 bytes)", false));
         assert_eq!(e, Effect::Wrote { path: "src/a.py".into(), content: "x = 1\n".into() });

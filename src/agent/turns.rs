@@ -133,7 +133,8 @@ impl Conversation<'_> {
                     Some(problems) => {
                         mem.refused += 1;
                         result.is_error = true;
-                        result.content = format!("not finished: the contract does not validate:\n{problems}\nFix it and call `finish` again.");
+                        result.content =
+                            format!("not finished: the contract does not validate:\n{problems}\nFix it and call `finish` again.");
                         if mem.refused >= self.limits.validation_tries {
                             end = Some(End::InvalidContract(problems));
                         }
@@ -187,8 +188,13 @@ impl Memory {
 
     fn log_reply(&mut self, turn: u32, reply: &Reply) {
         let usage = reply.response.usage;
-        let source = if reply.cached { "cache".to_owned() } else { format!("{}+{} tokens", usage.input_tokens, usage.output_tokens) };
-        let _ = writeln!(self.log, "turn {turn} ({source}): {}", first_line(&reply.response.text));
+        let source = match (reply.cached, usage.input_tokens + usage.output_tokens) {
+            (true, _) => "from the cache".to_owned(),
+            (false, 0) => "no tokens".to_owned(),
+            (false, _) => format!("{}+{} tokens", usage.input_tokens, usage.output_tokens),
+        };
+        let said = first_line(&reply.response.text);
+        let _ = writeln!(self.log, "turn {turn} ({source}){}{said}", if said.is_empty() { "" } else { ": " });
     }
 
     fn report(self, end: End, turns: u32) -> LoopReport {

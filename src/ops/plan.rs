@@ -11,11 +11,13 @@ use serde_json::json;
 use super::validate::repository_root;
 use crate::agent::model::budget::{Ledger, Meter};
 use crate::agent::model::cache::Cache;
-use crate::agent::model::transcript::Transcript;
+use crate::agent::model::transcript::{Transcript, scrub};
 use crate::agent::model::{self, AskError, ChatRequest, Message, ReplyKey, ToolResult, ToolSpec};
 use crate::agent::roles;
 use crate::config::{Config, Env};
-use crate::spec::{CheckContext, Diagnostic, DirSource, Document, FileSource, Format, Limits, Role, TodoList, load_plan, ref_component_problem};
+use crate::spec::{
+    CheckContext, Diagnostic, DirSource, Document, FileSource, Format, Limits, Role, TodoList, load_plan, ref_component_problem,
+};
 use crate::state::{Cost, Store};
 
 /// Tries the model gets to produce a valid plan.
@@ -147,7 +149,7 @@ pub async fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
         let reply = model.ask(&req, &meter, &transcript, deadline).await.map_err(|e| match e {
             AskError::Budget(why) => PlanError::Budget(why),
             AskError::Deadline => PlanError::Model(format!("model `{name}`: no plan within 30 minutes")),
-            AskError::Model(e) => PlanError::Model(format!("model `{name}`: {e}")),
+            AskError::Model(e) => PlanError::Model(scrub(&format!("model `{name}`: {e}"), &model.secrets)),
         })?;
         let calls = reply.response.calls.clone();
         req.messages.push(Message::Assistant { text: reply.response.text, calls: calls.clone() });
@@ -166,7 +168,9 @@ pub async fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
             Err(diags) => {
                 let problems = diags.iter().filter(|d| d.is_error()).map(ToString::to_string).collect::<Vec<_>>().join("\n");
                 let content = format!("the plan is not valid:\n{problems}\nFix every problem and submit the whole plan again.");
-                req.messages.push(Message::Tool { results: vec![ToolResult { call_id: call.id.clone(), name: call.name.clone(), content, is_error: true }] });
+                req.messages.push(Message::Tool {
+                    results: vec![ToolResult { call_id: call.id.clone(), name: call.name.clone(), content, is_error: true }],
+                });
                 last = diags;
             }
         }
@@ -239,12 +243,14 @@ mod tests {
 
     #[test]
     fn the_planner_model_is_named_configured_default_or_the_only_one() {
-        let config: Config = serde_json::from_value(json!({"models": {"a": {"provider": "scripted"}, "b": {"provider": "scripted"}}})).unwrap();
+        let config: Config =
+            serde_json::from_value(json!({"models": {"a": {"provider": "scripted"}, "b": {"provider": "scripted"}}})).unwrap();
         assert!(matches!(pick_model(&config, None), Err(PlanError::NoModel)));
         assert_eq!(pick_model(&config, Some("b")).unwrap(), "b");
         let one: Config = serde_json::from_value(json!({"models": {"x": {"provider": "scripted"}}})).unwrap();
         assert_eq!(pick_model(&one, None).unwrap(), "x");
-        let planner: Config = serde_json::from_value(json!({"roles": {"planner": {"model": "p"}}, "models": {"default": {"provider": "scripted"}}})).unwrap();
+        let planner: Config =
+            serde_json::from_value(json!({"roles": {"planner": {"model": "p"}}, "models": {"default": {"provider": "scripted"}}})).unwrap();
         assert_eq!(pick_model(&planner, None).unwrap(), "p");
     }
 

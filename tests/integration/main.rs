@@ -6,5 +6,6 @@ mod broken;
 mod cli;
 mod examples;
 mod manage;
+mod models;
 mod reconcile;
 mod util;

@@ -106,8 +106,8 @@ pub fn parse(reply: &Value) -> Result<ChatResponse, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::model::testing::{self, Server};
     use crate::agent::model::ToolResult;
+    use crate::agent::model::testing::{self, Server};
 
     /// What the Messages API returns for a tool use.
     const REPLY: &str = r#"{
@@ -128,7 +128,12 @@ mod tests {
                 calls: vec![ToolCall { id: "toolu_1".into(), name: "read_file".into(), arguments: json!({"path": "a"}) }],
             },
             Message::Tool {
-                results: vec![ToolResult { call_id: "toolu_1".into(), name: "read_file".into(), content: "no such file".into(), is_error: true }],
+                results: vec![ToolResult {
+                    call_id: "toolu_1".into(),
+                    name: "read_file".into(),
+                    content: "no such file".into(),
+                    is_error: true,
+                }],
             },
         ])
     }
@@ -138,7 +143,10 @@ mod tests {
         let body = Anthropic::new("http://h", "claude", Auth::None).body(&request());
         assert_eq!(body["system"], "be brief");
         assert_eq!(body["max_tokens"], 1024);
-        assert_eq!(body["messages"][1]["content"][0], json!({"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "a"}}));
+        assert_eq!(
+            body["messages"][1]["content"][0],
+            json!({"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "a"}})
+        );
         assert_eq!(body["messages"][2]["role"], "user");
         assert_eq!(body["messages"][2]["content"][0]["tool_use_id"], "toolu_1");
         assert_eq!(body["messages"][2]["content"][0]["is_error"], true);
@@ -160,7 +168,8 @@ mod tests {
         testing::timeout(async {
             let server = Server::start().await;
             server.reply_json("/v1/messages", Some(("x-api-key", "sk-ant-test")), REPLY).await;
-            let model = Anthropic::new(&server.uri(), "claude-sonnet-4-20250514", Auth::Header("x-api-key", "sk-ant-test".to_owned().into()));
+            let model =
+                Anthropic::new(&server.uri(), "claude-sonnet-4-20250514", Auth::Header("x-api-key", "sk-ant-test".to_owned().into()));
             let reply = model.complete(&request()).await.unwrap();
             assert_eq!(reply.calls.len(), 1);
             let received = server.inner.received_requests().await.unwrap();
@@ -173,7 +182,9 @@ mod tests {
     async fn overloaded_is_retryable_and_bad_requests_are_not() {
         testing::timeout(async {
             let server = Server::start().await;
-            server.reply_status("/v1/messages", 529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#).await;
+            server
+                .reply_status("/v1/messages", 529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)
+                .await;
             let err = Anthropic::new(&server.uri(), "m", Auth::None).complete(&request()).await.unwrap_err();
             assert!(err.is_retryable(), "{err}");
             assert!(err.to_string().ends_with("HTTP 529: Overloaded"), "{err}");

@@ -61,9 +61,8 @@ impl Limits {
 
 /// What `usage` costs at `prices`.
 pub fn price(usage: &Usage, prices: Option<&Prices>) -> Cost {
-    let usd = prices.map_or(0.0, |p| {
-        (usage.input_tokens as f64 * p.input_per_mtok + usage.output_tokens as f64 * p.output_per_mtok) / 1_000_000.0
-    });
+    let usd = prices
+        .map_or(0.0, |p| (usage.input_tokens as f64 * p.input_per_mtok + usage.output_tokens as f64 * p.output_per_mtok) / 1_000_000.0);
     Cost { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, usd }
 }
 
@@ -153,7 +152,9 @@ mod tests {
     #[test]
     fn the_lower_of_budget_and_model_limits_wins() {
         let budget = Budget { tokens_per_attempt: Some(500), usd_per_workflow: Some(1.0), ..Budget::default() };
-        let model: ModelConfig = serde_json::from_value(serde_json::json!({"provider": "openai", "max_tokens_per_attempt": 300, "max_tokens_per_task": 900})).unwrap();
+        let model: ModelConfig =
+            serde_json::from_value(serde_json::json!({"provider": "openai", "max_tokens_per_attempt": 300, "max_tokens_per_task": 900}))
+                .unwrap();
         let limits = Limits::new(&budget, &model);
         assert_eq!((limits.attempt.tokens, limits.task.tokens, limits.workflow.usd), (Some(300), Some(900), Some(1.0)));
     }

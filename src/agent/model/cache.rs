@@ -155,7 +155,8 @@ mod tests {
         cache.put(&k, "openai/m", &reply).unwrap();
         cache.put(&k, "openai/m", &reply).unwrap();
         assert_eq!(cache.get(&k).unwrap(), Some(reply));
-        let listed = std::process::Command::new("git").args(["-C", dir.path().to_str().unwrap(), "for-each-ref", CACHE_REFS]).output().unwrap();
+        let listed =
+            std::process::Command::new("git").args(["-C", dir.path().to_str().unwrap(), "for-each-ref", CACHE_REFS]).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 1);
     }
 }

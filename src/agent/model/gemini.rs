@@ -99,7 +99,11 @@ pub fn parse(reply: &Value, turn: u32) -> Result<ChatResponse, String> {
     let usage = match reply.get("usageMetadata") {
         Some(u) => {
             let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-            Usage { input_tokens: n("promptTokenCount"), output_tokens: n("candidatesTokenCount") + n("thoughtsTokenCount"), estimated: false }
+            Usage {
+                input_tokens: n("promptTokenCount"),
+                output_tokens: n("candidatesTokenCount") + n("thoughtsTokenCount"),
+                estimated: false,
+            }
         }
         None => Usage { estimated: true, ..Usage::default() },
     };
@@ -110,8 +114,8 @@ pub fn parse(reply: &Value, turn: u32) -> Result<ChatResponse, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::model::testing::{self, Server};
     use crate::agent::model::ToolResult;
+    use crate::agent::model::testing::{self, Server};
 
     /// What generateContent returns for a function call.
     const REPLY: &str = r#"{
@@ -171,7 +175,8 @@ mod tests {
     async fn a_missing_model_is_a_clear_error() {
         testing::timeout(async {
             let server = Server::start().await;
-            let body = r#"{"error": {"code": 404, "message": "models/gemini-9 is not found for API version v1beta", "status": "NOT_FOUND"}}"#;
+            let body =
+                r#"{"error": {"code": 404, "message": "models/gemini-9 is not found for API version v1beta", "status": "NOT_FOUND"}}"#;
             server.reply_status("/v1beta/models/gemini-9:generateContent", 404, body).await;
             let err = Gemini::new(&server.uri(), "gemini-9", Auth::None).complete(&testing::request(vec![])).await.unwrap_err();
             assert!(!err.is_retryable());

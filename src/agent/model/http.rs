@@ -122,7 +122,10 @@ pub fn error_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let found = parsed.as_ref().and_then(|v| {
-        v.pointer("/error/message").or_else(|| v.get("error").filter(|e| e.is_string())).or_else(|| v.get("message")).and_then(Value::as_str)
+        v.pointer("/error/message")
+            .or_else(|| v.get("error").filter(|e| e.is_string()))
+            .or_else(|| v.get("message"))
+            .and_then(Value::as_str)
     });
     let message = found.map_or_else(|| text.trim().to_owned(), str::to_owned);
     shorten(&message, 500)

@@ -24,7 +24,8 @@ const REPLY: &str = r#"{"id": "c1", "object": "chat.completion", "model": "m",
   "usage": {"prompt_tokens": 90, "completion_tokens": 10, "total_tokens": 100}}"#;
 
 fn config(server: &Server, extra: Value) -> Config {
-    let mut model = json!({"provider": "openai", "base_url": format!("{}/v1", server.uri()), "model": "m", "retry_delay_ms": 10, "max_retries": 2});
+    let mut model =
+        json!({"provider": "openai", "base_url": format!("{}/v1", server.uri()), "model": "m", "retry_delay_ms": 10, "max_retries": 2});
     for (k, v) in extra.as_object().unwrap() {
         model[k] = v.clone();
     }
@@ -146,7 +147,11 @@ async fn a_repeated_request_is_served_from_the_cache_for_nothing() {
         git2::Repository::init(dir.path()).unwrap();
         let cache = Cache::new(Arc::new(Store::open(dir.path()).unwrap()));
         let server = Server::start().await;
-        Mock::given(method("POST")).and(header("authorization", "Bearer sk-layer")).respond_with(respond(200, REPLY)).mount(&server.inner).await;
+        Mock::given(method("POST"))
+            .and(header("authorization", "Bearer sk-layer"))
+            .respond_with(respond(200, REPLY))
+            .mount(&server.inner)
+            .await;
         let m = model(&server, json!({"api_key_env": "KEY"}), Some(cache));
         let ledger = Ledger::default();
         let meter = Meter::new(m.limits, &ledger, "wf", Cost::default());
@@ -167,7 +172,10 @@ async fn a_repeated_request_is_served_from_the_cache_for_nothing() {
 async fn replies_without_usage_are_estimated_and_keys_must_be_set() {
     testing::timeout(async {
         let server = Server::start().await;
-        Mock::given(method("POST")).respond_with(respond(200, r#"{"choices": [{"message": {"content": "hello there"}}]}"#)).mount(&server.inner).await;
+        Mock::given(method("POST"))
+            .respond_with(respond(200, r#"{"choices": [{"message": {"content": "hello there"}}]}"#))
+            .mount(&server.inner)
+            .await;
         let m = model(&server, json!({}), None);
         let ledger = Ledger::default();
         let reply = ask(&m, &Meter::new(m.limits, &ledger, "wf", Cost::default())).await.0.unwrap();

@@ -119,7 +119,9 @@ fn retry_policy(mc: &ModelConfig) -> RetryPolicy {
 fn auth(name: &str, mc: &ModelConfig, env: &Env) -> Result<Auth, ModelError> {
     let problem = |problem: String| ModelError::Config { model: name.to_owned(), problem };
     let key = if let Some(var) = &mc.api_key_env {
-        Some(env.get(var).filter(|v| !v.is_empty()).ok_or_else(|| problem(format!("the environment variable {var} is not set")))?.to_owned())
+        Some(
+            env.get(var).filter(|v| !v.is_empty()).ok_or_else(|| problem(format!("the environment variable {var} is not set")))?.to_owned(),
+        )
     } else if let Some(file) = &mc.api_key_file {
         let text = std::fs::read_to_string(file).map_err(|e| problem(format!("cannot read the key file {file}: {e}")))?;
         Some(text.trim().to_owned())
@@ -152,6 +154,12 @@ impl Model {
             cache: None,
             prices: None,
         }
+    }
+
+    /// The same model, with replies cached in `cache`.
+    pub fn with_cache(mut self, cache: Cache) -> Model {
+        self.cache = Some(cache);
+        self
     }
 
     /// Asks for the next reply: from the cache, or (budget allowing) from the provider.

@@ -51,7 +51,9 @@ impl OpenAi {
             body["tools"] = req
                 .tools
                 .iter()
-                .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+                .map(
+                    |t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}),
+                )
                 .collect();
         }
         if let Some(t) = req.temperature {
@@ -198,7 +200,9 @@ mod tests {
     async fn errors_name_the_status_and_the_providers_message() {
         testing::timeout(async {
             let server = Server::start().await;
-            server.reply_status("/v1/chat/completions", 401, r#"{"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}}"#).await;
+            server
+                .reply_status("/v1/chat/completions", 401, r#"{"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}}"#)
+                .await;
             let model = OpenAi::new(&format!("{}/v1", server.uri()), "m", Auth::Bearer("bad".to_owned().into()));
             let err = model.complete(&request()).await.unwrap_err();
             assert_eq!(err.to_string(), format!("{}/v1/chat/completions: HTTP 401: Incorrect API key provided", server.uri()));

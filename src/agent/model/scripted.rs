@@ -71,11 +71,7 @@ impl Scripted {
     }
 
     fn missing(&self, req: &ChatRequest, what: String) -> ModelError {
-        let whose = if req.key.workflow.is_empty() {
-            "the planner".to_owned()
-        } else {
-            format!("{}/{}", req.key.workflow, req.key.task)
-        };
+        let whose = if req.key.workflow.is_empty() { "the planner".to_owned() } else { format!("{}/{}", req.key.workflow, req.key.task) };
         ModelError::Script { file: self.file.clone(), problem: format!("no reply for {whose}: {what}") }
     }
 }

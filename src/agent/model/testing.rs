@@ -118,7 +118,12 @@ impl ChatModel for Canned {
             .enumerate()
             .map(|(i, (name, arguments))| ToolCall { id: format!("c{turn}_{i}"), name: name.clone(), arguments: arguments.clone() })
             .collect();
-        Ok(ChatResponse { text: String::new(), calls, usage: Usage { input_tokens: 10, output_tokens: 5, estimated: false }, stop_reason: "tool_calls".into() })
+        Ok(ChatResponse {
+            text: String::new(),
+            calls,
+            usage: Usage { input_tokens: 10, output_tokens: 5, estimated: false },
+            stop_reason: "tool_calls".into(),
+        })
     }
 }
 

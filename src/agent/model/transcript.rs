@@ -16,6 +16,19 @@ use crate::state::Cost;
 /// What replaces a key's text.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// `text` with the text of every secret replaced by [`REDACTED`]: for anything a provider's
+/// words may reach (a server may echo the key it was sent).
+pub fn scrub(text: &str, secrets: &[SecretString]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets {
+        let secret = secret.expose_secret();
+        if !secret.is_empty() {
+            text = text.replace(secret, REDACTED);
+        }
+    }
+    text
+}
+
 /// A transcript being written.
 pub struct Transcript {
     lines: Mutex<Vec<u8>>,
@@ -33,13 +46,7 @@ impl Transcript {
         if let Some(obj) = event.as_object_mut() {
             obj.insert("at".into(), json!(jiff::Timestamp::now().to_string()));
         }
-        let mut line = event.to_string();
-        for secret in &self.secrets {
-            let text = secret.expose_secret();
-            if !text.is_empty() {
-                line = line.replace(text, REDACTED);
-            }
-        }
+        let line = scrub(&event.to_string(), &self.secrets);
         let mut lines = self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         lines.extend_from_slice(line.as_bytes());
         lines.push(b'\n');

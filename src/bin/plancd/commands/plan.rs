@@ -31,7 +31,14 @@ pub struct Args {
 /// Runs the command: exit 0 with a valid plan written, 1 when the model produced none, 2 for
 /// bad input, 3 when the model's API failed.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
-    let opts = PlanOptions { request: args.request, cwd: cwd.to_path_buf(), out: args.out, model: args.model, env: Env::process(), force: args.force };
+    let opts = PlanOptions {
+        request: args.request,
+        cwd: cwd.to_path_buf(),
+        out: args.out,
+        model: args.model,
+        env: Env::process(),
+        force: args.force,
+    };
     let runtime = super::runtime()?;
     match runtime.block_on(plan(&opts)) {
         Ok(report) => {
