@@ -12,6 +12,12 @@
 //!   reporting every problem as a [`spec::Diagnostic`] with file, line, column and field; it
 //!   also computes each task's [`spec::SpecHash`].
 //! - [`graph`] orders a plan's tasks, finds cycles and ready tasks, and the critical path.
+//! - [`reconcile`] decides what to do from the plans and the task refs ([`state`]), and runs
+//!   each attempt: a workspace in a sandbox, an [`agent`], checks, acceptance tests, and
+//!   [`publish`] for what passes.
+//! - [`agent`] plays a role: a command in the sandbox, or a model agent — a tool-calling loop
+//!   in the controller over a chat model ([`agent::model`]: providers, retries, budgets, the
+//!   response cache in `refs/ai/cache/`, transcripts) whose tools run in the sandbox.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
 
