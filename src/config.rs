@@ -182,6 +182,10 @@ pub struct RoleConfig {
     pub timeout_seconds: Option<u64>,
     /// Most model turns per attempt.
     pub max_turns: Option<u32>,
+    /// Turns in a row without a file change after which a model agent counts as stuck.
+    pub max_idle_turns: Option<u32>,
+    /// How often the architect's contract may fail its schema before the attempt fails.
+    pub validation_tries: Option<u32>,
     /// A prompt file in the repository.
     pub prompt: Option<String>,
     /// A name for a command agent in provenance (`Plancd-Model`), e.g. `scripted` for an agent
@@ -229,9 +233,43 @@ pub struct ModelConfig {
     /// Scripted: the replies file.
     #[serde(default)]
     pub file: Option<String>,
-    /// Everything else (limits, prices), read by the agents.
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Most tokens one reply may have.
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
+    /// Most tokens (in and out) one attempt may spend on this model.
+    #[serde(default)]
+    pub max_tokens_per_attempt: Option<u64>,
+    /// Most tokens (in and out) one task may spend on this model over all its attempts.
+    #[serde(default)]
+    pub max_tokens_per_task: Option<u64>,
+    /// The time limit of one request.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// Retries of a request that failed for a passing reason (429, 5xx, connection, timeout).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// The first retry's delay; each further one doubles it (with jitter).
+    #[serde(default)]
+    pub retry_delay_ms: Option<u64>,
+    /// Dollars per million tokens.
+    #[serde(default)]
+    pub prices: Option<Prices>,
+    /// Everything else, kept for newer keys.
     #[serde(flatten)]
     pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// A model's prices, in dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Prices {
+    /// Per million input tokens.
+    pub input_per_mtok: f64,
+    /// Per million output tokens.
+    pub output_per_mtok: f64,
 }
 
 /// A chat API.
@@ -260,6 +298,10 @@ pub struct Budget {
     pub usd_per_attempt: Option<f64>,
     /// Tokens per workflow.
     pub tokens_per_workflow: Option<u64>,
+    /// Tokens per task, over all its attempts.
+    pub tokens_per_task: Option<u64>,
+    /// Tokens per attempt.
+    pub tokens_per_attempt: Option<u64>,
 }
 
 /// Forge settings.

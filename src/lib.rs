@@ -12,10 +12,14 @@
 //!   reporting every problem as a [`spec::Diagnostic`] with file, line, column and field; it
 //!   also computes each task's [`spec::SpecHash`].
 //! - [`graph`] orders a plan's tasks, finds cycles and ready tasks, and the critical path.
-//! - [`reconcile`] decides what the plans need against the state in the refs and runs attempts;
+//! - [`reconcile`] decides what the plans need against the state in the refs ([`state`]) and
+//!   runs each attempt: a workspace in a sandbox, an [`agent`], checks, acceptance tests;
 //!   [`publish`] writes results as branches and tags; [`reconcile::upstream`] sends them on to
 //!   the [`remote`] (the `git` command, compare-and-swap pushes) and the [`forge`] (pull
 //!   requests, comments, commit statuses, escalation issues).
+//! - [`agent`] plays a role: a command in the sandbox, or a model agent — a tool-calling loop
+//!   in the controller over a chat model ([`agent::model`]: providers, retries, budgets, the
+//!   response cache in `refs/ai/cache/`, transcripts) whose tools run in the sandbox.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
 

@@ -1,14 +1,31 @@
-//! Agents play a task's role inside its sandbox session. A command agent is any executable:
-//! it runs with the workspace as working directory and `PLANCD_TASK` naming a JSON file that
-//! describes the task; the files it changes are its artifacts, and exit 0 means it finished.
+//! Agents play a task's role inside its sandbox session.
+//!
+//! A command agent is any executable: it runs with the workspace as working directory and
+//! `PLANCD_TASK` naming a JSON file that describes the task; the files it changes are its
+//! artifacts, and exit 0 means it finished.
+//!
+//! A model agent is a tool-calling loop ([`turns`]) over a chat model ([`model`]): the
+//! controller talks to the model, and only the tools ([`tools`]) touch the sandbox. Its role's
+//! prompt ([`roles`]) and the task's brief start the conversation; [`model_agent`] wires it up.
+
+#[cfg(test)]
+mod loop_tests;
+pub mod model;
+pub mod model_agent;
+pub mod roles;
+pub mod tools;
+pub mod turns;
 
 use std::time::Duration;
 
 use plancd_sandbox::{ExecOutcome, ExecRequest, FileEntry, META_DIR, SandboxError, Session, WORKSPACE};
 use serde::Serialize;
 
-use crate::config::RoleConfig;
-use crate::spec::{AcceptanceTest, Role};
+pub use model_agent::Models;
+
+use crate::config::Config;
+use crate::spec::{AcceptanceTest, FileSource, Role};
+use crate::state::Cost;
 
 /// The file handed to agents (`PLANCD_TASK`), a contract with outside tools.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,6 +88,47 @@ pub struct DependencyResult {
     pub files: Vec<String>,
 }
 
+/// What an agent needs beyond its task and session.
+pub struct AgentContext<'a> {
+    /// The configuration: roles, models, budgets, checks, sandbox limits.
+    pub config: &'a Config,
+    /// The watched commit's files: prompt overrides and scripted replies.
+    pub source: &'a dyn FileSource,
+    /// The pass's model access: keys, cache, spending.
+    pub models: &'a Models,
+}
+
+/// Why an agent did not finish, beyond its exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentFailure {
+    /// The attempt failed: stuck, out of budget or time, an invalid contract, a spec mismatch.
+    Verdict {
+        /// The failure type (`stuck`, `budget_exceeded`, ...).
+        failure_type: String,
+        /// What happened.
+        message: String,
+    },
+    /// The model's API failed, or the model is not usable: not the task's fault.
+    Outside(String),
+}
+
+impl AgentFailure {
+    /// The failure type, `model_error` for an outside failure.
+    pub fn kind(&self) -> &str {
+        match self {
+            AgentFailure::Verdict { failure_type, .. } => failure_type,
+            AgentFailure::Outside(_) => "model_error",
+        }
+    }
+
+    /// What happened.
+    pub fn message(&self) -> String {
+        match self {
+            AgentFailure::Verdict { message, .. } | AgentFailure::Outside(message) => message.clone(),
+        }
+    }
+}
+
 /// What an agent run did, for logs and provenance.
 #[derive(Debug, Clone)]
 pub struct AgentRun {
@@ -84,6 +142,28 @@ pub struct AgentRun {
     pub prompt_hash: String,
     /// The command line run, for the log.
     pub argv: Vec<String>,
+    /// More files for the attempt's log folder (a model agent's `transcript.jsonl`).
+    pub logs: Vec<(String, Vec<u8>)>,
+    /// What model calls cost.
+    pub cost: Cost,
+    /// Why it did not finish, when there is more to say than its exit status.
+    pub failure: Option<AgentFailure>,
+}
+
+impl AgentRun {
+    /// A model agent that could not start: its model is unusable.
+    fn outside(role: Role, model: &str, why: String) -> AgentRun {
+        AgentRun {
+            outcome: ExecOutcome { exit_code: Some(1), stdout: format!("{why}\n").into_bytes(), ..Default::default() },
+            agent: format!("{role}: model {model}"),
+            model: model.to_owned(),
+            prompt_hash: "none".into(),
+            argv: vec!["model".into(), model.into()],
+            logs: Vec::new(),
+            cost: Cost::default(),
+            failure: Some(AgentFailure::Outside(why)),
+        }
+    }
 }
 
 /// Why an agent could not be run at all.
@@ -95,14 +175,6 @@ pub enum AgentError {
         /// The role.
         role: Role,
     },
-    /// The role names a model; model-driven agents are not available in this build.
-    #[error("role `{role}` names model `{model}`, but this plancd runs command agents only: set roles.{role}.command")]
-    ModelUnsupported {
-        /// The role.
-        role: Role,
-        /// The model.
-        model: String,
-    },
     /// The sandbox failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -113,20 +185,21 @@ pub fn task_file_path() -> String {
     format!("{META_DIR}/task.json")
 }
 
-/// Runs the agent that `config` names for `role` in `session`, within `timeout`.
+/// Runs the agent that the configuration names for `role` in `session`, within `timeout`: its
+/// command, or else its model.
 pub async fn run(
-    config: Option<&RoleConfig>,
+    cx: &AgentContext<'_>,
     role: Role,
     task: &TaskFile,
     session: &dyn Session,
     timeout: Duration,
 ) -> Result<AgentRun, AgentError> {
-    let config = config.ok_or(AgentError::NoAgent { role })?;
+    let config = cx.config.roles.get(&role).ok_or(AgentError::NoAgent { role })?;
     let Some(command) = &config.command else {
-        return Err(match &config.model {
-            Some(model) => AgentError::ModelUnsupported { role, model: model.clone() },
-            None => AgentError::NoAgent { role },
-        });
+        return match &config.model {
+            Some(model) => model_agent::run(cx, role, model, config, task, session, timeout).await,
+            None => Err(AgentError::NoAgent { role }),
+        };
     };
     let json = serde_json::to_vec_pretty(task).expect("a task file always serialises");
     session.put_meta(&[FileEntry::new("task.json", json)]).await?;
@@ -147,15 +220,28 @@ pub async fn run(
         model: config.label.clone().unwrap_or_else(|| "none".into()),
         prompt_hash: "none".into(),
         argv,
+        logs: Vec::new(),
+        cost: Cost::default(),
+        failure: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CommandLine;
+    use crate::config::{CommandLine, Env, RoleConfig};
+    use crate::spec::DirSource;
     use plancd_sandbox::fake::FakeSandbox;
     use plancd_sandbox::{Sandbox, SessionSpec};
+
+    /// Runs the agent of `roles` for `role`, with no repository around.
+    async fn run_with(roles: &[(Role, RoleConfig)], role: Role, session: &dyn Session, timeout: Duration) -> Result<AgentRun, AgentError> {
+        let config = Config { roles: roles.iter().cloned().collect(), ..Config::default() };
+        let source = DirSource::new(std::env::temp_dir().join("plancd-no-such-repo"));
+        let models = Models::new(Env::default(), None);
+        let cx = AgentContext { config: &config, source: &source, models: &models };
+        run(&cx, role, &task_file(), session, timeout).await
+    }
 
     fn task_file() -> TaskFile {
         TaskFile {
@@ -190,7 +276,7 @@ mod tests {
         let session = fake.create(&SessionSpec::default()).await.unwrap();
         let config =
             RoleConfig { command: Some(CommandLine::Shell("./agent.sh".into())), label: Some("scripted".into()), ..Default::default() };
-        let run = run(Some(&config), Role::Coder, &task_file(), session.as_ref(), Duration::from_secs(5)).await.unwrap();
+        let run = run_with(&[(Role::Coder, config)], Role::Coder, session.as_ref(), Duration::from_secs(5)).await.unwrap();
         assert!(run.outcome.success());
         assert_eq!(run.model, "scripted");
         assert_eq!(run.agent, "coder: command /bin/sh -c ./agent.sh");
@@ -202,7 +288,7 @@ mod tests {
     async fn a_role_without_an_agent_is_a_clear_error() {
         let fake = FakeSandbox::new(|_, _| ExecOutcome::default());
         let session = fake.create(&SessionSpec::default()).await.unwrap();
-        let err = run(None, Role::Tester, &task_file(), session.as_ref(), Duration::from_secs(1)).await.unwrap_err();
+        let err = run_with(&[], Role::Tester, session.as_ref(), Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(err.to_string(), "no agent for role `tester`: set roles.tester.command (or roles.tester.model) in plancd.yaml");
         assert!(fake.commands().is_empty());
     }

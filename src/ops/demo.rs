@@ -38,7 +38,13 @@ mod tests {
             assert_eq!(std::fs::read(root.join(path)).unwrap(), *data, "{path}");
         }
         assert!(DEMO_FILES.iter().any(|(p, _)| *p == "plans/sma-crossover.yaml"));
-        assert!(DEMO_FILES.iter().any(|(p, _)| *p == ".plancd/agents/scripted.py"));
+        assert!(DEMO_FILES.iter().any(|(p, _)| *p == ".plancd/scripted.yaml"));
+        // Its agents are model agents of the scripted model, whose replies load.
+        let (_, replies) = DEMO_FILES.iter().find(|(p, _)| *p == ".plancd/scripted.yaml").unwrap();
+        let script = crate::agent::model::scripted::Script::parse(".plancd/scripted.yaml", replies).unwrap();
+        // The four tasks, and the branch todo that fixes the indicator coder's first attempt.
+        assert_eq!(script.workflows["sma-crossover"].len(), 5);
+        assert!(script.workflows["sma-crossover"].contains_key("t2_indicators_branch_01"));
     }
 
     #[test]

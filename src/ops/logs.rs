@@ -5,7 +5,8 @@ use std::path::Path;
 use super::manage::ManageError;
 use crate::state::{Store, TaskKey};
 
-/// The log files of one attempt, in the order they were written: agent, checks, tests.
+/// The log files of one attempt, in the order they were written: agent, checks, tests, then
+/// the report, the task file and a model agent's transcript.
 pub struct AttemptLogs {
     /// The attempt.
     pub attempt: u32,
@@ -31,8 +32,12 @@ pub fn logs(repo: &Path, key: &TaskKey, attempt: Option<u32>) -> Result<AttemptL
     }
     let dir = format!("attempts/{attempt}");
     let mut names = store.list_files(key, &dir)?;
-    let order =
-        |n: &str| ["agent.log", "checks.log", "tests.log", "report.json", "task.json"].iter().position(|x| *x == n).unwrap_or(usize::MAX);
+    let order = |n: &str| {
+        ["agent.log", "checks.log", "tests.log", "report.json", "task.json", "transcript.jsonl"]
+            .iter()
+            .position(|x| *x == n)
+            .unwrap_or(usize::MAX)
+    };
     names.sort_by_key(|n| (order(n), n.clone()));
     let mut files = Vec::new();
     for name in names {

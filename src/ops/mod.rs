@@ -7,6 +7,7 @@ pub mod demo;
 pub mod graph;
 pub mod logs;
 pub mod manage;
+pub mod plan;
 pub mod reconcile;
 pub mod retry;
 pub mod sandbox;

@@ -96,8 +96,10 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         decide(&snapshot.desired(), &read_actual(&store)?, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
     upstream.pass_started(&snapshot, &before).await?;
     let sandbox = (opts.sandbox)(&snapshot.config).await?;
+    let models = Arc::new(crate::agent::Models::new(opts.env, Some(store.clone())));
     let cx = PassContext {
         upstream,
+        models,
         store,
         sandbox,
         snapshot: Arc::new(snapshot),
@@ -117,18 +119,21 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     Ok(report)
 }
 
-/// Every task whose role has no command agent in the configuration, as an error at the task.
+/// Every task whose role has no agent in the configuration (no command, and no model that
+/// `models:` defines), as an error at the task.
 pub fn missing_agents(snapshot: &Snapshot) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let config = &snapshot.config;
     for plan in &snapshot.plans {
         for task in &plan.list.tasks {
             let role = task.agent_role;
-            let problem = match snapshot.config.roles.get(&role) {
+            let problem = match config.roles.get(&role) {
                 Some(r) if r.command.is_some() => continue,
-                Some(r) if r.model.is_some() => {
-                    format!("role `{role}` names a model; this plancd runs command agents: set roles.{role}.command")
+                Some(r) if r.model.as_ref().is_some_and(|m| config.models.contains_key(m)) => continue,
+                Some(crate::config::RoleConfig { model: Some(model), .. }) => {
+                    format!("roles.{role}.model names `{model}`, which `models:` in plancd.yaml does not define")
                 }
-                _ => format!("no agent plays role `{role}`: set roles.{role}.command in plancd.yaml"),
+                _ => format!("no agent plays role `{role}`: set roles.{role}.command or roles.{role}.model in plancd.yaml"),
             };
             out.push(Diagnostic::error(&plan.path, crate::spec::Pos::START, "no-agent", format!("task `{}`: {problem}", task.id)));
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::Env;
 use crate::reconcile::{Action, Context, Snapshot, decide, read_actual};
-use crate::state::{StateError, Store, TaskKey, TaskStatus};
+use crate::state::{Cost, StateError, Store, TaskKey, TaskStatus};
 
 /// One task's line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,6 +44,8 @@ pub struct StatusRow {
     pub message: String,
     /// The failure type, when failed.
     pub failure_type: Option<String>,
+    /// What model calls cost over all attempts, when any did.
+    pub cost: Option<Cost>,
 }
 
 /// The whole picture.
@@ -124,7 +126,18 @@ fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Opti
         result_commit: s.and_then(|s| s.result.as_ref()).map(|r| r.commit.clone()),
         message: s.map(|s| s.message.clone()).unwrap_or_default(),
         failure_type: s.and_then(|s| s.failure_type.clone()),
+        cost: s.and_then(|s| s.cost),
     }
+}
+
+/// Tokens and dollars in a few characters: `48.2k tok $0.0312`.
+pub fn human_cost(cost: &Cost) -> String {
+    let tokens = match cost.tokens() {
+        n if n < 10_000 => n.to_string(),
+        n if n < 10_000_000 => format!("{:.1}k", n as f64 / 1000.0),
+        n => format!("{:.1}M", n as f64 / 1_000_000.0),
+    };
+    format!("{tokens} tok ${:.4}", cost.usd)
 }
 
 /// A duration as people read it: `850ms`, `12.3s`, `4m05s`, `2h10m`.
@@ -137,10 +150,14 @@ pub fn human_duration(seconds: f64) -> String {
     }
 }
 
-/// The table `plancd status` prints.
+/// The table `plancd status` prints; a COST column when a model agent spent anything.
 pub fn table(report: &StatusReport) -> String {
-    let header = ["TASK", "ROLE", "PHASE", "ATTEMPT", "DURATION", "RESULT", "WHY"].map(str::to_owned);
-    let rows: Vec<[String; 7]> = report
+    let with_cost = report.tasks.iter().any(|r| r.cost.is_some());
+    let mut header: Vec<String> = ["TASK", "ROLE", "PHASE", "ATTEMPT", "DURATION", "RESULT", "WHY"].map(str::to_owned).to_vec();
+    if with_cost {
+        header.insert(6, "COST".into());
+    }
+    let rows: Vec<Vec<String>> = report
         .tasks
         .iter()
         .map(|r| {
@@ -149,7 +166,7 @@ pub fn table(report: &StatusReport) -> String {
                 (None, false) if r.phase != "Succeeded" => r.message.clone(),
                 _ => String::new(),
             };
-            [
+            let mut row = vec![
                 format!("{}/{}", r.workflow, r.task),
                 r.role.clone().unwrap_or_else(|| "-".into()),
                 r.phase.clone(),
@@ -157,10 +174,14 @@ pub fn table(report: &StatusReport) -> String {
                 r.duration_seconds.map_or_else(|| "-".into(), human_duration),
                 r.result_tag.clone().or_else(|| r.result_branch.clone()).unwrap_or_else(|| "-".into()),
                 why,
-            ]
+            ];
+            if with_cost {
+                row.insert(6, r.cost.as_ref().map_or_else(|| "-".into(), human_cost));
+            }
+            row
         })
         .collect();
-    let mut widths = header.clone().map(|h| h.chars().count());
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
@@ -168,7 +189,7 @@ pub fn table(report: &StatusReport) -> String {
     }
     let mut out = String::new();
     for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -227,6 +248,12 @@ mod tests {
     }
 
     #[test]
+    fn costs_read_well() {
+        assert_eq!(human_cost(&Cost { input_tokens: 400, output_tokens: 80, usd: 0.00072 }), "480 tok $0.0007");
+        assert_eq!(human_cost(&Cost { input_tokens: 48_000, output_tokens: 250, usd: 0.0312 }), "48.2k tok $0.0312");
+    }
+
+    #[test]
     fn the_table_aligns_columns() {
         let r = StatusRow {
             workflow: "wf".into(),
@@ -244,6 +271,7 @@ mod tests {
             result_commit: None,
             message: "1 acceptance test(s) passed".into(),
             failure_type: None,
+            cost: None,
         };
         let waiting = StatusRow {
             task: "bb".into(),

@@ -166,6 +166,7 @@ fn validate_files(target: &Path, root: &Path, prefix: &str, report: &mut Validat
             FileKind::Plan => load_plan(&rel, &bytes, &cx).1,
             FileKind::Contract => load_contract(&rel, &bytes).1,
             FileKind::Config => parse_checked::<Config>(&rel, &bytes, Schema::Config).1,
+            FileKind::Scripted => parse_checked::<crate::agent::model::scripted::Script>(&rel, &bytes, Schema::Scripted).1,
         };
         report.files.push(CheckedFile { path: format!("{prefix}{rel}"), kind });
         report.diagnostics.extend(diags.into_iter().map(|d| prefixed(d, prefix)));

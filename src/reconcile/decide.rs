@@ -374,6 +374,10 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
         if s.phase == Phase::Failed && s.attempts_used() >= task.max_attempts {
             return Action::Failed { key, attempts: s.attempts_used() };
         }
+        // A spent budget is not retried on its own: more attempts would spend more.
+        if s.phase == Phase::BudgetExceeded {
+            return Action::Failed { key, attempts: s.attempts_used() };
+        }
     }
     let last = state.map_or(0, |s| s.attempt);
     // A new spec (or a first run) gets a fresh count of attempts; a retry already moved the base.
@@ -509,6 +513,16 @@ mod tests {
             Action::Run { attempt: 4, attempts_base: 3, .. } => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_spent_budget_stops_the_task_until_a_retry_or_a_new_spec() {
+        let over = state(Phase::BudgetExceeded, 'a', 1);
+        let rows = run(vec![task("a", 'a', &[]), task("b", 'b', &["a"])], &[("a", over.clone())], |_| {});
+        assert_eq!(table(&rows), ["a Failed: failed after 1 attempt(s): plancd retry wf/a", "b Wait: waiting on a: BudgetExceeded"]);
+        let retried = TaskState { attempts_base: 1, phase: Phase::Pending, ..over.clone() };
+        assert_eq!(run(vec![task("a", 'a', &[])], &[("a", retried)], |_| {})[0].1, "Run: run attempt 2");
+        assert_eq!(run(vec![task("a", 'b', &[])], &[("a", over)], |_| {})[0].1, "Run: run attempt 2");
     }
 
     #[test]

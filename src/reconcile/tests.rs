@@ -84,6 +84,7 @@ async fn pass(dir: &Path, sandbox: &FakeSandbox) -> PassReport {
     let (_tx, cancel) = watch::channel(false);
     let cx = PassContext {
         upstream: Default::default(),
+        models: Arc::new(crate::agent::Models::new(Env::default(), Some(store.clone()))),
         store,
         sandbox: Arc::new(sandbox.clone()),
         snapshot: Arc::new(snapshot),

@@ -24,6 +24,8 @@ pub enum FileKind {
     Contract,
     /// `plancd.yaml`.
     Config,
+    /// Recorded replies of the scripted model.
+    Scripted,
 }
 
 /// A valid plan and where it came from.
@@ -68,7 +70,8 @@ fn globset(patterns: &[String]) -> Result<GlobSet, globset::Error> {
     b.build()
 }
 
-/// Tells plans from contracts by their top-level keys (`contract_id` makes a contract), and the
+/// Tells plans from contracts and recorded replies by their top-level keys (`contract_id`
+/// makes a contract, `workflows` or `planner` without `tasks` a replies file), and the
 /// configuration by its name.
 pub fn classify(path: &str, bytes: &[u8]) -> FileKind {
     let name = path.rsplit('/').next().unwrap_or(path);
@@ -77,6 +80,9 @@ pub fn classify(path: &str, bytes: &[u8]) -> FileKind {
     }
     match Document::parse(bytes, Format::from_path(path), &Limits::default()) {
         Ok(doc) if doc.value.get("contract_id").is_some() && doc.value.get("tasks").is_none() => FileKind::Contract,
+        Ok(doc) if (doc.value.get("workflows").is_some() || doc.value.get("planner").is_some()) && doc.value.get("tasks").is_none() => {
+            FileKind::Scripted
+        }
         _ => FileKind::Plan,
     }
 }

@@ -25,16 +25,22 @@ pub enum Schema {
     Status,
     /// `plancd serve --config FILE`.
     Serve,
+    /// The replies file of the scripted model.
+    Scripted,
 }
 
 impl Schema {
+    /// How many schemas there are.
+    const COUNT: usize = 6;
+
     /// Every schema, with the file name it is published under.
-    pub const ALL: [(Schema, &'static str); 5] = [
+    pub const ALL: [(Schema, &'static str); Schema::COUNT] = [
         (Schema::TodoList, "todo_list.schema.json"),
         (Schema::Contract, "contract.schema.json"),
         (Schema::Config, "config.schema.json"),
         (Schema::Status, "status.schema.json"),
         (Schema::Serve, "serve.schema.json"),
+        (Schema::Scripted, "scripted.schema.json"),
     ];
 
     /// The schema's JSON text, as published in `schemas/`.
@@ -45,11 +51,12 @@ impl Schema {
             Schema::Config => include_str!("../../schemas/config.schema.json"),
             Schema::Status => include_str!("../../schemas/status.schema.json"),
             Schema::Serve => include_str!("../../schemas/serve.schema.json"),
+            Schema::Scripted => include_str!("../../schemas/scripted.schema.json"),
         }
     }
 
     fn slot(self) -> &'static OnceLock<(Value, Validator)> {
-        static SLOTS: [OnceLock<(Value, Validator)>; 5] = [const { OnceLock::new() }; 5];
+        static SLOTS: [OnceLock<(Value, Validator)>; Schema::COUNT] = [const { OnceLock::new() }; Schema::COUNT];
         &SLOTS[self as usize]
     }
 

@@ -17,7 +17,9 @@ use git2::{ErrorCode, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 pub use holder::Holder;
-pub use status::{BranchInfo, Condition, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers};
+pub use status::{
+    BranchInfo, Condition, Cost, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers,
+};
 
 /// The prefix of task refs.
 pub const TASK_REFS: &str = "refs/ai/tasks/";

@@ -176,6 +176,50 @@ pub struct TestSummary {
     pub pinned_files_changed: Vec<String>,
 }
 
+/// Tokens and dollars spent on model calls.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Cost {
+    /// Tokens sent to models.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Tokens models produced.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Dollars, by the configured prices.
+    #[serde(default)]
+    pub usd: f64,
+}
+
+impl Cost {
+    /// Input and output tokens together.
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+
+    /// Whether nothing was spent.
+    pub fn is_zero(&self) -> bool {
+        self.tokens() == 0 && self.usd == 0.0
+    }
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+
+    fn add(self, other: Cost) -> Cost {
+        Cost {
+            input_tokens: self.input_tokens + other.input_tokens,
+            output_tokens: self.output_tokens + other.output_tokens,
+            usd: self.usd + other.usd,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, other: Cost) {
+        *self = *self + other;
+    }
+}
+
 /// The whole record at the tip of `refs/ai/tasks/<workflow>/<task>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskStatus {
@@ -252,6 +296,9 @@ pub struct TaskStatus {
     /// A reviewer's request that the next attempts answer (until one is accepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<Review>,
+    /// What model calls cost over all the task's attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
     /// Anything else a later version wrote; kept so that old readers do not drop it.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -287,6 +334,7 @@ impl TaskStatus {
             open_branch: None,
             branch: None,
             review: None,
+            cost: None,
             extra: BTreeMap::new(),
         }
     }
@@ -313,6 +361,13 @@ impl TaskStatus {
     /// Attempts spent since the last retry (or spec change).
     pub fn attempts_used(&self) -> u32 {
         self.attempt.saturating_sub(self.attempts_base)
+    }
+
+    /// Adds what an attempt spent to the task's total (nothing changes when it spent nothing).
+    pub fn add_cost(&mut self, spent: Cost) {
+        if !spent.is_zero() {
+            self.cost = Some(self.cost.unwrap_or_default() + spent);
+        }
     }
 
     /// The commit subject: a one-line status for `git for-each-ref`.
@@ -483,6 +538,7 @@ mod tests {
             pull_request: None,
         });
         s.tests = Some(TestSummary { passed: 3, ..Default::default() });
+        s.add_cost(Cost { input_tokens: 1200, output_tokens: 300, usd: 0.0042 });
         s.conditions.push(Condition {
             kind: "Ready".into(),
             status: "True".into(),

@@ -74,6 +74,20 @@ fn validate_with_no_path_checks_the_repository_around_the_current_directory() {
     assert_eq!(run.stdout.trim(), "valid: 1 plan, 1 contract, 1 config");
 }
 
+#[test]
+fn the_hello_example_reconciles_offline_with_its_scripted_model() {
+    let repo = crate::util::Repo::new();
+    let status = std::process::Command::new("cp").arg("-a").arg(project_root().join("examples/hello/.")).arg(repo.path()).status().unwrap();
+    assert!(status.success());
+    repo.commit("the hello example");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("1/1 tasks satisfied"), "{}", run.stdout);
+    assert_eq!(repo.git(&["show", "ai/generated/hello/greet:hello.py"]), "print(\"hello, world\")\n");
+    let model = repo.git(&["log", "-1", "--format=%(trailers:key=Plancd-Model,valueonly)", "ai/generated/hello/greet"]);
+    assert_eq!(model.trim(), "scripted");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

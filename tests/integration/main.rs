@@ -10,6 +10,7 @@ mod examples;
 mod fake_github;
 mod github;
 mod manage;
+mod models;
 mod reconcile;
 mod serve;
 mod triage;

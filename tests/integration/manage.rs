@@ -155,7 +155,11 @@ fn bad_input_exits_two_and_writes_nothing() {
     no_agent.commit("no agents");
     let run = no_agent.plancd(&["reconcile"]);
     run.expect_code(2);
-    assert!(run.stderr.contains("no agent plays role `tester`: set roles.tester.command in plancd.yaml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no agent plays role `tester`: set roles.tester.command or roles.tester.model in plancd.yaml"),
+        "{}",
+        run.stderr
+    );
 
     let run = repo.plancd(&["reconcile", "--branch", "nope"]);
     run.expect_code(2);

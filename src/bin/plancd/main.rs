@@ -25,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Check plan, contract and configuration files (exit 0 valid, 2 invalid).
     Validate(commands::validate::Args),
+    /// Turn a request into a plan with the planner model, and write it under plans/.
+    Plan(commands::plan::Args),
     /// Draw a workflow's dependency graph as Mermaid or Graphviz dot.
     Graph(commands::graph::Args),
     /// Run one reconcile pass: every task not yet satisfied is run, checked and published.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args, &cwd),
+        Command::Plan(args) => commands::plan::run(args, &cwd),
         Command::Graph(args) => commands::graph::run(args, &cwd),
         Command::Reconcile(args) => commands::reconcile::run(args, &cwd),
         Command::Diff(args) => commands::diff::run(args, &cwd),

@@ -29,7 +29,7 @@ enum Verdict {
         work: Oid,
         change: AgentChange,
         tests: TestSummary,
-        agent: AgentRun,
+        agent: Box<AgentRun>,
     },
     /// The branch's agent did not finish: the branch's own attempt failed.
     AgentFailed(Failure),
@@ -203,7 +203,7 @@ async fn in_session(
     tests.pinned_files_changed = change.pinned_touched.clone();
     Ok(match failure {
         Some(failure) => still(failure),
-        None => Verdict::Passed { work, change, tests, agent },
+        None => Verdict::Passed { work, change, tests, agent: Box::new(agent) },
     })
 }
 
@@ -238,6 +238,9 @@ async fn quick_fix(
         model: "none".into(),
         prompt_hash: "none".into(),
         argv: vec!["quickfix".into()],
+        logs: Vec::new(),
+        cost: Default::default(),
+        failure: None,
     }))
 }
 
@@ -259,7 +262,7 @@ async fn judge(
     match verdict {
         Verdict::Passed { work, change, tests, agent } => {
             logs.report(&report);
-            fixed(cx, plan, branch, parent, hash, (tip, &claim), (work, base, change, tests, agent), &logs).await
+            fixed(cx, plan, branch, parent, hash, (tip, &claim), (work, base, change, tests, *agent), &logs).await
         }
         Verdict::AgentFailed(failure) => {
             logs.report(&report);
@@ -269,6 +272,11 @@ async fn judge(
             s.failure_type = Some(failure.failure_type.clone());
             s.message = failure.message.clone();
             s.finished_at = Some(now);
+            if failure.failure_type == "budget_exceeded" {
+                // No further attempt can spend anything: a person raises the budget or retries.
+                let message = format!("{}: {}", info.id, failure.message);
+                return escalate(cx, &plan.key, branch, (tip, &claim), "BudgetExceeded", message, logs);
+            }
             if s.attempts_used() < info.max_debug_attempts {
                 return finish_with(
                     cx,
@@ -344,6 +352,7 @@ async fn fixed(
     }
     let mut done = claim.next(Phase::Succeeded, Timestamp::now());
     done.finished_at = Some(done.updated_at);
+    done.add_cost(logs.cost);
     done.reason = Some("Resolved".into());
     done.message = format!("{} passes its acceptance tests", branch.parent);
     let end = AttemptEnd::Succeeded { commit: published.commit, tag: published.tag };
@@ -372,6 +381,7 @@ fn deepen(
     s.failure_type = Some(classification.failure_type.clone());
     s.message = format!("{}; {} goes on from this work", failure.message, info.id);
     s.finished_at = Some(now);
+    s.add_cost(logs.cost);
     let trees = [(format!("{}/work", logs.dir()), work)];
     match cx.store.append_with_trees(&plan.key, Some(tip), &s, &logs.files, &trees) {
         Ok(_) => {}

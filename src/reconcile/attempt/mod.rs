@@ -46,6 +46,8 @@ pub struct PassContext {
     pub upstream: super::Upstream,
     /// Progress, for displays and metrics.
     pub events: Option<super::EventSink>,
+    /// Model access shared by the pass's model agents: keys, response cache, spending.
+    pub models: Arc<crate::agent::Models>,
 }
 
 impl PassContext {
@@ -221,6 +223,7 @@ async fn verify_and_publish(
     verified.reason = Some("Verified".into());
     verified.message = format!("{} acceptance test(s) passed; publishing {}", accepted.tests.passed, &commit.to_string()[..12]);
     verified.tests = Some(accepted.tests.clone());
+    verified.add_cost(logs.cost);
     let tip = match cx.store.append(owner_key, Some(owner_tip), &verified, &logs.files) {
         Ok(tip) => tip,
         Err(StateError::Conflict { .. }) => return Ok(Err(AttemptEnd::LostClaim)),
@@ -271,7 +274,7 @@ fn succeeded(prev: &TaskStatus, published: &Published, files: Vec<String>, tests
 }
 
 /// Appends `status` with `logs` and the attempt's work tree, answering `LostClaim` on a
-/// conflict.
+/// conflict. What the logs say the attempt's model calls cost is added to the status.
 fn finish_with(
     cx: &PassContext,
     key: &TaskKey,
@@ -282,7 +285,9 @@ fn finish_with(
     end: AttemptEnd,
 ) -> Result<AttemptEnd, AttemptError> {
     let trees: Vec<(String, Oid)> = work.map(|w| (format!("{}/work", logs.dir()), w)).into_iter().collect();
-    match cx.store.append_with_trees(key, Some(tip), status, &logs.files, &trees) {
+    let mut status = status.clone();
+    status.add_cost(logs.cost);
+    match cx.store.append_with_trees(key, Some(tip), &status, &logs.files, &trees) {
         Ok(_) => Ok(end),
         Err(StateError::Conflict { .. }) => Ok(AttemptEnd::LostClaim),
         Err(e) => Err(e.into()),

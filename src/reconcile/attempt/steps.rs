@@ -8,16 +8,18 @@ use plancd_sandbox::{CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, Sandbox
 use serde::Serialize;
 
 use super::PassContext;
-use crate::agent::{self, AgentError, AgentRun, TaskFile};
+use crate::agent::{self, AgentContext, AgentError, AgentFailure, AgentRun, TaskFile};
 use crate::reconcile::workspace::{self, AgentChange, Ignore};
 use crate::spec::{AcceptanceTest, Role};
-use crate::state::TestSummary;
+use crate::state::{Cost, TestSummary};
 use crate::triage::Classification;
 
 /// Why the work stopped before a verdict.
 pub(super) enum Stop {
     Cancelled,
     Infrastructure(String),
+    /// The model's API failed (after retries), or the model is not usable.
+    Model(String),
     Git(git2::Error),
 }
 
@@ -131,11 +133,13 @@ pub(super) struct Report {
 pub(super) struct Logs {
     dir: String,
     pub files: Vec<(String, Vec<u8>)>,
+    /// What the agent's model calls cost, for the task's status.
+    pub cost: Cost,
 }
 
 impl Logs {
     pub fn new(attempt: u32) -> Logs {
-        Logs { dir: format!("attempts/{attempt}"), files: Vec::new() }
+        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default() }
     }
 
     /// The attempt's folder in the task's ref.
@@ -210,9 +214,10 @@ pub(super) async fn run_agent(
     logs: &mut Logs,
     report: &mut Report,
 ) -> Result<Result<AgentRun, Failure>, Stop> {
-    let config = cx.snapshot.config.roles.get(&role);
-    let role_timeout = config.and_then(|r| r.timeout_seconds).map_or(Duration::MAX, Duration::from_secs);
-    let run = match agent::run(config, role, task_file, session, remaining(deadline, role_timeout)).await {
+    let config = &cx.snapshot.config;
+    let role_timeout = config.roles.get(&role).and_then(|r| r.timeout_seconds).map_or(Duration::MAX, Duration::from_secs);
+    let agents = AgentContext { config, source: &cx.snapshot.source, models: &cx.models };
+    let run = match agent::run(&agents, role, task_file, session, remaining(deadline, role_timeout)).await {
         Ok(run) => run,
         Err(AgentError::Sandbox(e)) => return Err(e.into()),
         Err(e) => return Err(Stop::Infrastructure(e.to_string())),
@@ -222,9 +227,26 @@ pub(super) async fn run_agent(
     let mut log = Vec::new();
     Logs::command(&mut log, &label, &run.outcome);
     logs.add("agent.log", log);
+    for (name, data) in &run.logs {
+        logs.add(name, data.clone());
+    }
+    logs.cost += run.cost;
     report.agent = Some(CommandRecord::new("agent", &label, &run.outcome));
-    if run.outcome.success() {
-        return Ok(Ok(run));
+    match &run.failure {
+        Some(AgentFailure::Outside(why)) => return Err(Stop::Model(why.clone())),
+        Some(AgentFailure::Verdict { failure_type, message }) => {
+            return Ok(Err(Failure {
+                failure_type: failure_type.clone(),
+                message: message.clone(),
+                output: String::from_utf8_lossy(&output_of(&run.outcome)).into_owned(),
+                exit_code: run.outcome.exit_code,
+                timed_out: run.outcome.timed_out,
+                duration: Some(run.outcome.duration.as_secs_f64()),
+                ..Failure::default()
+            }));
+        }
+        None if run.outcome.success() => return Ok(Ok(run)),
+        None => {}
     }
     Ok(Err(Failure {
         failure_type: if run.outcome.timed_out { "timeout" } else { "agent_error" }.into(),

@@ -250,7 +250,8 @@ async fn finish(
                     Err(end) => return Ok(end),
                 };
             let message = format!("{} acceptance test(s) passed", accepted.tests.passed);
-            let s = succeeded(&claim, &published, accepted.files, Some(accepted.tests), message);
+            let mut s = succeeded(&claim, &published, accepted.files, Some(accepted.tests), message);
+            s.add_cost(logs.cost);
             let end = AttemptEnd::Succeeded { commit: published.commit, tag: published.tag };
             finish_with(cx, &plan.key, tip, &s, &Logs::new(plan.attempt), None, end)
         }
@@ -260,8 +261,10 @@ async fn finish(
                 return open_branch(cx, plan, task, (tip, &claim), failure, tests, work, &contract_names, logs, report);
             }
             logs.report(&report);
-            let mut s = claim.next(Phase::Failed, now);
-            s.reason = Some("AttemptFailed".into());
+            // A spent budget stops the task until a person raises it (or retries).
+            let over_budget = failure.failure_type == "budget_exceeded";
+            let mut s = claim.next(if over_budget { Phase::BudgetExceeded } else { Phase::Failed }, now);
+            s.reason = Some(if over_budget { "BudgetExceeded" } else { "AttemptFailed" }.into());
             s.failure_type = Some(failure.failure_type.clone());
             s.message = failure.message.clone();
             s.tests = tests;
@@ -297,6 +300,12 @@ pub(super) fn released(
         }
         Stop::Infrastructure(why) => {
             s.reason = Some("SandboxError".into());
+            s.failure_type = Some("infrastructure".into());
+            s.message = why.clone();
+            AttemptEnd::Infrastructure(why)
+        }
+        Stop::Model(why) => {
+            s.reason = Some("ModelError".into());
             s.failure_type = Some("infrastructure".into());
             s.message = why.clone();
             AttemptEnd::Infrastructure(why)

@@ -39,7 +39,7 @@ pub fn pr_facts(store: &Store, snapshot: &Snapshot, key: &TaskKey, published: &P
     .into_iter()
     .filter_map(|(name, trailer)| Some((name.to_owned(), trailers.get(trailer)?.clone())))
     .collect();
-    if let Some(cost) = status.as_ref().and_then(cost) {
+    if let Some(cost) = spent(store, key, status.as_ref())? {
         provenance.push(("cost".into(), cost));
     }
     Ok(PrFacts {
@@ -159,12 +159,16 @@ fn branch_todos(store: &Store, key: &TaskKey, status: Option<&TaskStatus>) -> Re
     Ok(out)
 }
 
-/// What a task's model calls cost, when its status says (`cost` with `usd` and tokens).
-fn cost(status: &TaskStatus) -> Option<String> {
-    let cost = status.extra.get("cost")?;
-    let usd = cost["usd"].as_f64().unwrap_or(0.0);
-    let tokens = cost["input_tokens"].as_u64().unwrap_or(0) + cost["output_tokens"].as_u64().unwrap_or(0);
-    Some(format!("${usd:.4} ({tokens} tokens)"))
+/// What the model calls behind a result cost: the task's attempts and its branch todos'.
+fn spent(store: &Store, key: &TaskKey, status: Option<&TaskStatus>) -> Result<Option<String>, StateError> {
+    let Some(status) = status else { return Ok(None) };
+    let mut total = status.cost.unwrap_or_default();
+    for id in &status.branch_todos {
+        if let Some((_, branch)) = store.status(&TaskKey::new(&key.workflow, id))? {
+            total += branch.cost.unwrap_or_default();
+        }
+    }
+    Ok((!total.is_zero()).then(|| format!("${:.4} ({} tokens)", total.usd, total.tokens())))
 }
 
 /// The workflow's flowchart with `key`'s task marked.

@@ -20,8 +20,8 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
-/// Creates the repository, reconciles it with the process sandbox and the scripted agents,
-/// and shows what happened.
+/// Creates the repository, reconciles it with the process sandbox and model agents of the
+/// scripted model, and shows what happened.
 pub fn run(args: Args) -> Result<ExitCode, Failure> {
     let dir = match args.dir {
         Some(dir) => {
@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
     let commit = create_repository(&dir).map_err(Failure::outside)?;
     println!("demo repository: {}", dir.display());
     println!(
-        "plan committed on main as {}: 4 tasks (architect, 2 x coder, tester), scripted agents, process sandbox\n",
+        "plan committed on main as {}: 4 tasks (architect, 2 x coder, tester), model agents replaying recorded replies (scripted), process sandbox\n",
         &commit.to_string()[..12]
     );
     let runtime = super::runtime()?;

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod graph;
 pub mod logs;
 pub mod manage;
+pub mod plan;
 pub mod progress;
 pub mod reconcile;
 pub mod sandbox;

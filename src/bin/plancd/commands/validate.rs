@@ -42,9 +42,12 @@ fn print_text(report: &ValidateReport) {
     }
     let count = |kind| report.files.iter().filter(|f| f.kind == kind).count();
     let mut kinds = Vec::new();
-    for (kind, one, many) in
-        [(FileKind::Plan, "plan", "plans"), (FileKind::Contract, "contract", "contracts"), (FileKind::Config, "config", "configs")]
-    {
+    for (kind, one, many) in [
+        (FileKind::Plan, "plan", "plans"),
+        (FileKind::Contract, "contract", "contracts"),
+        (FileKind::Config, "config", "configs"),
+        (FileKind::Scripted, "replies file", "replies files"),
+    ] {
         match count(kind) {
             0 => {}
             1 => kinds.push(format!("1 {one}")),

@@ -1,1 +1,0 @@
-"""Trading signals from moving averages."""
