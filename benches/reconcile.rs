@@ -205,8 +205,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 async fn pass(dir: &Path) -> plancd::reconcile::PassReport {
     let (_tx, cancel) = watch::channel(false);
-    let opts =
-        ReconcileOptions { repo: dir.to_path_buf(), branch: None, env: Env::default(), sandbox: timer_opener(), events: None, cancel };
+    let opts = ReconcileOptions {
+        repo: dir.to_path_buf(),
+        branch: None,
+        env: Env::default(),
+        sandbox: timer_opener(),
+        events: None,
+        cancel,
+        shared: None,
+    };
     reconcile(opts).await.expect("the pass runs")
 }
 

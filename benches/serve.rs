@@ -72,7 +72,7 @@ async fn latency() {
     });
     let (stop, cancel) = watch::channel(false);
     let config = ServeConfig {
-        sources: vec![SourceConfig { name: Some("bench".into()), path: dir.path().to_path_buf(), github_repo: None }],
+        sources: vec![SourceConfig { name: Some("bench".into()), path: Some(dir.path().to_path_buf()), ..SourceConfig::default() }],
         resync_seconds: Some(3600),
         ..ServeConfig::default()
     };
@@ -210,6 +210,7 @@ fn idle_and_memory() {
         sandbox: fake_opener(),
         events: None,
         cancel,
+        shared: None,
     };
     let report = runtime.block_on(plancd::ops::reconcile::reconcile(opts)).expect("the tasks reconcile");
     assert_eq!(report.attempts.len(), 10_000);

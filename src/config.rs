@@ -28,6 +28,9 @@ pub struct Config {
     pub max_branch_depth: u32,
     /// Delete the refs of tasks removed from the plan.
     pub prune: bool,
+    /// How long a claim outlives its task's timeout before another controller may take it
+    /// over, for publishing and for clocks that disagree.
+    pub lease_grace_seconds: u32,
     /// Failure patterns added to or overriding the built-in triage patterns.
     pub failure_patterns: BTreeMap<String, FailurePattern>,
     /// Where agents and tests run.
@@ -56,6 +59,7 @@ impl Default for Config {
             concurrency: 4,
             max_branch_depth: 2,
             prune: false,
+            lease_grace_seconds: 120,
             failure_patterns: BTreeMap::new(),
             sandbox: SandboxConfig::default(),
             checks: Vec::new(),

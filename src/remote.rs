@@ -104,6 +104,7 @@ impl PushReport {
 }
 
 /// A named remote of a local repository.
+#[derive(Clone)]
 pub struct Remote {
     repo: PathBuf,
     name: String,
@@ -211,15 +212,28 @@ impl Remote {
         RemoteError::Command { op, remote: self.name.clone(), message: if message.is_empty() { "no output".into() } else { message } }
     }
 
-    async fn output(&self, args: &[String]) -> Result<(bool, String, String), RemoteError> {
-        let mut cmd = tokio::process::Command::new("git");
+    /// `git -C <repo> <args>` with no prompts, C messages and this remote's credentials.
+    fn command(&self, args: &[String]) -> std::process::Command {
+        let mut cmd = std::process::Command::new("git");
         cmd.arg("-C").arg(&self.repo).args(args);
         cmd.env("GIT_TERMINAL_PROMPT", "0").env("LC_ALL", "C").env_remove("GIT_ASKPASS").env_remove("SSH_ASKPASS");
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in self.credential_env() {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    async fn output(&self, args: &[String]) -> Result<(bool, String, String), RemoteError> {
+        let mut cmd = tokio::process::Command::from(self.command(args));
+        cmd.kill_on_drop(true);
         let out = cmd.output().await.map_err(RemoteError::Spawn)?;
+        Ok((out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
+
+    /// [`Remote::output`], blocking the thread.
+    fn output_blocking(&self, args: &[String]) -> Result<(bool, String, String), RemoteError> {
+        let out = self.command(args).output().map_err(RemoteError::Spawn)?;
         Ok((out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned()))
     }
 
@@ -251,6 +265,83 @@ impl Remote {
             }
         }
         out
+    }
+}
+
+/// A remote as the [`Authority`](crate::state::Authority) of a store's refs, for controllers that
+/// share it: each write is one push whose expected old value the server checks
+/// (`--force-with-lease`); a refused one brings the remote's value into the local repository.
+pub struct RemoteAuthority {
+    remote: Remote,
+}
+
+impl RemoteAuthority {
+    /// Writes through `remote`.
+    pub fn new(remote: Remote) -> RemoteAuthority {
+        RemoteAuthority { remote }
+    }
+
+    /// Brings the local state refs to the remote's (deleting those it no longer has), then the
+    /// results they name: a result is pushed before the record that names it, so fetching the
+    /// records first never leaves one naming a commit this repository lacks. A fetch that fails
+    /// (a ref lock another writer holds for a moment) is tried again.
+    fn fetch_state(&self) -> Result<(), RemoteError> {
+        let state = ["refs/ai/tasks/*", "refs/ai/workflows/*", "refs/ai/requests/*"];
+        let results = ["refs/heads/ai/generated/*", "refs/tags/ai/*"];
+        for (prune, patterns) in [(true, &state[..]), (false, &results[..])] {
+            let mut args = vec!["fetch".to_owned(), "--quiet".to_owned(), "--no-tags".to_owned(), "--no-write-fetch-head".to_owned()];
+            if prune {
+                args.push("--prune".to_owned());
+            }
+            args.push("--".to_owned());
+            args.push(self.remote.name.clone());
+            args.extend(patterns.iter().map(|p| format!("+{p}:{p}")));
+            let mut tries = 0;
+            loop {
+                let (ok, _, stderr) = self.remote.output_blocking(&args)?;
+                if ok {
+                    break;
+                }
+                tries += 1;
+                if tries == 3 {
+                    return Err(self.remote.command_error("fetch", &stderr));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100 * tries));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the local `name` to what the remote holds (with every other state ref), and returns
+    /// that.
+    fn follow(&self, name: &str) -> Result<Option<Oid>, RemoteError> {
+        self.fetch_state()?;
+        let repo = git2::Repository::open(&self.remote.repo)?;
+        Ok(repo.find_reference(name).ok().and_then(|r| r.target()))
+    }
+}
+
+impl crate::state::Authority for RemoteAuthority {
+    fn swap(&self, _repo: &Path, name: &str, expected: Option<Oid>, new: Option<Oid>) -> Result<Option<Option<Oid>>, String> {
+        let show = |o: Option<Oid>| o.map(|o| o.to_string()).unwrap_or_default();
+        let args = [
+            "push".to_owned(),
+            "--porcelain".to_owned(),
+            format!("--force-with-lease={name}:{}", show(expected)),
+            "--".to_owned(),
+            self.remote.name.clone(),
+            format!("{}:{name}", show(new)),
+        ];
+        let (_, stdout, stderr) = self.remote.output_blocking(&args).map_err(|e| e.to_string())?;
+        match parse_porcelain(&stdout).refs.get(name) {
+            Some(RefOutcome::Updated | RefOutcome::UpToDate) => Ok(None),
+            Some(RefOutcome::Rejected(_)) => self.follow(name).map(Some).map_err(|e| e.to_string()),
+            None => Err(self.remote.command_error("push", &stderr).to_string()),
+        }
+    }
+
+    fn refresh(&self) -> Result<(), String> {
+        self.fetch_state().map_err(|e| e.to_string())
     }
 }
 

@@ -1,6 +1,6 @@
 //! What starts a pass in controller mode: a commit to the watched branch or a reconcile request
-//! in a local repository (seen through inotify, debounced), and a timer for the periodic full
-//! pass that keeps reconciliation level-triggered.
+//! in a local repository (seen through inotify, debounced), a move of a remote repository's refs
+//! (polled), and a timer for the periodic full pass that keeps reconciliation level-triggered.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +19,8 @@ pub enum Trigger {
     Webhook,
     /// The periodic full pass.
     Resync,
+    /// A remote source's watched branch or plancd refs moved.
+    Poll,
 }
 
 /// A running watch of one repository; dropping it stops it.
@@ -86,6 +88,36 @@ pub fn resync_every(every: Duration, tx: mpsc::UnboundedSender<Trigger>) -> toki
         loop {
             tokio::time::sleep(jitter(every)).await;
             if tx.send(Trigger::Resync).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Lists `patterns` on `remote` every `every` (±10%), and sends a trigger when the listing
+/// changed since the last look (and after the first).
+pub fn poll_remote(
+    remote: crate::remote::Remote,
+    patterns: Vec<String>,
+    every: Duration,
+    tx: mpsc::UnboundedSender<Trigger>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let mut last = None;
+        loop {
+            tokio::time::sleep(jitter(every)).await;
+            match remote.ls_remote(&patterns).await {
+                Ok(refs) if last.as_ref() != Some(&refs) => {
+                    last = Some(refs);
+                    if tx.send(Trigger::Poll).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(remote = %remote.url(), error = %e, "polling the remote failed"),
+            }
+            if tx.is_closed() {
                 return;
             }
         }

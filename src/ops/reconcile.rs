@@ -33,6 +33,9 @@ pub struct ReconcileOptions {
     pub events: Option<EventSink>,
     /// Flips to true to stop.
     pub cancel: watch::Receiver<bool>,
+    /// The remote that several controllers share (e.g. `origin`): every ref write is a
+    /// compare-and-swap push to it before it lands here, and results go to it.
+    pub shared: Option<String>,
 }
 
 /// Why a pass could not run (as opposed to tasks failing).
@@ -59,6 +62,9 @@ pub enum ReconcileError {
     /// The remote or the forge could not be set up.
     #[error(transparent)]
     Upstream(#[from] crate::reconcile::upstream::UpstreamError),
+    /// The shared remote is not a remote of the repository.
+    #[error("the repository has no remote `{0}` to share")]
+    NoSharedRemote(String),
 }
 
 impl ReconcileError {
@@ -84,14 +90,22 @@ pub fn correlation_id() -> String {
 /// executor runs, then the task refs go to the remote and the statuses and escalations to the
 /// forge. Failures of that last step end up in the report's `infrastructure`.
 pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileError> {
-    let store = Arc::new(Store::open(&opts.repo)?);
-    let snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
+    let mut store = Store::open(&opts.repo)?;
+    let mut snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
+    if let Some(name) = &opts.shared {
+        snapshot.config.remote = name.clone();
+    }
     let missing = missing_agents(&snapshot);
     if !missing.is_empty() {
         return Err(ReconcileError::NoAgents(missing));
     }
     let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
     let upstream = Upstream::open(store.path(), &snapshot.config, &opts.env).await?;
+    if let Some(name) = &opts.shared {
+        let remote = upstream.remote().ok_or_else(|| ReconcileError::NoSharedRemote(name.clone()))?;
+        store = store.with_authority(Arc::new(crate::remote::RemoteAuthority::new(remote.clone())));
+    }
+    let store = Arc::new(store);
     let before =
         decide(&snapshot.desired(), &read_actual(&store)?, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
     upstream.pass_started(&snapshot, &before).await?;

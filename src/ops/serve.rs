@@ -3,6 +3,12 @@
 //! webhook says so, a reconcile request comes in, or the periodic full pass is due; passes of one
 //! source never overlap, and triggers that arrive during a pass fold into one more pass. An HTTP
 //! server answers webhooks, health, readiness and metrics.
+//!
+//! A source is a local repository (watched with inotify) or a remote URL: a bare clone in the
+//! cache folder, its refs polled every `interval_seconds`, fetched before each pass, and shared
+//! with any number of other controllers: every ref write is a compare-and-swap push to the
+//! remote first (see [`crate::remote::RemoteAuthority`]), so replicas coordinate through the
+//! remote's refs alone.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,10 +28,11 @@ use tokio::sync::{mpsc, watch};
 use super::reconcile::{ReconcileOptions, SandboxOpener, reconcile};
 use crate::config::{Config, Env};
 use crate::reconcile::{Event, EventSink, read_actual};
+use crate::remote::Remote;
 use crate::spec::{Diagnostic, DirSource, Schema, TreeSource, parse_checked};
 use crate::state::{ReconcileRequest, Store};
 use crate::telemetry::{Metrics, OutcomeLabels, PhaseLabels, SourceLabel};
-use crate::watch::{Trigger, resync_every, watch_local};
+use crate::watch::{Trigger, poll_remote, resync_every, watch_local};
 
 /// The controller's own configuration (`plancd serve --config FILE`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,16 +46,32 @@ pub struct ServeConfig {
     pub sources: Vec<SourceConfig>,
     /// Webhook settings (else each source's plancd.yaml `webhook:`).
     pub webhook: Option<crate::config::WebhookConfig>,
+    /// Where remote sources are cloned (default `$PLANCD_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/plancd`, else `~/.cache/plancd`).
+    pub cache_dir: Option<PathBuf>,
 }
 
-/// One repository to reconcile.
-#[derive(Debug, Clone, Deserialize)]
+/// One repository to reconcile: a local `path` or a remote `url`.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct SourceConfig {
     /// A name for logs and metrics (default: the folder's name).
     #[serde(default)]
     pub name: Option<String>,
-    /// The repository's folder.
-    pub path: PathBuf,
+    /// The repository's folder (a local source).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The repository's URL (a remote source, shared with other controllers).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A remote source's watched branch (default: `PLANCD_BRANCH`, else `main`).
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Seconds between looks at a remote source's refs (±10%); default 60.
+    #[serde(default)]
+    pub interval_seconds: Option<u64>,
+    /// The environment variable holding a token for an https `url`.
+    #[serde(default)]
+    pub token_env: Option<String>,
     /// `owner/name` on GitHub, for matching push webhooks (default: the source's
     /// `forge.github.repo`).
     #[serde(default)]
@@ -73,6 +96,16 @@ pub enum ServeError {
     /// The HTTP server could not start.
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    /// A remote source's clone could not be set up.
+    #[error("cannot set up the clone of {url} in {path}: {message}")]
+    Clone {
+        /// The source's URL, credentials hidden.
+        url: String,
+        /// The cache folder.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
 }
 
 /// What `serve` needs.
@@ -95,7 +128,8 @@ pub struct ServeOptions {
 pub fn load_config(file: Option<&Path>, cwd: &Path) -> Result<ServeConfig, ServeError> {
     let Some(file) = file else {
         let root = super::validate::repository_root(cwd);
-        return Ok(ServeConfig { sources: vec![SourceConfig { name: None, path: root, github_repo: None }], ..ServeConfig::default() });
+        let source = SourceConfig { path: Some(root), ..SourceConfig::default() };
+        return Ok(ServeConfig { sources: vec![source], ..ServeConfig::default() });
     };
     let bytes = std::fs::read(cwd.join(file)).map_err(|e| ServeError::Read(file.to_path_buf(), e))?;
     let name = file.to_string_lossy().into_owned();
@@ -104,8 +138,9 @@ pub fn load_config(file: Option<&Path>, cwd: &Path) -> Result<ServeConfig, Serve
         Some((mut config, _)) if !diags.iter().any(Diagnostic::is_error) => {
             let base = cwd.join(file).parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.to_path_buf());
             for s in &mut config.sources {
-                s.path = base.join(&s.path);
+                s.path = s.path.as_ref().map(|p| base.join(p));
             }
+            config.cache_dir = config.cache_dir.map(|c| base.join(c));
             Ok(config)
         }
         _ => Err(ServeError::Config(name, diags)),
@@ -115,11 +150,25 @@ pub fn load_config(file: Option<&Path>, cwd: &Path) -> Result<ServeConfig, Serve
 /// A source at run time.
 struct Source {
     name: String,
+    /// The repository: the local one, or a remote source's clone in the cache.
     path: PathBuf,
+    /// A remote source's remote (`origin` of the clone).
+    remote: Option<Remote>,
     branch: String,
     github_repo: Option<String>,
     ready: AtomicBool,
     trigger: mpsc::UnboundedSender<Trigger>,
+}
+
+impl Source {
+    /// The source's store; a remote source's writes go to the remote first.
+    fn store(&self) -> Result<Store, crate::state::StateError> {
+        let store = Store::open(&self.path)?;
+        Ok(match &self.remote {
+            Some(remote) => store.with_authority(Arc::new(crate::remote::RemoteAuthority::new(remote.clone()))),
+            None => store,
+        })
+    }
 }
 
 /// What the HTTP handlers and the loops share.
@@ -138,25 +187,33 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let mut receivers = Vec::new();
     let mut watches = Vec::new();
     for s in &opts.config.sources {
-        let store = Store::open(&s.path)?;
-        let git_dir = store.repo().path().to_path_buf();
-        let head_config = head_config(store.path(), &opts.env);
-        let branch = opts.env.get("PLANCD_BRANCH").map(str::to_owned).unwrap_or_else(|| head_config.branch.clone());
         let (tx, rx) = mpsc::unbounded_channel();
-        watches.push(watch_local(&git_dir, &branch, tx.clone()).map_err(|e| ServeError::Watch(s.path.clone(), e))?);
+        let name = source_name(s);
+        let (path, remote, branch) = match (&s.path, &s.url) {
+            (Some(path), _) => {
+                let store = Store::open(path)?;
+                let git_dir = store.repo().path().to_path_buf();
+                let branch =
+                    opts.env.get("PLANCD_BRANCH").map(str::to_owned).unwrap_or_else(|| head_config(store.path(), &opts.env).branch);
+                watches.push(watch_local(&git_dir, &branch, tx.clone()).map_err(|e| ServeError::Watch(path.clone(), e))?);
+                (store.path().to_path_buf(), None, branch)
+            }
+            (None, Some(url)) => {
+                let dir = cache_root(&opts).join("sources").join(&name);
+                let branch = s.branch.clone().or_else(|| opts.env.get("PLANCD_BRANCH").map(str::to_owned)).unwrap_or_else(|| "main".into());
+                let token = s.token_env.as_ref().and_then(|v| opts.env.get(v)).map(|t| secrecy::SecretString::from(t.to_owned()));
+                let remote = prepare_clone(&dir, url, &branch, token)?;
+                let every = Duration::from_secs(s.interval_seconds.unwrap_or(60).max(1));
+                let _poll = poll_remote(remote.clone(), watched_patterns(&branch), every, tx.clone());
+                (dir, Some(remote), branch)
+            }
+            (None, None) => return Err(ServeError::Config(format!("source {name}"), Vec::new())),
+        };
         let every = Duration::from_secs(opts.config.resync_seconds.unwrap_or(300).max(1));
         let _resync = resync_every(every, tx.clone());
         let _ = tx.send(Trigger::Resync); // the first pass, at once
-        let name = s.name.clone().unwrap_or_else(|| s.path.file_name().map_or_else(|| "repo".into(), |n| n.to_string_lossy().into_owned()));
-        let github_repo = s.github_repo.clone().or_else(|| head_config.forge.github.as_ref().map(|g| g.repo.clone()));
-        sources.push(Arc::new(Source {
-            name,
-            path: store.path().to_path_buf(),
-            branch,
-            github_repo,
-            ready: AtomicBool::new(false),
-            trigger: tx,
-        }));
+        let github_repo = s.github_repo.clone().or_else(|| head_config(&path, &opts.env).forge.github.as_ref().map(|g| g.repo.clone()));
+        sources.push(Arc::new(Source { name, path, remote, branch, github_repo, ready: AtomicBool::new(false), trigger: tx }));
         receivers.push(rx);
     }
     let secret = webhook_secret(&opts, &sources);
@@ -192,6 +249,69 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     while loops.join_next().await.is_some() {}
     drop(watches);
     Ok(())
+}
+
+/// A source's name for logs and metrics: its `name`, else its folder's or its URL's last part.
+fn source_name(s: &SourceConfig) -> String {
+    if let Some(name) = &s.name {
+        return name.clone();
+    }
+    let last = match (&s.path, &s.url) {
+        (Some(path), _) => path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        (None, Some(url)) => url.trim_end_matches('/').rsplit(['/', ':']).next().map(|n| n.trim_end_matches(".git").to_owned()),
+        (None, None) => None,
+    };
+    last.filter(|n| !n.is_empty() && n != "." && n != "..").unwrap_or_else(|| "repo".into())
+}
+
+/// Where remote sources are cloned.
+fn cache_root(opts: &ServeOptions) -> PathBuf {
+    if let Some(dir) = &opts.config.cache_dir {
+        return dir.clone();
+    }
+    let env = |name: &str| opts.env.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("PLANCD_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("plancd")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/plancd")))
+        .unwrap_or_else(|| std::env::temp_dir().join("plancd-cache"))
+}
+
+/// The refs of a remote source whose moves start a pass.
+fn watched_patterns(branch: &str) -> Vec<String> {
+    vec![format!("refs/heads/{branch}"), "refs/ai/tasks/*".into(), "refs/ai/workflows/*".into(), "refs/ai/requests/*".into()]
+}
+
+/// The refs a remote source's clone fetches before each pass: the watched branch, plancd's
+/// state (tasks, workflows, requests, the model response cache), and the results (branches and
+/// tags), so that a result another controller published is adopted rather than made again.
+fn fetch_refspecs(branch: &str) -> Vec<String> {
+    vec![
+        format!("+refs/heads/{branch}:refs/heads/{branch}"),
+        "+refs/ai/*:refs/ai/*".into(),
+        "+refs/heads/ai/generated/*:refs/heads/ai/generated/*".into(),
+        "+refs/tags/ai/*:refs/tags/ai/*".into(),
+    ]
+}
+
+/// A bare repository in `dir` whose `origin` is `url` (made, or brought up to date).
+fn prepare_clone(dir: &Path, url: &str, branch: &str, token: Option<secrecy::SecretString>) -> Result<Remote, ServeError> {
+    let fail = |message: String| ServeError::Clone { url: crate::remote::redact_url(url), path: dir.to_path_buf(), message };
+    let repo = match git2::Repository::open_bare(dir) {
+        Ok(repo) => repo,
+        Err(_) => {
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            git2::Repository::init_bare(dir).map_err(|e| fail(e.to_string()))?
+        }
+    };
+    match repo.find_remote("origin") {
+        Ok(r) if r.url().ok() == Some(url) => {}
+        Ok(_) => repo.remote_set_url("origin", url).map_err(|e| fail(e.to_string()))?,
+        Err(_) => {
+            repo.remote_with_fetch("origin", url, &format!("+refs/heads/{branch}:refs/heads/{branch}")).map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    repo.set_head(&format!("refs/heads/{branch}")).map_err(|e| fail(e.to_string()))?;
+    Remote::open(dir, "origin", token).map_err(|e| fail(e.to_string()))?.ok_or_else(|| fail("no remote origin".into()))
 }
 
 /// The configuration at HEAD, for the branch to watch and the forge to match webhooks with.
@@ -256,9 +376,17 @@ async fn pass(
     trigger: Trigger,
 ) {
     let label = SourceLabel { source: source.name.clone() };
-    let request = Store::open(&source.path).ok().and_then(|s| s.reconcile_request().ok().flatten()).filter(|(_, r)| r.handled_at.is_none());
     let started = Instant::now();
     tracing::info!(source = %source.name, ?trigger, "pass started");
+    if let Some(remote) = &source.remote {
+        let refspecs = fetch_refspecs(&source.branch);
+        if let Err(e) = remote.fetch(&refspecs.iter().map(String::as_str).collect::<Vec<_>>()).await {
+            tracing::warn!(source = %source.name, error = %e, "fetching the source failed; no pass");
+            shared.metrics.passes.get_or_create(&OutcomeLabels { source: source.name.clone(), outcome: "error".into() }).inc();
+            return;
+        }
+    }
+    let request = source.store().ok().and_then(|s| s.reconcile_request().ok().flatten()).filter(|(_, r)| r.handled_at.is_none());
     let metrics = shared.metrics.clone();
     let name = source.name.clone();
     let sink: EventSink = Arc::new(move |event: &Event| {
@@ -272,7 +400,8 @@ async fn pass(
     });
     let opts = ReconcileOptions {
         repo: source.path.clone(),
-        branch: None,
+        branch: source.remote.as_ref().map(|_| source.branch.clone()),
+        shared: source.remote.as_ref().map(|r| r.name().to_owned()),
         env: env.clone(),
         sandbox: sandbox.clone(),
         events: Some(sink),
@@ -310,7 +439,7 @@ fn acknowledge(source: &Source, tip: git2::Oid, request: &mut ReconcileRequest, 
     request.handled_at = Some(jiff::Timestamp::now());
     request.handled_by = Some(crate::state::Holder::current().to_string());
     request.outcome = outcome.to_owned();
-    if let Ok(store) = Store::open(&source.path)
+    if let Ok(store) = source.store()
         && let Err(e) = store.write_request(request, Some(tip))
     {
         tracing::warn!(source = %source.name, error = %e, "could not acknowledge the reconcile request");

@@ -96,7 +96,9 @@ impl Executor {
     /// An executor over `cx`.
     pub fn new(cx: Arc<PassContext>) -> Executor {
         let concurrency = usize::try_from(cx.snapshot.config.concurrency).unwrap_or(1).max(1);
-        Executor { cx, concurrency, poll: Duration::from_millis(250) }
+        // Looking at a shared remote costs a fetch: less often than at the local refs.
+        let poll = Duration::from_millis(if cx.store.is_shared() { 1000 } else { 250 });
+        Executor { cx, concurrency, poll }
     }
 
     fn emit(&self, event: Event) {
@@ -111,8 +113,23 @@ impl Executor {
         Context { now: Timestamp::now(), prune: self.cx.snapshot.config.prune }
     }
 
-    /// Runs until no task can make progress.
+    /// Runs until no task can make progress. On an error, the attempts already started run to
+    /// their end before it is returned: dropping them would leave their claims held until the
+    /// leases ran out.
     pub async fn run(&self) -> Result<PassReport, AttemptError> {
+        let mut inflight: JoinSet<Finished> = JoinSet::new();
+        let result = self.drive(&mut inflight).await;
+        if result.is_err() {
+            while let Some(joined) = inflight.join_next().await {
+                if let Ok((key, attempt, started, _, Ok(end))) = joined {
+                    self.emit(Event::Finished { key, attempt, end, elapsed: started.elapsed() });
+                }
+            }
+        }
+        result
+    }
+
+    async fn drive(&self, inflight: &mut JoinSet<Finished>) -> Result<PassReport, AttemptError> {
         let desired = self.cx.snapshot.desired();
         let heights: HashMap<TaskKey, usize> = self
             .cx
@@ -123,18 +140,29 @@ impl Executor {
             .collect();
         let mut actual = self.read_actual()?;
         let mut report = PassReport::default();
-        let mut inflight: JoinSet<Finished> = JoinSet::new();
         let mut running: HashSet<TaskKey> = HashSet::new();
         let mut cancel = self.cx.cancel.clone();
+        // With a shared remote, what the other controllers write is looked at now and then, so
+        // that their results unblock work here within the pass.
+        let shared = self.cx.store.is_shared();
+        let mut looked = Instant::now();
         loop {
             let stopping = report.cancelled || report.infrastructure.is_some();
+            if shared && looked.elapsed() >= self.poll {
+                self.look_again(&mut actual)?;
+                looked = Instant::now();
+            }
             let actions = decide(&desired, &actual, &self.context());
             if !stopping {
                 self.apply_marks(&actions, &mut actual)?;
                 // Critical path first: of the tasks ready now, start those with the longest chain
-                // of work behind them.
+                // of work behind them. Controllers sharing a remote break ties each their own way,
+                // so that they reach for different tasks rather than race for the same.
                 let mut runnable: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::Run { .. })).collect();
-                runnable.sort_by_key(|a| std::cmp::Reverse(heights.get(a.key()).copied().unwrap_or(0)));
+                runnable.sort_by_key(|a| {
+                    let spread = if shared { self.spread(a.key()) } else { 0 };
+                    (std::cmp::Reverse(heights.get(a.key()).copied().unwrap_or(0)), spread)
+                });
                 let waiting = runnable.iter().filter(|a| !running.contains(a.key())).count();
                 self.emit(Event::Queue { ready: waiting.saturating_sub(self.concurrency.saturating_sub(running.len())) });
                 for action in runnable {
@@ -160,7 +188,12 @@ impl Executor {
                         _ = tokio::time::sleep(self.poll) => {}
                         _ = cancel.wait_for(|c| *c) => report.cancelled = true,
                     }
-                    actual = self.read_actual()?;
+                    if shared {
+                        self.look_again(&mut actual)?;
+                        looked = Instant::now();
+                    } else {
+                        actual = self.read_actual()?;
+                    }
                     continue;
                 }
                 report.actions = decide(&desired, &actual, &self.context());
@@ -183,8 +216,28 @@ impl Executor {
                     }
                 }
                 _ = cancel.wait_for(|c| *c), if !report.cancelled => report.cancelled = true,
+                _ = tokio::time::sleep(self.poll.saturating_sub(looked.elapsed())), if shared && !stopping => {}
             }
         }
+    }
+
+    /// This controller's own order among tasks of equal priority.
+    fn spread(&self, key: &TaskKey) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        (self.cx.holder.as_str(), key.workflow.as_str(), key.task.as_str()).hash(&mut h);
+        h.finish()
+    }
+
+    /// Brings the state in from the shared remote and reads it again. A fetch that fails (the
+    /// remote out of reach for a moment) leaves the state as it was: every write is checked
+    /// against the remote anyway.
+    fn look_again(&self, actual: &mut Actual) -> Result<(), StateError> {
+        if let Err(e) = self.cx.store.refresh() {
+            tracing::warn!(error = %e, "could not bring the state in from the remote");
+        }
+        *actual = self.read_actual()?;
+        Ok(())
     }
 
     /// Takes in one finished attempt: its new state, and what it means for the pass.

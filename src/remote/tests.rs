@@ -167,3 +167,71 @@ async fn the_token_reaches_an_http_remote_as_a_header_and_nowhere_else() {
     let config = std::fs::read_to_string(p.work.join(".git/config")).unwrap();
     assert!(!config.contains(canary) && !config.contains(&expected));
 }
+
+/// Two controllers' repositories sharing `bare` through [`RemoteAuthority`].
+fn shared_stores(p: &Pair) -> (PathBuf, crate::state::Store, PathBuf, crate::state::Store) {
+    let open = |name: &str| {
+        let path = p._dir.path().join(name);
+        git(p._dir.path(), &["clone", "-q", "--bare", p.bare.to_str().unwrap(), path.to_str().unwrap()]);
+        let remote = Remote::open(&path, "origin", None).unwrap().unwrap();
+        let store = crate::state::Store::open(&path).unwrap().with_authority(std::sync::Arc::new(RemoteAuthority::new(remote)));
+        (path, store)
+    };
+    let (a_path, a) = open("a.git");
+    let (b_path, b) = open("b.git");
+    (a_path, a, b_path, b)
+}
+
+#[test]
+fn writers_sharing_a_remote_take_turns_through_it() {
+    use crate::state::{Phase, StateError, TaskKey, TaskStatus};
+    let p = pair();
+    git(&p.work, &["push", "-q", "origin", "main"]);
+    let (_, a, b_path, b) = shared_stores(&p);
+    assert!(a.is_shared());
+    let key = TaskKey::new("wf", "t1");
+    let now = jiff::Timestamp::now();
+
+    // A claims first: the remote holds A's record.
+    let claim = |holder: &str| TaskStatus { holder: Some(holder.into()), ..TaskStatus::new("wf", "t1", Phase::Running, now) };
+    let claimed = a.append(&key, None, &claim("a"), &[]).unwrap();
+    let on_remote = git(&p.bare, &["rev-parse", "refs/ai/tasks/wf/t1"]);
+    assert_eq!(on_remote.trim(), claimed.to_string());
+
+    // B, which has not seen it, loses: a conflict naming A's record, which B now holds and reads.
+    let lost = b.append(&key, None, &claim("b"), &[]).unwrap_err();
+    match lost {
+        StateError::Conflict { expected: None, actual: Some(actual), .. } => assert_eq!(actual, claimed),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(b.status(&key).unwrap().map(|(tip, _)| tip), Some(claimed));
+
+    // B, now current, writes on top; A is the one behind, and its stale write is refused.
+    let (_, status) = b.status(&key).unwrap().unwrap();
+    let next = b.append(&key, Some(claimed), &status.next(Phase::Succeeded, now), &[]).unwrap();
+    assert!(matches!(
+        a.append(&key, Some(claimed), &status.next(Phase::Failed, now), &[]),
+        Err(StateError::Conflict { actual: Some(actual), .. }) if actual == next
+    ));
+    assert_eq!(git(&p.bare, &["rev-parse", "refs/ai/tasks/wf/t1"]).trim(), next.to_string());
+
+    // A deletion on the remote reaches B when it looks again.
+    a.delete(&key, next).unwrap();
+    assert!(git(&p.bare, &["for-each-ref", "refs/ai/tasks/"]).is_empty());
+    assert!(b.status(&key).unwrap().is_some());
+    b.refresh().unwrap();
+    assert!(b.status(&key).unwrap().is_none());
+    assert!(git(&b_path, &["for-each-ref", "refs/ai/tasks/"]).is_empty());
+}
+
+#[test]
+fn an_unreachable_shared_remote_is_an_error_and_writes_nothing() {
+    use crate::state::{Phase, StateError, TaskKey, TaskStatus};
+    let p = pair();
+    let (a_path, a, _, _) = shared_stores(&p);
+    git(&a_path, &["remote", "set-url", "origin", "/nonexistent/remote.git"]);
+    let key = TaskKey::new("wf", "t1");
+    let err = a.append(&key, None, &TaskStatus::new("wf", "t1", Phase::Running, jiff::Timestamp::now()), &[]).unwrap_err();
+    assert!(matches!(err, StateError::Authority { ref ref_name, .. } if ref_name == "refs/ai/tasks/wf/t1"), "{err:?}");
+    assert!(a.status(&key).unwrap().is_none(), "nothing written locally");
+}

@@ -47,7 +47,11 @@ impl fmt::Display for Holder {
     }
 }
 
+/// `PLANCD_HOST` if set (a controller's identity where host names repeat), else the host name.
 fn hostname() -> String {
+    if let Some(host) = std::env::var("PLANCD_HOST").ok().filter(|h| !h.trim().is_empty()) {
+        return host.trim().replace(':', "_");
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()

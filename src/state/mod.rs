@@ -3,7 +3,9 @@
 //! workflow (`refs/ai/workflows/<workflow>`) for workflow-wide settings such as suspension.
 //!
 //! Every write is a compare-and-swap against the tip the writer read, so two writers never both
-//! win; the whole actual state is read from one ref listing and the tips' trailers.
+//! win; the whole actual state is read from one ref listing and the tips' trailers. When several
+//! controllers share a remote, the remote is the [`Authority`]: a write lands there first (a
+//! push whose expected old value the server checks), and only then in the local repository.
 
 pub mod fault;
 mod holder;
@@ -11,7 +13,7 @@ mod status;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use git2::{ErrorCode, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
@@ -132,6 +134,25 @@ pub enum StateError {
     /// Any other git failure.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// The shared remote could not be reached, or git failed talking to it.
+    #[error("{ref_name}: {message}")]
+    Authority {
+        /// The ref being written.
+        ref_name: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Where ref writes must land first: the remote that several controllers share.
+pub trait Authority: Send + Sync {
+    /// Moves `name` from `expected` to `new` (`None`: absent) on the authority, sending the
+    /// objects `new` needs from `repo`. `Ok(None)` when it moved; `Ok(Some(actual))` when the
+    /// authority holds another value, which the local ref has then been set to.
+    fn swap(&self, repo: &Path, name: &str, expected: Option<Oid>, new: Option<Oid>) -> Result<Option<Option<Oid>>, String>;
+
+    /// Brings the local state refs, and the results they name, up to the authority's.
+    fn refresh(&self) -> Result<(), String>;
 }
 
 fn show(oid: &Option<Oid>) -> String {
@@ -145,6 +166,7 @@ pub struct Store {
     repos: Vec<Mutex<Repository>>,
     next: std::sync::atomic::AtomicUsize,
     path: PathBuf,
+    authority: Option<Arc<dyn Authority>>,
 }
 
 /// Handles per store: enough for the cores of a small machine to write at once.
@@ -161,7 +183,41 @@ impl Store {
         for _ in 1..HANDLES {
             repos.push(Mutex::new(Repository::open(&git_dir).map_err(open_err)?));
         }
-        Ok(Store { repos, next: std::sync::atomic::AtomicUsize::new(0), path })
+        Ok(Store { repos, next: std::sync::atomic::AtomicUsize::new(0), path, authority: None })
+    }
+
+    /// The store whose writes go to `authority` first.
+    pub fn with_authority(mut self, authority: Arc<dyn Authority>) -> Store {
+        self.authority = Some(authority);
+        self
+    }
+
+    /// Brings the local state up to the authority's, when there is one: what the other
+    /// controllers sharing it have written since.
+    pub fn refresh(&self) -> Result<(), StateError> {
+        let Some(authority) = &self.authority else { return Ok(()) };
+        blocking(|| authority.refresh()).map_err(|message| StateError::Authority { ref_name: "refs/ai/".into(), message })
+    }
+
+    /// Whether writes go to a shared remote first.
+    pub fn is_shared(&self) -> bool {
+        self.authority.is_some()
+    }
+
+    /// Moves `name` from `expected` to `new`: on the authority first, if there is one (a
+    /// refusal is a conflict, and the local ref then holds the authority's value), then here.
+    fn move_ref(&self, repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<(), StateError> {
+        let Some(authority) = &self.authority else { return cas_ref(repo, name, expected, new, log) };
+        let swapped = blocking(|| authority.swap(&self.path, name, expected, new))
+            .map_err(|message| StateError::Authority { ref_name: name.to_owned(), message })?;
+        if let Some(actual) = swapped {
+            return Err(StateError::Conflict { ref_name: name.to_owned(), expected, actual });
+        }
+        // The authority took it; this repository follows, whatever it held.
+        match cas_ref(repo, name, expected, new, log) {
+            Err(StateError::Conflict { actual, .. }) => cas_ref(repo, name, actual, new, log),
+            other => other,
+        }
     }
 
     /// The repository's folder (work tree, or the git dir of a bare repository).
@@ -303,13 +359,13 @@ impl Store {
         let message = commit_message(&status.subject(), &status.message, &status.trailers());
         let repo = self.repo();
         let oid = commit_on_chain(&repo, expected, &all, trees, &message)?;
-        cas_ref(&repo, &key.ref_name(), expected, Some(oid), &status.subject())?;
+        self.move_ref(&repo, &key.ref_name(), expected, Some(oid), &status.subject())?;
         Ok(oid)
     }
 
     /// Deletes a task's ref if its tip is still `expected`.
     pub fn delete(&self, key: &TaskKey, expected: Oid) -> Result<(), StateError> {
-        cas_ref(&self.repo(), &key.ref_name(), Some(expected), None, "plancd: prune")
+        self.move_ref(&self.repo(), &key.ref_name(), Some(expected), None, "plancd: prune")
     }
 
     /// Every workflow record.
@@ -335,7 +391,7 @@ impl Store {
         let message = commit_message(&subject, &record.message, &[("Plancd-Suspended", record.suspended.to_string())]);
         let repo = self.repo();
         let oid = commit_on_chain(&repo, expected, &[("workflow.json", &json)], &[], &message)?;
-        cas_ref(&repo, &format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
+        self.move_ref(&repo, &format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
         Ok(oid)
     }
 }
@@ -360,8 +416,17 @@ impl Store {
         let message = commit_message(&subject, &request.outcome, &trailers);
         let repo = self.repo();
         let oid = commit_on_chain(&repo, expected, &[("request.json", &json)], &[], &message)?;
-        cas_ref(&repo, REQUEST_REF, expected, Some(oid), &subject)?;
+        self.move_ref(&repo, REQUEST_REF, expected, Some(oid), &subject)?;
         Ok(oid)
+    }
+}
+
+/// Runs `f`, which blocks (a `git` process), without stalling the other tasks of a
+/// multi-threaded runtime.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

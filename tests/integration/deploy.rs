@@ -27,7 +27,14 @@ fn the_kubernetes_manifests_probe_health_and_readiness_and_keep_secrets_in_a_sec
     let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["data"]["serve.yaml"].as_str().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("serve.yaml"), config).unwrap();
-    plancd::ops::serve::load_config(Some(std::path::Path::new("serve.yaml")), dir.path()).unwrap();
+    let serve = plancd::ops::serve::load_config(Some(std::path::Path::new("serve.yaml")), dir.path()).unwrap();
+    // Replicas share the remote they clone into their cache, each with its own identity.
+    assert!(deployment["spec"]["replicas"].as_u64().unwrap() > 1);
+    assert!(serve.sources.iter().all(|s| s.url.is_some()), "replicas reconcile a remote source");
+    let env = container["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "PLANCD_HOST" && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"));
+    let cache = serve.cache_dir.unwrap();
+    assert!(container["volumeMounts"].as_array().unwrap().iter().any(|m| cache.starts_with(m["mountPath"].as_str().unwrap())));
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod github;
 mod manage;
 mod models;
 mod reconcile;
+mod replicas;
 mod serve;
 mod triage;
 mod util;

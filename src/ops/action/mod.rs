@@ -174,6 +174,7 @@ async fn reconcile(opts: &ActionOptions, what: &str) -> Result<ActionReport, Act
         sandbox: opts.sandbox.clone(),
         events: opts.events.clone(),
         cancel: opts.cancel.clone(),
+        shared: None,
     })
     .await;
     let pass = match pass {

@@ -174,7 +174,7 @@ fn claim(
     s.attempt = plan.attempt;
     s.attempts_base = plan.attempts_base;
     s.holder = Some(cx.holder.clone());
-    let lease = jiff::SignedDuration::from_secs(i64::from(timeout_seconds) + 120);
+    let lease = jiff::SignedDuration::from_secs(i64::from(timeout_seconds) + i64::from(cx.snapshot.config.lease_grace_seconds));
     s.lease_expires_at = now.checked_add(lease).ok();
     s.started_at = Some(now);
     s.finished_at = None;

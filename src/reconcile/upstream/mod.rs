@@ -133,13 +133,15 @@ impl Upstream {
         self.set_statuses(&snapshot.plan_commit.to_string(), wanted).await
     }
 
-    /// At a pass's end: the task and workflow refs pushed in one batch, an issue for each
+    /// At a pass's end: the task and workflow refs pushed in one batch (when the remote is
+    /// shared they are there already: only the model response cache goes), an issue for each
     /// escalated task, and each workflow's commit status. Returns what went wrong, in words;
     /// each step runs whatever the others did.
     pub async fn pass_ended(&self, cx: &PassContext, report: &PassReport) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(remote) = &self.remote {
-            match remote.push_prefixes(&STATE_PREFIXES).await {
+            let prefixes: &[&str] = if cx.store.is_shared() { &[crate::agent::model::cache::CACHE_REFS] } else { &STATE_PREFIXES };
+            match remote.push_prefixes(prefixes).await {
                 Ok(pushed) if !pushed.rejected().is_empty() => {
                     let refused = pushed.rejected().into_iter().map(|(r, why)| format!("{r} ({why})")).collect::<Vec<_>>();
                     problems.push(format!("the remote refused {}", refused.join(", ")));

@@ -48,8 +48,15 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
     let (cancel_tx, cancel) = watch::channel(false);
     runtime.spawn(super::stop_on_signals(cancel_tx));
     let env = Env::from_pairs(std::iter::empty());
-    let opts =
-        ReconcileOptions { repo: dir.clone(), branch: None, env, sandbox: default_sandbox_opener(), events: Some(progress.sink()), cancel };
+    let opts = ReconcileOptions {
+        repo: dir.clone(),
+        branch: None,
+        env,
+        sandbox: default_sandbox_opener(),
+        events: Some(progress.sink()),
+        cancel,
+        shared: None,
+    };
     let result = runtime.block_on(reconcile(opts));
     progress.finish();
     let report = result.map_err(failure)?;

@@ -57,6 +57,7 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
         sandbox: default_sandbox_opener(),
         events: Some(progress.sink()),
         cancel,
+        shared: None,
     };
     let result = runtime.block_on(reconcile(opts));
     progress.finish();
