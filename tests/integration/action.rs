@@ -231,3 +231,58 @@ fn the_action_runs_plancd_action_and_the_example_workflow_uses_it_on_the_events_
     let uses: Vec<&str> = workflow["jobs"]["plancd"]["steps"].as_array().unwrap().iter().filter_map(|s| s["uses"].as_str()).collect();
     assert!(uses.contains(&"plancd/plancd@main"), "{uses:?}");
 }
+
+#[tokio::test]
+async fn an_escalated_task_gets_one_issue_with_the_evidence_across_reconciles() {
+    within(240, async {
+        let fake = FakeGitHub::start("", TOKEN).await;
+        let remote = bare();
+        let repo = Repo::new();
+        repo.write(
+            "plancd.yaml",
+            &format!(
+                "branch: main\nmax_branch_depth: 1\nroles:\n  coder: {{ command: [\"sh\", \"-c\", \"cat answer > out.txt\"] }}\nforge:\n  github: {{ repo: acme/widgets, token_env: GITHUB_TOKEN, api_url: \"{}\" }}\n",
+                fake.api_url()
+            ),
+        );
+        // The agent cannot fix it: the answer is wrong in the repository.
+        repo.write("answer", "41\n");
+        repo.write(
+            "plans/p.yaml",
+            "todo_list_id: p\ntitle: P\ntasks:\n  - id: t\n    title: The answer\n    agent_role: coder\n    max_attempts: 1\n    acceptance_criteria:\n      tests: [{cmd: \"grep -qx 42 out.txt || { echo want 42, got $(cat out.txt); exit 1; }\"}]\n",
+        );
+        repo.commit("plan");
+        repo.git(&["remote", "add", "origin", remote.path().to_str().unwrap()]);
+        repo.git(&["push", "-q", "origin", "main"]);
+
+        let run = plancd_async(repo.path(), &["reconcile"], &[("GITHUB_TOKEN", TOKEN)]).await;
+        run.expect_code(1);
+        let issues = fake.with(|s| s.issues.clone());
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0]["title"], "plancd: p/t needs a person: The answer");
+        assert_eq!(issues[0]["labels"][0]["name"], "plancd");
+        let body = issues[0]["body"].as_str().unwrap();
+        for part in [
+            "<!-- plancd:escalation:p/t -->",
+            "**`p/t`** (The answer) was escalated to a person after attempt 1.",
+            "| reason | `MaxBranchDepth` |",
+            "| branch todos | `t_branch_01` |",
+            "### Last test output",
+            "want 42, got 41",
+            "`plancd retry p/t`",
+        ] {
+            assert!(body.contains(part), "{part} missing from\n{body}");
+        }
+        let statuses = fake.with(|s| s.statuses.clone());
+        assert_eq!(statuses.last().map(|s| (s["context"].clone(), s["state"].clone())), Some(("plancd/p".into(), "failure".into())));
+
+        // Reconciling again changes nothing on GitHub: the same issue, not edited.
+        let again = plancd_async(repo.path(), &["reconcile"], &[("GITHUB_TOKEN", TOKEN)]).await;
+        again.expect_code(1);
+        fake.with(|s| assert_eq!(s.issues.len(), 1));
+        assert_eq!(fake.count("POST", "/issues").await, 1);
+        assert_eq!(fake.count("PATCH", "/issues/500").await, 0);
+        assert!(!fake.everything_sent().await.contains(TOKEN));
+    })
+    .await;
+}

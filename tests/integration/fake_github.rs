@@ -43,13 +43,91 @@ pub struct FakeGitHub {
     token: String,
 }
 
+/// A GitHub App the fake knows: requests for its installation and for installation tokens
+/// must carry a JWT it signed (RS256, `iss` its id, not expired), as GitHub checks.
+#[derive(Clone)]
+pub struct App {
+    pub id: u64,
+    pub installation: u64,
+    key: jsonwebtoken::DecodingKey,
+}
+
+impl App {
+    /// The App `id`, whose public key is `public_pem`.
+    pub fn new(id: u64, installation: u64, public_pem: &[u8]) -> App {
+        App { id, installation, key: jsonwebtoken::DecodingKey::from_rsa_pem(public_pem).unwrap() }
+    }
+
+    /// GitHub's 401 unless `req` carries a valid JWT of this App.
+    fn refusal(&self, req: &Request) -> Option<ResponseTemplate> {
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            iss: Value,
+        }
+        let auth = req.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let Some(jwt) = auth.strip_prefix("Bearer ") else { return Some(error(401, "A JSON web token could not be decoded")) };
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        // `iss` is the App's id as a number, which the crate's own check does not read.
+        validation.set_required_spec_claims(&["exp", "iat"]);
+        let Ok(token) = jsonwebtoken::decode::<Claims>(jwt, &self.key, &validation) else {
+            return Some(error(401, "A JSON web token could not be decoded"));
+        };
+        let iss = token.claims.iss;
+        if iss.as_u64() != Some(self.id) && iss.as_str() != Some(self.id.to_string().as_str()) {
+            return Some(error(401, "'Issuer' claim ('iss') must be an Integer"));
+        }
+        None
+    }
+}
+
+/// `POST /app/installations/<id>/access_tokens`: a token for the installation, for a valid JWT.
+struct AccessTokens {
+    app: App,
+    token: String,
+    issued: Arc<Mutex<usize>>,
+}
+
+impl Respond for AccessTokens {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        if let Some(refused) = self.app.refusal(req) {
+            return refused;
+        }
+        *self.issued.lock().unwrap() += 1;
+        let expires = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+        ResponseTemplate::new(201).set_body_json(json!({
+            "token": self.token,
+            "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "permissions": {"contents": "write", "issues": "write", "pull_requests": "write", "statuses": "write"},
+            "repository_selection": "selected",
+        }))
+    }
+}
+
 impl FakeGitHub {
     /// A fake at `http://127.0.0.1:<port><prefix>` (prefix `""` for github.com, `/api/v3` for an
     /// Enterprise server) that wants `Authorization: Bearer <token>`.
     pub async fn start(prefix: &str, token: &str) -> FakeGitHub {
+        FakeGitHub::start_with(prefix, token, None).await
+    }
+
+    /// A fake on which `app` is installed on the repository: the installation's tokens are
+    /// `token`, and the number issued is counted.
+    pub async fn start_app(prefix: &str, token: &str, app: App) -> (FakeGitHub, Arc<Mutex<usize>>) {
+        let fake = FakeGitHub::start_with(prefix, token, Some(app.clone())).await;
+        let issued = Arc::new(Mutex::new(0));
+        Mock::given(matchers::method("POST"))
+            .and(matchers::path(format!("{prefix}/app/installations/{}/access_tokens", app.installation)))
+            .respond_with(AccessTokens { app, token: token.to_owned(), issued: issued.clone() })
+            .with_priority(1)
+            .mount(&fake.server)
+            .await;
+        (fake, issued)
+    }
+
+    async fn start_with(prefix: &str, token: &str, app: Option<App>) -> FakeGitHub {
         let server = MockServer::start().await;
         let state = Arc::new(Mutex::new(State { next_id: 100, per_page_cap: 100, ..State::default() }));
-        let handler = Handler { state: state.clone(), prefix: prefix.to_owned(), token: token.to_owned(), base: server.uri() };
+        let handler = Handler { state: state.clone(), prefix: prefix.to_owned(), token: token.to_owned(), base: server.uri(), app };
         Mock::given(matchers::path_regex(format!("^{prefix}/repos/{REPO}/"))).respond_with(handler).with_priority(1).mount(&server).await;
         Mock::given(matchers::any())
             .respond_with(
@@ -111,6 +189,7 @@ struct Handler {
     prefix: String,
     token: String,
     base: String,
+    app: Option<App>,
 }
 
 fn error(status: u16, message: &str) -> ResponseTemplate {
@@ -123,6 +202,21 @@ fn now() -> String {
 
 impl Respond for Handler {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        // An App finds its installation on the repository with its JWT.
+        if let Some(app) = &self.app
+            && req.method.as_str() == "GET"
+            && req.url.path() == format!("{}/repos/{REPO}/installation", self.prefix)
+        {
+            if let Some(refused) = app.refusal(req) {
+                return refused;
+            }
+            return ResponseTemplate::new(200).set_body_json(json!({
+                "id": app.installation, "app_id": app.id, "target_type": "Organization",
+                "account": {"login": REPO.split('/').next().unwrap(), "id": 1, "type": "Organization"},
+                "access_tokens_url": format!("{}{}/app/installations/{}/access_tokens", self.base, self.prefix, app.installation),
+                "repository_selection": "selected", "permissions": {"contents": "write"}, "events": [],
+            }));
+        }
         if req.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {}", self.token)) {
             return error(401, "Bad credentials");
         }

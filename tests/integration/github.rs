@@ -1,5 +1,6 @@
 //! The GitHub forge against the fake GitHub: one pull request per head, sticky comments edited in
-//! place, pagination, rate limits waited out, an Enterprise base URL, the hourly cap, errors.
+//! place, pagination, rate limits waited out, an Enterprise base URL, the hourly cap, errors,
+//! and a GitHub App signing in as its installation.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,8 @@ use plancd::forge::github::GitHub;
 use plancd::forge::{Forge, ForgeError, PullRequestSpec, marker};
 use serde_json::json;
 
-use crate::fake_github::{FakeGitHub, Limit, REPO};
-use crate::util::within;
+use crate::fake_github::{App, FakeGitHub, Limit, REPO};
+use crate::util::{project_root, within};
 
 fn github(fake: &FakeGitHub, max_prs_per_hour: u32) -> GitHub {
     let config = GithubConfig {
@@ -155,6 +156,61 @@ async fn api_errors_say_what_failed_and_never_show_the_token() {
         assert!(!shown.contains("ghp_wrong_canary"), "{shown}");
         let missing = GitHub::new(&config, &Env::default()).unwrap_err();
         assert_eq!(missing.to_string(), "forge configuration: FAKE_TOKEN is not set: it holds the GitHub token (forge.github.token_env)");
+    })
+    .await;
+}
+
+/// The App configuration for `fake`, with the test key of `tests/data/github-app`.
+fn app_config(fake: &FakeGitHub, app_id: u64) -> GithubConfig {
+    GithubConfig {
+        repo: REPO.into(),
+        token_env: "GITHUB_TOKEN".into(),
+        api_url: fake.api_url(),
+        app_id: Some(app_id),
+        private_key_file: Some(project_root().join("tests/data/github-app/app-key.pem").to_str().unwrap().to_owned()),
+        max_prs_per_hour: 20,
+        labels: vec![],
+    }
+}
+
+fn test_app() -> App {
+    App::new(31337, 4242, &std::fs::read(project_root().join("tests/data/github-app/app-key.pub.pem")).unwrap())
+}
+
+#[tokio::test]
+async fn a_github_app_signs_in_as_its_installation_and_reuses_the_token() {
+    within(60, async {
+        let (fake, issued) = FakeGitHub::start_app("/api/v3", "ghs_installation_canary", test_app()).await;
+        // No GITHUB_TOKEN: the App's key is all it has.
+        let gh = GitHub::connect(&app_config(&fake, 31337), &Env::default()).await.unwrap();
+        gh.ensure_pull_request(&spec("ai/generated/wf/a", "x")).await.unwrap().unwrap();
+        gh.ensure_pull_request(&spec("ai/generated/wf/b", "y")).await.unwrap().unwrap();
+        fake.with(|s| assert_eq!(s.pulls.len(), 2));
+        // The installation token pushes too; it was asked for once.
+        let token = gh.git_token().await.unwrap().unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "ghs_installation_canary");
+        assert_eq!(*issued.lock().unwrap(), 1);
+        assert_eq!(fake.count("GET", "/api/v3/repos/acme/widgets/installation").await, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_github_app_with_the_wrong_id_or_key_is_refused_with_a_clear_error() {
+    within(60, async {
+        let (fake, issued) = FakeGitHub::start_app("", "ghs_installation_canary", test_app()).await;
+        let err = GitHub::connect(&app_config(&fake, 999), &Env::default()).await.unwrap_err();
+        assert!(err.to_string().starts_with("GET /repos/acme/widgets/installation: 401"), "{err}");
+        assert_eq!(*issued.lock().unwrap(), 0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_key = dir.path().join("key.pem");
+        std::fs::write(&not_a_key, "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----\n").unwrap();
+        let config = GithubConfig { private_key_file: Some(not_a_key.to_str().unwrap().into()), ..app_config(&fake, 31337) };
+        let err = GitHub::new(&config, &Env::default()).unwrap_err();
+        assert!(err.to_string().contains("is not an RSA private key in PEM"), "{err}");
+        let config = GithubConfig { private_key_file: None, ..app_config(&fake, 31337) };
+        assert!(GitHub::new(&config, &Env::default()).unwrap_err().to_string().contains("app_id and private_key_file go together"));
     })
     .await;
 }
