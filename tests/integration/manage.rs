@@ -232,3 +232,52 @@ fn the_demo_runs_offline_and_publishes_every_task() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&model.stdout).trim(), "scripted");
 }
+
+/// `single`'s task with a scripted debugger that finds the specification at fault.
+fn with_a_debugger_that_finds_a_spec_mismatch(architect: &str) -> Repo {
+    let repo = single("", &format!("models:\n  offline: {{ provider: scripted, file: .plancd/scripted.yaml }}\n{architect}"));
+    let config = std::fs::read_to_string(repo.path().join("plancd.yaml")).unwrap();
+    repo.write("plancd.yaml", &config.replace("roles:\n", "roles:\n  debugger: { model: offline }\n"));
+    repo.write(
+        ".plancd/scripted.yaml",
+        "workflows:\n  p:\n    t_branch_01:\n      default:\n        - calls: [{ read_file: { path: answer } }]\n        - calls: [{ finish: { summary: \"the test wants 42; the answer file, which the code must not change, says 41\", result: spec_mismatch } }]\n",
+    );
+    repo.commit("a debugger");
+    repo
+}
+
+#[test]
+fn a_spec_mismatch_the_debugger_reports_goes_to_the_architect() {
+    // The architect revises the specification (here, the answer) and redoes the work.
+    let repo = with_a_debugger_that_finds_a_spec_mismatch("");
+    let config = std::fs::read_to_string(repo.path().join("plancd.yaml")).unwrap();
+    repo.write(
+        "plancd.yaml",
+        &config.replace("roles:\n", "roles:\n  architect: { command: [\"sh\", \"-c\", \"echo 42 > answer && cat answer > out.txt\"] }\n"),
+    );
+    repo.commit("an architect");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("[spec_mismatch]: the debugger reports a spec mismatch: the test wants 42"), "{}", run.stderr);
+    let chain = repo.git(&["log", "--format=%B", "refs/ai/tasks/p/t"]);
+    assert!(chain.contains("t_branch_01 did not fix it; t_branch_02 (spec_mismatch) opened for the architect"), "{chain}");
+    let status: serde_json::Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/p/t:status.json"])).unwrap();
+    assert_eq!(status["phase"], "Succeeded");
+    assert_eq!(status["branch_todos"], serde_json::json!(["t_branch_01", "t_branch_02"]));
+    let branch: serde_json::Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/p/t_branch_02:status.json"])).unwrap();
+    assert_eq!((branch["role"].as_str(), branch["branch"]["branch_reason"].as_str()), (Some("architect"), Some("spec_mismatch")));
+    assert!(branch["branch"]["debug_instructions"].as_str().unwrap().contains("the test wants 42"), "{branch}");
+    assert_eq!(repo.git(&["show", "ai/p/t/1:answer"]).trim(), "42");
+}
+
+#[test]
+fn a_spec_mismatch_with_no_architect_to_revise_it_goes_to_a_person() {
+    let repo = with_a_debugger_that_finds_a_spec_mismatch("");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(1);
+    let status: serde_json::Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/p/t:status.json"])).unwrap();
+    assert_eq!((status["phase"].as_str(), status["reason"].as_str()), (Some("Escalated"), Some("SpecMismatch")));
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("the test wants 42") && message.contains("configure an architect"), "{message}");
+    assert_eq!(status["branch_todos"], serde_json::json!(["t_branch_01"]));
+}

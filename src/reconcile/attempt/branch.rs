@@ -264,6 +264,10 @@ async fn judge(
             logs.report(&report);
             fixed(cx, plan, branch, parent, hash, (tip, &claim), (work, base, change, tests, *agent), &logs).await
         }
+        Verdict::AgentFailed(failure) if failure.failure_type == "spec_mismatch" => {
+            logs.report(&report);
+            spec_mismatch(cx, plan, branch, parent, (tip, &claim), failure, logs)
+        }
         Verdict::AgentFailed(failure) => {
             logs.report(&report);
             let now = Timestamp::now();
@@ -396,6 +400,44 @@ fn deepen(
         }
         None => Ok(AttemptEnd::LostClaim),
     }
+}
+
+/// The debugger says the contract or the tests ask for something inconsistent: no fix of the
+/// code can pass, so the work goes to the role `spec_mismatch` routes to (the architect unless
+/// the task's `failure_routing` says otherwise) in a deeper branch todo, from the work this
+/// branch started from. With no such role, or no depth left, a person decides.
+fn spec_mismatch(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    branch: &BranchPlan,
+    parent: &Task,
+    (tip, claim): (Oid, &TaskStatus),
+    failure: Failure,
+    logs: Logs,
+) -> Result<AttemptEnd, AttemptError> {
+    let info = &branch.info;
+    let role = super::route(cx, parent, "spec_mismatch", Role::Architect);
+    let max_depth = cx.snapshot.config.max_branch_depth;
+    if role == Role::Debugger || info.depth >= max_depth {
+        let why = if role == Role::Debugger {
+            "no role but the debugger to revise the specification (configure an architect, or route spec_mismatch in failure_routing)"
+                .to_owned()
+        } else {
+            format!("no branch depth left (max_branch_depth {max_depth})")
+        };
+        let message = format!("{}: {}; {why}", info.id, failure.message);
+        return escalate(cx, &plan.key, branch, (tip, claim), "SpecMismatch", message, logs);
+    }
+    let classification = crate::triage::Classification {
+        failure_type: "spec_mismatch".into(),
+        target_agent: role,
+        auto_fixable: false,
+        summary: failure.message.clone(),
+        evidence: vec![failure.message.clone()],
+        missing: None,
+    };
+    let work = Oid::from_str(&info.base_tree)?;
+    deepen(cx, plan, branch, parent, (tip, claim), failure, &classification, work, logs)
 }
 
 /// Hands the parent to a person, then closes the branch.

@@ -297,7 +297,7 @@ fn finish_with(
 /// The role a branch todo for `failure_type` goes to: the task's `failure_routing`, else the
 /// triage's choice; a role without an agent in plancd.yaml gives way to the debugger, then to the
 /// role that did the work.
-fn route(cx: &PassContext, task: &crate::spec::Task, failure_type: &str, suggested: Role) -> Role {
+pub(super) fn route(cx: &PassContext, task: &crate::spec::Task, failure_type: &str, suggested: Role) -> Role {
     let wanted = task.failure_routing.get(failure_type).copied().unwrap_or(suggested);
     let has_agent = |r: Role| cx.snapshot.config.roles.get(&r).is_some_and(|c| c.command.is_some() || c.model.is_some());
     [wanted, Role::Debugger, task.agent_role].into_iter().find(|r| has_agent(*r)).unwrap_or(task.agent_role)
