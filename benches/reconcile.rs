@@ -212,7 +212,8 @@ async fn pass(dir: &Path) -> plancd::reconcile::PassReport {
         sandbox: timer_opener(),
         events: None,
         cancel,
-        shared: None,
+        shared: false,
+        remote: None,
     };
     reconcile(opts).await.expect("the pass runs")
 }

@@ -210,7 +210,8 @@ fn idle_and_memory() {
         sandbox: fake_opener(),
         events: None,
         cancel,
-        shared: None,
+        shared: false,
+        remote: None,
     };
     let report = runtime.block_on(plancd::ops::reconcile::reconcile(opts)).expect("the tasks reconcile");
     assert_eq!(report.attempts.len(), 10_000);

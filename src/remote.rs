@@ -281,42 +281,48 @@ impl RemoteAuthority {
         RemoteAuthority { remote }
     }
 
-    /// Brings the local state refs to the remote's (deleting those it no longer has), then the
-    /// results they name: a result is pushed before the record that names it, so fetching the
-    /// records first never leaves one naming a commit this repository lacks. A fetch that fails
-    /// (a ref lock another writer holds for a moment) is tried again.
+    /// Brings the local state refs up to the remote's, then the results they name: a result is
+    /// pushed before the record that names it, so fetching the records first never leaves one
+    /// naming a commit this repository lacks. Nothing is pruned: a ref only this repository
+    /// has (written before it shared the remote) is kept, and one the remote deleted goes when
+    /// a write to it is refused ([`RemoteAuthority::follow`]). A fetch that fails (a ref lock
+    /// another writer holds for a moment) is tried again.
     fn fetch_state(&self) -> Result<(), RemoteError> {
-        let state = ["refs/ai/tasks/*", "refs/ai/workflows/*", "refs/ai/requests/*"];
-        let results = ["refs/heads/ai/generated/*", "refs/tags/ai/*"];
-        for (prune, patterns) in [(true, &state[..]), (false, &results[..])] {
-            let mut args = vec!["fetch".to_owned(), "--quiet".to_owned(), "--no-tags".to_owned(), "--no-write-fetch-head".to_owned()];
-            if prune {
-                args.push("--prune".to_owned());
+        let patterns = ["refs/ai/tasks/*", "refs/ai/workflows/*", "refs/ai/requests/*", "refs/heads/ai/generated/*", "refs/tags/ai/*"];
+        let mut args = vec!["fetch".to_owned(), "--quiet".to_owned(), "--no-tags".to_owned(), "--no-write-fetch-head".to_owned()];
+        args.push("--".to_owned());
+        args.push(self.remote.name.clone());
+        args.extend(patterns.iter().map(|p| format!("+{p}:{p}")));
+        let mut tries = 0;
+        loop {
+            let (ok, _, stderr) = self.remote.output_blocking(&args)?;
+            if ok {
+                return Ok(());
             }
-            args.push("--".to_owned());
-            args.push(self.remote.name.clone());
-            args.extend(patterns.iter().map(|p| format!("+{p}:{p}")));
-            let mut tries = 0;
-            loop {
-                let (ok, _, stderr) = self.remote.output_blocking(&args)?;
-                if ok {
-                    break;
-                }
-                tries += 1;
-                if tries == 3 {
-                    return Err(self.remote.command_error("fetch", &stderr));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100 * tries));
+            tries += 1;
+            if tries == 3 {
+                return Err(self.remote.command_error("fetch", &stderr));
             }
+            std::thread::sleep(std::time::Duration::from_millis(100 * tries));
         }
-        Ok(())
     }
 
-    /// Sets the local `name` to what the remote holds (with every other state ref), and returns
-    /// that.
+    /// Sets the local `name` to what the remote holds (bringing in every other state ref on the
+    /// way), and returns that; deletes it here when the remote has none.
     fn follow(&self, name: &str) -> Result<Option<Oid>, RemoteError> {
         self.fetch_state()?;
+        let args = ["ls-remote".to_owned(), "--".to_owned(), self.remote.name.clone(), name.to_owned()];
+        let (ok, stdout, stderr) = self.remote.output_blocking(&args)?;
+        if !ok {
+            return Err(self.remote.command_error("ls-remote", &stderr));
+        }
         let repo = git2::Repository::open(&self.remote.repo)?;
+        if !stdout.lines().any(|l| l.split_once('\t').is_some_and(|(_, n)| n == name)) {
+            if let Ok(mut local) = repo.find_reference(name) {
+                local.delete()?;
+            }
+            return Ok(None);
+        }
         Ok(repo.find_reference(name).ok().and_then(|r| r.target()))
     }
 }

@@ -33,9 +33,11 @@ pub struct ReconcileOptions {
     pub events: Option<EventSink>,
     /// Flips to true to stop.
     pub cancel: watch::Receiver<bool>,
-    /// The remote that several controllers share (e.g. `origin`): every ref write is a
-    /// compare-and-swap push to it before it lands here, and results go to it.
-    pub shared: Option<String>,
+    /// Share the task state with other controllers through the remote: every ref write is a
+    /// compare-and-swap push to it before it lands here, and what they wrote is brought in.
+    pub shared: bool,
+    /// The remote to use instead of plancd.yaml's `remote:`.
+    pub remote: Option<String>,
 }
 
 /// Why a pass could not run (as opposed to tasks failing).
@@ -63,7 +65,7 @@ pub enum ReconcileError {
     #[error(transparent)]
     Upstream(#[from] crate::reconcile::upstream::UpstreamError),
     /// The shared remote is not a remote of the repository.
-    #[error("the repository has no remote `{0}` to share")]
+    #[error("the repository has no remote `{0}` to share (`remote:` in plancd.yaml names it)")]
     NoSharedRemote(String),
 }
 
@@ -71,7 +73,7 @@ impl ReconcileError {
     /// Whether the fault is in the input (exit 2) rather than an outside part (exit 3).
     pub fn is_bad_input(&self) -> bool {
         use crate::reconcile::upstream::UpstreamError;
-        matches!(self, ReconcileError::NoAgents(_) | ReconcileError::Patterns(_))
+        matches!(self, ReconcileError::NoAgents(_) | ReconcileError::Patterns(_) | ReconcileError::NoSharedRemote(_))
             || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
             || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
     }
@@ -92,7 +94,7 @@ pub fn correlation_id() -> String {
 pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileError> {
     let mut store = Store::open(&opts.repo)?;
     let mut snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
-    if let Some(name) = &opts.shared {
+    if let Some(name) = &opts.remote {
         snapshot.config.remote = name.clone();
     }
     let missing = missing_agents(&snapshot);
@@ -101,9 +103,11 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     }
     let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
     let upstream = Upstream::open(store.path(), &snapshot.config, &opts.env).await?;
-    if let Some(name) = &opts.shared {
-        let remote = upstream.remote().ok_or_else(|| ReconcileError::NoSharedRemote(name.clone()))?;
+    if opts.shared {
+        let remote = upstream.remote().ok_or_else(|| ReconcileError::NoSharedRemote(snapshot.config.remote.clone()))?;
         store = store.with_authority(Arc::new(crate::remote::RemoteAuthority::new(remote.clone())));
+        // What the others have written so far.
+        store.refresh()?;
     }
     let store = Arc::new(store);
     let before =

@@ -401,7 +401,8 @@ async fn pass(
     let opts = ReconcileOptions {
         repo: source.path.clone(),
         branch: source.remote.as_ref().map(|_| source.branch.clone()),
-        shared: source.remote.as_ref().map(|r| r.name().to_owned()),
+        shared: source.remote.is_some(),
+        remote: source.remote.as_ref().map(|r| r.name().to_owned()),
         env: env.clone(),
         sandbox: sandbox.clone(),
         events: Some(sink),

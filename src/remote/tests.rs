@@ -215,13 +215,33 @@ fn writers_sharing_a_remote_take_turns_through_it() {
     ));
     assert_eq!(git(&p.bare, &["rev-parse", "refs/ai/tasks/wf/t1"]).trim(), next.to_string());
 
-    // A deletion on the remote reaches B when it looks again.
+    // A deletion on the remote reaches B when B's own write to the ref is refused.
     a.delete(&key, next).unwrap();
     assert!(git(&p.bare, &["for-each-ref", "refs/ai/tasks/"]).is_empty());
-    assert!(b.status(&key).unwrap().is_some());
     b.refresh().unwrap();
+    assert!(b.status(&key).unwrap().is_some(), "a fetch prunes nothing");
+    let (_, status) = b.status(&key).unwrap().unwrap();
+    assert!(matches!(b.append(&key, Some(next), &status.next(Phase::Failed, now), &[]), Err(StateError::Conflict { actual: None, .. })));
     assert!(b.status(&key).unwrap().is_none());
     assert!(git(&b_path, &["for-each-ref", "refs/ai/tasks/"]).is_empty());
+    assert!(git(&p.bare, &["for-each-ref", "refs/ai/tasks/"]).is_empty(), "the refused write left the remote alone");
+}
+
+#[test]
+fn a_look_at_the_shared_remote_brings_in_other_writers_records_and_their_results() {
+    use crate::state::{Phase, TaskKey, TaskStatus};
+    let p = pair();
+    git(&p.work, &["push", "-q", "origin", "main"]);
+    let (_, a, b_path, b) = shared_stores(&p);
+    let key = TaskKey::new("wf", "t1");
+    // A result branch that only the remote (and A) have, then A's record naming it.
+    git(&p.work, &["push", "-q", "origin", &format!("{}:refs/heads/ai/generated/wf/t1", p.second)]);
+    let tip = a.append(&key, None, &TaskStatus::new("wf", "t1", Phase::Succeeded, jiff::Timestamp::now()), &[]).unwrap();
+    assert!(b.status(&key).unwrap().is_none());
+    b.refresh().unwrap();
+    assert_eq!(b.status(&key).unwrap().map(|(t, _)| t), Some(tip));
+    let result = git(&b_path, &["rev-parse", "refs/heads/ai/generated/wf/t1^{commit}"]);
+    assert_eq!(result.trim(), p.second.to_string());
 }
 
 #[test]

@@ -191,3 +191,63 @@ fn three_replicas_share_a_remote_and_finish_a_plan_after_one_is_killed() {
         assert!(log.contains("attempt ended"), "replica {n} ran attempts:\n{log}");
     }
 }
+
+/// Runs `plancd reconcile --shared` in a clone of `url`, returning the process.
+fn shared_reconcile(url: &str, dir: &Path, host: &str) -> Child {
+    git_in(dir, &["clone", "-q", "-b", "main", url, "."]);
+    plancd_command(dir, &["reconcile", "--shared"], &[("PLANCD_HOST", host)]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+#[test]
+fn two_shared_reconciles_of_one_remote_split_the_work_and_do_none_twice() {
+    let remote = bare();
+    git_in(remote.path(), &["config", "core.logAllRefUpdates", "always"]);
+    let url = format!("file://{}", remote.path().display());
+    let repo = Repo::new();
+    repo.write("plancd.yaml", "branch: main\nconcurrency: 2\nroles:\n  coder: { command: [\"sh\", \"agent.sh\"] }\n");
+    repo.write("agent.sh", AGENT);
+    let mut plan = String::from("todo_list_id: big\ntitle: Eight tasks\ntasks:\n");
+    for i in 0..8 {
+        plan.push_str(&format!(
+            "  - id: t0{i}\n    title: Task {i}\n    agent_role: coder\n    outputs: [out/t0{i}.txt]\n    acceptance_criteria:\n      tests: [{{cmd: \"grep -qx t0{i} out/t0{i}.txt\"}}]\n"
+        ));
+    }
+    repo.write("plans/big.yaml", &plan);
+    repo.commit("Eight tasks");
+    repo.git(&["push", "-q", &url, "main"]);
+
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let runs = [shared_reconcile(&url, a.path(), "a"), shared_reconcile(&url, b.path(), "b")];
+    let outputs: Vec<std::process::Output> = runs.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for out in &outputs {
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let tasks = remote_tasks(remote.path());
+    assert_eq!(tasks.len(), 8);
+    assert!(tasks.values().all(|(phase, _)| phase == "Succeeded"), "{tasks:?}");
+    for i in 0..8 {
+        let id = format!("t0{i}");
+        assert_eq!(updates(remote.path(), &format!("refs/heads/ai/generated/big/{id}")), 1, "{id}'s result was published once");
+        let claims = git_in(
+            remote.path(),
+            &["log", "--format=%(trailers:key=Plancd-Reason,valueonly,separator=)", &format!("refs/ai/tasks/big/{id}")],
+        );
+        assert_eq!(claims.lines().filter(|l| *l == "Claimed" || *l == "TakenOver").count(), 1, "{id} was claimed once:\n{claims}");
+    }
+    // Both ended knowing every task done, whoever did it.
+    for dir in [a.path(), b.path()] {
+        let status = git_in(dir, &["for-each-ref", "--format=%(contents:subject)", "refs/ai/tasks/big/"]);
+        assert_eq!(status.lines().filter(|l| l.starts_with("Succeeded")).count(), 8, "{status}");
+    }
+}
+
+#[test]
+fn shared_without_the_remote_is_bad_input() {
+    let repo = Repo::new();
+    repo.write("plancd.yaml", "branch: main\nroles:\n  coder: { command: [\"true\"] }\n");
+    repo.write("plans/p.yaml", "todo_list_id: p\ntitle: P\ntasks:\n  - { id: t, title: T, agent_role: coder }\n");
+    repo.commit("plan");
+    let run = repo.plancd(&["reconcile", "--shared"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("no remote `origin` to share"), "{}", run.stderr);
+}

@@ -174,7 +174,8 @@ async fn reconcile(opts: &ActionOptions, what: &str) -> Result<ActionReport, Act
         sandbox: opts.sandbox.clone(),
         events: opts.events.clone(),
         cancel: opts.cancel.clone(),
-        shared: None,
+        shared: false,
+        remote: None,
     })
     .await;
     let pass = match pass {

@@ -55,7 +55,8 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
         sandbox: default_sandbox_opener(),
         events: Some(progress.sink()),
         cancel,
-        shared: None,
+        shared: false,
+        remote: None,
     };
     let result = runtime.block_on(reconcile(opts));
     progress.finish();

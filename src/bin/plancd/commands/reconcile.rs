@@ -35,6 +35,12 @@ pub struct Args {
     /// The watched branch (default: `branch:` in plancd.yaml, or PLANCD_BRANCH).
     #[arg(long)]
     branch: Option<String>,
+
+    /// Share the task state with other plancd processes through the remote (`remote:` in
+    /// plancd.yaml): every claim and status is a compare-and-swap push to it, so that several
+    /// machines reconcile one repository without doing a task twice.
+    #[arg(long, conflicts_with_all = ["watch", "request"])]
+    shared: bool,
 }
 
 /// Runs the command: exit 0 when every task is satisfied or waits on a person, 1 when a task
@@ -57,7 +63,8 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
         sandbox: default_sandbox_opener(),
         events: Some(progress.sink()),
         cancel,
-        shared: None,
+        shared: args.shared,
+        remote: None,
     };
     let result = runtime.block_on(reconcile(opts));
     progress.finish();
