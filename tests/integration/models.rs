@@ -2,7 +2,8 @@
 //! OpenAI-compatible server (wiremock, failing on any request it was not told to expect):
 //! published results with the model in their provenance, a replay from the cache that sends
 //! nothing, budgets that stop spending, API failures that exit 3 with the reason in status, no
-//! trace of the API key anywhere; and `plancd plan`.
+//! trace of the API key anywhere, the pull request of a result with its model and cost; and
+//! `plancd plan`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -266,4 +267,32 @@ fn plancd_plan_feeds_problems_back_and_writes_a_valid_plan() {
     let again = repo.plancd(&["plan", "Create momentum strategy"]);
     again.expect_code(2);
     assert!(again.stderr.contains("momentum.yaml exists: pass --force to replace it"), "{}", again.stderr);
+}
+
+#[test]
+fn the_pull_request_of_a_model_agents_result_shows_the_model_and_what_it_cost() {
+    with_server(|| async {
+        let server = openai_server(script()).await;
+        let fake = crate::fake_github::FakeGitHub::start("", "ghs_pr_token").await;
+        let remote = crate::util::bare();
+        let forge = format!("forge:\n  github: {{ repo: acme/widgets, token_env: GITHUB_TOKEN, api_url: \"{}\" }}\n", fake.api_url());
+        let repo = repo(&server, &forge);
+        repo.git(&["remote", "add", "origin", remote.path().to_str().unwrap()]);
+        repo.git(&["push", "-q", "origin", "main"]);
+        let dir = repo.path().to_path_buf();
+        let run = tokio::task::spawn_blocking(move || {
+            plancd_env(&dir, &["reconcile"], &[("MODEL_API_KEY", CANARY), ("GITHUB_TOKEN", "ghs_pr_token")])
+        })
+        .await
+        .unwrap();
+        run.expect_code(0);
+        let pulls = fake.with(|s| s.pulls.clone());
+        assert_eq!(pulls.len(), 2);
+        let body = pulls[0]["body"].as_str().unwrap();
+        // 4 replies of 100 + 20 tokens at $1 and $4 per million.
+        for part in ["| model | `openai/qwen2.5-coder` |", "| cost | `$0.0007 (480 tokens)` |"] {
+            assert!(body.contains(part), "{part} missing from\n{body}");
+        }
+        assert!(!fake.everything_sent().await.contains(CANARY), "the model's key reached GitHub");
+    });
 }
