@@ -1,0 +1,5 @@
+package last
+
+func Last(s []int) int {
+	return s[len(s)]
+}

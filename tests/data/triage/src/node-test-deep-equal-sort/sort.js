@@ -1,0 +1,4 @@
+function sortByPrice(prices) {
+  return [...prices].sort();
+}
+module.exports = { sortByPrice };

@@ -1,0 +1,4 @@
+import client
+
+def test_has_status():
+    assert callable(client.status)

@@ -1,0 +1,5 @@
+def normalize(name):
+    name = name.strip()
+    if " " in name:
+        first, last = name.split(" ", 1)
+        return f"{last}, {first}"

@@ -1,0 +1,2 @@
+def count_words(text):
+    return str(len(text.split()))

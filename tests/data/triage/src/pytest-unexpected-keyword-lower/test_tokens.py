@@ -1,0 +1,4 @@
+from tokens import tokenize
+
+def test_lowercase_tokens():
+    assert tokenize("Hello World", lower=True) == ["hello", "world"]
