@@ -142,11 +142,18 @@ impl Upstream {
         if let Some(remote) = &self.remote {
             let prefixes: &[&str] = if cx.store.is_shared() { &[crate::agent::model::cache::CACHE_REFS] } else { &STATE_PREFIXES };
             match remote.push_prefixes(prefixes).await {
-                Ok(pushed) if !pushed.rejected().is_empty() => {
-                    let refused = pushed.rejected().into_iter().map(|(r, why)| format!("{r} ({why})")).collect::<Vec<_>>();
-                    problems.push(format!("the remote refused {}", refused.join(", ")));
+                Ok(pushed) => {
+                    // A cache entry another controller stored first is as good as this one.
+                    let refused: Vec<String> = pushed
+                        .rejected()
+                        .into_iter()
+                        .filter(|(r, _)| !r.starts_with(crate::agent::model::cache::CACHE_REFS))
+                        .map(|(r, why)| format!("{r} ({why})"))
+                        .collect();
+                    if !refused.is_empty() {
+                        problems.push(format!("the remote refused {}", refused.join(", ")));
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => problems.push(format!("pushing task refs: {e}")),
             }
         }
