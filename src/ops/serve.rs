@@ -530,8 +530,18 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// Writes a reconcile request and waits (up to `timeout`) until a controller acknowledges it.
-pub async fn request_and_wait(repo: &Path, who: &str, timeout: Duration) -> Result<ReconcileRequest, RequestError> {
-    let store = Store::open(repo)?;
+/// With `shared`, the request goes to that remote (where controllers serving it by URL look)
+/// and the acknowledgement is looked for there.
+pub async fn request_and_wait(repo: &Path, who: &str, timeout: Duration, shared: Option<Remote>) -> Result<ReconcileRequest, RequestError> {
+    let mut store = Store::open(repo)?;
+    let every = match shared {
+        Some(remote) => {
+            store = store.with_authority(Arc::new(crate::remote::RemoteAuthority::new(remote)));
+            Duration::from_secs(1)
+        }
+        None => Duration::from_millis(100),
+    };
+    store.refresh()?;
     let current = store.reconcile_request()?.map(|(tip, _)| tip);
     let request = ReconcileRequest {
         requested_at: jiff::Timestamp::now(),
@@ -552,7 +562,8 @@ pub async fn request_and_wait(repo: &Path, who: &str, timeout: Duration) -> Resu
         if Instant::now() >= deadline {
             return Err(RequestError::Timeout(timeout));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
+        store.refresh()?;
     }
 }
 

@@ -251,3 +251,31 @@ fn shared_without_the_remote_is_bad_input() {
     run.expect_code(2);
     assert!(run.stderr.contains("no remote `origin` to share"), "{}", run.stderr);
 }
+
+#[test]
+fn a_request_through_the_remote_is_acknowledged_by_a_controller_serving_it() {
+    let remote = bare();
+    let url = format!("file://{}", remote.path().display());
+    let repo = Repo::new();
+    repo.write("plancd.yaml", "branch: main\nroles:\n  coder: { command: [\"sh\", \"agent.sh\"] }\n");
+    repo.write("agent.sh", AGENT);
+    repo.write(
+        "plans/one.yaml",
+        "todo_list_id: big\ntitle: One\ntasks:\n  - id: t00\n    title: T\n    agent_role: coder\n    acceptance_criteria:\n      tests: [{cmd: \"grep -qx t00 out/t00.txt\"}]\n",
+    );
+    repo.commit("One task");
+    repo.git(&["push", "-q", &url, "main"]);
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = vec![start_replica(0, &url, dir.path())];
+    wait_for(Duration::from_secs(60), "the first pass", &replicas, || remote_tasks(remote.path()).values().any(|(p, _)| p == "Succeeded"));
+
+    let checkout = tempfile::tempdir().unwrap();
+    git_in(checkout.path(), &["clone", "-q", "-b", "main", &url, "."]);
+    let run = crate::util::plancd_in(checkout.path(), &["reconcile", "--request", "--shared", "--timeout", "60"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("handled by replica-0:"), "{}", run.stdout);
+    // The acknowledgement is on the remote, where the controller wrote it.
+    let ack: serde_json::Value =
+        serde_json::from_str(&git_in(remote.path(), &["show", "refs/ai/requests/reconcile:request.json"])).unwrap();
+    assert!(ack["handled_by"].as_str().is_some_and(|h| h.starts_with("replica-0:")), "{ack}");
+}

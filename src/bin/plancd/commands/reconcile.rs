@@ -39,7 +39,8 @@ pub struct Args {
     /// Share the task state with other plancd processes through the remote (`remote:` in
     /// plancd.yaml): every claim and status is a compare-and-swap push to it, so that several
     /// machines reconcile one repository without doing a task twice.
-    #[arg(long, conflicts_with_all = ["watch", "request"])]
+    /// With `--request`: ask the controllers that serve the remote.
+    #[arg(long, conflicts_with = "watch")]
     shared: bool,
 }
 
@@ -47,7 +48,7 @@ pub struct Args {
 /// failed or was escalated, 2 for bad input, 3 when an outside part failed, 130 when stopped.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.request {
-        return request(cwd, args.timeout);
+        return request(cwd, args.timeout, args.shared);
     }
     if args.watch {
         return watch_mode(cwd);
@@ -112,10 +113,11 @@ pub fn failure(e: ReconcileError) -> Failure {
     if e.is_bad_input() { Failure::input(e) } else { Failure::outside(e) }
 }
 
-fn request(cwd: &Path, timeout: u64) -> Result<ExitCode, Failure> {
+fn request(cwd: &Path, timeout: u64, shared: bool) -> Result<ExitCode, Failure> {
     let who = std::env::var("USER").unwrap_or_else(|_| "a user".into());
+    let remote = if shared { Some(shared_remote(cwd)?) } else { None };
     let runtime = super::runtime()?;
-    let done = runtime.block_on(plancd::ops::serve::request_and_wait(cwd, &who, std::time::Duration::from_secs(timeout)));
+    let done = runtime.block_on(plancd::ops::serve::request_and_wait(cwd, &who, std::time::Duration::from_secs(timeout), remote));
     match done {
         Ok(r) => {
             println!(
@@ -128,6 +130,28 @@ fn request(cwd: &Path, timeout: u64) -> Result<ExitCode, Failure> {
         }
         Err(e @ plancd::ops::serve::RequestError::Timeout(_)) => Err(Failure::outside(e)),
         Err(e) => Err(Failure::input(e)),
+    }
+}
+
+/// The remote plancd.yaml (in the working tree) names, which must exist.
+fn shared_remote(cwd: &Path) -> Result<plancd::remote::Remote, Failure> {
+    let source = plancd::spec::DirSource::new(cwd);
+    let config = match plancd::config::Config::load_env(&source, &Env::process()) {
+        Ok(config) => config,
+        Err(diagnostics) => {
+            for d in diagnostics.iter().filter(|d| d.is_error()) {
+                eprintln!("{d}");
+            }
+            return Err(Failure::input(anyhow::anyhow!("plancd.yaml is invalid")));
+        }
+    };
+    match plancd::remote::Remote::open(cwd, &config.remote, None) {
+        Ok(Some(remote)) => Ok(remote),
+        Ok(None) => Err(Failure::input(anyhow::anyhow!(
+            "the repository has no remote `{}` to share (`remote:` in plancd.yaml names it)",
+            config.remote
+        ))),
+        Err(e) => Err(Failure::outside(e)),
     }
 }
 
