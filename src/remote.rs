@@ -289,7 +289,9 @@ impl RemoteAuthority {
     /// another writer holds for a moment) is tried again.
     fn fetch_state(&self) -> Result<(), RemoteError> {
         let patterns = ["refs/ai/tasks/*", "refs/ai/workflows/*", "refs/ai/requests/*", "refs/heads/ai/generated/*", "refs/tags/ai/*"];
-        let mut args = vec!["fetch".to_owned(), "--quiet".to_owned(), "--no-tags".to_owned(), "--no-write-fetch-head".to_owned()];
+        // Fetched often: no gc or maintenance started behind it.
+        let mut args =
+            ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc", "--no-auto-maintenance"].map(String::from).to_vec();
         args.push("--".to_owned());
         args.push(self.remote.name.clone());
         args.extend(patterns.iter().map(|p| format!("+{p}:{p}")));
@@ -338,16 +340,43 @@ impl crate::state::Authority for RemoteAuthority {
             self.remote.name.clone(),
             format!("{}:{name}", show(new)),
         ];
-        let (_, stdout, stderr) = self.remote.output_blocking(&args).map_err(|e| e.to_string())?;
+        // A push that did not get through (the remote out of reach for a moment) is tried
+        // again: if the first one landed after all, the second finds the ref already there.
+        let mut tries = 0;
+        let (stdout, stderr) = loop {
+            let (_, stdout, stderr) = self.remote.output_blocking(&args).map_err(|e| e.to_string())?;
+            tries += 1;
+            if parse_porcelain(&stdout).refs.contains_key(name) || tries == 3 {
+                break (stdout, stderr);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250 * tries));
+        };
         match parse_porcelain(&stdout).refs.get(name) {
             Some(RefOutcome::Updated | RefOutcome::UpToDate) => Ok(None),
-            Some(RefOutcome::Rejected(_)) => self.follow(name).map(Some).map_err(|e| e.to_string()),
+            Some(RefOutcome::Rejected(why)) => {
+                // Another writer moved it: a lost race. Still at `expected`: the remote refused
+                // for another reason (a hook, a protected ref), which no retry mends.
+                let actual = self.follow(name).map_err(|e| e.to_string())?;
+                if actual == expected {
+                    return Err(format!("the remote refused the update: {}", self.remote.scrub(why)));
+                }
+                Ok(Some(actual))
+            }
             None => Err(self.remote.command_error("push", &stderr).to_string()),
         }
     }
 
     fn refresh(&self) -> Result<(), String> {
         self.fetch_state().map_err(|e| e.to_string())
+    }
+
+    fn tip(&self, name: &str) -> Result<Option<Oid>, String> {
+        let args = ["ls-remote".to_owned(), "--".to_owned(), self.remote.name.clone(), name.to_owned()];
+        let (ok, stdout, stderr) = self.remote.output_blocking(&args).map_err(|e| e.to_string())?;
+        if !ok {
+            return Err(self.remote.command_error("ls-remote", &stderr).to_string());
+        }
+        Ok(stdout.lines().filter_map(|l| l.split_once('\t')).find(|(_, n)| *n == name).and_then(|(oid, _)| Oid::from_str(oid).ok()))
     }
 }
 

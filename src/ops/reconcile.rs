@@ -64,6 +64,14 @@ pub enum ReconcileError {
     /// The remote or the forge could not be set up.
     #[error(transparent)]
     Upstream(#[from] crate::reconcile::upstream::UpstreamError),
+    /// The watched branch here is not the remote's: the others reconcile the remote's.
+    #[error("`{branch}` differs from `{remote}`'s, which every controller sharing the remote reconciles: push or pull first")]
+    NotShared {
+        /// The watched branch.
+        branch: String,
+        /// The shared remote.
+        remote: String,
+    },
     /// The shared remote is not a remote of the repository.
     #[error("the repository has no remote `{0}` to share (`remote:` in plancd.yaml names it)")]
     NoSharedRemote(String),
@@ -73,8 +81,13 @@ impl ReconcileError {
     /// Whether the fault is in the input (exit 2) rather than an outside part (exit 3).
     pub fn is_bad_input(&self) -> bool {
         use crate::reconcile::upstream::UpstreamError;
-        matches!(self, ReconcileError::NoAgents(_) | ReconcileError::Patterns(_) | ReconcileError::NoSharedRemote(_))
-            || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
+        matches!(
+            self,
+            ReconcileError::NoAgents(_)
+                | ReconcileError::Patterns(_)
+                | ReconcileError::NoSharedRemote(_)
+                | ReconcileError::NotShared { .. }
+        ) || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
             || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
     }
 }
@@ -106,8 +119,12 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     if opts.shared {
         let remote = upstream.remote().ok_or_else(|| ReconcileError::NoSharedRemote(snapshot.config.remote.clone()))?;
         store = store.with_authority(Arc::new(crate::remote::RemoteAuthority::new(remote.clone())));
-        // What the others have written so far.
+        // What the others have written so far, on the plans they see.
         store.refresh()?;
+        let remote_tip = store.authority_tip(&format!("refs/heads/{}", snapshot.branch))?;
+        if remote_tip != Some(snapshot.plan_commit) {
+            return Err(ReconcileError::NotShared { branch: snapshot.branch.clone(), remote: snapshot.config.remote.clone() });
+        }
     }
     let store = Arc::new(store);
     let before =

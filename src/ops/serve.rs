@@ -563,7 +563,10 @@ pub async fn request_and_wait(repo: &Path, who: &str, timeout: Duration, shared:
             return Err(RequestError::Timeout(timeout));
         }
         tokio::time::sleep(every).await;
-        store.refresh()?;
+        // A look that fails (the remote out of reach for a moment) is tried again next time.
+        if let Err(e) = store.refresh() {
+            tracing::warn!(error = %e, "could not look for the acknowledgement on the remote");
+        }
     }
 }
 

@@ -64,6 +64,9 @@ pub struct PassReport {
     pub infrastructure: Option<String>,
     /// A signal stopped the pass.
     pub cancelled: bool,
+    /// The shared remote's watched branch moved during the pass: no new work was started on
+    /// the plans this pass loaded, and the next pass takes the new ones.
+    pub superseded: bool,
 }
 
 /// Reads every task's and workflow's state from the refs, and which holders are dead.
@@ -147,11 +150,11 @@ impl Executor {
         let shared = self.cx.store.is_shared();
         let mut looked = Instant::now();
         loop {
-            let stopping = report.cancelled || report.infrastructure.is_some();
             if shared && looked.elapsed() >= self.poll {
-                self.look_again(&mut actual)?;
+                self.look_again(&mut actual, &mut report)?;
                 looked = Instant::now();
             }
+            let stopping = report.cancelled || report.infrastructure.is_some() || report.superseded;
             let actions = decide(&desired, &actual, &self.context());
             if !stopping {
                 self.apply_marks(&actions, &mut actual)?;
@@ -189,7 +192,7 @@ impl Executor {
                         _ = cancel.wait_for(|c| *c) => report.cancelled = true,
                     }
                     if shared {
-                        self.look_again(&mut actual)?;
+                        self.look_again(&mut actual, &mut report)?;
                         looked = Instant::now();
                     } else {
                         actual = self.read_actual()?;
@@ -231,12 +234,22 @@ impl Executor {
 
     /// Brings the state in from the shared remote and reads it again. A fetch that fails (the
     /// remote out of reach for a moment) leaves the state as it was: every write is checked
-    /// against the remote anyway.
-    fn look_again(&self, actual: &mut Actual) -> Result<(), StateError> {
+    /// against the remote anyway. When the watched branch has moved there, the others are on
+    /// newer plans, and working on this pass's would undo what they do: the pass is superseded.
+    fn look_again(&self, actual: &mut Actual, report: &mut PassReport) -> Result<(), StateError> {
         if let Err(e) = self.cx.store.refresh() {
             tracing::warn!(error = %e, "could not bring the state in from the remote");
         }
         *actual = self.read_actual()?;
+        let snapshot = &self.cx.snapshot;
+        match self.cx.store.authority_tip(&format!("refs/heads/{}", snapshot.branch)) {
+            Ok(Some(tip)) if tip != snapshot.plan_commit && !report.superseded => {
+                tracing::info!(branch = %snapshot.branch, %tip, "the watched branch moved on the remote; this pass starts nothing more");
+                report.superseded = true;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look at the watched branch on the remote"),
+        }
         Ok(())
     }
 

@@ -255,3 +255,23 @@ fn an_unreachable_shared_remote_is_an_error_and_writes_nothing() {
     assert!(matches!(err, StateError::Authority { ref ref_name, .. } if ref_name == "refs/ai/tasks/wf/t1"), "{err:?}");
     assert!(a.status(&key).unwrap().is_none(), "nothing written locally");
 }
+
+#[test]
+fn a_shared_remote_that_refuses_for_another_reason_is_an_error_not_a_lost_race() {
+    use crate::state::{Phase, StateError, TaskKey, TaskStatus};
+    let p = pair();
+    let (_, a, _, _) = shared_stores(&p);
+    let hook = p.bare.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'refs/ai is protected here' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let key = TaskKey::new("wf", "t1");
+    let err = a.append(&key, None, &TaskStatus::new("wf", "t1", Phase::Running, jiff::Timestamp::now()), &[]).unwrap_err();
+    match &err {
+        StateError::Authority { ref_name, message } => {
+            assert_eq!(ref_name, "refs/ai/tasks/wf/t1");
+            assert!(message.contains("the remote refused the update"), "{message}");
+        }
+        other => panic!("expected the remote's refusal, got {other:?}"),
+    }
+    assert!(a.status(&key).unwrap().is_none(), "nothing written locally");
+}

@@ -153,6 +153,9 @@ pub trait Authority: Send + Sync {
 
     /// Brings the local state refs, and the results they name, up to the authority's.
     fn refresh(&self) -> Result<(), String>;
+
+    /// What the authority's `name` points at now.
+    fn tip(&self, name: &str) -> Result<Option<Oid>, String>;
 }
 
 fn show(oid: &Option<Oid>) -> String {
@@ -199,6 +202,12 @@ impl Store {
         blocking(|| authority.refresh()).map_err(|message| StateError::Authority { ref_name: "refs/ai/".into(), message })
     }
 
+    /// What the authority's `name` points at now; `None` without an authority.
+    pub fn authority_tip(&self, name: &str) -> Result<Option<Oid>, StateError> {
+        let Some(authority) = &self.authority else { return Ok(None) };
+        blocking(|| authority.tip(name)).map_err(|message| StateError::Authority { ref_name: name.to_owned(), message })
+    }
+
     /// Whether writes go to a shared remote first.
     pub fn is_shared(&self) -> bool {
         self.authority.is_some()
@@ -206,16 +215,24 @@ impl Store {
 
     /// Moves `name` from `expected` to `new`: on the authority first, if there is one (a
     /// refusal is a conflict, and the local ref then holds the authority's value), then here.
-    fn move_ref(&self, repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<(), StateError> {
-        let Some(authority) = &self.authority else { return cas_ref(repo, name, expected, new, log) };
+    /// No repository handle is held while the authority is asked: that is network time.
+    fn move_ref(&self, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<(), StateError> {
+        let Some(authority) = &self.authority else { return cas_ref(&self.repo(), name, expected, new, log) };
         let swapped = blocking(|| authority.swap(&self.path, name, expected, new))
             .map_err(|message| StateError::Authority { ref_name: name.to_owned(), message })?;
         if let Some(actual) = swapped {
             return Err(StateError::Conflict { ref_name: name.to_owned(), expected, actual });
         }
-        // The authority took it; this repository follows, whatever it held.
-        match cas_ref(repo, name, expected, new, log) {
-            Err(StateError::Conflict { actual, .. }) => cas_ref(repo, name, actual, new, log),
+        // The authority took it; this repository follows, unless a look at the authority has
+        // meanwhile brought in a later record on top of this one.
+        let repo = self.repo();
+        match cas_ref(&repo, name, expected, new, log) {
+            Err(StateError::Conflict { actual: Some(actual), .. })
+                if new.is_some_and(|new| repo.graph_descendant_of(actual, new).unwrap_or(false)) =>
+            {
+                Ok(())
+            }
+            Err(StateError::Conflict { actual, .. }) => cas_ref(&repo, name, actual, new, log),
             other => other,
         }
     }
@@ -357,15 +374,14 @@ impl Store {
         let mut all: Vec<(&str, &[u8])> = vec![("status.json", &json)];
         all.extend(files.iter().map(|(p, d)| (p.as_str(), d.as_slice())));
         let message = commit_message(&status.subject(), &status.message, &status.trailers());
-        let repo = self.repo();
-        let oid = commit_on_chain(&repo, expected, &all, trees, &message)?;
-        self.move_ref(&repo, &key.ref_name(), expected, Some(oid), &status.subject())?;
+        let oid = commit_on_chain(&self.repo(), expected, &all, trees, &message)?;
+        self.move_ref(&key.ref_name(), expected, Some(oid), &status.subject())?;
         Ok(oid)
     }
 
     /// Deletes a task's ref if its tip is still `expected`.
     pub fn delete(&self, key: &TaskKey, expected: Oid) -> Result<(), StateError> {
-        self.move_ref(&self.repo(), &key.ref_name(), Some(expected), None, "plancd: prune")
+        self.move_ref(&key.ref_name(), Some(expected), None, "plancd: prune")
     }
 
     /// Every workflow record.
@@ -389,9 +405,8 @@ impl Store {
         let json = serde_json::to_vec_pretty(record).expect("a record always serialises");
         let subject = format!("{} {}", if record.suspended { "Suspended" } else { "Active" }, record.workflow_id);
         let message = commit_message(&subject, &record.message, &[("Plancd-Suspended", record.suspended.to_string())]);
-        let repo = self.repo();
-        let oid = commit_on_chain(&repo, expected, &[("workflow.json", &json)], &[], &message)?;
-        self.move_ref(&repo, &format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
+        let oid = commit_on_chain(&self.repo(), expected, &[("workflow.json", &json)], &[], &message)?;
+        self.move_ref(&format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
         Ok(oid)
     }
 }
@@ -414,9 +429,8 @@ impl Store {
         let subject = format!("Reconcile {state} ({})", request.requested_at);
         let trailers = [("Plancd-Request", state.to_owned()), ("Plancd-Requested-At", request.requested_at.to_string())];
         let message = commit_message(&subject, &request.outcome, &trailers);
-        let repo = self.repo();
-        let oid = commit_on_chain(&repo, expected, &[("request.json", &json)], &[], &message)?;
-        self.move_ref(&repo, REQUEST_REF, expected, Some(oid), &subject)?;
+        let oid = commit_on_chain(&self.repo(), expected, &[("request.json", &json)], &[], &message)?;
+        self.move_ref(REQUEST_REF, expected, Some(oid), &subject)?;
         Ok(oid)
     }
 }
@@ -571,6 +585,55 @@ mod tests {
         let (tip, full) = store.status(&key).unwrap().unwrap();
         assert_eq!((tip, full.phase), (second, Phase::Succeeded));
         assert_eq!(store.repo().find_commit(second).unwrap().parent_id(0).unwrap(), first);
+    }
+
+    /// An authority that takes every write and, while it does, lets `meanwhile` move the
+    /// local ref (what a concurrent look at the remote does).
+    struct Meanwhile(fn(&Repository, &str, Oid));
+
+    impl Authority for Meanwhile {
+        fn swap(&self, repo: &Path, name: &str, _: Option<Oid>, new: Option<Oid>) -> Result<Option<Option<Oid>>, String> {
+            (self.0)(&Repository::open(repo).unwrap(), name, new.unwrap());
+            Ok(None)
+        }
+        fn refresh(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn tip(&self, _: &str) -> Result<Option<Oid>, String> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_later_record_brought_in_meanwhile_stays_and_anything_else_follows_the_authority() {
+        // Another writer's record on top of ours arrived while ours was being pushed: it stays.
+        let (_dir, store) = store();
+        let store = store.with_authority(Arc::new(Meanwhile(|repo, name, new| {
+            let parent = repo.find_commit(new).unwrap();
+            let sig = signature().unwrap();
+            let later = repo.commit(None, &sig, &sig, "Succeeded by another", &parent.tree().unwrap(), &[&parent]).unwrap();
+            repo.reference(name, later, true, "fetch").unwrap();
+        })));
+        let key = TaskKey::new("wf", "t1");
+        let ours = store.append(&key, None, &status(Phase::Running, 1), &[]).unwrap();
+        let (tip, _) = store.status(&key).unwrap().unwrap();
+        assert_ne!(tip, ours);
+        assert_eq!(store.repo().find_commit(tip).unwrap().parent_id(0).unwrap(), ours);
+
+        // A value that does not descend from ours is replaced by what the authority took.
+        let (_dir, store) = store_with(Meanwhile(|repo, name, _| {
+            let sig = signature().unwrap();
+            let tree = repo.treebuilder(None).unwrap().write().unwrap();
+            let stray = repo.commit(None, &sig, &sig, "stray", &repo.find_tree(tree).unwrap(), &[]).unwrap();
+            repo.reference(name, stray, true, "fetch").unwrap();
+        }));
+        let ours = store.append(&key, None, &status(Phase::Running, 1), &[]).unwrap();
+        assert_eq!(store.status(&key).unwrap().map(|(tip, _)| tip), Some(ours));
+    }
+
+    fn store_with(authority: Meanwhile) -> (tempfile::TempDir, Store) {
+        let (dir, store) = store();
+        (dir, store.with_authority(Arc::new(authority)))
     }
 
     #[test]

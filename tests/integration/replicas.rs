@@ -279,3 +279,62 @@ fn a_request_through_the_remote_is_acknowledged_by_a_controller_serving_it() {
         serde_json::from_str(&git_in(remote.path(), &["show", "refs/ai/requests/reconcile:request.json"])).unwrap();
     assert!(ack["handled_by"].as_str().is_some_and(|h| h.starts_with("replica-0:")), "{ack}");
 }
+
+/// A chain of four slow tasks in a repository pushed to a new bare remote.
+fn slow_chain(remote: &Path) -> (Repo, String) {
+    let url = format!("file://{}", remote.display());
+    let repo = Repo::new();
+    repo.write(
+        "plancd.yaml",
+        "branch: main\nroles:\n  coder: { command: [\"sh\", \"-c\", \"sleep 1.5; mkdir -p out; touch out/done\"] }\n",
+    );
+    let mut plan = String::from("todo_list_id: big\ntitle: A chain\ntasks:\n");
+    for i in 0..4 {
+        let deps = if i == 0 { String::new() } else { format!("    dependencies: [t0{}]\n", i - 1) };
+        plan.push_str(&format!("  - id: t0{i}\n    title: Step {i}\n    agent_role: coder\n{deps}"));
+    }
+    repo.write("plans/chain.yaml", &plan);
+    repo.commit("A chain");
+    repo.git(&["push", "-q", &url, "main"]);
+    (repo, url)
+}
+
+#[test]
+fn a_shared_pass_starts_nothing_more_once_the_remote_branch_moves() {
+    let remote = bare();
+    let (repo, url) = slow_chain(remote.path());
+    let checkout = tempfile::tempdir().unwrap();
+    let run = shared_reconcile(&url, checkout.path(), "a");
+    // Once the first task runs, someone pushes a new plan commit.
+    let start = Instant::now();
+    while !remote_tasks(remote.path()).contains_key("t00") {
+        assert!(start.elapsed() < Duration::from_secs(60), "the first task never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    repo.write("README.md", "a newer plan commit\n");
+    repo.commit("Newer");
+    repo.git(&["push", "-q", &url, "main"]);
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("the remote's branch moved meanwhile"), "{stdout}");
+    let done = remote_tasks(remote.path()).values().filter(|(phase, _)| phase == "Succeeded").count();
+    assert!((1..4).contains(&done), "{done} of 4 tasks ran: the pass went on after the branch moved");
+    // Nothing is left held.
+    assert!(remote_tasks(remote.path()).values().all(|(phase, _)| phase != "Running"));
+}
+
+#[test]
+fn a_shared_reconcile_of_a_branch_that_differs_from_the_remote_is_refused() {
+    let remote = bare();
+    let (_, url) = slow_chain(remote.path());
+    let checkout = tempfile::tempdir().unwrap();
+    git_in(checkout.path(), &["clone", "-q", "-b", "main", &url, "."]);
+    std::fs::write(checkout.path().join("notes.txt"), "local\n").unwrap();
+    git_in(checkout.path(), &["add", "notes.txt"]);
+    git_in(checkout.path(), &["commit", "-q", "-m", "not pushed"]);
+    let run = crate::util::plancd_in(checkout.path(), &["reconcile", "--shared"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("`main` differs from `origin`'s"), "{}", run.stderr);
+    assert!(git_in(remote.path(), &["for-each-ref", "refs/ai/"]).is_empty(), "nothing was claimed");
+}

@@ -96,6 +96,9 @@ pub fn summarise(report: &PassReport) -> ExitCode {
         eprintln!("{line}\nstopped by a signal; claims were released");
         return ExitCode::from(130);
     }
+    if report.superseded {
+        line.push_str("; the remote's branch moved meanwhile: pull, and reconcile again for its plans");
+    }
     println!("{line}");
     if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
