@@ -144,15 +144,23 @@ impl Remote {
 
     /// The refs on the remote that match `patterns` (e.g. `refs/ai/*`), by full name.
     pub async fn ls_remote(&self, patterns: &[&str]) -> Result<BTreeMap<String, Oid>, RemoteError> {
+        let out = self.run("ls-remote", &self.ls_remote_args(patterns)).await?;
+        Ok(parse_ls_remote(&out))
+    }
+
+    /// [`Remote::ls_remote`], blocking the thread.
+    fn ls_remote_blocking(&self, patterns: &[&str]) -> Result<BTreeMap<String, Oid>, RemoteError> {
+        let (ok, stdout, stderr) = self.output_blocking(&self.ls_remote_args(patterns))?;
+        if !ok {
+            return Err(self.command_error("ls-remote", &stderr));
+        }
+        Ok(parse_ls_remote(&stdout))
+    }
+
+    fn ls_remote_args(&self, patterns: &[&str]) -> Vec<String> {
         let mut args = vec!["ls-remote".to_owned(), "--".to_owned(), self.name.clone()];
         args.extend(patterns.iter().map(|p| (*p).to_owned()));
-        let out = self.run("ls-remote", &args).await?;
-        Ok(out
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .filter_map(|(oid, name)| Some((name.to_owned(), Oid::from_str(oid).ok()?)))
-            .filter(|(name, _)| !name.ends_with("^{}"))
-            .collect())
+        args
     }
 
     /// Fetches `refspecs` (e.g. `+refs/ai/*:refs/ai/*`) in one run of git.
@@ -313,13 +321,9 @@ impl RemoteAuthority {
     /// way), and returns that; deletes it here when the remote has none.
     fn follow(&self, name: &str) -> Result<Option<Oid>, RemoteError> {
         self.fetch_state()?;
-        let args = ["ls-remote".to_owned(), "--".to_owned(), self.remote.name.clone(), name.to_owned()];
-        let (ok, stdout, stderr) = self.remote.output_blocking(&args)?;
-        if !ok {
-            return Err(self.remote.command_error("ls-remote", &stderr));
-        }
+        let on_remote = self.remote.ls_remote_blocking(&[name])?.contains_key(name);
         let repo = git2::Repository::open(&self.remote.repo)?;
-        if !stdout.lines().any(|l| l.split_once('\t').is_some_and(|(_, n)| n == name)) {
+        if !on_remote {
             if let Ok(mut local) = repo.find_reference(name) {
                 local.delete()?;
             }
@@ -371,13 +375,17 @@ impl crate::state::Authority for RemoteAuthority {
     }
 
     fn tip(&self, name: &str) -> Result<Option<Oid>, String> {
-        let args = ["ls-remote".to_owned(), "--".to_owned(), self.remote.name.clone(), name.to_owned()];
-        let (ok, stdout, stderr) = self.remote.output_blocking(&args).map_err(|e| e.to_string())?;
-        if !ok {
-            return Err(self.remote.command_error("ls-remote", &stderr).to_string());
-        }
-        Ok(stdout.lines().filter_map(|l| l.split_once('\t')).find(|(_, n)| *n == name).and_then(|(oid, _)| Oid::from_str(oid).ok()))
+        self.remote.ls_remote_blocking(&[name]).map(|refs| refs.get(name).copied()).map_err(|e| e.to_string())
     }
+}
+
+/// `ls-remote` output as ref -> object, without peeled tags' `^{}` lines.
+fn parse_ls_remote(out: &str) -> BTreeMap<String, Oid> {
+    out.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(oid, name)| Some((name.to_owned(), Oid::from_str(oid).ok()?)))
+        .filter(|(name, _)| !name.ends_with("^{}"))
+        .collect()
 }
 
 /// The `scheme://host[:port]/` that a token may be sent to: https remotes, and plain http only

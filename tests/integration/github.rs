@@ -12,16 +12,21 @@ use serde_json::json;
 use crate::fake_github::{App, FakeGitHub, Limit, REPO};
 use crate::util::{project_root, within};
 
-fn github(fake: &FakeGitHub, max_prs_per_hour: u32) -> GitHub {
-    let config = GithubConfig {
+/// `fake`'s repository, with the token in `FAKE_TOKEN`.
+fn config(fake: &FakeGitHub) -> GithubConfig {
+    GithubConfig {
         repo: REPO.into(),
         token_env: "FAKE_TOKEN".into(),
         api_url: fake.api_url(),
         app_id: None,
         private_key_file: None,
-        max_prs_per_hour,
-        labels: vec!["plancd".into()],
-    };
+        max_prs_per_hour: 20,
+        labels: vec![],
+    }
+}
+
+fn github(fake: &FakeGitHub, max_prs_per_hour: u32) -> GitHub {
+    let config = GithubConfig { max_prs_per_hour, labels: vec!["plancd".into()], ..config(fake) };
     GitHub::new(&config, &Env::from_pairs([("FAKE_TOKEN", fake.token())])).unwrap()
 }
 
@@ -140,15 +145,7 @@ async fn the_hourly_cap_stops_a_pull_request_from_opening() {
 async fn api_errors_say_what_failed_and_never_show_the_token() {
     within(60, async {
         let fake = FakeGitHub::start("", "ghp_right").await;
-        let config = GithubConfig {
-            repo: REPO.into(),
-            token_env: "FAKE_TOKEN".into(),
-            api_url: fake.api_url(),
-            app_id: None,
-            private_key_file: None,
-            max_prs_per_hour: 20,
-            labels: vec![],
-        };
+        let config = config(&fake);
         let wrong = GitHub::new(&config, &Env::from_pairs([("FAKE_TOKEN", "ghp_wrong_canary")])).unwrap();
         let err = wrong.pull_request(3).await.unwrap_err();
         let shown = format!("{err} {err:?} {wrong:?}");
@@ -162,15 +159,8 @@ async fn api_errors_say_what_failed_and_never_show_the_token() {
 
 /// The App configuration for `fake`, with the test key of `tests/data/github-app`.
 fn app_config(fake: &FakeGitHub, app_id: u64) -> GithubConfig {
-    GithubConfig {
-        repo: REPO.into(),
-        token_env: "GITHUB_TOKEN".into(),
-        api_url: fake.api_url(),
-        app_id: Some(app_id),
-        private_key_file: Some(project_root().join("tests/data/github-app/app-key.pem").to_str().unwrap().to_owned()),
-        max_prs_per_hour: 20,
-        labels: vec![],
-    }
+    let key = project_root().join("tests/data/github-app/app-key.pem");
+    GithubConfig { app_id: Some(app_id), private_key_file: Some(key.to_str().unwrap().to_owned()), ..config(fake) }
 }
 
 fn test_app() -> App {
