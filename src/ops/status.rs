@@ -125,7 +125,7 @@ fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Opti
         result_tag: s.and_then(|s| s.result.as_ref()).and_then(|r| r.tag.clone()),
         result_commit: s.and_then(|s| s.result.as_ref()).map(|r| r.commit.clone()),
         message: s.map(|s| s.message.clone()).unwrap_or_default(),
-        failure_type: s.and_then(|s| s.failure_type.clone()),
+        failure_type: s.and_then(|s| s.failure_type.as_ref()).map(ToString::to_string),
         cost: s.and_then(|s| s.cost),
     }
 }

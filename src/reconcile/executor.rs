@@ -295,7 +295,7 @@ impl Executor {
 
     /// What an attempt needs; `None` for a branch todo its parent no longer waits on.
     fn plan(&self, action: &Action, desired: &Desired, actual: &Actual) -> Result<Option<AttemptPlan>, StateError> {
-        let Action::Run { key, attempt, attempts_base, expected, takeover, branch_of } = action else {
+        let Action::Run { key, attempt, attempts_base, expected, takeover, branch_of, .. } = action else {
             unreachable!("only Run actions are planned")
         };
         // A branch todo works for its parent: the parent's dependencies are the ones that count.
@@ -364,7 +364,7 @@ impl Executor {
                 None => TaskStatus::new(&key.workflow, &key.task, phase, Timestamp::now()),
             };
             status.spec_hash = hash;
-            status.reason = Some(phase.to_string());
+            status.reason = Some(crate::state::Reason::parse(phase.as_str()));
             match self.cx.store.append(key, expected, &status, &[]) {
                 Ok(_) | Err(StateError::Conflict { .. }) => self.refresh(key, actual)?,
                 Err(e) => return Err(e),

@@ -5,12 +5,13 @@
 pub mod attempt;
 mod decide;
 pub mod executor;
+pub mod lifecycle;
 mod snapshot;
 pub mod upstream;
 pub mod workspace;
 
 pub use attempt::{AttemptEnd, AttemptPlan, BranchPlan, PassContext};
-pub use decide::{Action, Actual, Blocker, Context, Desired, DesiredTask, DesiredWorkflow, decide};
+pub use decide::{Action, Actual, Blocker, Context, Desired, DesiredTask, DesiredWorkflow, RunReason, decide};
 pub use executor::{Event, EventSink, Executor, PassReport, read_actual};
 pub use snapshot::{LoadError, Snapshot};
 pub use upstream::Upstream;

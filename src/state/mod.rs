@@ -9,6 +9,7 @@
 
 pub mod fault;
 mod holder;
+mod reason;
 mod status;
 
 use std::collections::BTreeMap;
@@ -19,8 +20,10 @@ use git2::{ErrorCode, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 pub use holder::Holder;
+pub use reason::{FailureType, Reason};
 pub use status::{
-    BranchInfo, Condition, Cost, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers,
+    Acceptance, BranchInfo, Condition, Cost, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary, Verification, commit_message,
+    parse_trailers,
 };
 
 /// The prefix of task refs.

@@ -21,6 +21,8 @@ pub(super) enum Stop {
     /// The model's API failed (after retries), or the model is not usable.
     Model(String),
     Git(git2::Error),
+    /// The remote refused the result or could not be reached.
+    Remote(String),
 }
 
 impl From<SandboxError> for Stop {
@@ -135,11 +137,13 @@ pub(super) struct Logs {
     pub files: Vec<(String, Vec<u8>)>,
     /// What the agent's model calls cost, for the task's status.
     pub cost: Cost,
+    /// The attempt's work, kept in the runner's ref beside the logs.
+    pub work: Option<git2::Oid>,
 }
 
 impl Logs {
     pub fn new(attempt: u32) -> Logs {
-        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default() }
+        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default(), work: None }
     }
 
     /// The attempt's folder in the task's ref.
@@ -260,20 +264,33 @@ pub(super) async fn run_agent(
 }
 
 /// What the agent changed, compared with `input` (caches, ignored paths and pinned files left
-/// out; pinned files it touched are listed).
+/// out; pinned files it touched are listed), and what was left in the sandbox, with why.
 pub(super) async fn collect_change(
     session: &dyn Session,
     input: &[FileEntry],
     pinned: &[String],
     report: &mut Report,
-) -> Result<AgentChange, Stop> {
+) -> Result<(AgentChange, Vec<(String, String)>), Stop> {
     let copied = session.get_files(&CopyOutLimits::default()).await?;
     let skipped: Vec<String> = copied.skipped.iter().map(|(p, _)| p.clone()).collect();
     let gitignore = input.iter().find(|f| f.path == ".gitignore").map(|f| String::from_utf8_lossy(&f.data).into_owned());
     let change = workspace::agent_change(input, &copied.files, &skipped, pinned, &Ignore::new(gitignore.as_deref()));
     report.changed_files = change.paths();
     report.pinned_files_changed = change.pinned_touched.clone();
-    Ok(change)
+    Ok((change, copied.skipped.into_iter().map(|(p, why)| (p, why.to_string())).collect()))
+}
+
+/// Why declared outputs are missing: not written, or written and left in the sandbox (too big,
+/// not a regular file, ...).
+pub(super) fn missing_message(missing: &[String], skipped: &[(String, String)]) -> String {
+    let parts: Vec<String> = missing
+        .iter()
+        .map(|m| match skipped.iter().find(|(p, _)| p == m) {
+            Some((_, why)) => format!("{m} (written, but left in the sandbox: {why})"),
+            None => m.clone(),
+        })
+        .collect();
+    format!("the agent did not produce: {}", parts.join(", "))
 }
 
 /// Declared outputs that are neither in the input nor written, or that were removed.

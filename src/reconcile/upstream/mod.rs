@@ -16,6 +16,15 @@ use crate::reconcile::{Action, PassContext, PassReport, Snapshot};
 use crate::remote::{RefUpdate, Remote, RemoteError};
 use crate::state::{StateError, TaskKey};
 
+/// What became of a published result's pull request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullRequest {
+    /// Its address, once open.
+    pub url: Option<String>,
+    /// Why it is not open yet (the forge's cap, or a failure): a later pass opens it.
+    pub pending: Option<String>,
+}
+
 /// The ref prefixes pushed at the end of a pass: chains that only grow, fast-forward only.
 pub const STATE_PREFIXES: [&str; 2] = ["refs/ai/tasks/", "refs/ai/workflows/"];
 
@@ -83,10 +92,11 @@ impl Upstream {
 
     /// After `key`'s result got its branch and tag: both go to the remote in one atomic push (the
     /// branch by a lease on what the remote holds), then the pull request from that branch to the
-    /// watched branch is opened or updated, with the task's sticky comment. Returns the pull
-    /// request's address.
-    pub async fn result_published(&self, cx: &PassContext, key: &TaskKey, published: &Published) -> Result<Option<String>, UpstreamError> {
-        let Some(remote) = &self.remote else { return Ok(None) };
+    /// watched branch is opened or updated, with the task's sticky comment. A push that fails is
+    /// an error (the attempt gives its claim back); a forge that does not take the pull request
+    /// (its cap, a failure) leaves the result published and its pull request pending.
+    pub async fn result_published(&self, cx: &PassContext, key: &TaskKey, published: &Published) -> Result<PullRequest, UpstreamError> {
+        let Some(remote) = &self.remote else { return Ok(PullRequest::default()) };
         let branch = format!("refs/heads/{}", published.branch);
         let tag = format!("refs/tags/{}", published.tag);
         let tag_object = cx.store.repo().find_reference(&tag)?.target().ok_or_else(|| git2::Error::from_str("the tag is symbolic"))?;
@@ -97,6 +107,17 @@ impl Upstream {
         if !rejected.is_empty() {
             return Err(UpstreamError::Rejected(rejected));
         }
+        match self.pull_request(cx, key, published).await {
+            Ok(url) => Ok(PullRequest { url, pending: None }),
+            Err(UpstreamError::Forge(e)) => {
+                tracing::warn!(task = %key, error = %e, "the result is published; its pull request waits for the forge");
+                Ok(PullRequest { url: None, pending: Some(e.to_string()) })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pull_request(&self, cx: &PassContext, key: &TaskKey, published: &Published) -> Result<Option<String>, UpstreamError> {
         let facts = facts::pr_facts(&cx.store, &cx.snapshot, key, published)?;
         let spec = PullRequestSpec {
             head: published.branch.clone(),
