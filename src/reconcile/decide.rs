@@ -277,6 +277,17 @@ impl Action {
         }
     }
 
+    /// Whether the action is about a task of a plan (not a branch todo, not an orphan): what
+    /// counts in "N/M tasks satisfied".
+    pub fn is_task(&self) -> bool {
+        match self {
+            Action::Orphaned { .. } | Action::BranchClosed { .. } | Action::Run { branch_of: Some(_), .. } => false,
+            // A branch todo held by another controller: its id is `<task>_branch_NN`.
+            Action::Wait { key, blocker: Blocker::Held { .. } } => !is_branch_id(&key.task),
+            _ => true,
+        }
+    }
+
     /// Whether a reconcile would change something for this task.
     pub fn is_work(&self) -> bool {
         matches!(self, Action::Run { .. } | Action::Orphaned { prune: true, .. } | Action::Orphaned { mark: true, .. })
@@ -387,6 +398,11 @@ fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx:
         branch_of: Some(parent.to_owned()),
         why,
     }
+}
+
+/// Whether `id` has the form of a branch todo's id, `<task>_branch_NN`.
+fn is_branch_id(id: &str) -> bool {
+    id.rsplit_once("_branch_").is_some_and(|(task, n)| !task.is_empty() && n.len() >= 2 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The dependency results a task would be built on now (dependency id -> result commit).

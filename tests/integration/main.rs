@@ -9,6 +9,7 @@ mod deploy;
 mod examples;
 mod fake_github;
 mod github;
+mod lifecycle;
 mod manage;
 mod models;
 mod reconcile;

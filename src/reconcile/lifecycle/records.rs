@@ -116,6 +116,7 @@ pub(super) fn published(subject: Subject<'_>, p: &Publication, now: Timestamp) -
     });
     set_conditions(&mut s, Some(task), now);
     if let Some(why) = &p.pull_request_pending {
+        s.message = format!("{}; its pull request waits: {why}", s.message);
         s.conditions.push(condition("PullRequest", false, Reason::PullRequestPending, why.clone(), now));
     }
     let mut records = vec![(Whom::Task, s)];

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use plancd::config::Env;
 use plancd::ops::reconcile::{ReconcileError, ReconcileOptions, default_sandbox_opener, reconcile};
-use plancd::reconcile::{Action, PassReport};
+use plancd::reconcile::PassReport;
 use tokio::sync::watch;
 
 use super::progress::Progress;
@@ -53,6 +53,7 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.watch {
         return watch_mode(cwd);
     }
+    warn_of_drift(cwd, args.branch.as_deref(), &Env::process());
     let runtime = super::runtime()?;
     let progress = Progress::new();
     let (cancel_tx, cancel) = watch::channel(false);
@@ -74,33 +75,40 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     Ok(summarise(&report))
 }
 
-/// The exit code of a pass, with a one-line summary.
+/// The exit code of a pass (decided by [`PassReport::exit_code`]), with a one-line summary.
 pub fn summarise(report: &PassReport) -> ExitCode {
-    let count = |f: fn(&Action) -> bool| report.actions.iter().filter(|a| f(a)).count();
-    let done = count(|a| matches!(a, Action::UpToDate { .. }));
-    let failed = count(|a| matches!(a, Action::Failed { .. } | Action::Escalated { .. }));
-    let approval = count(|a| matches!(a, Action::NeedsApproval { .. }));
-    let total = report.actions.iter().filter(|a| !matches!(a, Action::Orphaned { .. } | Action::BranchClosed { .. })).count();
-    let mut line = format!("{done}/{total} tasks satisfied, {} attempt(s) run", report.attempts.len());
-    if failed > 0 {
-        line.push_str(&format!(", {failed} failed or escalated"));
+    let c = report.counts();
+    let mut line = format!("{}/{} tasks satisfied, {} attempt(s) run", c.satisfied, c.total, report.attempts.len());
+    if c.failed > 0 {
+        line.push_str(&format!(", {} failed or escalated", c.failed));
     }
-    if approval > 0 {
-        line.push_str(&format!(", {approval} waiting for approval"));
-    }
-    if let Some(why) = &report.infrastructure {
-        eprintln!("{line}\nerror: an outside part failed: {why}");
-        return ExitCode::from(3);
-    }
-    if report.cancelled {
-        eprintln!("{line}\nstopped by a signal; claims were released");
-        return ExitCode::from(130);
+    if c.approval > 0 {
+        line.push_str(&format!(", {} waiting for approval", c.approval));
     }
     if report.superseded {
         line.push_str("; the remote's branch moved meanwhile: pull, and reconcile again for its plans");
     }
-    println!("{line}");
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    let code = report.exit_code();
+    match (code, &report.infrastructure) {
+        (130, _) => eprintln!("{line}\nstopped by a signal; claims were released"),
+        (3, Some(why)) => eprintln!("{line}\nerror: an outside part failed: {why}"),
+        _ => println!("{line}"),
+    }
+    ExitCode::from(code)
+}
+
+/// Warns when plan or contract files in the work tree differ from the watched commit: a
+/// reconcile reads the commit, so those edits do nothing until they are committed.
+pub fn warn_of_drift(cwd: &Path, branch: Option<&str>, env: &Env) {
+    let Ok(snapshot) = plancd::reconcile::Snapshot::load(cwd, branch, env) else { return };
+    let Ok(files) = plancd::ops::drift::drift(cwd, snapshot.plan_commit, &snapshot.config) else { return };
+    if !files.is_empty() {
+        eprintln!(
+            "warning: {} differ(s) from the watched commit of `{}`; plancd reads the commit: commit them (or see `plancd diff --work-tree`)",
+            files.join(", "),
+            snapshot.branch
+        );
+    }
 }
 
 /// Maps a pass that could not run to its exit code, printing plan problems.
