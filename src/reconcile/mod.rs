@@ -5,6 +5,7 @@
 pub mod attempt;
 mod decide;
 pub mod executor;
+pub mod operations;
 mod snapshot;
 pub mod upstream;
 pub mod workspace;

@@ -299,6 +299,10 @@ pub struct TaskStatus {
     /// What model calls cost over all the task's attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// The person behind this record (an approval, a retry): `--as`, git's `user.email`, or the
+    /// forge login. `None` on the records plancd writes on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// Anything else a later version wrote; kept so that old readers do not drop it.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -335,6 +339,7 @@ impl TaskStatus {
             branch: None,
             review: None,
             cost: None,
+            by: None,
             extra: BTreeMap::new(),
         }
     }
@@ -354,6 +359,7 @@ impl TaskStatus {
             failure_type: None,
             conditions: Vec::new(),
             open_branch: None,
+            by: None,
             ..self.clone()
         }
     }
@@ -411,6 +417,9 @@ impl TaskStatus {
         }
         if let Some(b) = &self.open_branch {
             t.push(("Plancd-Branch-Todo", b.id.clone()));
+        }
+        if let Some(by) = &self.by {
+            t.push(("Plancd-By", by.clone()));
         }
         if let Some(b) = &self.branch {
             t.push(("Plancd-Parent", b.parent_id.clone()));

@@ -5,12 +5,14 @@
 mod action;
 mod broken;
 mod cli;
+mod commands;
 mod deploy;
 mod examples;
 mod fake_github;
 mod github;
 mod manage;
 mod models;
+mod operations;
 mod reconcile;
 mod replicas;
 mod serve;
