@@ -139,8 +139,8 @@ fn with_origin(repo: &Repo) -> tempfile::TempDir {
 fn controller(origin: &std::path::Path) -> Repo {
     let clone = Repo::new();
     clone.git(&["remote", "add", "origin", &format!("file://{}", origin.display())]);
-    clone.git(&["fetch", "-q", "origin", "+refs/heads/main:refs/heads/main", "+refs/ai/*:refs/ai/*"]);
-    clone.git(&["checkout", "-q", "main"]);
+    clone.git(&["fetch", "-q", "--update-head-ok", "origin", "+refs/heads/main:refs/heads/main", "+refs/ai/*:refs/ai/*"]);
+    clone.git(&["reset", "-q", "--hard", "main"]);
     clone
 }
 
