@@ -33,18 +33,14 @@ fn records(repo: &Repo, task: &str, subject_start: &str) -> usize {
 }
 
 #[test]
-fn an_approval_is_one_record_with_who_gave_it_and_approving_again_or_after_success_is_refused() {
+fn an_approval_is_one_record_and_approving_again_or_after_success_is_refused() {
     let repo = single("    requires_approval: true\n", "", "42\n");
     repo.plancd(&["reconcile"]).expect_code(0);
-    let approve = repo.plancd(&["approve", "p/t", "--as", "ann@example.com"]);
+    let approve = repo.plancd(&["approve", "p/t"]);
     approve.expect_code(0);
-    assert!(approve.stdout.contains("recorded in this repository (refs/ai/tasks/p/t)"), "{}", approve.stdout);
-    assert_eq!(status(repo.path(), "p/t")["by"], "ann@example.com");
-    let trailers = repo.git(&["log", "-1", "--format=%(trailers:key=Plancd-By,valueonly)", "refs/ai/tasks/p/t"]);
-    assert_eq!(trailers.trim(), "ann@example.com");
 
     // Twice: refused, with what to do instead, and no second record.
-    let again = repo.plancd(&["approve", "p/t", "--as", "bo@example.com"]);
+    let again = repo.plancd(&["approve", "p/t"]);
     again.expect_code(2);
     assert!(again.stderr.contains("p/t is approved for its current spec already; nothing to do"), "{}", again.stderr);
     assert_eq!(records(&repo, "p/t", "Approved "), 1);
@@ -60,12 +56,22 @@ fn an_approval_is_one_record_with_who_gave_it_and_approving_again_or_after_succe
 }
 
 #[test]
-fn who_is_the_repository_s_git_user_email_without_as() {
+fn an_approval_records_who_gave_it_from_git_s_user_email_or_as() {
     let repo = single("    requires_approval: true\n", "", "42\n");
     repo.git(&["config", "user.email", "dev@example.com"]);
-    repo.plancd(&["approve", "p/t"]).expect_code(0);
+    let approve = repo.plancd(&["approve", "p/t"]);
+    approve.expect_code(0);
     assert_eq!(status(repo.path(), "p/t")["by"], "dev@example.com");
+    assert!(approve.stdout.contains("recorded in this repository (refs/ai/tasks/p/t)"), "{}", approve.stdout);
     assert!(repo.git(&["log", "-1", "--format=%B", "refs/ai/tasks/p/t"]).contains("approved by dev@example.com"));
+    let trailer = repo.git(&["log", "-1", "--format=%(trailers:key=Plancd-By,valueonly)", "refs/ai/tasks/p/t"]);
+    assert_eq!(trailer.trim(), "dev@example.com");
+
+    // --as wins over git's identity.
+    let other = single("    requires_approval: true\n", "", "42\n");
+    other.git(&["config", "user.email", "dev@example.com"]);
+    other.plancd(&["approve", "p/t", "--as", "ann@example.com"]).expect_code(0);
+    assert_eq!(status(other.path(), "p/t")["by"], "ann@example.com");
 }
 
 #[test]
@@ -154,7 +160,8 @@ fn operations_reach_the_remote_where_a_controller_sees_them() {
     assert!(git_in(origin.path(), &["log", "-1", "--format=%s", "refs/ai/tasks/p/t"]).starts_with("NeedsApproval"));
 
     // A person approves from a laptop whose clone never saw that record.
-    let approve = plancd_env(repo.path(), &["approve", "p/t", "--as", "ann@example.com"], &[]);
+    repo.git(&["config", "user.email", "ann@example.com"]);
+    let approve = plancd_env(repo.path(), &["approve", "p/t"], &[]);
     approve.expect_code(0);
     assert!(approve.stdout.contains("recorded on origin (refs/ai/tasks/p/t)"), "{}", approve.stdout);
     let on_origin = status(origin.path(), "p/t");
@@ -171,7 +178,7 @@ fn operations_reach_the_remote_where_a_controller_sees_them() {
     assert_eq!(ctl.git(&["tag", "--list"]).trim(), "ai/p/t/1");
 
     // Suspension too; --local keeps one in this repository.
-    let suspend = repo.plancd(&["suspend", "p", "--as", "ann@example.com"]);
+    let suspend = repo.plancd(&["suspend", "p"]);
     suspend.expect_code(0);
     assert!(suspend.stdout.contains("recorded on origin (refs/ai/workflows/p)"), "{}", suspend.stdout);
     assert!(git_in(origin.path(), &["log", "-1", "--format=%B", "refs/ai/workflows/p"]).contains("Plancd-By: ann@example.com"));
@@ -186,8 +193,8 @@ fn an_operation_reads_the_remote_first_so_a_second_approval_elsewhere_is_refused
     let repo = single("    requires_approval: true\n", "", "42\n");
     let origin = with_origin(&repo);
     let ctl = controller(origin.path());
-    ctl.plancd(&["approve", "p/t", "--as", "bo"]).expect_code(0);
-    let second = repo.plancd(&["approve", "p/t", "--as", "ann"]);
+    ctl.plancd(&["approve", "p/t"]).expect_code(0);
+    let second = repo.plancd(&["approve", "p/t"]);
     second.expect_code(2);
     assert!(second.stderr.contains("approved for its current spec already"), "{}", second.stderr);
     assert_eq!(git_in(origin.path(), &["log", "--format=%s", "refs/ai/tasks/p/t"]).lines().count(), 1);
