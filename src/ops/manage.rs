@@ -146,7 +146,8 @@ pub fn operate(opts: &ManageOptions, op: &Operation, subject: &Subject) -> Resul
     let remote = if opts.local {
         None
     } else {
-        let token = snapshot.config.forge.github.as_ref().and_then(|g| opts.env.get(&g.token_env)).map(|t| SecretString::from(t.to_owned()));
+        let token =
+            snapshot.config.forge.github.as_ref().and_then(|g| opts.env.get(&g.token_env)).map(|t| SecretString::from(t.to_owned()));
         Remote::open(store.path(), &snapshot.config.remote, token)?
     };
     let store = shared(store, remote.as_ref())?;
@@ -164,7 +165,14 @@ pub fn shared(store: Store, remote: Option<&Remote>) -> Result<Store, ManageErro
 /// Reads the facts, checks `op` and writes its record if the ref has not moved meanwhile; reads
 /// and checks again when it has (so a second approval racing the first is refused, not
 /// written). `remote` names where `store` writes first, for the report.
-pub fn record(store: &Store, plans: &Plans, remote: Option<&str>, subject: &Subject, op: &Operation, by: &str) -> Result<Recorded, ManageError> {
+pub fn record(
+    store: &Store,
+    plans: &Plans,
+    remote: Option<&str>,
+    subject: &Subject,
+    op: &Operation,
+    by: &str,
+) -> Result<Recorded, ManageError> {
     for _ in 0..5 {
         let now = Timestamp::now();
         let (record, expected) = match subject {

@@ -179,7 +179,9 @@ impl Refusal {
             Refusal::BranchTodo { key, parent } => format!("retry the parent: plancd retry {}/{parent}", key.workflow),
             Refusal::NotGated(_) | Refusal::AlreadyApproved(_) => "nothing to do: the next reconcile runs it when it is due".into(),
             Refusal::AlreadySucceeded { key, .. } => {
-                format!("to ask for changes: plancd retry {key} -m '<what to change>' (or comment `/plancd retry <what to change>` on its pull request)")
+                format!(
+                    "to ask for changes: plancd retry {key} -m '<what to change>' (or comment `/plancd retry <what to change>` on its pull request)"
+                )
             }
             Refusal::Busy { key, .. } => format!("try again when it has finished (`plancd status {key}`)"),
             Refusal::WillRun { .. } => "nothing to do: run `plancd reconcile`".into(),

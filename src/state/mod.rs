@@ -688,7 +688,8 @@ mod tests {
     #[test]
     fn workflow_records_round_trip() {
         let (_dir, store) = store();
-        let record = WorkflowRecord { workflow_id: "wf".into(), suspended: true, message: "by test".into(), by: Some("ann@example.com".into()) };
+        let record =
+            WorkflowRecord { workflow_id: "wf".into(), suspended: true, message: "by test".into(), by: Some("ann@example.com".into()) };
         let tip = store.set_workflow(&record, None).unwrap();
         let all = store.workflows().unwrap();
         assert_eq!(all["wf"], (tip, record));

@@ -90,11 +90,8 @@ async fn a_retry_comment_on_an_escalation_issue_runs_the_task_with_its_words_and
         fake.with(|s| {
             let issue = s.issues.iter().find(|i| i["number"] == number).unwrap();
             assert_eq!(issue["state"], "closed", "{issue}");
-            let closing: Vec<&Value> = s
-                .comments
-                .iter()
-                .filter(|c| c["issue"] == number && c["body"].as_str().unwrap().contains("succeeded (attempt"))
-                .collect();
+            let closing: Vec<&Value> =
+                s.comments.iter().filter(|c| c["issue"] == number && c["body"].as_str().unwrap().contains("succeeded (attempt")).collect();
             assert_eq!(closing.len(), 1, "{:?}", s.comments);
         });
     })

@@ -50,7 +50,11 @@ fn an_approval_is_one_record_and_approving_again_or_after_success_is_refused() {
     assert_eq!(repo.git(&["tag", "--list"]).trim(), "ai/p/t/1");
     let late = repo.plancd(&["approve", "p/t"]);
     late.expect_code(2);
-    assert!(late.stderr.contains("p/t succeeded (attempt 1) for its current spec; to ask for changes: plancd retry p/t -m"), "{}", late.stderr);
+    assert!(
+        late.stderr.contains("p/t succeeded (attempt 1) for its current spec; to ask for changes: plancd retry p/t -m"),
+        "{}",
+        late.stderr
+    );
     repo.plancd(&["reconcile"]).expect_code(0);
     assert_eq!(repo.git(&["tag", "--list"]).trim(), "ai/p/t/1", "an approval of a succeeded task re-ran it");
 }

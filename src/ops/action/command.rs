@@ -59,7 +59,10 @@ pub async fn command(opts: &ActionOptions, asked: Asked) -> Result<ActionReport,
                     None => return Ok(ActionReport::ignored(format!("pull request #{number}'s head cannot be fetched"))),
                 },
                 (None, Command::Retry { .. }) => {
-                    return Ok(ActionReport::ignored(format!("pull request #{number} is not a plancd result (its branch is `{}`)", pr.head)));
+                    return Ok(ActionReport::ignored(format!(
+                        "pull request #{number} is not a plancd result (its branch is `{}`)",
+                        pr.head
+                    )));
                 }
             }
         }
@@ -154,7 +157,9 @@ async fn approve_plans(
     let snapshot = Snapshot::load_at(&opts.repo, &config.branch, pr_head, base, &opts.env).map_err(ManageError::from)?;
     let plans = Plans::of(&snapshot);
     let named = match &asked.command {
-        Command::Approve { task: Some(t) } => vec![TaskKey::parse(t).ok_or_else(|| ActionError::Environment(format!("`{t}` is not WF/TASK")))?],
+        Command::Approve { task: Some(t) } => {
+            vec![TaskKey::parse(t).ok_or_else(|| ActionError::Environment(format!("`{t}` is not WF/TASK")))?]
+        }
         _ => {
             let mut gated: Vec<TaskKey> = plans.tasks.iter().filter(|(_, p)| p.requires_approval).map(|(k, _)| k.clone()).collect();
             gated.sort();

@@ -115,8 +115,7 @@ fn comment(p: &Value) -> Event {
     let Some(command) = parse_command(&text(&p["comment"]["body"])) else {
         return Event::Ignored(format!("the comment starts with neither `{RETRY_COMMAND}` nor `{APPROVE_COMMAND}`"));
     };
-    let thread =
-        if p["issue"]["pull_request"].is_null() { Thread::Issue { body: text(&p["issue"]["body"]) } } else { Thread::PullRequest };
+    let thread = if p["issue"]["pull_request"].is_null() { Thread::Issue { body: text(&p["issue"]["body"]) } } else { Thread::PullRequest };
     match p["issue"]["number"].as_u64() {
         Some(number) => Event::Command {
             number,
@@ -165,7 +164,7 @@ pub fn parse_command(body: &str) -> Option<Command> {
 /// What follows `command` at the start of `body`, when it is a word of its own.
 fn after_word<'a>(body: &'a str, command: &str) -> Option<&'a str> {
     let rest = body.trim_start().strip_prefix(command)?;
-    (!rest.chars().next().is_some_and(|c| !c.is_whitespace())).then_some(rest)
+    rest.chars().next().is_none_or(char::is_whitespace).then_some(rest)
 }
 
 /// The instructions after `/plancd retry` at the start of a comment; `None` without it.

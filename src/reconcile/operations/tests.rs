@@ -95,19 +95,43 @@ fn approvals() {
     use Operation::Approve;
     use Phase::*;
     let rows: Vec<(&str, String, &str)> = vec![
-        ("a gated task that waits", task(&Approve, Some(true), Some(rec(NeedsApproval, 'a', 0))), "write Approved Approved spec=a approved=a base=0 by=ann@example.com"),
-        ("a gated task not yet reached (its dependencies run first)", task(&Approve, Some(true), None), "write Approved Approved spec=a approved=a base=0 by=ann@example.com"),
+        (
+            "a gated task that waits",
+            task(&Approve, Some(true), Some(rec(NeedsApproval, 'a', 0))),
+            "write Approved Approved spec=a approved=a base=0 by=ann@example.com",
+        ),
+        (
+            "a gated task not yet reached (its dependencies run first)",
+            task(&Approve, Some(true), None),
+            "write Approved Approved spec=a approved=a base=0 by=ann@example.com",
+        ),
         ("approving twice", task(&Approve, Some(true), Some(approved(rec(Approved, 'a', 0), 'a'))), "refuse AlreadyApproved"),
-        ("a task that succeeded for this spec", task(&Approve, Some(true), Some(approved(rec(Succeeded, 'a', 1), 'a'))), "refuse AlreadySucceeded"),
+        (
+            "a task that succeeded for this spec",
+            task(&Approve, Some(true), Some(approved(rec(Succeeded, 'a', 1), 'a'))),
+            "refuse AlreadySucceeded",
+        ),
         ("a task that never needed approval", task(&Approve, Some(false), Some(rec(Succeeded, 'a', 1))), "refuse ApprovalNotRequired"),
         ("a never-gated task that waits for nothing", task(&Approve, Some(false), None), "refuse ApprovalNotRequired"),
         ("a running attempt", task(&Approve, Some(true), Some(held(Running, 10))), "refuse AttemptRunning"),
         ("a task no plan has", task(&Approve, None, None), "refuse UnknownTask"),
         ("a branch todo", task(&Approve, None, Some(branch_todo())), "refuse BranchTodo"),
         // A plan pull request's new spec, approved before merging: the result of the old spec stays.
-        ("a new spec of a task that succeeded", task(&Approve, Some(true), Some(approved(rec(Succeeded, 'b', 1), 'b'))), "write Succeeded  spec=b approved=a base=0 by=ann@example.com"),
-        ("a new spec of a task that waits for the old one's approval", task(&Approve, Some(true), Some(rec(NeedsApproval, 'b', 0))), "write Approved Approved spec=a approved=a base=0 by=ann@example.com"),
-        ("a claim whose holder is gone", task(&Approve, Some(true), Some(held(Claimed, -5))), "write Approved Approved spec=a approved=a base=0 by=ann@example.com"),
+        (
+            "a new spec of a task that succeeded",
+            task(&Approve, Some(true), Some(approved(rec(Succeeded, 'b', 1), 'b'))),
+            "write Succeeded  spec=b approved=a base=0 by=ann@example.com",
+        ),
+        (
+            "a new spec of a task that waits for the old one's approval",
+            task(&Approve, Some(true), Some(rec(NeedsApproval, 'b', 0))),
+            "write Approved Approved spec=a approved=a base=0 by=ann@example.com",
+        ),
+        (
+            "a claim whose holder is gone",
+            task(&Approve, Some(true), Some(held(Claimed, -5))),
+            "write Approved Approved spec=a approved=a base=0 by=ann@example.com",
+        ),
     ];
     assert_table(rows);
 }
@@ -117,9 +141,21 @@ fn retries_and_revisions() {
     use Operation::Retry;
     use Phase::*;
     let rows: Vec<(&str, String, &str)> = vec![
-        ("a failed task", task(&Retry, Some(false), Some(rec(Failed, 'a', 3))), "write Pending RetryRequested spec=a approved=- base=3 by=ann@example.com"),
-        ("an escalated task", task(&Retry, Some(false), Some(rec(Escalated, 'a', 1))), "write Pending RetryRequested spec=a approved=- base=1 by=ann@example.com"),
-        ("a task out of budget", task(&Retry, Some(false), Some(rec(BudgetExceeded, 'a', 2))), "write Pending RetryRequested spec=a approved=- base=2 by=ann@example.com"),
+        (
+            "a failed task",
+            task(&Retry, Some(false), Some(rec(Failed, 'a', 3))),
+            "write Pending RetryRequested spec=a approved=- base=3 by=ann@example.com",
+        ),
+        (
+            "an escalated task",
+            task(&Retry, Some(false), Some(rec(Escalated, 'a', 1))),
+            "write Pending RetryRequested spec=a approved=- base=1 by=ann@example.com",
+        ),
+        (
+            "a task out of budget",
+            task(&Retry, Some(false), Some(rec(BudgetExceeded, 'a', 2))),
+            "write Pending RetryRequested spec=a approved=- base=2 by=ann@example.com",
+        ),
         ("a running attempt", task(&Retry, Some(false), Some(held(Running, 10))), "refuse AttemptRunning"),
         ("a claimed task", task(&Retry, Some(false), Some(held(Claimed, 10))), "refuse AttemptRunning"),
         ("a task that succeeded for this spec", task(&Retry, Some(false), Some(rec(Succeeded, 'a', 1))), "refuse AlreadySucceeded"),
@@ -133,8 +169,16 @@ fn retries_and_revisions() {
         ("a closed branch todo", task(&Retry, None, Some(branch_todo())), "refuse BranchTodo"),
         ("a task no plan has", task(&Retry, None, Some(rec(Failed, 'a', 1))), "refuse UnknownTask"),
         // With instructions: a reviewer may ask a succeeded task for changes.
-        ("changes to a succeeded result", task(&revise(), Some(false), Some(rec(Succeeded, 'a', 1))), "write Pending RevisionRequested spec=a approved=- base=1 by=ann@example.com"),
-        ("instructions for an escalated task", task(&revise(), Some(false), Some(rec(Escalated, 'a', 2))), "write Pending RevisionRequested spec=a approved=- base=2 by=ann@example.com"),
+        (
+            "changes to a succeeded result",
+            task(&revise(), Some(false), Some(rec(Succeeded, 'a', 1))),
+            "write Pending RevisionRequested spec=a approved=- base=1 by=ann@example.com",
+        ),
+        (
+            "instructions for an escalated task",
+            task(&revise(), Some(false), Some(rec(Escalated, 'a', 2))),
+            "write Pending RevisionRequested spec=a approved=- base=2 by=ann@example.com",
+        ),
         ("instructions while it runs", task(&revise(), Some(false), Some(held(Running, 10))), "refuse AttemptRunning"),
         ("instructions for a task that never ran", task(&revise(), Some(false), None), "refuse RunsAnyway"),
         ("instructions for a branch todo", task(&revise(), None, Some(branch_todo())), "refuse BranchTodo"),

@@ -29,13 +29,7 @@ pub struct RecordArgs {
 
 impl RecordArgs {
     fn options(&self, cwd: &Path) -> ManageOptions {
-        ManageOptions {
-            repo: cwd.to_path_buf(),
-            branch: self.branch.clone(),
-            env: Env::process(),
-            by: self.by.clone(),
-            local: self.local,
-        }
+        ManageOptions { repo: cwd.to_path_buf(), branch: self.branch.clone(), env: Env::process(), by: self.by.clone(), local: self.local }
     }
 }
 
