@@ -1,5 +1,5 @@
 //! What approve, retry, suspend and resume share: the facts read from the plans and the refs,
-//! [`check`](crate::reconcile::operations::check)'s decision, and its one record written by
+//! [`check`]'s decision, and its one record written by
 //! compare-and-swap: on the remote first when the repository has the one plancd.yaml names
 //! (where the controllers look), re-read and re-checked when another writer got there first.
 
