@@ -6,6 +6,7 @@ pub mod attempt;
 mod decide;
 pub mod executor;
 pub mod lifecycle;
+pub mod operations;
 pub mod outcome;
 mod snapshot;
 pub mod upstream;

@@ -81,6 +81,9 @@ pub struct WorkflowRecord {
     /// When and by whom it was last changed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The person who last changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// The ref of reconcile requests (`plancd reconcile --request`), like Flux's `requestedAt`.
@@ -407,7 +410,11 @@ impl Store {
     pub fn set_workflow(&self, record: &WorkflowRecord, expected: Option<Oid>) -> Result<Oid, StateError> {
         let json = serde_json::to_vec_pretty(record).expect("a record always serialises");
         let subject = format!("{} {}", if record.suspended { "Suspended" } else { "Active" }, record.workflow_id);
-        let message = commit_message(&subject, &record.message, &[("Plancd-Suspended", record.suspended.to_string())]);
+        let mut trailers = vec![("Plancd-Suspended", record.suspended.to_string())];
+        if let Some(by) = &record.by {
+            trailers.push(("Plancd-By", by.clone()));
+        }
+        let message = commit_message(&subject, &record.message, &trailers);
         let oid = commit_on_chain(&self.repo(), expected, &[("workflow.json", &json)], &[], &message)?;
         self.move_ref(&format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
         Ok(oid)
@@ -684,7 +691,8 @@ mod tests {
     #[test]
     fn workflow_records_round_trip() {
         let (_dir, store) = store();
-        let record = WorkflowRecord { workflow_id: "wf".into(), suspended: true, message: "by test".into() };
+        let record =
+            WorkflowRecord { workflow_id: "wf".into(), suspended: true, message: "by test".into(), by: Some("ann@example.com".into()) };
         let tip = store.set_workflow(&record, None).unwrap();
         let all = store.workflows().unwrap();
         assert_eq!(all["wf"], (tip, record));

@@ -57,12 +57,6 @@ macro_rules! words {
                 Ok($name::parse(&s))
             }
         }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> $name {
-                $name::parse(s)
-            }
-        }
     };
 }
 

@@ -332,6 +332,10 @@ pub struct TaskStatus {
     /// What model calls cost over all the task's attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// The person behind this record (an approval, a retry): `--as`, git's `user.email`, or the
+    /// forge login. `None` on the records plancd writes on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// Anything else a later version wrote; kept so that old readers do not drop it.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -370,6 +374,7 @@ impl TaskStatus {
             branch: None,
             review: None,
             cost: None,
+            by: None,
             extra: BTreeMap::new(),
         }
     }
@@ -390,6 +395,7 @@ impl TaskStatus {
             conditions: Vec::new(),
             open_branch: None,
             verified: None,
+            by: None,
             ..self.clone()
         }
     }
@@ -445,16 +451,20 @@ impl TaskStatus {
         if let Some(r) = &self.reason {
             t.push(("Plancd-Reason", r.to_string()));
         }
-        if let Some(inputs) = &self.inputs {
-            t.push(("Plancd-Inputs", format_inputs(inputs)));
-        }
+
         if let Some(b) = &self.open_branch {
             t.push(("Plancd-Branch-Todo", b.id.clone()));
+        }
+        if let Some(by) = &self.by {
+            t.push(("Plancd-By", by.clone()));
         }
         if let Some(b) = &self.branch {
             t.push(("Plancd-Parent", b.parent_id.clone()));
             t.push(("Plancd-Branch-Depth", b.depth.to_string()));
             t.push(("Plancd-Max-Attempts", b.max_debug_attempts.to_string()));
+        }
+        if let Some(inputs) = &self.inputs {
+            t.push(("Plancd-Inputs", format_inputs(inputs)));
         }
         t
     }

@@ -9,10 +9,10 @@ use serde_json::Value;
 use crate::fake_github::FakeGitHub;
 use crate::util::{Repo, bare, git_command, git_in, plancd_async, project_root, within};
 
-const TOKEN: &str = "ghs_canary7f3e9a1b2c4d6e8f0a";
+pub(crate) const TOKEN: &str = "ghs_canary7f3e9a1b2c4d6e8f0a";
 
 /// Two tasks, a -> b, with a forge on `fake` and a bare `origin` that holds `main`.
-fn repo(fake: &FakeGitHub, remote: &Path) -> Repo {
+pub(crate) fn repo(fake: &FakeGitHub, remote: &Path) -> Repo {
     let repo = Repo::new();
     repo.write(
         "plancd.yaml",
@@ -37,7 +37,7 @@ fn repo(fake: &FakeGitHub, remote: &Path) -> Repo {
     repo
 }
 
-fn event(dir: &Path, fixture: &str, edit: impl FnOnce(&mut Value)) -> String {
+pub(crate) fn event(dir: &Path, fixture: &str, edit: impl FnOnce(&mut Value)) -> String {
     let text = std::fs::read_to_string(project_root().join("tests/data/github").join(fixture)).unwrap();
     let mut payload: Value = serde_json::from_str(&text).unwrap();
     edit(&mut payload);
@@ -192,6 +192,8 @@ async fn a_retry_comment_by_a_maintainer_runs_a_new_attempt_on_the_same_branch()
         let status: Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/wf/a:status.json"])).unwrap();
         assert_eq!((status["phase"].as_str(), status["attempt"].as_u64()), (Some("Succeeded"), Some(2)));
         assert!(status.get("review").is_none(), "an accepted result answers the review");
+        let chain = git_in(remote.path(), &["log", "--format=%B", "refs/ai/tasks/wf/a"]);
+        assert!(chain.contains("Plancd-Reason: RevisionRequested\nPlancd-By: maintainer"), "who asked is in the record:\n{chain}");
         // The new result is on the same branch, on the remote, with the comment's instructions.
         let after = git_in(remote.path(), &["rev-parse", "refs/heads/ai/generated/wf/a"]);
         assert_ne!(before, after);

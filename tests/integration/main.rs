@@ -5,6 +5,7 @@
 mod action;
 mod broken;
 mod cli;
+mod commands;
 mod deploy;
 mod examples;
 mod fake_github;
@@ -12,6 +13,7 @@ mod github;
 mod lifecycle;
 mod manage;
 mod models;
+mod operations;
 mod reconcile;
 mod replicas;
 mod serve;

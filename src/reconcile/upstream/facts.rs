@@ -11,7 +11,7 @@ use crate::reconcile::Snapshot;
 use crate::state::{StateError, Store, TaskKey, TaskState, TaskStatus, parse_trailers};
 
 /// At most this many records of a task's chain are read for its attempts table.
-const HISTORY: usize = 200;
+pub(super) const HISTORY: usize = 200;
 /// The last lines of test output an escalation shows.
 const TAIL_LINES: usize = 60;
 const TAIL_CHARS: usize = 6_000;
@@ -199,7 +199,7 @@ pub fn escalation_body(store: &Store, snapshot: &Snapshot, key: &TaskKey, status
         out.push_str(&format!("\n### Last test output\n\n```text\n{tail}\n```\n"));
     }
     out.push_str(&format!(
-        "\n`plancd logs {key}` shows every attempt's logs; `plancd retry {key}` re-opens the task, and so does a comment `/plancd retry` with instructions on its pull request.\n"
+        "\n### What to do\n\n- Comment `/plancd retry <what to do differently>` on this issue (with write access to the repository): the next attempt gets your words as instructions. From a shell: `plancd retry {key} -m '<instructions>'`, or `plancd retry {key}` once the plan or the code it depends on is fixed.\n- `plancd logs {key}` shows every attempt's logs.\n\nThis issue is closed when the task succeeds.\n"
     ));
     Ok(out)
 }

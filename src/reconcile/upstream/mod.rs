@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::config::{Config, Env};
 use crate::forge::{self, CommitStatus, Forge, ForgeError, IssueSpec, NoForge, PullRequestSpec, StatusState};
 use crate::publish::Published;
-use crate::reconcile::{Action, PassContext, PassReport, Snapshot};
+use crate::reconcile::{Action, AttemptEnd, PassContext, PassReport, Snapshot};
 use crate::remote::{RefUpdate, Remote, RemoteError};
 use crate::state::{StateError, TaskKey};
 
@@ -183,6 +183,11 @@ impl Upstream {
                 problems.push(format!("reporting the escalation of {}: {e}", action.key()));
             }
         }
+        for key in succeeded(cx, report) {
+            if let Err(e) = self.resolved(cx, &key).await {
+                problems.push(format!("closing the escalation issue of {key}: {e}"));
+            }
+        }
         let wanted = cx.snapshot.plans.iter().map(|p| final_status(&p.list.todo_list_id, report)).collect();
         if let Err(e) = self.set_statuses(&cx.snapshot.plan_commit.to_string(), wanted).await {
             problems.push(format!("setting commit statuses: {e}"));
@@ -208,6 +213,28 @@ impl Upstream {
         Ok(())
     }
 
+    /// After `key` succeeded: its escalation issue, if one is open, says so and is closed.
+    async fn resolved(&self, cx: &PassContext, key: &TaskKey) -> Result<(), UpstreamError> {
+        if self.forge.name() == "none" {
+            return Ok(());
+        }
+        if !escalated_since_last_success(&cx.store, key)? {
+            return Ok(());
+        }
+        let Some((_, status)) = cx.store.status(key)? else { return Ok(()) };
+        let result = status.result.as_ref();
+        let mut comment = format!("**plancd** · `{key}` succeeded (attempt {})", status.attempt);
+        if let Some(tag) = result.and_then(|r| r.tag.as_ref()) {
+            comment.push_str(&format!(": tag `{tag}`"));
+        }
+        if let Some(pr) = result.and_then(|r| r.pull_request.as_ref()) {
+            comment.push_str(&format!(", pull request {pr}"));
+        }
+        comment.push_str(". Closing this issue.");
+        self.forge.close_issue(&forge::marker(&format!("escalation:{key}")), &comment).await?;
+        Ok(())
+    }
+
     /// Sets the statuses in `wanted` that the commit does not already carry.
     async fn set_statuses(&self, sha: &str, wanted: Vec<CommitStatus>) -> Result<(), UpstreamError> {
         if wanted.is_empty() || self.forge.name() == "none" {
@@ -221,6 +248,42 @@ impl Upstream {
         }
         Ok(())
     }
+}
+
+/// The tasks whose attempt (or branch todo) succeeded in this pass and that are satisfied at
+/// its end: the ones whose escalation issue, if any, is resolved.
+fn succeeded(cx: &PassContext, report: &PassReport) -> Vec<TaskKey> {
+    let mut keys: Vec<TaskKey> = report
+        .attempts
+        .iter()
+        .filter(|(_, _, end)| matches!(end, AttemptEnd::Succeeded { .. } | AttemptEnd::Adopted { .. }))
+        .map(|(key, _, _)| match cx.store.status(key) {
+            Ok(Some((_, s))) => s.branch.map_or_else(|| key.clone(), |b| TaskKey::new(&key.workflow, &b.parent_id)),
+            _ => key.clone(),
+        })
+        .filter(|key| report.actions.iter().any(|a| matches!(a, Action::UpToDate { key: k } if k == key)))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Whether `key`'s chain, below its tip, has an `Escalated` record after its previous
+/// `Succeeded` one: only then can an escalation issue be open (read from git, not the forge).
+fn escalated_since_last_success(store: &crate::state::Store, key: &TaskKey) -> Result<bool, UpstreamError> {
+    let repo = store.repo();
+    let Some(tip) = repo.find_reference(&key.ref_name()).ok().and_then(|r| r.target()) else { return Ok(false) };
+    let mut next = repo.find_commit(tip)?.parent_id(0).ok();
+    for _ in 0..facts::HISTORY {
+        let Some(oid) = next else { break };
+        let commit = repo.find_commit(oid)?;
+        match crate::state::TaskState::from_message(oid, &String::from_utf8_lossy(commit.message_bytes())).map(|s| s.phase) {
+            Some(crate::state::Phase::Escalated) => return Ok(true),
+            Some(crate::state::Phase::Succeeded) => return Ok(false),
+            _ => next = commit.parent_id(0).ok(),
+        }
+    }
+    Ok(false)
 }
 
 /// `plancd/<workflow>`.
