@@ -14,8 +14,9 @@ pub fn approve(repo: &Path, branch: Option<&str>, env: &Env, key: &TaskKey, who:
     let store = Store::open(repo)?;
     let snapshot = Snapshot::load(store.path(), branch, env)?;
     let task = snapshot.task(key).ok_or_else(|| ManageError::UnknownTask(key.clone()))?;
-    if !task.requires_approval {
-        return Err(ManageError::Refused(format!("{key} does not require approval (requires_approval is not set)")));
+    if !snapshot.requires_approval(task) {
+        let why = "requires_approval is not set, and its outputs name no protected path or test runner file";
+        return Err(ManageError::Refused(format!("{key} does not require approval ({why})")));
     }
     let hash = snapshot.hashes[key].clone();
     append_record(&store, key, Phase::Approved, |s| {

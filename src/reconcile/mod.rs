@@ -5,6 +5,7 @@
 pub mod attempt;
 mod decide;
 pub mod executor;
+pub mod guard;
 mod snapshot;
 pub mod upstream;
 pub mod workspace;

@@ -9,6 +9,7 @@ mod deploy;
 mod examples;
 mod fake_github;
 mod github;
+mod guard;
 mod manage;
 mod models;
 mod reconcile;

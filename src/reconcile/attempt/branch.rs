@@ -193,6 +193,9 @@ async fn in_session(
     };
     let pinned = &parent.acceptance_criteria.files;
     let change = steps::collect_change(session, input, pinned, report).await?;
+    if let Some(refused) = steps::guard_change(cx, parent, input, &change, report) {
+        return Ok(Verdict::AgentFailed(refused));
+    }
     let work = workspace::apply_agent_change(&cx.store.repo(), base_tree, &change)?;
     let still = |failure| Verdict::StillFailing { failure, work, contract_names: contract_names(input, parent.contract.as_ref()) };
     if let Some(failure) = steps::run_checks(cx, role, session, deadline, logs, report).await? {
@@ -201,7 +204,13 @@ async fn in_session(
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
     let (mut tests, failure) = steps::run_tests(cx, session, &parent.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
     tests.pinned_files_changed = change.pinned_touched.clone();
+    let failure = match failure {
+        None => steps::run_probes(cx, session, &parent.acceptance_criteria, input, deadline, logs, report).await?,
+        failure => failure,
+    };
     Ok(match failure {
+        // A refusal fails the branch's own attempt: no deeper branch can fix it.
+        Some(failure) if failure.refusal().is_some() => Verdict::AgentFailed(failure),
         Some(failure) => still(failure),
         None => Verdict::Passed { work, change, tests, agent: Box::new(agent) },
     })
@@ -272,7 +281,7 @@ async fn judge(
             logs.report(&report);
             let now = Timestamp::now();
             let mut s = claim.next(Phase::Failed, now);
-            s.reason = Some("AttemptFailed".into());
+            s.reason = Some(failure.reason().into());
             s.failure_type = Some(failure.failure_type.clone());
             s.message = failure.message.clone();
             s.finished_at = Some(now);

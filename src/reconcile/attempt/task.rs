@@ -120,6 +120,9 @@ async fn in_session(
     };
     let pinned = &task.acceptance_criteria.files;
     let change = steps::collect_change(session, input, pinned, report).await?;
+    if let Some(refused) = steps::guard_change(cx, task, input, &change, report) {
+        return Ok(failed(refused, None, None));
+    }
     let work = workspace::apply_agent_change(&cx.store.repo(), prepared.input_tree, &change)?;
     report.missing_outputs = steps::missing_outputs(&task.outputs, input, &change);
     if !report.missing_outputs.is_empty() {
@@ -139,6 +142,10 @@ async fn in_session(
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
     let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
     tests.pinned_files_changed = change.pinned_touched.clone();
+    let failure = match failure {
+        None => steps::run_probes(cx, session, &task.acceptance_criteria, input, deadline, logs, report).await?,
+        failure => failure,
+    };
     match failure {
         Some(failure) => Ok(failed(failure, Some(tests), Some(work))),
         None => Ok(Verdict::Passed { work, change, tests, agent: Box::new(agent) }),
@@ -256,6 +263,8 @@ async fn finish(
             finish_with(cx, &plan.key, tip, &s, &Logs::new(plan.attempt), None, end)
         }
         Ok((Verdict::Failed { failure, tests, work, contract_names }, _)) => {
+            // A refusal is no bug to debug, and its work is kept nowhere.
+            let work = work.filter(|_| failure.refusal().is_none());
             let branchable = work.is_some() && failure.agent_finished && cx.snapshot.config.max_branch_depth > 0;
             if let (true, Some(work)) = (branchable, work) {
                 return open_branch(cx, plan, task, (tip, &claim), failure, tests, work, &contract_names, logs, report);
@@ -264,7 +273,7 @@ async fn finish(
             // A spent budget stops the task until a person raises it (or retries).
             let over_budget = failure.failure_type == "budget_exceeded";
             let mut s = claim.next(if over_budget { Phase::BudgetExceeded } else { Phase::Failed }, now);
-            s.reason = Some(if over_budget { "BudgetExceeded" } else { "AttemptFailed" }.into());
+            s.reason = Some(if over_budget { "BudgetExceeded" } else { failure.reason() }.into());
             s.failure_type = Some(failure.failure_type.clone());
             s.message = failure.message.clone();
             s.tests = tests;
