@@ -512,7 +512,7 @@ impl Config {
 
     /// This configuration, or the problems the schema cannot see: `protected_paths` entries
     /// that are no valid pattern.
-    fn checked(self, file: &str) -> Result<Config, Vec<Diagnostic>> {
+    pub fn checked(self, file: &str) -> Result<Config, Vec<Diagnostic>> {
         let mut b = ignore::gitignore::GitignoreBuilder::new("/");
         let problems: Vec<Diagnostic> = self
             .protected_paths

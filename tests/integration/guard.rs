@@ -168,3 +168,34 @@ fn a_task_that_names_a_workflow_as_output_waits_for_approval_then_publishes_it()
     repo.plancd(&["reconcile"]).expect_code(0);
     assert_eq!(repo.git(&["show", &format!("refs/heads/ai/generated/wf/t:{workflow}")]), "on: pull_request\n");
 }
+
+#[test]
+fn a_branch_todo_that_tampers_fails_its_own_attempt_and_opens_no_deeper_branch() {
+    let remote = bare();
+    // The coder's work is wrong; the branch todo's agent "fixes" it by shadowing the runner.
+    let shadow = format!(
+        "case \"$(python3 -c 'import json,os; print(json.load(open(os.environ[\"PLANCD_TASK\"]))[\"task_id\"])')\" in\n  t_branch_*)\n    mkdir -p unittest\n    : > unittest/__init__.py\n    cat > unittest/__main__.py <<'PLANCD_EOF'\n{SHADOW_MAIN}PLANCD_EOF\n    ;;\nesac\n"
+    );
+    let repo = repo_with(WRONG, &[], "mul.py", remote.path());
+    let script = std::fs::read_to_string(repo.path().join("agents/coder.sh")).unwrap();
+    repo.write("agents/coder.sh", &format!("{script}{shadow}"));
+    repo.write(
+        "plans/wf.yaml",
+        &std::fs::read_to_string(repo.path().join("plans/wf.yaml"))
+            .unwrap()
+            .replace("    max_attempts: 1\n", "    max_attempts: 1\n    max_debug_attempts: 2\n"),
+    );
+    repo.commit("The branch todo tampers");
+    let run = repo.plancd(&["reconcile"]);
+    run.no_panic();
+    let history = repo.git(&["rev-list", "refs/ai/tasks/wf/t_branch_01"]);
+    let reasons: Vec<String> = history
+        .lines()
+        .filter_map(|c| serde_json::from_str::<serde_json::Value>(&repo.git(&["show", &format!("{c}:status.json")])).ok())
+        .filter_map(|s| s["reason"].as_str().map(str::to_owned))
+        .collect();
+    assert!(reasons.iter().any(|r| r == TAMPERING), "the branch's attempt was refused: {reasons:?}\n{}", run.stdout);
+    assert!(!reasons.iter().any(|r| r == "Deepened" || r == "Resolved"), "{reasons:?}");
+    assert_eq!(repo.git(&["for-each-ref", "--format=%(refname)", "refs/heads/ai/", "refs/tags/", "refs/ai/tasks/wf/t_branch_02"]), "");
+    assert_eq!(git_in(remote.path(), &["for-each-ref", "--format=%(refname)", "refs/heads/ai/", "refs/tags/"]), "");
+}
