@@ -143,8 +143,10 @@ pub(super) fn findings(subject: &Subject<'_>, change: &AgentChange) -> Vec<Findi
         .chain(change.removed.iter().map(|p| (p.as_str(), Touch::Removed)));
     let mut out = Vec::new();
     for (path, touch) in touched {
+        let committed = subject.input.iter().any(|f| f.path == path);
         let why = scripts
             .get(path)
+            .filter(|_| committed)
             .map(|cmd| format!("the acceptance test `{cmd}` runs it"))
             .or_else(|| table_rule(table, subject, path, touch))
             .or_else(|| if touch == Touch::Removed { None } else { shadowed(path, &dirs, &known) });
@@ -157,11 +159,10 @@ pub(super) fn findings(subject: &Subject<'_>, change: &AgentChange) -> Vec<Findi
     out
 }
 
-/// Whether `path` is a runner file by its name alone (for the outputs a task declares).
-pub(super) fn is_runner_path(path: &str, tests: &[AcceptanceTest]) -> bool {
-    scripts_run(tests).contains_key(path)
-        || matching_row(table(), path).is_some()
-        || shadowed(path, &[String::new()], &BTreeSet::from([path])).is_some()
+/// Whether `path` is a runner file by its name alone (for the outputs a task declares; a script
+/// the tests run that the task declares is its code under test, not the harness).
+pub(super) fn is_runner_path(path: &str) -> bool {
+    matching_row(table(), path).is_some() || shadowed(path, &[String::new()], &BTreeSet::from([path])).is_some()
 }
 
 /// The table compiled once: one matcher, each row's pattern mapped back to its row by text.
@@ -262,10 +263,11 @@ fn import_dirs(subject: &Subject<'_>) -> Vec<String> {
     dirs.into_iter().collect()
 }
 
-/// The files acceptance commands run as programs: `sh x.sh`, `python3 run.py`, `./x`,
-/// `make` (its makefiles), `nox`, `just`. Maps each to the command.
+/// The harness files acceptance commands run: shell scripts (`sh run.sh`, `./run.sh`) and the
+/// files of `make`, `nox` and `just`. Maps each to the command. A `python3 app.py` runs the code
+/// under test, more often than not, so interpreters of other languages are left out.
 fn scripts_run(tests: &[AcceptanceTest]) -> std::collections::BTreeMap<String, String> {
-    const INTERPRETERS: &[&str] = &["sh", "bash", "dash", "zsh", "python", "python3", "node", "perl", "ruby", "pwsh"];
+    const INTERPRETERS: &[&str] = &["sh", "bash", "dash", "zsh"];
     let mut out = std::collections::BTreeMap::new();
     for test in tests {
         let words = loose_words(&test.cmd);
@@ -274,7 +276,7 @@ fn scripts_run(tests: &[AcceptanceTest]) -> std::collections::BTreeMap<String, S
             let Some(program) = rest.next() else { continue };
             let name = program.rsplit('/').next().unwrap_or(program);
             let mut files: Vec<String> = Vec::new();
-            if program.contains('/') && !program.starts_with('/') {
+            if program.contains('/') && !program.starts_with('/') && program.ends_with(".sh") {
                 files.push(normalize_relative(program));
             } else if INTERPRETERS.contains(&name) {
                 // The first word that is no option is the script (`-m` runs a module instead).

@@ -112,8 +112,16 @@ fn rows() -> Vec<Row> {
         row("an ordinary go test", &[("pkg/a_test.go", "func TestA(t *testing.T) {}\n")], None),
         Row { ignored: &["unittest.pyc"], ..row("ignored bytecode without source", &[], Some((T, &["unittest.pyc"]))) },
         Row { ignored: &["__pycache__/mul.cpython-311.pyc", "node_modules/x/index.js"], ..row("caches", &[], None) },
-        Row { cmd: "sh run_tests.sh", ..row("the script the test runs", &[("run_tests.sh", "exit 0\n")], Some((T, &["run_tests.sh"]))) },
+        Row {
+            cmd: "sh run_tests.sh",
+            ..row("the committed script the test runs", &[("run_tests.sh", "exit 0\n")], Some((T, &["run_tests.sh"])))
+        },
         Row { cmd: "make test", ..row("the makefile of `make test`", &[("Makefile", "test:\n\ttrue\n")], Some((T, &["Makefile"]))) },
+        Row { cmd: "sh new.sh", ..row("a new script the test runs is code under test", &[("new.sh", "echo hi\n")], None) },
+        Row {
+            cmd: "python3 mul.py | grep -q 6",
+            ..row("a python program the test runs is code under test", &[("mul.py", "print(6)\n")], None)
+        },
         Row {
             cmd: "PYTHONPATH=src python3 -m unittest",
             ..row("a shadow on PYTHONPATH", &[("src/unittest.py", "")], Some((T, &["src/unittest.py"])))
@@ -130,6 +138,8 @@ fn the_guard_refuses_what_each_row_says() {
         f("mul.py", "def mul(a, b): return a * b\n"),
         f("tests/test_mul.py", "import unittest\n"),
         f(".github/workflows/ci.yml", "on: pull_request\n"),
+        f("run_tests.sh", "python3 -m unittest\n"),
+        f("Makefile", "test:\n\tpython3 -m unittest\n"),
     ];
     for row in rows() {
         let change = AgentChange {
