@@ -30,11 +30,16 @@ pub enum ProbePlan {
     Skip(String),
 }
 
-/// The environment tests and probes run with: no user site-packages (a `.pth` or
-/// `usercustomize` left in `$HOME` by the agent would run first) and bytecode caches kept
-/// outside the workspace (a forged `__pycache__` entry would replace a pinned test).
+/// The environment tests and probes run with: a `$HOME` the agent never saw (it may have left
+/// `~/.npmrc`, `~/.config/go/env`, `~/.cargo/config.toml` or a user site-package in the
+/// session's), no user site-packages, and bytecode caches kept outside the workspace (a forged
+/// `__pycache__` entry would replace a pinned test).
 pub fn probe_env(tag: &str) -> Vec<(String, String)> {
-    vec![("PYTHONNOUSERSITE".into(), "1".into()), ("PYTHONPYCACHEPREFIX".into(), format!("/tmp/.plancd-pycache-{tag}"))]
+    vec![
+        ("HOME".into(), format!("/tmp/.plancd-home-{tag}")),
+        ("PYTHONNOUSERSITE".into(), "1".into()),
+        ("PYTHONPYCACHEPREFIX".into(), format!("/tmp/.plancd-pycache-{tag}")),
+    ]
 }
 
 /// Plans the probe of `cmd`, given the pinned files (as committed) and the input's files.
