@@ -130,7 +130,8 @@ impl Plans {
             for task in &plan.list.tasks {
                 let key = TaskKey::new(wf, &task.id);
                 let Some(hash) = snapshot.hashes.get(&key) else { continue };
-                plans.tasks.insert(key, Planned { spec_hash: hash.clone(), requires_approval: task.requires_approval });
+                // Outputs that name a protected path or a runner file hold a task for approval too.
+                plans.tasks.insert(key, Planned { spec_hash: hash.clone(), requires_approval: snapshot.requires_approval(task) });
             }
         }
         plans

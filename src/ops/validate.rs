@@ -165,7 +165,10 @@ fn validate_files(target: &Path, root: &Path, prefix: &str, report: &mut Validat
         let diags = match kind {
             FileKind::Plan => load_plan(&rel, &bytes, &cx).1,
             FileKind::Contract => load_contract(&rel, &bytes).1,
-            FileKind::Config => parse_checked::<Config>(&rel, &bytes, Schema::Config).1,
+            FileKind::Config => match parse_checked::<Config>(&rel, &bytes, Schema::Config) {
+                (Some((config, _)), diags) if diags.is_empty() => config.checked(&rel).err().unwrap_or_default(),
+                (_, diags) => diags,
+            },
             FileKind::Scripted => parse_checked::<crate::agent::model::scripted::Script>(&rel, &bytes, Schema::Scripted).1,
         };
         report.files.push(CheckedFile { path: format!("{prefix}{rel}"), kind });

@@ -5,6 +5,7 @@
 pub mod attempt;
 mod decide;
 pub mod executor;
+pub mod guard;
 pub mod lifecycle;
 pub mod operations;
 pub mod outcome;

@@ -202,7 +202,12 @@ impl fmt::Display for Refusal {
             Refusal::UnknownWorkflow(wf) => write!(f, "no plan defines workflow `{wf}`"),
             Refusal::UnknownTask(key) => write!(f, "no plan defines task {key}"),
             Refusal::BranchTodo { key, parent } => write!(f, "{key} is a branch todo of {}/{parent}", key.workflow),
-            Refusal::NotGated(key) => write!(f, "{key} does not require approval (requires_approval is not set)"),
+            Refusal::NotGated(key) => {
+                write!(
+                    f,
+                    "{key} does not require approval (requires_approval is not set, and its outputs name no protected path or test runner file)"
+                )
+            }
             Refusal::AlreadyApproved(key) => write!(f, "{key} is approved for its current spec already"),
             Refusal::AlreadySucceeded { key, attempt } => write!(f, "{key} succeeded (attempt {attempt}) for its current spec"),
             Refusal::Busy { key, phase, attempt } => write!(f, "{key} is {phase} (attempt {attempt})"),

@@ -7,6 +7,7 @@ use std::path::Path;
 use git2::{Oid, Repository};
 
 use super::decide::{Desired, DesiredTask, DesiredWorkflow};
+use super::guard::Guard;
 use crate::config::{Config, Env, EnvError};
 use crate::graph::TaskGraph;
 use crate::spec::{Diagnostic, HashError, PlanFile, SpecHash, Task, TreeSource, load_specs, spec_hashes};
@@ -108,8 +109,15 @@ impl Snapshot {
         self.plans.iter().find(|p| p.list.todo_list_id == workflow)
     }
 
+    /// Whether `task` waits for a person's approval of its spec: the plan says so, or its
+    /// outputs name protected paths or files that decide how tests run.
+    pub fn requires_approval(&self, task: &Task) -> bool {
+        task.requires_approval || !Guard::new(&self.config).held_outputs(task).is_empty()
+    }
+
     /// What the plans ask for, each workflow's tasks in dependency order.
     pub fn desired(&self) -> Desired {
+        let guard = Guard::new(&self.config);
         let workflows = self
             .plans
             .iter()
@@ -124,7 +132,7 @@ impl Snapshot {
                             id: id.to_owned(),
                             spec_hash: self.hashes[&TaskKey::new(wf, id)].clone(),
                             dependencies: task.dependencies.clone(),
-                            requires_approval: task.requires_approval,
+                            requires_approval: task.requires_approval || !guard.held_outputs(task).is_empty(),
                             max_attempts: task.max_attempts,
                             max_debug_attempts: task.max_debug_attempts,
                         }

@@ -10,6 +10,7 @@ mod deploy;
 mod examples;
 mod fake_github;
 mod github;
+mod guard;
 mod lifecycle;
 mod manage;
 mod models;

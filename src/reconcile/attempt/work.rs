@@ -120,6 +120,9 @@ async fn in_session(
         let message = format!("the agent wrote `{bad}`, a path git cannot commit (under .git, or a name git refuses)");
         return Ok(Outcome::Refused { failure_type: FailureType::Uncommittable, message });
     }
+    if let Some(refused) = steps::guard_change(cx, task, input, &change, report) {
+        return Ok(Outcome::Refused { failure_type: FailureType::parse(&refused.failure_type), message: refused.message });
+    }
     let tree = match workspace::apply_agent_change(&cx.store.repo(), prepared.input_tree, &change) {
         Ok(tree) => tree,
         Err(e) => {
@@ -147,7 +150,15 @@ async fn in_session(
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
     let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
     tests.pinned_files_changed = change.pinned_touched.clone();
+    let failure = match failure {
+        None => steps::run_probes(cx, session, &task.acceptance_criteria, input, deadline, logs, report).await?,
+        failure => failure,
+    };
     match failure {
+        // A probe that still passes: the verdict was bought; no branch todo can fix that.
+        Some(failure) if failure.refusal().is_some() => {
+            Ok(Outcome::Refused { failure_type: FailureType::parse(&failure.failure_type), message: failure.message })
+        }
         Some(failure) => Ok(Outcome::Failed { failure, tests: Some(tests), work: Some(tree) }),
         None => Ok(Outcome::Passed { tree, tests, agent: Box::new(agent) }),
     }
