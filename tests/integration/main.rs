@@ -13,6 +13,7 @@ mod manage;
 mod models;
 mod reconcile;
 mod replicas;
+mod sandbox;
 mod serve;
 mod triage;
 mod util;
