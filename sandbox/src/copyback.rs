@@ -243,7 +243,8 @@ mod tests {
         assert!(!dir.parent().unwrap().join("escaped").exists());
         assert_eq!(std::fs::read_to_string(dir.join("victim")).unwrap(), "replaced");
         assert_eq!(std::fs::metadata(dir.join("bin/run")).unwrap().permissions().mode() & 0o777, 0o755);
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".plancd")).collect();
+        let leftovers: Vec<_> =
+            std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".plancd")).collect();
         assert!(leftovers.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(&elsewhere).unwrap();

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use plancd_sandbox::attacks::{SuiteOptions, SuiteReport, run_suite};
-use plancd_sandbox::docker::DockerSandbox;
-use plancd_sandbox::process::ProcessSandbox;
 use plancd_sandbox::copyback::{CopyBack, CopyBackReport};
 use plancd_sandbox::copyout::Skip;
+use plancd_sandbox::docker::DockerSandbox;
+use plancd_sandbox::process::ProcessSandbox;
 use plancd_sandbox::{CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, Limits, Sandbox, SandboxError, SessionSpec, check_relative};
 
 /// Which backend.
@@ -175,10 +175,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, SandboxOpError> {
     Ok(RunReport { backend: opts.backend.name(), outcome, copied_back: back.written.len(), skipped: back.skipped })
 }
 
-async fn run_in(
-    session: &dyn plancd_sandbox::Session,
-    opts: &RunOptions,
-) -> Result<(ExecOutcome, Option<CopyBackReport>), SandboxOpError> {
+async fn run_in(session: &dyn plancd_sandbox::Session, opts: &RunOptions) -> Result<(ExecOutcome, Option<CopyBackReport>), SandboxOpError> {
     if let Some(dir) = &opts.workspace {
         session.put_files(&read_folder(dir)?).await?;
     }

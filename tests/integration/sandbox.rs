@@ -10,10 +10,8 @@ use crate::util::{Run, plancd_command, plancd_in};
 /// PLANCD_REQUIRE_DOCKER=1, where a missing engine fails the test).
 fn backends() -> Vec<&'static str> {
     let mut found = vec!["process"];
-    let answers = std::process::Command::new("docker")
-        .args(["image", "inspect", "plancd-sandbox:python"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let answers =
+        std::process::Command::new("docker").args(["image", "inspect", "plancd-sandbox:python"]).output().is_ok_and(|o| o.status.success());
     match answers {
         true => found.push("docker"),
         false if std::env::var("PLANCD_REQUIRE_DOCKER").as_deref() == Ok("1") => {
@@ -102,11 +100,8 @@ fn command_output_is_shown_escaped_and_its_exit_code_apart_from_plancds() {
 
 /// Peak resident memory of a running plancd, polled from /proc until it exits.
 fn peak_rss_mib(args: &[&str], dir: &Path) -> (Run, u64) {
-    let mut child = plancd_command(dir, args, &[])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        plancd_command(dir, args, &[]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let status = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
     let started = Instant::now();
@@ -147,7 +142,8 @@ fn copy_back_of_a_large_workspace_keeps_plancds_memory_flat() {
         base.expect_code(0);
 
         let big = tempfile::tempdir().unwrap();
-        let script = "for i in 1 2 3 4 5 6 7 8; do head -c 134217728 /dev/zero > f$i.bin || exit 1; done; truncate -s 1G sparse-1 sparse-2 sparse-3";
+        let script =
+            "for i in 1 2 3 4 5 6 7 8; do head -c 134217728 /dev/zero > f$i.bin || exit 1; done; truncate -s 1G sparse-1 sparse-2 sparse-3";
         let mut big_args = args(".");
         big_args.push(script.to_owned());
         let big_args: Vec<&str> = big_args.iter().map(String::as_str).collect();

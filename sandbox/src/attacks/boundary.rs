@@ -91,7 +91,8 @@ async fn git_config(ctx: &Ctx<'_>) -> Result<Verdict, SandboxError> {
     let config_kept = std::fs::read(host.0.join(".git/config")).ok() == before;
     let refused = report.skipped.iter().filter(|(_, w)| *w == Skip::Name(NameRefusal::GitDir)).count();
     let ok = git_written.is_empty() && !ran && config_kept && report.written == ["README"];
-    let detail = format!("git paths written: {git_written:?}; refused {refused}; host .git/config kept: {config_kept}; fsmonitor ran: {ran}");
+    let detail =
+        format!("git paths written: {git_written:?}; refused {refused}; host .git/config kept: {config_kept}; fsmonitor ran: {ran}");
     Ok(Verdict::new(ok, format!("{detail}; {}", said(&out))))
 }
 
@@ -150,7 +151,10 @@ async fn sparse_files(ctx: &Ctx<'_>) -> Result<Verdict, SandboxError> {
     written.sort();
     let too_large = report.skipped.iter().filter(|(p, w)| p.starts_with("sparse-") && matches!(w, Skip::TooLarge(_))).count();
     let ok = written == ["aa.txt", "zz.txt"] && too_large == 3 && grew_mib < 64;
-    Ok(Verdict::new(ok, format!("copied {written:?}, {too_large}/3 sparse files reported too large, plancd grew {grew_mib} MiB; {}", said(&out))))
+    Ok(Verdict::new(
+        ok,
+        format!("copied {written:?}, {too_large}/3 sparse files reported too large, plancd grew {grew_mib} MiB; {}", said(&out)),
+    ))
 }
 
 /// File names with terminal escapes, newlines, C1 controls and bidirectional overrides.
@@ -184,11 +188,12 @@ async fn terminal_escapes(ctx: &Ctx<'_>) -> Result<Verdict, SandboxError> {
     Ok(Verdict::new(ok, format!("raw controls shown: {raw}; unmarked status lines: {forged}; shown: {}", crate::escape::name(&shown))))
 }
 
-/// Fill /dev (an uncapped tmpfs on the process backend) and /dev/shm.
+/// Fill /dev (an uncapped tmpfs on the process backend) and /dev/shm, in files of 16 MiB
+/// (each below the file size limit).
 async fn fill_dev(ctx: &Ctx<'_>) -> Result<Verdict, SandboxError> {
     let limits = suite_limits();
     let s = ctx.session(limits.clone()).await?;
-    let script = "import os\ntry:\n    open('/dev/plancd-fill', 'w').write('x')\n    print('DEV WRITABLE')\nexcept OSError as e:\n    print('dev denied', e.strerror)\nn = 0\ntry:\n    with open('/dev/shm/fill', 'wb') as f:\n        while n < 1024:\n            f.write(b'x' * (1 << 20))\n            f.flush()\n            n += 1\nexcept OSError as e:\n    print('shm stopped', e.strerror)\nprint('SHM', n, flush=True)\n";
+    let script = "import os\ntry:\n    open('/dev/plancd-fill', 'w').write('x')\n    print('DEV WRITABLE')\nexcept OSError as e:\n    print('dev denied', e.strerror)\nn = 0\ntry:\n    while n < 1024:\n        with open('/dev/shm/fill%d' % (n // 16), 'ab') as f:\n            f.write(b'x' * (1 << 20))\n        n += 1\nexcept OSError as e:\n    print('shm stopped', e.strerror)\nprint('SHM', n, flush=True)\n";
     let out = py(&*s, script, T).await?;
     s.destroy().await?;
     let text = out.output_text().0;
@@ -207,6 +212,7 @@ async fn tmp_inodes(ctx: &Ctx<'_>) -> Result<Verdict, SandboxError> {
     let out = py(&*s, &script, Duration::from_secs(60)).await?;
     let alive = sh(&*s, "echo alive", T).await?.output_text().0.trim() == "alive";
     s.destroy().await?;
-    let files: u64 = out.output_text().0.lines().find_map(|l| l.strip_prefix("FILES ").and_then(|n| n.trim().parse().ok())).unwrap_or(TRIED);
+    let files: u64 =
+        out.output_text().0.lines().find_map(|l| l.strip_prefix("FILES ").and_then(|n| n.trim().parse().ok())).unwrap_or(TRIED);
     Ok(Verdict::new(files < TRIED && alive, format!("files created in /tmp: {files} of {TRIED} tried; {}", said(&out))))
 }
