@@ -37,17 +37,9 @@ fn skip_for(kind: tar::EntryType) -> Option<Skip> {
 /// the entry it was reading reported as [`Skip::ArchiveOverBudget`].
 pub fn read_tar(reader: impl Read, strip: &str, limits: &CopyOutLimits, sink: &mut dyn FileSink) -> Result<(), SandboxError> {
     let mut gate = Gate::new(*limits);
-    let mut archive = tar::Archive::new(reader);
     let mut last = String::from("(archive)");
     let mut begun = false;
-    let result = (|| -> Result<(), SandboxError> {
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            last = entry_path(&entry, strip);
-            take(&mut entry, &last, &mut gate, sink, &mut begun)?;
-        }
-        Ok(())
-    })();
+    let result = entries(tar::Archive::new(reader), strip, &mut gate, sink, &mut last, &mut begun);
     let error = match result {
         Ok(()) => return Ok(()),
         Err(SandboxError::Io(e)) => e,
@@ -62,6 +54,24 @@ pub fn read_tar(reader: impl Read, strip: &str, limits: &CopyOutLimits, sink: &m
     match begun {
         true => sink.abort(Skip::ArchiveOverBudget(budget)),
         false => sink.skip(&last, Skip::ArchiveOverBudget(budget)),
+    }
+    Ok(())
+}
+
+/// Takes every entry; `last` is the path of the entry being read, `begun` whether its data
+/// is being handed to the sink.
+fn entries<R: Read>(
+    mut archive: tar::Archive<R>,
+    strip: &str,
+    gate: &mut Gate,
+    sink: &mut dyn FileSink,
+    last: &mut String,
+    begun: &mut bool,
+) -> Result<(), SandboxError> {
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        *last = entry_path(&entry, strip);
+        take(&mut entry, last, gate, sink, begun)?;
     }
     Ok(())
 }
