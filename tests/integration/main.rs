@@ -17,6 +17,7 @@ mod models;
 mod operations;
 mod reconcile;
 mod replicas;
+mod sandbox;
 mod serve;
 mod triage;
 mod util;

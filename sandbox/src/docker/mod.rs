@@ -7,6 +7,7 @@
 //! command, daemons included, by killing its container. Everything is labelled with the
 //! session and the owner; [`DockerSandbox::connect`] sweeps what a crashed owner left.
 
+mod archive;
 mod config;
 mod session;
 

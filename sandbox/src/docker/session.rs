@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bollard::container::LogOutput;
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -295,19 +295,15 @@ impl Session for DockerSession {
     }
 
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {
+        let mut sink = crate::copyout::Collector::new();
+        self.copy_out(limits, &mut sink).await?;
+        Ok(sink.finish())
+    }
+
+    async fn copy_out(&self, limits: &CopyOutLimits, sink: &mut dyn crate::copyout::FileSink) -> Result<(), SandboxError> {
         let _exclusive = self.busy.write().await;
-        let options = DownloadFromContainerOptionsBuilder::default().path(WORKSPACE).build();
-        let mut stream = self.shared.docker.download_from_container(&self.keeper, Some(options));
-        // The archive is bounded by the workspace's size; anything beyond is not a workspace.
-        let cap = (self.spec.limits.disk_mb.max(1) << 20) * 2 + (16 << 20);
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            archive.extend_from_slice(&chunk.map_err(backend)?);
-            if archive.len() as u64 > cap {
-                return Err(backend(format!("the workspace archive exceeds {cap} bytes")));
-            }
-        }
-        crate::copyout::read_tar(&archive[..], WORKSPACE.trim_start_matches('/'), limits)
+        let budget = super::archive::budget(self.spec.limits.disk_mb);
+        super::archive::stream_workspace(&self.shared.docker, &self.keeper, limits, budget, sink).await
     }
 
     async fn destroy(self: Box<Self>) -> Result<(), SandboxError> {
