@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use plancd_sandbox::copyout::Skip;
 use plancd_sandbox::{CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, SandboxError, Session, SessionSpec};
 use serde::Serialize;
 
@@ -303,19 +304,19 @@ pub(super) async fn collect_change(
     input: &[FileEntry],
     pinned: &[String],
     report: &mut Report,
-) -> Result<(AgentChange, Vec<(String, String)>), Stop> {
+) -> Result<(AgentChange, Vec<(String, Skip)>), Stop> {
     let copied = session.get_files(&CopyOutLimits::default()).await?;
     let skipped: Vec<String> = copied.skipped.iter().map(|(p, _)| p.clone()).collect();
     let gitignore = input.iter().find(|f| f.path == ".gitignore").map(|f| String::from_utf8_lossy(&f.data).into_owned());
     let change = workspace::agent_change(input, &copied.files, &skipped, pinned, &Ignore::new(gitignore.as_deref()));
     report.changed_files = change.paths();
     report.pinned_files_changed = change.pinned_touched.clone();
-    Ok((change, copied.skipped.into_iter().map(|(p, why)| (p, why.to_string())).collect()))
+    Ok((change, copied.skipped))
 }
 
 /// Why declared outputs are missing: not written, or written and left in the sandbox (too big,
 /// not a regular file, ...).
-pub(super) fn missing_message(missing: &[String], skipped: &[(String, String)]) -> String {
+pub(super) fn missing_message(missing: &[String], skipped: &[(String, Skip)]) -> String {
     let parts: Vec<String> = missing
         .iter()
         .map(|m| match skipped.iter().find(|(p, _)| p == m) {

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use git2::{Oid, Repository};
+use plancd_sandbox::copyout::Skip;
 use plancd_sandbox::{FileEntry, Session};
 
 use super::steps::{self, Failure, Logs, Report, Stop};
@@ -114,10 +115,9 @@ async fn in_session(
     };
     let pinned = &task.acceptance_criteria.files;
     let (change, skipped) = steps::collect_change(session, input, pinned, report).await?;
-    if let Some(bad) =
-        change.written.iter().map(|f| f.path.as_str()).chain(change.removed.iter().map(String::as_str)).find(|p| git_refuses(p))
-    {
-        let message = format!("the agent wrote `{bad}`, a path git cannot commit (under .git, or a name git refuses)");
+    // A name the copy-out refuses (under `.git`, a control character) is work git cannot take.
+    if let Some((bad, why)) = skipped.iter().find(|(_, why)| matches!(why, Skip::Name(_))) {
+        let message = format!("the agent wrote `{}`, which cannot be committed ({why})", plancd_sandbox::escape::name(bad));
         return Ok(Outcome::Refused { failure_type: FailureType::Uncommittable, message });
     }
     if let Some(refused) = steps::guard_change(cx, task, input, &change, report) {
@@ -198,15 +198,6 @@ fn judge(cx: &PassContext, task: &Task, prepared: &Prepared, outcome: Outcome, r
             Verdict::Failed(f)
         }
     }
-}
-
-/// Whether git refuses a path inside a tree: `.git` (in any case) as any component, or a
-/// component git rejects (empty, `.`, `..`).
-pub(super) fn git_refuses(path: &str) -> bool {
-    path.split('/').any(|c| {
-        let lower = c.trim_end_matches(['.', ' ']).to_ascii_lowercase();
-        c.is_empty() || c == "." || c == ".." || lower == ".git" || lower.starts_with("git~")
-    })
 }
 
 /// The declared outputs absent from `tree`.
@@ -341,19 +332,4 @@ fn contract_names(input: &[FileEntry], contract: Option<&String>) -> Vec<String>
     };
     let Ok(contract) = serde_json::from_value::<crate::spec::Contract>(doc.value) else { return Vec::new() };
     contract.interfaces.iter().flat_map(|i| std::iter::once(i.name.clone()).chain(i.methods.iter().map(|m| m.name.clone()))).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::git_refuses;
-
-    #[test]
-    fn git_refuses_its_own_folder_in_every_spelling() {
-        for bad in [".git/config", "a/.git/hooks/x", ".GIT/config", ".Git./x", ".git /x", "git~1/config", "a//b", "./x", "../x"] {
-            assert!(git_refuses(bad), "{bad}");
-        }
-        for good in ["src/git.rs", ".gitignore", ".github/x.yml", "docs/.gitkeep", "a.git/b"] {
-            assert!(!git_refuses(good), "{good}");
-        }
-    }
 }
