@@ -14,5 +14,6 @@ mod models;
 mod reconcile;
 mod replicas;
 mod serve;
+mod stalled;
 mod triage;
 mod util;

@@ -22,6 +22,9 @@ pub fn counts(pass: &PassReport) -> String {
     if failed > 0 {
         line.push_str(&format!(", {failed} failed or escalated"));
     }
+    if !pass.stalled.is_empty() {
+        line.push_str(&format!(", {} workflow(s) stalled (invalid plans)", pass.stalled.len()));
+    }
     line
 }
 

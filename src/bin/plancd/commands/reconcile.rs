@@ -45,7 +45,8 @@ pub struct Args {
 }
 
 /// Runs the command: exit 0 when every task is satisfied or waits on a person, 1 when a task
-/// failed or was escalated, 2 for bad input, 3 when an outside part failed, 130 when stopped.
+/// failed or was escalated or a workflow's plan is invalid (the others run), 2 for bad input
+/// that stops every workflow (plancd.yaml), 3 when an outside part failed, 130 when stopped.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.request {
         return request(cwd, args.timeout, args.shared);
@@ -88,6 +89,10 @@ pub fn summarise(report: &PassReport) -> ExitCode {
     if approval > 0 {
         line.push_str(&format!(", {approval} waiting for approval"));
     }
+    if !report.stalled.is_empty() {
+        line.push_str(&format!(", {} workflow(s) stalled", report.stalled.len()));
+        print_stalled(&report.stalled);
+    }
     if let Some(why) = &report.infrastructure {
         eprintln!("{line}\nerror: an outside part failed: {why}");
         return ExitCode::from(3);
@@ -100,13 +105,23 @@ pub fn summarise(report: &PassReport) -> ExitCode {
         line.push_str("; the remote's branch moved meanwhile: pull, and reconcile again for its plans");
     }
     println!("{line}");
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed > 0 || !report.stalled.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Each stalled workflow, why, and its plan's errors, on stderr.
+pub fn print_stalled(stalled: &[plancd::reconcile::StalledWorkflow]) {
+    for s in stalled {
+        eprintln!("workflow {} is Stalled ({}): nothing of it ran; the other workflows did", s.plan.name(), s.reason);
+        for d in s.plan.diagnostics.iter().filter(|d| d.is_error()) {
+            eprintln!("{d}");
+        }
+    }
 }
 
 /// Maps a pass that could not run to its exit code, printing plan problems.
 pub fn failure(e: ReconcileError) -> Failure {
     match &e {
-        ReconcileError::Load(plancd::reconcile::LoadError::Invalid(diags)) | ReconcileError::NoAgents(diags) => {
+        ReconcileError::Load(plancd::reconcile::LoadError::Invalid(diags)) => {
             for d in diags.iter().filter(|d| d.is_error()) {
                 eprintln!("{d}");
             }
