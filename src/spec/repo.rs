@@ -87,6 +87,17 @@ impl Specs {
         self.plans.iter().find(|p| p.list.todo_list_id == id)
     }
 
+    fn has_errors_in(&self, file: &str) -> bool {
+        self.diagnostics.iter().any(|d| d.file == file && d.is_error())
+    }
+
+    /// The diagnostics of `file`, errors first.
+    fn of_file(&self, file: &str) -> Vec<Diagnostic> {
+        let mut ds: Vec<Diagnostic> = self.diagnostics.iter().filter(|d| d.file == file).cloned().collect();
+        ds.sort_by_key(|d| (d.severity, d.line, d.column));
+        ds
+    }
+
     /// The errors that belong to no plan (a bad glob in plancd.yaml): they stop every workflow.
     pub fn global_errors(&self) -> Vec<Diagnostic> {
         let owned = |d: &Diagnostic| self.invalid.iter().any(|i| i.diagnostics.contains(d));
@@ -174,45 +185,35 @@ pub fn load_specs_in(source: &dyn FileSource, config: &Config, cx: &CheckContext
 /// Sorts the errors by the workflow they stop: a plan with errors of its own, a valid plan whose
 /// contract has errors, and a broken contract that no plan names.
 fn group_invalid(specs: &mut Specs, source: &dyn FileSource) {
-    let of_file = |file: &str| -> Vec<Diagnostic> {
-        let mut ds: Vec<Diagnostic> = specs.diagnostics.iter().filter(|d| d.file == file).cloned().collect();
-        ds.sort_by_key(|d| (d.severity, d.line, d.column));
-        ds
-    };
-    let has_errors = |file: &str| specs.diagnostics.iter().any(|d| d.file == file && d.is_error());
-    let mut invalid = Vec::new();
-    for (path, kind) in &specs.checked {
-        if *kind == FileKind::Plan && has_errors(path) {
+    let mut invalid: Vec<InvalidPlan> = specs
+        .checked
+        .iter()
+        .filter(|(path, kind)| *kind == FileKind::Plan && specs.has_errors_in(path))
+        .map(|(path, _)| {
             let workflow = plan_id(source, path).filter(|id| specs.workflow(id).is_none());
-            invalid.push(InvalidPlan { path: path.clone(), workflow, diagnostics: of_file(path) });
-        }
-    }
-    let broken: Vec<&String> = specs.checked.iter().filter(|(p, k)| *k == FileKind::Contract && has_errors(p)).map(|(p, _)| p).collect();
-    let mut stopped = Vec::new();
-    for contract in broken {
-        let users: Vec<usize> = (0..specs.plans.len())
-            .filter(|&i| specs.plans[i].list.tasks.iter().any(|t| t.contract.as_deref() == Some(contract.as_str())))
-            .collect();
+            InvalidPlan { path: path.clone(), workflow, diagnostics: specs.of_file(path) }
+        })
+        .collect();
+    let broken = specs.checked.iter().filter(|(path, kind)| *kind == FileKind::Contract && specs.has_errors_in(path));
+    for (contract, _) in broken {
+        let diagnostics = specs.of_file(contract);
+        let users: Vec<&PlanFile> =
+            specs.plans.iter().filter(|p| p.list.tasks.iter().any(|t| t.contract.as_deref() == Some(contract.as_str()))).collect();
         if users.is_empty() {
-            invalid.push(InvalidPlan { path: contract.clone(), workflow: None, diagnostics: of_file(contract) });
+            invalid.push(InvalidPlan { path: contract.clone(), workflow: None, diagnostics: diagnostics.clone() });
         }
-        for i in users {
-            let plan = &specs.plans[i];
-            match invalid.iter_mut().find(|p: &&mut InvalidPlan| p.path == plan.path) {
-                Some(known) => known.diagnostics.extend(of_file(contract)),
-                None => {
-                    let mut diagnostics = of_file(contract);
-                    diagnostics.extend(of_file(&plan.path));
-                    invalid.push(InvalidPlan { path: plan.path.clone(), workflow: Some(plan.list.todo_list_id.clone()), diagnostics });
-                    stopped.push(i);
-                }
+        for plan in users {
+            match invalid.iter_mut().find(|known| known.path == plan.path) {
+                Some(known) => known.diagnostics.extend(diagnostics.iter().cloned()),
+                None => invalid.push(InvalidPlan {
+                    path: plan.path.clone(),
+                    workflow: Some(plan.list.todo_list_id.clone()),
+                    diagnostics: [diagnostics.clone(), specs.of_file(&plan.path)].concat(),
+                }),
             }
         }
     }
-    stopped.sort_unstable();
-    for i in stopped.into_iter().rev() {
-        specs.plans.remove(i);
-    }
+    specs.plans.retain(|p| !invalid.iter().any(|i| i.path == p.path));
     specs.invalid = invalid;
 }
 

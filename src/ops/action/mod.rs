@@ -182,7 +182,7 @@ async fn reconcile(opts: &ActionOptions, what: &str) -> Result<ActionReport, Act
     let pass = match pass {
         Err(ReconcileError::Load(LoadError::Invalid(diagnostics))) => {
             let summary = summary::invalid(&diagnostics);
-            return Ok(ActionReport { headline: "the plans are invalid".into(), diagnostics, summary, ..ActionReport::default() });
+            return Ok(ActionReport { headline: "plancd.yaml is invalid".into(), diagnostics, summary, ..ActionReport::default() });
         }
         other => other?,
     };
@@ -192,7 +192,11 @@ async fn reconcile(opts: &ActionOptions, what: &str) -> Result<ActionReport, Act
     let mut text = summary::pass(&headline, &status, snapshot.as_ref());
     for stalled in &pass.stalled {
         text.push_str(&format!("\n### `{}` is Stalled ({})\n\n", stalled.plan.name(), stalled.reason));
-        text.push_str(summary::invalid(&stalled.plan.diagnostics).trim_start_matches("## plancd\n\n"));
+        text.push_str("Nothing of it ran; the other workflows did.\n\n```text\n");
+        for d in &stalled.plan.diagnostics {
+            text.push_str(&format!("{d}\n"));
+        }
+        text.push_str("```\n");
     }
     // The stalled workflows' problems become annotations; the exit code is the pass's (1).
     let diagnostics = pass.stalled.iter().flat_map(|s| s.plan.diagnostics.iter().cloned()).collect();

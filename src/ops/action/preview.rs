@@ -47,12 +47,12 @@ pub async fn preview(opts: &ActionOptions, number: u64, base: &str, base_sha: &s
 fn invalid(number: u64, diagnostics: Vec<Diagnostic>) -> (String, ActionReport) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let mut text =
-        format!("### plancd plan preview\n\n❌ The plans in this pull request have {errors} error(s); nothing would run.\n\n```text\n");
+        format!("### plancd plan preview\n\n❌ plancd.yaml of the base branch has {errors} error(s); nothing would run.\n\n```text\n");
     for d in &diagnostics {
         let _ = writeln!(text, "{d}");
     }
     text.push_str("```\n");
-    let headline = format!("pull request #{number}: the plans are invalid");
+    let headline = format!("pull request #{number}: plancd.yaml of the base branch is invalid");
     let report = ActionReport { headline, summary: summary::invalid(&diagnostics), diagnostics, ..ActionReport::default() };
     (text, report)
 }
