@@ -120,13 +120,10 @@ pub fn print_stalled(stalled: &[plancd::reconcile::StalledWorkflow]) {
 
 /// Maps a pass that could not run to its exit code, printing plan problems.
 pub fn failure(e: ReconcileError) -> Failure {
-    match &e {
-        ReconcileError::Load(plancd::reconcile::LoadError::Invalid(diags)) => {
-            for d in diags.iter().filter(|d| d.is_error()) {
-                eprintln!("{d}");
-            }
+    if let ReconcileError::Load(plancd::reconcile::LoadError::Invalid(diags)) = &e {
+        for d in diags.iter().filter(|d| d.is_error()) {
+            eprintln!("{d}");
         }
-        _ => {}
     }
     if e.is_bad_input() { Failure::input(e) } else { Failure::outside(e) }
 }
