@@ -528,6 +528,21 @@ impl Config {
     pub fn extra_failure_types(&self) -> Vec<String> {
         self.failure_patterns.keys().cloned().collect()
     }
+
+    /// Why no agent can play `role`, or `None` when one can: a role is played by its
+    /// `command`, or else by its `model` when `models:` defines that model. There are no
+    /// default agents: a role plancd.yaml does not name has none.
+    pub fn agent_problem(&self, role: Role) -> Option<String> {
+        match self.roles.get(&role) {
+            Some(RoleConfig { command: Some(_), .. }) => None,
+            Some(RoleConfig { model: Some(model), .. }) if self.models.contains_key(model) => None,
+            Some(RoleConfig { model: Some(model), .. }) => {
+                Some(format!("roles.{role}.model names `{model}`, which `models:` in plancd.yaml does not define"))
+            }
+            Some(_) => Some(format!("roles.{role} in plancd.yaml has neither a `command` nor a `model`")),
+            None => Some(format!("no agent plays role `{role}`: plancd.yaml has no roles.{role}")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -577,6 +592,25 @@ mod tests {
         let errs = load("protected_paths: [\"ok/**\", \"bad/[z-a]\"]\n").unwrap_err();
         let shown = errs[0].to_string();
         assert!(shown.starts_with("plancd.yaml:") && shown.contains("protected_paths[1]"), "{shown}");
+    }
+
+    #[test]
+    fn a_role_is_played_by_its_command_or_a_defined_model_and_by_nothing_else() {
+        let config = load(
+            "roles:\n  coder: { command: [agent] }\n  tester: { model: offline }\n  architect: { model: nowhere }\n  debugger: { max_turns: 3 }\nmodels:\n  offline: { provider: scripted, file: r.yaml }\n",
+        )
+        .unwrap();
+        assert_eq!(config.agent_problem(Role::Coder), None);
+        assert_eq!(config.agent_problem(Role::Tester), None);
+        let problems: Vec<String> = [Role::Architect, Role::Debugger, Role::Planner].map(|r| config.agent_problem(r).unwrap()).to_vec();
+        assert_eq!(
+            problems,
+            [
+                "roles.architect.model names `nowhere`, which `models:` in plancd.yaml does not define",
+                "roles.debugger in plancd.yaml has neither a `command` nor a `model`",
+                "no agent plays role `planner`: plancd.yaml has no roles.planner",
+            ]
+        );
     }
 
     #[test]

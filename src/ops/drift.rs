@@ -7,9 +7,9 @@ use std::path::Path;
 use git2::{IndexAddOption, Oid, Repository};
 use globset::{Glob, GlobSetBuilder};
 
-use super::reconcile::{DiffReport, ReconcileError};
+use super::reconcile::{DiffReport, ReconcileError, decide_on};
 use crate::config::{Config, Env};
-use crate::reconcile::{LoadError, Snapshot, decide, read_actual};
+use crate::reconcile::{LoadError, Snapshot};
 use crate::state::Store;
 
 /// Plan and contract files (by `config`'s globs) whose content in the work tree differs from
@@ -60,9 +60,7 @@ pub fn diff_work_tree(repo: &Path, branch: Option<&str>, env: &Env) -> Result<Di
     let watched = Snapshot::load(store.path(), branch, env)?;
     let commit = work_tree_commit(store.path(), watched.plan_commit).map_err(LoadError::Git)?;
     let snapshot = Snapshot::load_at(store.path(), &watched.branch, commit, watched.plan_commit, env)?;
-    let actual = read_actual(&store)?;
-    let cx = crate::reconcile::Context { now: jiff::Timestamp::now(), prune: snapshot.config.prune };
-    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions: decide(&snapshot.desired(), &actual, &cx) })
+    decide_on(&store, snapshot)
 }
 
 #[cfg(test)]

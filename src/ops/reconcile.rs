@@ -8,8 +8,9 @@ use plancd_sandbox::{Sandbox, SandboxError};
 use tokio::sync::watch;
 
 use crate::config::{Config, Env};
-use crate::reconcile::{Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, Upstream, decide, read_actual};
-use crate::spec::Diagnostic;
+use crate::reconcile::{
+    Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, StalledWorkflow, Upstream, decide, read_actual,
+};
 use crate::state::{Holder, StateError, Store};
 use crate::triage::Triage;
 
@@ -43,12 +44,10 @@ pub struct ReconcileOptions {
 /// Why a pass could not run (as opposed to tasks failing).
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    /// The plans or the configuration are invalid, or the branch is missing: bad input.
+    /// The configuration is invalid, or the branch is missing: bad input. (A plan's own
+    /// errors stall its workflow, in the report, and the others run.)
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The plans name roles that have no agent.
-    #[error("{} role(s) have no agent in plancd.yaml", .0.len())]
-    NoAgents(Vec<Diagnostic>),
     /// A `failure_patterns` regex does not compile.
     #[error(transparent)]
     Patterns(#[from] crate::triage::PatternError),
@@ -81,13 +80,8 @@ impl ReconcileError {
     /// Whether the fault is in the input (exit 2) rather than an outside part (exit 3).
     pub fn is_bad_input(&self) -> bool {
         use crate::reconcile::upstream::UpstreamError;
-        matches!(
-            self,
-            ReconcileError::NoAgents(_)
-                | ReconcileError::Patterns(_)
-                | ReconcileError::NoSharedRemote(_)
-                | ReconcileError::NotShared { .. }
-        ) || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
+        matches!(self, ReconcileError::Patterns(_) | ReconcileError::NoSharedRemote(_) | ReconcileError::NotShared { .. })
+            || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
             || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
     }
 }
@@ -110,9 +104,14 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     if let Some(name) = &opts.remote {
         snapshot.config.remote = name.clone();
     }
-    let missing = missing_agents(&snapshot);
-    if !missing.is_empty() {
-        return Err(ReconcileError::NoAgents(missing));
+    for stalled in &snapshot.stalled {
+        tracing::warn!(
+            workflow = stalled.plan.name(),
+            reason = stalled.reason.reason(),
+            errors = stalled.plan.errors(),
+            "workflow stalled: {}",
+            stalled.summary()
+        );
     }
     let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
     let upstream = Upstream::open(store.path(), &snapshot.config, &opts.env).await?;
@@ -127,8 +126,8 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         }
     }
     let store = Arc::new(store);
-    let before =
-        decide(&snapshot.desired(), &read_actual(&store)?, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
+    let actual = snapshot.screen(read_actual(&store)?);
+    let before = decide(&snapshot.desired(), &actual, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
     upstream.pass_started(&snapshot, &before).await?;
     let sandbox = (opts.sandbox)(&snapshot.config).await?;
     let models = Arc::new(crate::agent::Models::new(opts.env, Some(store.clone())));
@@ -147,33 +146,12 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     };
     let cx = Arc::new(cx);
     let mut report = Executor::new(cx.clone()).run().await?;
+    report.stalled = cx.snapshot.stalled.clone();
     let problems = cx.upstream.pass_ended(&cx, &report).await;
     if !problems.is_empty() && report.infrastructure.is_none() {
         report.infrastructure = Some(problems.join("; "));
     }
     Ok(report)
-}
-
-/// Every task whose role has no agent in the configuration (no command, and no model that
-/// `models:` defines), as an error at the task.
-pub fn missing_agents(snapshot: &Snapshot) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let config = &snapshot.config;
-    for plan in &snapshot.plans {
-        for task in &plan.list.tasks {
-            let role = task.agent_role;
-            let problem = match config.roles.get(&role) {
-                Some(r) if r.command.is_some() => continue,
-                Some(r) if r.model.as_ref().is_some_and(|m| config.models.contains_key(m)) => continue,
-                Some(crate::config::RoleConfig { model: Some(model), .. }) => {
-                    format!("roles.{role}.model names `{model}`, which `models:` in plancd.yaml does not define")
-                }
-                _ => format!("no agent plays role `{role}`: set roles.{role}.command or roles.{role}.model in plancd.yaml"),
-            };
-            out.push(Diagnostic::error(&plan.path, crate::spec::Pos::START, "no-agent", format!("task `{}`: {problem}", task.id)));
-        }
-    }
-    out
 }
 
 /// What a pass would do, task by task.
@@ -183,6 +161,8 @@ pub struct DiffReport {
     pub plan_commit: String,
     /// Every task's action.
     pub actions: Vec<Action>,
+    /// The workflows that would not run because their plans are invalid.
+    pub stalled: Vec<StalledWorkflow>,
 }
 
 impl DiffReport {
@@ -196,9 +176,15 @@ impl DiffReport {
 pub fn diff(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<DiffReport, ReconcileError> {
     let store = Store::open(repo)?;
     let snapshot = Snapshot::load(store.path(), branch, env)?;
-    let actual = read_actual(&store)?;
+    decide_on(&store, snapshot)
+}
+
+/// What a reconcile of `snapshot` would do with the state in `store`.
+pub fn decide_on(store: &Store, snapshot: Snapshot) -> Result<DiffReport, ReconcileError> {
+    let actual = snapshot.screen(read_actual(store)?);
     let cx = crate::reconcile::Context { now: jiff::Timestamp::now(), prune: snapshot.config.prune };
-    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions: decide(&snapshot.desired(), &actual, &cx) })
+    let actions = decide(&snapshot.desired(), &actual, &cx);
+    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions, stalled: snapshot.stalled })
 }
 
 /// Opens the backend the configuration names: `process` (bubblewrap) or `docker`.

@@ -67,6 +67,8 @@ pub struct PassReport {
     /// The shared remote's watched branch moved during the pass: no new work was started on
     /// the plans this pass loaded, and the next pass takes the new ones.
     pub superseded: bool,
+    /// The workflows that did not run because their plans are invalid.
+    pub stalled: Vec<super::StalledWorkflow>,
 }
 
 /// Reads every task's and workflow's state from the refs, and which holders are dead.
@@ -108,8 +110,9 @@ impl Executor {
         self.cx.emit(event);
     }
 
+    /// What the refs say, less the tasks of stalled workflows, which no decision may touch.
     fn read_actual(&self) -> Result<Actual, StateError> {
-        read_actual(&self.cx.store)
+        read_actual(&self.cx.store).map(|actual| self.cx.snapshot.screen(actual))
     }
 
     fn context(&self) -> Context {

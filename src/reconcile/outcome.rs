@@ -102,7 +102,8 @@ impl PassReport {
         if self.infrastructure.is_some() {
             return Some(ErrorClass::Transient);
         }
-        if self.counts().failed > 0 {
+        // A task a person must see to, or a workflow whose plan is invalid.
+        if self.counts().failed > 0 || !self.stalled.is_empty() {
             return Some(ErrorClass::Stalled);
         }
         None

@@ -19,5 +19,6 @@ mod reconcile;
 mod replicas;
 mod sandbox;
 mod serve;
+mod stalled;
 mod triage;
 mod util;

@@ -136,7 +136,7 @@ fn removed_tasks_are_orphaned_then_pruned_when_asked() {
 }
 
 #[test]
-fn bad_input_exits_two_and_writes_nothing() {
+fn bad_input_writes_nothing_and_a_broken_plan_stalls_its_workflow() {
     let repo = single("", "");
     repo.write(
         "plans/p.yaml",
@@ -144,7 +144,8 @@ fn bad_input_exits_two_and_writes_nothing() {
     );
     repo.commit("broken plan");
     let run = repo.plancd(&["reconcile"]);
-    run.expect_code(2);
+    run.expect_code(1);
+    assert!(run.stderr.contains("workflow p is Stalled (PlanInvalid)"), "{}", run.stderr);
     assert!(run.stderr.contains("plans/p.yaml:7:20: error[unknown-dependency]"), "{}", run.stderr);
     assert_eq!(repo.git(&["for-each-ref", "refs/ai/"]), "");
 
@@ -152,12 +153,14 @@ fn bad_input_exits_two_and_writes_nothing() {
     no_agent.write("plans/p.yaml", "todo_list_id: p\ntitle: P\ntasks:\n  - {id: t, title: T, agent_role: tester}\n");
     no_agent.commit("no agents");
     let run = no_agent.plancd(&["reconcile"]);
-    run.expect_code(2);
+    run.expect_code(1);
     assert!(
-        run.stderr.contains("no agent plays role `tester`: set roles.tester.command or roles.tester.model in plancd.yaml"),
+        run.stderr
+            .contains("error[no-agent]: tasks[0].agent_role: task `t`: no agent plays role `tester`: plancd.yaml has no roles.tester"),
         "{}",
         run.stderr
     );
+    assert_eq!(no_agent.git(&["for-each-ref", "refs/ai/"]), "");
 
     let run = repo.plancd(&["reconcile", "--branch", "nope"]);
     run.expect_code(2);

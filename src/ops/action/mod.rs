@@ -63,9 +63,10 @@ impl ActionReport {
         ActionReport { summary: format!("## plancd\n\n{why}\n"), headline: why, ..ActionReport::default() }
     }
 
-    /// Whether the plans were invalid.
+    /// Whether the plans were invalid and nothing ran (a pass that ran the valid workflows
+    /// reports the invalid ones as stalled instead).
     pub fn invalid(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
+        self.pass.is_none() && self.diagnostics.iter().any(Diagnostic::is_error)
     }
 }
 
@@ -185,20 +186,25 @@ async fn reconcile(opts: &ActionOptions, what: &str) -> Result<ActionReport, Act
     let pass = match pass {
         Err(ReconcileError::Load(LoadError::Invalid(diagnostics))) => {
             let summary = summary::invalid(&diagnostics);
-            return Ok(ActionReport { headline: "the plans are invalid".into(), diagnostics, summary, ..ActionReport::default() });
+            return Ok(ActionReport { headline: "plancd.yaml is invalid".into(), diagnostics, summary, ..ActionReport::default() });
         }
         other => other?,
     };
     let status = crate::ops::status::status(&opts.repo, None, &opts.env, None)?;
     let snapshot = crate::reconcile::Snapshot::load(&opts.repo, None, &opts.env).ok();
     let headline = format!("{what}: {}", summary::counts(&pass));
-    Ok(ActionReport {
-        summary: summary::pass(&headline, &status, snapshot.as_ref()),
-        pull_requests: summary::pull_requests(&opts.repo, &status)?,
-        headline,
-        pass: Some(pass),
-        diagnostics: Vec::new(),
-    })
+    let mut text = summary::pass(&headline, &status, snapshot.as_ref());
+    for stalled in &pass.stalled {
+        text.push_str(&format!("\n### `{}` is Stalled ({})\n\n", stalled.plan.name(), stalled.reason));
+        text.push_str("Nothing of it ran; the other workflows did.\n\n```text\n");
+        for d in &stalled.plan.diagnostics {
+            text.push_str(&format!("{d}\n"));
+        }
+        text.push_str("```\n");
+    }
+    // The stalled workflows' problems become annotations; the exit code is the pass's (1).
+    let diagnostics = pass.stalled.iter().flat_map(|s| s.plan.diagnostics.iter().cloned()).collect();
+    Ok(ActionReport { summary: text, pull_requests: summary::pull_requests(&opts.repo, &status)?, headline, pass: Some(pass), diagnostics })
 }
 
 fn head(repo: &Path) -> Result<Oid, git2::Error> {

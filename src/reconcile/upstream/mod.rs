@@ -188,7 +188,13 @@ impl Upstream {
                 problems.push(format!("closing the escalation issue of {key}: {e}"));
             }
         }
-        let wanted = cx.snapshot.plans.iter().map(|p| final_status(&p.list.todo_list_id, report)).collect();
+        let wanted = cx
+            .snapshot
+            .plans
+            .iter()
+            .map(|p| final_status(&p.list.todo_list_id, report))
+            .chain(report.stalled.iter().filter_map(stalled_status))
+            .collect();
         if let Err(e) = self.set_statuses(&cx.snapshot.plan_commit.to_string(), wanted).await {
             problems.push(format!("setting commit statuses: {e}"));
         }
@@ -289,6 +295,19 @@ fn escalated_since_last_success(store: &crate::state::Store, key: &TaskKey) -> R
 /// `plancd/<workflow>`.
 pub fn context(workflow: &str) -> String {
     format!("plancd/{workflow}")
+}
+
+/// A stalled workflow's status: a failure that says why and where, as far as 140 characters go
+/// (the rest is in `plancd status` and the job's log).
+pub fn stalled_status(stalled: &crate::reconcile::StalledWorkflow) -> Option<CommitStatus> {
+    let workflow = stalled.plan.workflow.as_deref()?;
+    let first = stalled.plan.diagnostics.iter().find(|d| d.is_error()).map(|d| format!("; {}:{}: {}", d.file, d.line, d.message));
+    let text = format!("Stalled ({}): {} error(s){}", stalled.reason, stalled.plan.errors(), first.unwrap_or_default());
+    let description = match text.char_indices().nth(139) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    };
+    Some(CommitStatus { context: context(workflow), state: StatusState::Failure, description })
 }
 
 /// A workflow's status once the pass is over.

@@ -23,7 +23,8 @@ pub struct Args {
     work_tree: bool,
 }
 
-/// Prints each task with what a reconcile would do and why: exit 0 nothing to do, 1 work to do.
+/// Prints each task with what a reconcile would do and why: exit 0 nothing to do, 1 work to do,
+/// 2 when a workflow's plan is invalid (after what the valid ones would do).
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     let env = Env::process();
     let report = if args.work_tree {
@@ -37,6 +38,15 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     for action in &report.actions {
         let mark = if action.is_work() { "~" } else { " " };
         println!("{mark} {:<width$}  {:<13}  {action}", action.key().to_string(), action.name());
+    }
+    for s in &report.stalled {
+        println!(
+            "! {:<width$}  {:<13}  {} error(s) in {}: nothing of it would run",
+            s.plan.name(),
+            "Stalled",
+            s.plan.errors(),
+            s.plan.path
+        );
     }
     // What starts now, and what waits on it: a pass goes on with those as their work ends.
     let starts = report.actions.iter().filter(|a| matches!(a, Action::Run { .. })).count();
@@ -54,5 +64,9 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
         line.push_str(&format!(", {marks} record(s) to mark or prune"));
     }
     println!("{line}");
+    if !report.stalled.is_empty() {
+        super::reconcile::print_stalled(&report.stalled);
+        return Ok(ExitCode::from(super::EXIT_INPUT));
+    }
     Ok(if report.has_work() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

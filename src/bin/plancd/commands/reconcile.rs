@@ -45,7 +45,8 @@ pub struct Args {
 }
 
 /// Runs the command: exit 0 when every task is satisfied or waits on a person, 1 when a task
-/// failed or was escalated, 2 for bad input, 3 when an outside part failed, 130 when stopped.
+/// failed or was escalated or a workflow's plan is invalid (the others run), 2 for bad input
+/// that stops every workflow (plancd.yaml), 3 when an outside part failed, 130 when stopped.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.request {
         return request(cwd, args.timeout, args.shared);
@@ -85,6 +86,10 @@ pub fn summarise(report: &PassReport) -> ExitCode {
     if c.approval > 0 {
         line.push_str(&format!(", {} waiting for approval", c.approval));
     }
+    if !report.stalled.is_empty() {
+        line.push_str(&format!(", {} workflow(s) stalled", report.stalled.len()));
+        print_stalled(&report.stalled);
+    }
     if report.superseded {
         line.push_str("; the remote's branch moved meanwhile: pull, and reconcile again for its plans");
     }
@@ -111,15 +116,22 @@ pub fn warn_of_drift(cwd: &Path, branch: Option<&str>, env: &Env) {
     }
 }
 
+/// Each stalled workflow, why, and its plan's errors, on stderr.
+pub fn print_stalled(stalled: &[plancd::reconcile::StalledWorkflow]) {
+    for s in stalled {
+        eprintln!("workflow {} is Stalled ({}): nothing of it ran; the other workflows did", s.plan.name(), s.reason);
+        for d in s.plan.diagnostics.iter().filter(|d| d.is_error()) {
+            eprintln!("{d}");
+        }
+    }
+}
+
 /// Maps a pass that could not run to its exit code, printing plan problems.
 pub fn failure(e: ReconcileError) -> Failure {
-    match &e {
-        ReconcileError::Load(plancd::reconcile::LoadError::Invalid(diags)) | ReconcileError::NoAgents(diags) => {
-            for d in diags.iter().filter(|d| d.is_error()) {
-                eprintln!("{d}");
-            }
+    if let ReconcileError::Load(plancd::reconcile::LoadError::Invalid(diags)) = &e {
+        for d in diags.iter().filter(|d| d.is_error()) {
+            eprintln!("{d}");
         }
-        _ => {}
     }
     if e.is_bad_input() { Failure::input(e) } else { Failure::outside(e) }
 }
