@@ -203,6 +203,15 @@ type Parent = Option<(Oid, TaskStatus)>;
 
 impl Attempt {
     async fn run(&mut self) -> Result<AttemptEnd, AttemptError> {
+        // The claim replaces exactly the tip decide saw.
+        let previous = self.cx.store.status(&self.plan.key)?;
+        if previous.as_ref().map(|(tip, _)| *tip) != self.plan.expected {
+            return Ok(AttemptEnd::LostClaim);
+        }
+        // A verified candidate an interrupted attempt left can be published only if its objects
+        // are here (another controller's clone may have made it).
+        let candidate = previous.as_ref().and_then(|(_, s)| s.verified.as_ref()).and_then(|v| Oid::from_str(&v.commit).ok());
+        let candidate_present = candidate.is_some_and(|c| self.cx.store.repo().find_commit(c).is_ok());
         let claim = Event::Claim(Claim {
             key: self.plan.key.clone(),
             attempt: self.plan.attempt,
@@ -213,12 +222,8 @@ impl Attempt {
             inputs: inputs_of(&self.plan.direct),
             plan_commit: self.cx.snapshot.plan_commit.to_string(),
             role: self.plan.branch.as_ref().map_or(self.task.agent_role, |b| role_of(&b.info)),
+            candidate_present,
         });
-        // The claim replaces exactly the tip decide saw.
-        let previous = self.cx.store.status(&self.plan.key)?;
-        if previous.as_ref().map(|(tip, _)| *tip) != self.plan.expected {
-            return Ok(AttemptEnd::LostClaim);
-        }
         self.own = previous;
         let Some(step) = self.apply(&claim, None)? else { return Ok(AttemptEnd::LostClaim) };
         match step.next {
@@ -294,7 +299,12 @@ impl Attempt {
             None if self.plan.branch.is_some() => return Ok(AttemptEnd::LostClaim),
             None => self.own.as_ref().map_or(0, |(_, s)| s.accepted),
         };
-        let published = publish::publish(&self.cx.store.repo(), &self.task_key, oid, accepted)?;
+        let published = publish::publish(&self.cx.store.repo(), &self.task_key, oid, accepted);
+        let published = match published {
+            Ok(published) => published,
+            // The claim is given back: the next attempt publishes (or works again) from its record.
+            Err(e) => return self.release(Stop::Publish(format!("publishing {}: {e}", self.task_key)), Logs::new(self.plan.attempt)),
+        };
         let pull_request = match self.cx.upstream.result_published(&self.cx, &self.task_key, &published).await {
             Ok(pr) => pr,
             Err(e) => {
@@ -321,6 +331,7 @@ impl Attempt {
             Stop::Model(why) => (Reason::ModelError, why),
             Stop::Git(e) => (Reason::GitError, format!("git failed while recording the work: {e}")),
             Stop::Remote(why) => (Reason::RemoteError, why),
+            Stop::Publish(why) => (Reason::GitError, why),
         };
         self.finish(&Event::Released { reason, message }, logs, None)
     }

@@ -25,6 +25,8 @@ pub(super) enum Stop {
     Git(git2::Error),
     /// The remote refused the result or could not be reached.
     Remote(String),
+    /// The result's branch or tag could not be written here.
+    Publish(String),
 }
 
 impl From<SandboxError> for Stop {

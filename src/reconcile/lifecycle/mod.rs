@@ -131,6 +131,9 @@ pub struct Claim {
     pub plan_commit: String,
     /// The role that plays the attempt.
     pub role: Role,
+    /// Whether the candidate a verified, interrupted attempt left is here to publish (another
+    /// controller's clone may not hold its objects: then the work is done again).
+    pub candidate_present: bool,
 }
 
 /// A result whose acceptance tests passed.

@@ -42,7 +42,8 @@ pub(super) fn claim(subject: Subject<'_>, claim: &Claim, rules: &Rules, now: Tim
     }
     // Only the attempt that verified a candidate, taken over after a crash, may publish it.
     let carried = prev.and_then(|p| {
-        let same = p.phase == Phase::Running
+        let same = claim.candidate_present
+            && p.phase == Phase::Running
             && p.reason == Some(Reason::Verified)
             && p.spec_hash.as_ref() == Some(&rules.spec_hash)
             && p.inputs.as_ref() == Some(&claim.inputs);

@@ -42,6 +42,7 @@ pub(super) fn claim(task: &str, attempt: u32, inputs: &[(&str, &str)]) -> Event 
         inputs: inputs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         plan_commit: "p".repeat(40),
         role: Role::Coder,
+        candidate_present: true,
     })
 }
 
@@ -133,6 +134,17 @@ fn a_takeover_of_a_verified_attempt_publishes_its_candidate_and_says_so() {
     assert_eq!((s.phase, s.reason.clone(), s.attempt), (Phase::Succeeded, Some(Reason::Adopted), 2));
     assert_eq!(s.result.as_ref().unwrap().accepted_in, Some(Acceptance { task_id: "t".into(), attempt: 1 }));
     assert_eq!(s.tests.as_ref().unwrap().passed, 1, "the verified attempt's counts, never 0 of 0");
+}
+
+#[test]
+fn a_candidate_another_clone_verified_and_this_one_lacks_is_worked_again() {
+    let verified = run(&[claim("t", 1, &[]), Event::Verified(candidate('c'))]);
+    let mut e = claim("t", 2, &[]);
+    if let Event::Claim(c) = &mut e {
+        c.candidate_present = false;
+    }
+    let step = step(Subject::Task(Some(&verified)), &e, &rules(), now()).unwrap();
+    assert_eq!((step.next, step.records[0].1.verified.clone()), (Next::Work, None));
 }
 
 #[test]
