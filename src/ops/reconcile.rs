@@ -75,6 +75,18 @@ pub enum ReconcileError {
     /// The shared remote is not a remote of the repository.
     #[error("the repository has no remote `{0}` to share (`remote:` in plancd.yaml names it)")]
     NoSharedRemote(String),
+    /// `--branch` names a branch other than the watched one, whose task records it would rewrite.
+    #[error(
+        "`{requested}` is not the watched branch `{configured}`: task records are kept once per repository, so reconciling \
+         `{requested}` would rewrite `{configured}`'s. Preview it with `plancd diff --branch {requested}`, or watch it by \
+         setting `branch: {requested}` in plancd.yaml (or PLANCD_BRANCH)"
+    )]
+    OtherBranch {
+        /// The branch asked for.
+        requested: String,
+        /// The branch the configuration watches.
+        configured: String,
+    },
 }
 
 impl ReconcileError {
@@ -87,6 +99,7 @@ impl ReconcileError {
                 | ReconcileError::Patterns(_)
                 | ReconcileError::NoSharedRemote(_)
                 | ReconcileError::NotShared { .. }
+                | ReconcileError::OtherBranch { .. }
         ) || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
             || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
     }
@@ -107,6 +120,7 @@ pub fn correlation_id() -> String {
 pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileError> {
     let mut store = Store::open(&opts.repo)?;
     let mut snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
+    check_watched(&snapshot, opts.branch.is_some(), &opts.env)?;
     if let Some(name) = &opts.remote {
         snapshot.config.remote = name.clone();
     }
@@ -147,11 +161,34 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     };
     let cx = Arc::new(cx);
     let mut report = Executor::new(cx.clone()).run().await?;
+    report.broken = cx.store.scan()?.1;
     let problems = cx.upstream.pass_ended(&cx, &report).await;
     if !problems.is_empty() && report.infrastructure.is_none() {
         report.infrastructure = Some(problems.join("; "));
     }
     Ok(report)
+}
+
+/// Refuses a branch asked for by name (`--branch`) that is not the one the configuration at its
+/// commit watches (`branch:`, or PLANCD_BRANCH): the task records under `refs/ai/` are one set
+/// per repository, and a pass over another branch's plans would rewrite the watched branch's.
+pub fn check_watched(snapshot: &Snapshot, asked: bool, env: &Env) -> Result<(), ReconcileError> {
+    if !asked {
+        return Ok(());
+    }
+    let mut config = Config::load_env(&snapshot.source, env).map_err(|d| ReconcileError::Load(LoadError::Invalid(d)))?;
+    config.apply_env(env).map_err(|e| ReconcileError::Load(LoadError::Env(e)))?;
+    if config.branch == snapshot.branch {
+        return Ok(());
+    }
+    Err(ReconcileError::OtherBranch { requested: snapshot.branch.clone(), configured: config.branch })
+}
+
+/// [`check_watched`] for the commands that write a record of the branch `branch` names.
+pub fn check_branch(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<(), ReconcileError> {
+    let Some(branch) = branch else { return Ok(()) };
+    let snapshot = Snapshot::load(repo, Some(branch), env)?;
+    check_watched(&snapshot, true, env)
 }
 
 /// Every task whose role has no agent in the configuration (no command, and no model that
@@ -183,6 +220,8 @@ pub struct DiffReport {
     pub plan_commit: String,
     /// Every task's action.
     pub actions: Vec<Action>,
+    /// Task refs that cannot be read: their workflows are left alone until they are repaired.
+    pub broken: Vec<crate::state::BrokenTask>,
 }
 
 impl DiffReport {
@@ -198,7 +237,8 @@ pub fn diff(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<D
     let snapshot = Snapshot::load(store.path(), branch, env)?;
     let actual = read_actual(&store)?;
     let cx = crate::reconcile::Context { now: jiff::Timestamp::now(), prune: snapshot.config.prune };
-    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions: decide(&snapshot.desired(), &actual, &cx) })
+    let actions = decide(&snapshot.desired(), &actual, &cx);
+    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions, broken: store.scan()?.1 })
 }
 
 /// Opens the backend the configuration names: `process` (bubblewrap) or `docker`.

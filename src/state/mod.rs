@@ -9,6 +9,7 @@
 
 pub mod fault;
 mod holder;
+mod refs;
 mod status;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use git2::{ErrorCode, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 pub use holder::Holder;
+pub use refs::cas_ref;
 pub use status::{
     BranchInfo, Condition, Cost, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers,
 };
@@ -99,6 +101,55 @@ pub struct ReconcileRequest {
     /// How the pass went.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub outcome: String,
+}
+
+/// A task ref that plancd cannot read: garbage in its file, a tip that is not a commit, or a
+/// commit that is not a plancd status record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenTask {
+    /// The task.
+    pub key: TaskKey,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl BrokenTask {
+    /// How to repair it.
+    pub fn hint(&self) -> String {
+        let name = self.key.ref_name();
+        format!("inspect it with `git log {name}`; `git update-ref -d {name}` removes it, and the task then runs afresh")
+    }
+}
+
+impl std::fmt::Display for BrokenTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is broken: {}; {}", self.key, self.why, self.hint())
+    }
+}
+
+/// The state a task ref's tip records, or why it is broken.
+fn read_state(repo: &Repository, key: &TaskKey, tip: Oid) -> Result<(TaskKey, TaskState), BrokenTask> {
+    let broken = |why: String| BrokenTask { key: key.clone(), why };
+    let commit = repo.find_commit(tip).map_err(|_| broken(format!("its tip {} is not a commit", &tip.to_string()[..12])))?;
+    let state = TaskState::from_message(tip, &String::from_utf8_lossy(commit.message_bytes()))
+        .ok_or_else(|| broken(format!("its tip {} is not a plancd status commit", &tip.to_string()[..12])))?;
+    Ok((key.clone(), state))
+}
+
+/// The task refs stored as loose files (`refs/ai/tasks/<wf>/<task>`), whatever they hold.
+fn loose_task_refs(git_dir: &Path) -> Vec<TaskKey> {
+    let root = git_dir.join(TASK_REFS);
+    let mut out = Vec::new();
+    for wf in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for task in std::fs::read_dir(wf.path()).into_iter().flatten().flatten() {
+            let (wf, task) = (wf.file_name(), task.file_name());
+            let (Some(wf), Some(task)) = (wf.to_str(), task.to_str()) else { continue };
+            if !task.ends_with(".lock") && Path::new(&root).join(wf).join(task).is_file() {
+                out.push(TaskKey::new(wf, task));
+            }
+        }
+    }
+    out
 }
 
 /// Why a state operation failed.
@@ -254,34 +305,23 @@ impl Store {
     }
 
     /// Every task's state, from one ref listing and the tips' commit messages (read on a few
-    /// threads when there are many).
+    /// threads when there are many). A task whose ref cannot be read is left out: see
+    /// [`Store::scan`].
     pub fn list(&self) -> Result<BTreeMap<TaskKey, TaskState>, StateError> {
-        let mut tips: Vec<(TaskKey, Oid)> = Vec::new();
-        {
-            let repo = self.repo();
-            for reference in repo.references_glob(&format!("{TASK_REFS}*"))? {
-                let reference = reference?;
-                let (Ok(name), Some(tip)) = (reference.name(), reference.target()) else { continue };
-                if let Some(key) = TaskKey::from_ref(name) {
-                    tips.push((key, tip));
-                }
-            }
-        }
+        Ok(self.scan()?.0)
+    }
+
+    /// Every task's state, and the task refs that cannot be read ([`BrokenTask`]): one broken
+    /// ref is that task's problem, never the listing's.
+    pub fn scan(&self) -> Result<(BTreeMap<TaskKey, TaskState>, Vec<BrokenTask>), StateError> {
+        let (tips, mut broken) = self.task_tips()?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from).min(self.repos.len()).min(tips.len() / 256 + 1);
         let chunk = tips.len().div_ceil(threads.max(1)).max(1);
-        let read = |part: &[(TaskKey, Oid)]| -> Result<Vec<(TaskKey, TaskState)>, StateError> {
+        let read = |part: &[(TaskKey, Oid)]| -> Vec<Result<(TaskKey, TaskState), BrokenTask>> {
             let repo = self.repo();
-            part.iter()
-                .map(|(key, tip)| {
-                    let commit = repo.find_commit(*tip)?;
-                    let state = TaskState::from_message(*tip, &String::from_utf8_lossy(commit.message_bytes())).ok_or_else(|| {
-                        StateError::Corrupt { ref_name: key.ref_name(), why: "the tip is not a plancd status commit".into() }
-                    })?;
-                    Ok((key.clone(), state))
-                })
-                .collect()
+            part.iter().map(|(key, tip)| read_state(&repo, key, *tip)).collect()
         };
-        let parts: Vec<Result<Vec<(TaskKey, TaskState)>, StateError>> = if threads <= 1 {
+        let parts: Vec<Vec<Result<(TaskKey, TaskState), BrokenTask>>> = if threads <= 1 {
             vec![read(&tips)]
         } else {
             std::thread::scope(|scope| {
@@ -290,10 +330,41 @@ impl Store {
             })
         };
         let mut out = BTreeMap::new();
-        for part in parts {
-            out.extend(part?);
+        for item in parts.into_iter().flatten() {
+            match item {
+                Ok((key, state)) => {
+                    out.insert(key, state);
+                }
+                Err(b) => broken.push(b),
+            }
         }
-        Ok(out)
+        broken.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((out, broken))
+    }
+
+    /// The tip of every readable task ref, and the loose task refs whose file is not a commit
+    /// id (which a ref listing skips without a word).
+    fn task_tips(&self) -> Result<(Vec<(TaskKey, Oid)>, Vec<BrokenTask>), StateError> {
+        let repo = self.repo();
+        let mut tips: Vec<(TaskKey, Oid)> = Vec::new();
+        for reference in repo.references_glob(&format!("{TASK_REFS}*"))? {
+            let reference = reference?;
+            let (Ok(name), Some(tip)) = (reference.name(), reference.target()) else { continue };
+            if let Some(key) = TaskKey::from_ref(name) {
+                tips.push((key, tip));
+            }
+        }
+        let listed: std::collections::HashSet<TaskKey> = tips.iter().map(|(k, _)| k.clone()).collect();
+        let mut broken = Vec::new();
+        for key in loose_task_refs(repo.commondir()).into_iter().filter(|k| !listed.contains(k)) {
+            match repo.find_reference(&key.ref_name()) {
+                Err(e) if e.code() != ErrorCode::NotFound => {
+                    broken.push(BrokenTask { key, why: format!("its ref file is unreadable ({})", e.message()) })
+                }
+                _ => {}
+            }
+        }
+        Ok((tips, broken))
     }
 
     /// The tip of a task's ref.
@@ -491,67 +562,6 @@ fn commit_on_chain(
     Ok(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
 }
 
-/// Moves `name` from `expected` to `new` atomically (`None`: absent). The conflict case is
-/// told apart from other git errors, so callers can re-read and move on.
-pub fn cas_ref(repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<(), StateError> {
-    let result = with_lock_recovery(repo, name, || try_cas(repo, name, expected, new, log));
-    match result {
-        Ok(Some(conflict)) => Err(conflict),
-        Ok(None) => {
-            fault::after_ref_write();
-            Ok(())
-        }
-        Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Modified | ErrorCode::Locked) => {
-            Err(StateError::Conflict { ref_name: name.to_owned(), expected, actual: ref_target(repo, name)? })
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// How long a ref lock may stand before it is taken for a leftover of a killed writer. Git
-/// holds ref locks for the microseconds of one write.
-const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Runs a ref write, waiting out a lock another writer holds and removing one that a killed
-/// process left behind (`<ref>.lock` or `packed-refs.lock` older than [`STALE_LOCK`]).
-pub fn with_lock_recovery<T>(repo: &Repository, name: &str, mut write: impl FnMut() -> Result<T, git2::Error>) -> Result<T, git2::Error> {
-    let started = std::time::Instant::now();
-    loop {
-        match write() {
-            Err(e) if e.code() == ErrorCode::Locked && started.elapsed() < STALE_LOCK * 5 => {
-                for lock in [repo.path().join(format!("{name}.lock")), repo.path().join("packed-refs.lock")] {
-                    let age = std::fs::metadata(&lock).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-                    if age.is_some_and(|a| a >= STALE_LOCK) {
-                        let _ = std::fs::remove_file(&lock);
-                    }
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// One compare-and-swap: `Ok(Some(conflict))` when the ref is not at `expected`.
-fn try_cas(repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<Option<StateError>, git2::Error> {
-    let result = match (expected, new) {
-        (None, Some(new)) => repo.reference(name, new, false, log).map(drop),
-        (Some(old), Some(new)) => repo.reference_matching(name, new, true, old, log).map(drop),
-        (Some(old), None) => {
-            let mut tx = repo.transaction()?;
-            tx.lock_ref(name)?;
-            let actual = repo.find_reference(name).ok().and_then(|r| r.target());
-            if actual != Some(old) {
-                return Ok(Some(StateError::Conflict { ref_name: name.to_owned(), expected, actual }));
-            }
-            tx.remove(name)?;
-            tx.commit()
-        }
-        (None, None) => Ok(()),
-    };
-    result.map(|()| None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,13 +663,13 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_left_by_a_killed_writer_is_cleared_and_a_live_one_waited_for() {
+    fn a_lock_nobody_records_is_cleared_past_the_bound_and_a_fresh_one_waited_for() {
         let (dir, store) = store();
         let key = TaskKey::new("wf", "t1");
         let lock = dir.path().join(".git").join(format!("{}.lock", key.ref_name()));
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
         std::fs::write(&lock, "").unwrap();
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let old = std::time::SystemTime::now() - refs::UNRECORDED_STALE_LOCK - std::time::Duration::from_secs(1);
         std::fs::File::options().write(true).open(&lock).unwrap().set_modified(old).unwrap();
         store.append(&key, None, &status(Phase::Running, 1), &[]).unwrap();
         assert!(!lock.exists());

@@ -5,6 +5,7 @@
 mod action;
 mod broken;
 mod cli;
+mod damage;
 mod deploy;
 mod examples;
 mod fake_github;
@@ -14,5 +15,6 @@ mod models;
 mod reconcile;
 mod replicas;
 mod serve;
+mod stress;
 mod triage;
 mod util;

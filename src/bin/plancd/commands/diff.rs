@@ -25,6 +25,9 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
         let mark = if action.is_work() { "~" } else { " " };
         println!("{mark} {:<width$}  {:<13}  {action}", action.key().to_string(), action.name());
     }
+    for broken in &report.broken {
+        eprintln!("error: {broken}");
+    }
     let work = report.actions.iter().filter(|a| a.is_work()).count();
     println!("{work} task(s) to change at {}", &report.plan_commit[..12]);
     Ok(if report.has_work() { ExitCode::from(1) } else { ExitCode::SUCCESS })

@@ -35,6 +35,7 @@ fn who() -> String {
 /// Approves a task's current spec.
 pub fn approve(args: TaskArgs, cwd: &Path) -> Result<ExitCode, Failure> {
     let key = task_key(&args.task)?;
+    plancd::ops::reconcile::check_branch(cwd, args.branch.as_deref(), &Env::process()).map_err(super::reconcile::failure)?;
     let hash = approve::approve(cwd, args.branch.as_deref(), &Env::process(), &key, &who()).map_err(manage_failure)?;
     println!("approved {key} for spec {}; the next reconcile runs it", &hash[..12]);
     Ok(ExitCode::SUCCESS)

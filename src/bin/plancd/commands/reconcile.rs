@@ -45,7 +45,7 @@ pub struct Args {
 }
 
 /// Runs the command: exit 0 when every task is satisfied or waits on a person, 1 when a task
-/// failed or was escalated, 2 for bad input, 3 when an outside part failed, 130 when stopped.
+/// failed or was escalated or a task ref is broken, 2 for bad input, 3 when an outside part failed, 130 when stopped.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.request {
         return request(cwd, args.timeout, args.shared);
@@ -88,6 +88,9 @@ pub fn summarise(report: &PassReport) -> ExitCode {
     if approval > 0 {
         line.push_str(&format!(", {approval} waiting for approval"));
     }
+    for broken in &report.broken {
+        eprintln!("error: {broken}");
+    }
     if let Some(why) = &report.infrastructure {
         eprintln!("{line}\nerror: an outside part failed: {why}");
         return ExitCode::from(3);
@@ -100,7 +103,7 @@ pub fn summarise(report: &PassReport) -> ExitCode {
         line.push_str("; the remote's branch moved meanwhile: pull, and reconcile again for its plans");
     }
     println!("{line}");
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed > 0 || !report.broken.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 /// Maps a pass that could not run to its exit code, printing plan problems.
