@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::Env;
 use crate::reconcile::{Action, Context, Snapshot, decide, read_actual};
-use crate::state::{BrokenTask, Cost, StateError, Store, TaskKey, TaskStatus};
+use crate::state::{BrokenTask, Cost, Damage, StateError, Store, TaskKey, TaskStatus};
 
 /// One task's line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -103,13 +103,15 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
         // One unreadable record is that task's row, not the end of the listing.
         let full = match broken.get(&key) {
             Some(b) => Err(b.clone()),
-            None => store.status(&key).map_err(|e| BrokenTask { key: key.clone(), why: e.to_string() }),
+            None => store.status(&key).map_err(|e| BrokenTask { key: key.clone(), damage: Damage::Unreadable(e.to_string()), file: None }),
         };
         match full {
             Ok(full) => tasks.push(row(&key, full.map(|(_, s)| s).as_ref(), role, actions.get(&key))),
-            Err(b) => {
-                tasks.push(StatusRow { phase: "Broken".into(), message: format!("{}; {}", b.why, b.hint()), ..row(&key, None, role, None) })
-            }
+            Err(b) => tasks.push(StatusRow {
+                phase: "Broken".into(),
+                message: format!("{}; {}", b.damage, b.hint()),
+                ..row(&key, None, role, None)
+            }),
         }
     }
     Ok(StatusReport { plan_commit: snapshot.map(|s| s.plan_commit.to_string()), tasks, plans_error })

@@ -103,36 +103,77 @@ pub struct ReconcileRequest {
     pub outcome: String,
 }
 
-/// A task ref that plancd cannot read: garbage in its file, a tip that is not a commit, or a
-/// commit that is not a plancd status record.
+/// What is wrong with a task ref that plancd cannot read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// Its ref file holds no commit id (git's message).
+    RefFile(String),
+    /// Its tip is another kind of object.
+    TipNotACommit(Oid),
+    /// Its tip is a commit that is no plancd status record.
+    TipNotAStatus(Oid),
+    /// Its status record cannot be read (why).
+    Unreadable(String),
+}
+
+impl Damage {
+    /// The damage as a CamelCase reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Damage::RefFile(_) => "RefFileCorrupt",
+            Damage::TipNotACommit(_) => "TipNotACommit",
+            Damage::TipNotAStatus(_) => "TipNotAStatus",
+            Damage::Unreadable(_) => "StatusUnreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |o: &Oid| o.to_string()[..12].to_owned();
+        match self {
+            Damage::RefFile(why) => write!(f, "its ref file holds no commit id ({why})"),
+            Damage::TipNotACommit(tip) => write!(f, "its tip {} is not a commit", short(tip)),
+            Damage::TipNotAStatus(tip) => write!(f, "its tip {} is not a plancd status commit", short(tip)),
+            Damage::Unreadable(why) => write!(f, "its status cannot be read ({why})"),
+        }
+    }
+}
+
+/// A task ref that plancd cannot read, and its file when git itself cannot read that.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokenTask {
     /// The task.
     pub key: TaskKey,
     /// What is wrong.
-    pub why: String,
+    pub damage: Damage,
+    /// The loose ref file, when that is what is broken (git cannot delete such a ref).
+    pub file: Option<PathBuf>,
 }
 
 impl BrokenTask {
     /// How to repair it.
     pub fn hint(&self) -> String {
         let name = self.key.ref_name();
-        format!("inspect it with `git log {name}`; `git update-ref -d {name}` removes it, and the task then runs afresh")
+        match &self.file {
+            Some(file) => format!("remove it with `rm {}`, and the task then runs afresh", file.display()),
+            None => format!("inspect it with `git log {name}`; `git update-ref -d {name}` removes it, and the task then runs afresh"),
+        }
     }
 }
 
 impl std::fmt::Display for BrokenTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} is broken: {}; {}", self.key, self.why, self.hint())
+        write!(f, "{} is broken ({}): {}; {}", self.key, self.damage.reason(), self.damage, self.hint())
     }
 }
 
 /// The state a task ref's tip records, or why it is broken.
 fn read_state(repo: &Repository, key: &TaskKey, tip: Oid) -> Result<(TaskKey, TaskState), BrokenTask> {
-    let broken = |why: String| BrokenTask { key: key.clone(), why };
-    let commit = repo.find_commit(tip).map_err(|_| broken(format!("its tip {} is not a commit", &tip.to_string()[..12])))?;
-    let state = TaskState::from_message(tip, &String::from_utf8_lossy(commit.message_bytes()))
-        .ok_or_else(|| broken(format!("its tip {} is not a plancd status commit", &tip.to_string()[..12])))?;
+    let broken = |damage: Damage| BrokenTask { key: key.clone(), damage, file: None };
+    let commit = repo.find_commit(tip).map_err(|_| broken(Damage::TipNotACommit(tip)))?;
+    let state =
+        TaskState::from_message(tip, &String::from_utf8_lossy(commit.message_bytes())).ok_or_else(|| broken(Damage::TipNotAStatus(tip)))?;
     Ok((key.clone(), state))
 }
 
@@ -218,7 +259,6 @@ fn show(oid: &Option<Oid>) -> String {
 /// compare-and-swap on refs) keep writers from different handles, or processes, apart.
 pub struct Store {
     repos: Vec<Mutex<Repository>>,
-    next: std::sync::atomic::AtomicUsize,
     path: PathBuf,
     authority: Option<Arc<dyn Authority>>,
 }
@@ -237,7 +277,7 @@ impl Store {
         for _ in 1..HANDLES {
             repos.push(Mutex::new(Repository::open(&git_dir).map_err(open_err)?));
         }
-        Ok(Store { repos, next: std::sync::atomic::AtomicUsize::new(0), path, authority: None })
+        Ok(Store { repos, path, authority: None })
     }
 
     /// The store whose writes go to `authority` first.
@@ -293,15 +333,26 @@ impl Store {
         &self.path
     }
 
-    /// The repository handle, for the duration of one short operation.
+    /// The repository handle, for the duration of one short operation. When every handle is in
+    /// use, this waits for whichever comes free first, never for one in particular: a caller
+    /// that already holds one (a nested call) would otherwise wait for itself for ever.
     pub fn repo(&self) -> MutexGuard<'_, Repository> {
-        for handle in &self.repos {
-            if let Ok(guard) = handle.try_lock() {
-                return guard;
+        let mut tries = 0u32;
+        loop {
+            for handle in &self.repos {
+                match handle.try_lock() {
+                    Ok(guard) => return guard,
+                    Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => {}
+                }
+            }
+            tries += 1;
+            if tries < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
         }
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.repos.len();
-        self.repos[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every task's state, from one ref listing and the tips' commit messages (read on a few
@@ -359,7 +410,8 @@ impl Store {
         for key in loose_task_refs(repo.commondir()).into_iter().filter(|k| !listed.contains(k)) {
             match repo.find_reference(&key.ref_name()) {
                 Err(e) if e.code() != ErrorCode::NotFound => {
-                    broken.push(BrokenTask { key, why: format!("its ref file is unreadable ({})", e.message()) })
+                    let file = Some(repo.commondir().join(key.ref_name()));
+                    broken.push(BrokenTask { key, damage: Damage::RefFile(e.message().to_owned()), file })
                 }
                 _ => {}
             }
@@ -686,6 +738,64 @@ mod tests {
         store.append(&key, tip, &status(Phase::Succeeded, 1), &[]).unwrap();
         remover.join().unwrap();
         assert_eq!(store.state(&key).unwrap().unwrap().phase, Phase::Succeeded);
+    }
+
+    /// Seen 14: a task ref that cannot be read is that task's problem, named with its damage,
+    /// never the listing's.
+    #[test]
+    fn broken_task_refs_are_listed_apart_with_their_damage() {
+        let (dir, store) = store();
+        let ok = TaskKey::new("wf", "ok");
+        store.append(&ok, None, &status(Phase::Succeeded, 1), &[]).unwrap();
+        let repo = store.repo();
+        let blob = repo.blob(b"not a commit").unwrap();
+        let plain = commit_on_chain(&repo, None, &[("x", b"y")], &[], "no status here").unwrap();
+        repo.reference("refs/ai/tasks/wf/blob", blob, false, "test").unwrap();
+        repo.reference("refs/ai/tasks/wf/plain", plain, false, "test").unwrap();
+        drop(repo);
+        let garbage = dir.path().join(".git/refs/ai/tasks/wf/garbage");
+        std::fs::write(&garbage, "garbage\n").unwrap();
+        let (tasks, broken) = store.scan().unwrap();
+        assert_eq!(tasks.keys().collect::<Vec<_>>(), [&ok]);
+        let found: Vec<(&str, &str)> = broken.iter().map(|b| (b.key.task.as_str(), b.damage.reason())).collect();
+        assert_eq!(found, [("blob", "TipNotACommit"), ("garbage", "RefFileCorrupt"), ("plain", "TipNotAStatus")]);
+        assert!(
+            broken[1].hint().contains(&format!("rm {}", garbage.canonicalize().unwrap().display())) || broken[1].hint().contains("rm ")
+        );
+        assert!(broken[0].hint().contains("git update-ref -d refs/ai/tasks/wf/blob"));
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    /// A caller that holds a handle and asks for another while every other one is busy gets
+    /// one once it comes free, rather than waiting for its own (a deadlock seen in a stress run).
+    #[test]
+    fn a_nested_handle_request_waits_for_any_handle_not_its_own() {
+        let (_dir, store) = store();
+        let store = Arc::new(store);
+        let (mine_taken, others_go) = (Arc::new(std::sync::Barrier::new(2)), Arc::new(std::sync::Barrier::new(HANDLES)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The first handle is this caller's; the others are held for a moment by other threads.
+        std::thread::spawn({
+            let (store, mine_taken, others_go) = (store.clone(), mine_taken.clone(), others_go.clone());
+            move || {
+                let mine = store.repo();
+                mine_taken.wait();
+                others_go.wait();
+                let nested = store.repo();
+                drop((nested, mine));
+                tx.send(()).unwrap();
+            }
+        });
+        mine_taken.wait();
+        for _ in 1..HANDLES {
+            let (store, others_go) = (store.clone(), others_go.clone());
+            std::thread::spawn(move || {
+                let _held = store.repo();
+                others_go.wait();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            });
+        }
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok(), "the nested request got a handle");
     }
 
     #[test]

@@ -54,7 +54,13 @@ fn a_corrupted_task_ref_stops_only_its_workflow_and_says_how_to_repair_it() {
         let line = status.stdout.lines().find(|l| l.contains(&format!("{wf}/t")) || l.starts_with(wf)).unwrap_or_default();
         assert!(line.contains("Broken"), "{wf} shows as broken:\n{}", status.stdout);
     }
-    assert!(status.stdout.contains("git update-ref -d refs/ai/tasks/w1/t"), "the hint:\n{}", status.stdout);
+    assert!(status.stdout.contains("git update-ref -d refs/ai/tasks/w2/t"), "the hint:\n{}", status.stdout);
+    // Git cannot delete a ref whose file is garbage: the hint says to remove the file.
+    assert!(
+        status.stdout.contains("refs/ai/tasks/w1/t`, and the task then runs afresh") && status.stdout.contains("rm "),
+        "{}",
+        status.stdout
+    );
 
     let diff = repo.plancd(&["diff"]);
     diff.no_panic();
@@ -70,7 +76,8 @@ fn a_corrupted_task_ref_stops_only_its_workflow_and_says_how_to_repair_it() {
     assert!(w4.starts_with("Succeeded"), "{w4}");
 
     // The hint repairs it: each task runs afresh.
-    for wf in ["w1", "w2", "w3"] {
+    std::fs::remove_file(repo.path().join(".git/refs/ai/tasks/w1/t")).unwrap();
+    for wf in ["w2", "w3"] {
         repo.git(&["update-ref", "-d", &format!("refs/ai/tasks/{wf}/t")]);
     }
     repo.plancd(&["reconcile"]).expect_code(0);
@@ -95,4 +102,33 @@ fn a_full_disk_in_the_middle_of_an_attempt_leaves_nothing_held() {
     again.expect_code(0);
     let listing = repo.git(&["for-each-ref", "--format=%(contents:subject)", "refs/ai/tasks/"]);
     assert_eq!(listing.lines().filter(|l| l.starts_with("Succeeded")).count(), 4, "{listing}");
+}
+
+/// Seen 13: plancd killed while it holds a ref's lock leaves the lock behind, with its record;
+/// the next run sees that the writer is dead, removes the lock at once and finishes the work.
+#[test]
+fn a_lock_left_by_a_killed_plancd_is_recovered_by_the_next_run() {
+    let repo = four_workflows("");
+    let killed = plancd_env(repo.path(), &["reconcile"], &[("PLANCD_FAULT_KILL_WHILE_LOCKED", "1")]);
+    assert_eq!(killed.code, None, "killed by a signal:\n{}", killed.all());
+    let locks: Vec<String> = walk(&repo.path().join(".git/refs")).into_iter().filter(|p| p.ends_with(".lock")).collect();
+    assert_eq!(locks.len(), 1, "the killed writer's lock is left: {locks:?}");
+    let started = std::time::Instant::now();
+    repo.plancd(&["reconcile"]).expect_code(0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "no wait for a dead writer's lock");
+    assert_eq!(walk(&repo.path().join(".git/refs")).into_iter().filter(|p| p.ends_with(".lock")).count(), 0);
+    assert!(walk(&repo.path().join(".git/plancd/writers")).is_empty(), "no writer record is left");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
 }
