@@ -103,6 +103,9 @@ pub struct ReconcileRequest {
     pub outcome: String,
 }
 
+/// Task refs and their tips.
+type Tips = Vec<(TaskKey, Oid)>;
+
 /// What is wrong with a task ref that plancd cannot read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Damage {
@@ -395,7 +398,7 @@ impl Store {
 
     /// The tip of every readable task ref, and the loose task refs whose file is not a commit
     /// id (which a ref listing skips without a word).
-    fn task_tips(&self) -> Result<(Vec<(TaskKey, Oid)>, Vec<BrokenTask>), StateError> {
+    fn task_tips(&self) -> Result<(Tips, Vec<BrokenTask>), StateError> {
         let repo = self.repo();
         let mut tips: Vec<(TaskKey, Oid)> = Vec::new();
         for reference in repo.references_glob(&format!("{TASK_REFS}*"))? {
