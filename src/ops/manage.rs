@@ -29,6 +29,9 @@ pub enum ManageError {
     /// Something asked of a record that it lacks (`plancd logs`).
     #[error("{0}")]
     Missing(String),
+    /// `--branch` names a branch other than the watched one.
+    #[error("{0}")]
+    OtherBranch(String),
     /// Nobody to record it for.
     #[error("who is this? pass --as NAME, or set git's user.email")]
     NoIdentity,
@@ -50,7 +53,11 @@ impl ManageError {
     /// Whether the fault is in what the user asked (exit 2) rather than outside (exit 3).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            ManageError::Refused(_) | ManageError::NoIdentity | ManageError::UnknownTask(_) | ManageError::Missing(_) => true,
+            ManageError::Refused(_)
+            | ManageError::NoIdentity
+            | ManageError::UnknownTask(_)
+            | ManageError::Missing(_)
+            | ManageError::OtherBranch(_) => true,
             ManageError::Load(e) => !matches!(e, LoadError::Git(_) | LoadError::Io(_)),
             ManageError::Busy(_) | ManageError::Remote(_) | ManageError::State(_) => false,
         }
@@ -144,6 +151,9 @@ pub fn operate(opts: &ManageOptions, op: &Operation, subject: &Subject) -> Resul
     let by = identity(&opts.repo, &opts.env, opts.by.as_deref()).ok_or(ManageError::NoIdentity)?;
     let store = Store::open(&opts.repo)?;
     let snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
+    // Records are one set per repository: only the watched branch's plans may write them.
+    crate::ops::reconcile::check_watched(&snapshot, opts.branch.is_some(), &opts.env)
+        .map_err(|e| ManageError::OtherBranch(e.to_string()))?;
     let remote = if opts.local {
         None
     } else {

@@ -74,14 +74,31 @@ pub enum ReconcileError {
     /// The shared remote is not a remote of the repository.
     #[error("the repository has no remote `{0}` to share (`remote:` in plancd.yaml names it)")]
     NoSharedRemote(String),
+    /// `--branch` names a branch other than the watched one, whose task records it would rewrite.
+    #[error(
+        "`{requested}` is not the watched branch `{configured}`: task records are kept once per repository, so reconciling \
+         `{requested}` would rewrite `{configured}`'s. Preview it with `plancd diff --branch {requested}`, or watch it by \
+         setting `branch: {requested}` in plancd.yaml (or PLANCD_BRANCH)"
+    )]
+    OtherBranch {
+        /// The branch asked for.
+        requested: String,
+        /// The branch the configuration watches.
+        configured: String,
+    },
 }
 
 impl ReconcileError {
     /// Whether the fault is in the input (exit 2) rather than an outside part (exit 3).
     pub fn is_bad_input(&self) -> bool {
         use crate::reconcile::upstream::UpstreamError;
-        matches!(self, ReconcileError::Patterns(_) | ReconcileError::NoSharedRemote(_) | ReconcileError::NotShared { .. })
-            || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
+        matches!(
+            self,
+            ReconcileError::Patterns(_)
+                | ReconcileError::NoSharedRemote(_)
+                | ReconcileError::NotShared { .. }
+                | ReconcileError::OtherBranch { .. }
+        ) || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
             || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
     }
 }
@@ -101,6 +118,7 @@ pub fn correlation_id() -> String {
 pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileError> {
     let mut store = Store::open(&opts.repo)?;
     let mut snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
+    check_watched(&snapshot, opts.branch.is_some(), &opts.env)?;
     if let Some(name) = &opts.remote {
         snapshot.config.remote = name.clone();
     }
@@ -147,11 +165,34 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     let cx = Arc::new(cx);
     let mut report = Executor::new(cx.clone()).run().await?;
     report.stalled = cx.snapshot.stalled.clone();
+    report.broken = cx.store.scan()?.1;
     let problems = cx.upstream.pass_ended(&cx, &report).await;
     if !problems.is_empty() && report.infrastructure.is_none() {
         report.infrastructure = Some(problems.join("; "));
     }
     Ok(report)
+}
+
+/// Refuses a branch asked for by name (`--branch`) that is not the one the configuration at its
+/// commit watches (`branch:`, or PLANCD_BRANCH): the task records under `refs/ai/` are one set
+/// per repository, and a pass over another branch's plans would rewrite the watched branch's.
+pub fn check_watched(snapshot: &Snapshot, asked: bool, env: &Env) -> Result<(), ReconcileError> {
+    if !asked {
+        return Ok(());
+    }
+    let mut config = Config::load_env(&snapshot.source, env).map_err(|d| ReconcileError::Load(LoadError::Invalid(d)))?;
+    config.apply_env(env).map_err(|e| ReconcileError::Load(LoadError::Env(e)))?;
+    if config.branch == snapshot.branch {
+        return Ok(());
+    }
+    Err(ReconcileError::OtherBranch { requested: snapshot.branch.clone(), configured: config.branch })
+}
+
+/// [`check_watched`] for the commands that write a record of the branch `branch` names.
+pub fn check_branch(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<(), ReconcileError> {
+    let Some(branch) = branch else { return Ok(()) };
+    let snapshot = Snapshot::load(repo, Some(branch), env)?;
+    check_watched(&snapshot, true, env)
 }
 
 /// What a pass would do, task by task.
@@ -163,6 +204,8 @@ pub struct DiffReport {
     pub actions: Vec<Action>,
     /// The workflows that would not run because their plans are invalid.
     pub stalled: Vec<StalledWorkflow>,
+    /// Task refs that cannot be read: their workflows are left alone until they are repaired.
+    pub broken: Vec<crate::state::BrokenTask>,
 }
 
 impl DiffReport {
@@ -184,7 +227,7 @@ pub fn decide_on(store: &Store, snapshot: Snapshot) -> Result<DiffReport, Reconc
     let actual = snapshot.screen(read_actual(store)?);
     let cx = crate::reconcile::Context { now: jiff::Timestamp::now(), prune: snapshot.config.prune };
     let actions = decide(&snapshot.desired(), &actual, &cx);
-    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions, stalled: snapshot.stalled })
+    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions, stalled: snapshot.stalled, broken: store.scan()?.1 })
 }
 
 /// Opens the backend the configuration names: `process` (bubblewrap) or `docker`.

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::Env;
 use crate::reconcile::{Action, Context, Snapshot, StalledWorkflow, decide, read_actual};
-use crate::state::{Cost, StateError, Store, TaskKey, TaskStatus};
+use crate::state::{BrokenTask, Cost, Damage, StateError, Store, TaskKey, TaskStatus};
 
 /// One task's line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,11 +99,20 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
         None => true,
         Some(f) => f == k.workflow || f == k.to_string(),
     };
+    let broken: HashMap<TaskKey, BrokenTask> = store.scan()?.1.into_iter().map(|b| (b.key.clone(), b)).collect();
+    keys.extend(broken.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
     let mut tasks = Vec::new();
     for key in keys.into_iter().filter(|k| matches(k)) {
-        let full = store.status(&key)?.map(|(_, s)| s);
         let role = snapshot.as_ref().and_then(|s| s.task(&key)).map(|t| t.agent_role.to_string());
-        let mut row = row(&key, full.as_ref(), role, actions.get(&key));
+        // One unreadable record is that task's row, not the end of the listing.
+        let full = match broken.get(&key) {
+            Some(b) => Err(b.clone()),
+            None => store.status(&key).map_err(|e| BrokenTask { key: key.clone(), damage: Damage::Unreadable(e.to_string()), file: None }),
+        };
+        let mut row = match full {
+            Ok(full) => row(&key, full.map(|(_, s)| s).as_ref(), role, actions.get(&key)),
+            Err(b) => StatusRow { phase: "Broken".into(), message: format!("{}; {}", b.damage, b.hint()), ..row(&key, None, role, None) },
+        };
         if let Some(st) = stalled.iter().find(|s| s.plan.workflow.as_deref() == Some(key.workflow.as_str())) {
             row.action = Some("Stalled".into());
             row.why = Some(format!("workflow stalled ({}): {} error(s) in {}", st.reason, st.plan.errors(), st.plan.path));

@@ -69,12 +69,17 @@ pub struct PassReport {
     pub superseded: bool,
     /// The workflows that did not run because their plans are invalid.
     pub stalled: Vec<super::StalledWorkflow>,
+    /// Task refs that cannot be read: their workflows were left alone.
+    pub broken: Vec<crate::state::BrokenTask>,
 }
 
 /// Reads every task's and workflow's state from the refs, and which holders are dead.
+/// A workflow with a task ref that cannot be read ([`Store::scan`]) is held as if suspended:
+/// its other tasks wait until the ref is repaired, and every other workflow goes on.
 pub fn read_actual(store: &Store) -> Result<Actual, StateError> {
-    let tasks = store.list()?;
-    let suspended = store.workflows()?.into_iter().filter(|(_, (_, r))| r.suspended).map(|(wf, _)| wf).collect();
+    let (tasks, broken) = store.scan()?;
+    let mut suspended: HashSet<String> = store.workflows()?.into_iter().filter(|(_, (_, r))| r.suspended).map(|(wf, _)| wf).collect();
+    suspended.extend(broken.into_iter().map(|b| b.key.workflow));
     let dead_holders = tasks
         .values()
         .filter(|s| s.phase.is_held())

@@ -102,8 +102,8 @@ impl PassReport {
         if self.infrastructure.is_some() {
             return Some(ErrorClass::Transient);
         }
-        // A task a person must see to, or a workflow whose plan is invalid.
-        if self.counts().failed > 0 || !self.stalled.is_empty() {
+        // A task a person must see to, a workflow whose plan is invalid, a broken task ref.
+        if self.counts().failed > 0 || !self.stalled.is_empty() || !self.broken.is_empty() {
             return Some(ErrorClass::Stalled);
         }
         None

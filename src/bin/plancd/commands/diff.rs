@@ -39,6 +39,9 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
         let mark = if action.is_work() { "~" } else { " " };
         println!("{mark} {:<width$}  {:<13}  {action}", action.key().to_string(), action.name());
     }
+    for broken in &report.broken {
+        eprintln!("error: {broken}");
+    }
     for s in &report.stalled {
         println!(
             "! {:<width$}  {:<13}  {} error(s) in {}: nothing of it would run",

@@ -45,8 +45,9 @@ pub struct Args {
 }
 
 /// Runs the command: exit 0 when every task is satisfied or waits on a person, 1 when a task
-/// failed or was escalated or a workflow's plan is invalid (the others run), 2 for bad input
-/// that stops every workflow (plancd.yaml), 3 when an outside part failed, 130 when stopped.
+/// failed or was escalated, a workflow's plan is invalid or a task ref is broken (the others
+/// run), 2 for bad input that stops every workflow (plancd.yaml), 3 when an outside part failed,
+/// 130 when stopped.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.request {
         return request(cwd, args.timeout, args.shared);
@@ -89,6 +90,9 @@ pub fn summarise(report: &PassReport) -> ExitCode {
     if !report.stalled.is_empty() {
         line.push_str(&format!(", {} workflow(s) stalled", report.stalled.len()));
         print_stalled(&report.stalled);
+    }
+    for broken in &report.broken {
+        eprintln!("error: {broken}");
     }
     if report.superseded {
         line.push_str("; the remote's branch moved meanwhile: pull, and reconcile again for its plans");
