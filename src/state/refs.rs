@@ -10,6 +10,7 @@
 //! and recording itself) is removed only once it is [`UNRECORDED_STALE_LOCK`] old: git holds
 //! its ref locks for milliseconds.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,13 +131,22 @@ pub struct Record {
     pub lock: String,
     /// When the record was written.
     pub written: SystemTime,
+    /// The lock file's inode when the record was written: git writes into its lock, which moves
+    /// the lock's time past the record's, but never changes the inode.
+    pub ino: Option<u64>,
 }
 
-/// Judges the lock `lock`, taken at `taken`: only records written while it stood (the writer
-/// records itself after taking the lock) speak for it; an older one is a leftover of an
-/// earlier lock of the same name.
-pub fn judge(records: &[Record], lock: &str, taken: SystemTime, now: SystemTime, is_dead: impl Fn(&Holder) -> bool) -> LockVerdict {
-    let mine: Vec<&Record> = records.iter().filter(|r| r.lock == lock && r.written >= taken).collect();
+/// Judges the lock `lock` (inode `ino`), taken at `taken`: only records of that very lock file
+/// (by inode, or, for records without one, written while it stood: the writer records itself
+/// after taking the lock) speak for it; others are leftovers of an earlier lock of the same name.
+pub fn judge(
+    records: &[Record],
+    (lock, ino): (&str, u64),
+    taken: SystemTime,
+    now: SystemTime,
+    is_dead: impl Fn(&Holder) -> bool,
+) -> LockVerdict {
+    let mine: Vec<&Record> = records.iter().filter(|r| r.lock == lock && r.ino.map_or(r.written >= taken, |i| i == ino)).collect();
     if mine.iter().any(|r| !is_dead(&r.holder)) {
         LockVerdict::Live
     } else if !mine.is_empty() {
@@ -155,8 +165,10 @@ fn recover(git_dir: &Path, name: &str) {
     let now = SystemTime::now();
     for lock in [format!("{name}.lock"), "packed-refs.lock".to_owned()] {
         let path = git_dir.join(&lock);
-        let Ok(taken) = std::fs::metadata(&path).and_then(|m| m.modified()) else { continue };
-        let verdict = judge(&records.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(), &lock, taken, now, Holder::is_dead_here);
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let Ok(taken) = meta.modified() else { continue };
+        let all: Vec<Record> = records.iter().map(|(_, r)| r.clone()).collect();
+        let verdict = judge(&all, (&lock, meta.ino()), taken, now, Holder::is_dead_here);
         if matches!(verdict, LockVerdict::Dead | LockVerdict::StaleUnrecorded) {
             tracing::warn!(lock = %path.display(), ?verdict, "removing a ref lock whose writer is gone");
             let _ = std::fs::remove_file(&path);
@@ -164,7 +176,8 @@ fn recover(git_dir: &Path, name: &str) {
     }
     for (file, record) in &records {
         let lock = git_dir.join(&record.lock);
-        let speaks_for_it = std::fs::metadata(&lock).and_then(|m| m.modified()).is_ok_and(|taken| record.written >= taken);
+        let speaks_for_it = std::fs::metadata(&lock)
+            .is_ok_and(|m| record.ino.map_or_else(|| m.modified().is_ok_and(|taken| record.written >= taken), |i| i == m.ino()));
         if !speaks_for_it && record.holder.is_dead_here() {
             let _ = std::fs::remove_file(file);
         }
@@ -179,8 +192,10 @@ fn read_records(git_dir: &Path) -> Vec<(PathBuf, Record)> {
         .filter_map(|entry| {
             let written = entry.metadata().and_then(|m| m.modified()).ok()?;
             let text = std::fs::read_to_string(entry.path()).ok()?;
-            let (holder, lock) = text.split_once('\n')?;
-            let record = Record { holder: Holder::parse(holder)?, lock: lock.trim().to_owned(), written };
+            let mut lines = text.lines();
+            let (holder, lock) = (lines.next()?, lines.next()?);
+            let ino = lines.next().and_then(|i| i.trim().parse().ok());
+            let record = Record { holder: Holder::parse(holder)?, lock: lock.trim().to_owned(), written, ino };
             Some((entry.path(), record))
         })
         .collect()
@@ -200,7 +215,8 @@ impl WriterRecord {
         let holder = Holder { nonce: n.to_string(), ..me.clone() };
         let dir = git_dir.join(WRITERS);
         let path = dir.join(format!("{}-{}-{n}", me.host.replace('/', "_"), me.pid));
-        let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, format!("{holder}\n{name}.lock\n")));
+        let ino = std::fs::metadata(git_dir.join(format!("{name}.lock"))).map(|m| m.ino().to_string()).unwrap_or_default();
+        let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, format!("{holder}\n{name}.lock\n{ino}\n")));
         WriterRecord(written.ok().map(|()| path))
     }
 }

@@ -164,6 +164,7 @@ fn locks_are_judged_by_the_writers_recorded_while_they_stood() {
         holder: holder.clone(),
         lock: lock.into(),
         written: t0 + Duration::from_secs(after),
+        ino: Some(7),
     };
     let soon = t0 + Duration::from_secs(2);
     let late = t0 + UNRECORDED_STALE_LOCK;
@@ -176,9 +177,14 @@ fn locks_are_judged_by_the_writers_recorded_while_they_stood() {
         ("another lock's dead writer", vec![rec(&dead, "packed-refs.lock", 0)], soon, LockVerdict::Unrecorded),
     ];
     for (row, records, now, want) in rows {
-        assert_eq!(judge(&records, lock, t0, now, is_dead), want, "{row}");
+        assert_eq!(judge(&records, (lock, 7), t0, now, is_dead), want, "{row}");
     }
-    // A dead writer's record from before the lock was taken is a leftover of an earlier lock.
+    // git writes into its lock after the record: the lock's time moves past the record's, its
+    // inode does not. A record of another lock file of the same name is a leftover.
     let earlier = Record { written: t0 - Duration::from_secs(1), ..rec(&dead, lock, 0) };
-    assert_eq!(judge(&[earlier], lock, t0, soon, is_dead), LockVerdict::Unrecorded);
+    assert_eq!(judge(std::slice::from_ref(&earlier), (lock, 7), t0, soon, is_dead), LockVerdict::Dead);
+    assert_eq!(judge(&[earlier.clone()], (lock, 8), t0, soon, is_dead), LockVerdict::Unrecorded);
+    // A record without an inode (an older writer) speaks for a lock taken before it was written.
+    let unnumbered = Record { ino: None, ..earlier };
+    assert_eq!(judge(&[unnumbered], (lock, 7), t0, soon, is_dead), LockVerdict::Unrecorded);
 }
