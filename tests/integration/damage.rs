@@ -109,6 +109,9 @@ fn a_full_disk_in_the_middle_of_an_attempt_leaves_nothing_held() {
 #[test]
 fn a_lock_left_by_a_killed_plancd_is_recovered_by_the_next_run() {
     let repo = four_workflows("");
+    // One write at a time, so that the kill finds exactly one lock held.
+    repo.write("plancd.yaml", "branch: main\nconcurrency: 1\nroles:\n  coder: { command: [\"sh\", \"agent.sh\"] }\n");
+    repo.commit("One at a time");
     let killed = plancd_env(repo.path(), &["reconcile"], &[("PLANCD_FAULT_KILL_WHILE_LOCKED", "1")]);
     assert_eq!(killed.code, None, "killed by a signal:\n{}", killed.all());
     let locks: Vec<String> = walk(&repo.path().join(".git/refs")).into_iter().filter(|p| p.ends_with(".lock")).collect();
