@@ -6,6 +6,7 @@ mod action;
 mod broken;
 mod cli;
 mod deploy;
+mod docker_sessions;
 mod examples;
 mod fake_github;
 mod github;
