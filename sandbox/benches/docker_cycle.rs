@@ -20,16 +20,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn cycle(sandbox: &DockerSandbox, spec: &SessionSpec) -> Duration {
+/// Times one cycle: in all, and each step (create, put, exec, get, destroy).
+async fn cycle(sandbox: &DockerSandbox, spec: &SessionSpec) -> (Duration, [Duration; 5]) {
     let start = Instant::now();
+    let mut marks = [start; 5];
     let session = sandbox.create(spec).await.expect("a session");
+    marks[0] = Instant::now();
     session.put_files(&[FileEntry::new("input.txt", "x")]).await.expect("put");
+    marks[1] = Instant::now();
     let out = session.exec(&ExecRequest::new(["true"], Duration::from_secs(30))).await.expect("exec");
     assert!(out.success(), "{out:?}");
+    marks[2] = Instant::now();
     let files = session.get_files(&CopyOutLimits::default()).await.expect("get");
     assert_eq!(files.files.len(), 1);
+    marks[3] = Instant::now();
     session.destroy().await.expect("remove");
-    start.elapsed()
+    marks[4] = Instant::now();
+    let mut steps = [Duration::ZERO; 5];
+    let mut last = start;
+    for (step, mark) in steps.iter_mut().zip(marks) {
+        *step = mark - last;
+        last = mark;
+    }
+    (start.elapsed(), steps)
+}
+
+fn steps_text(runs: &[[Duration; 5]]) -> String {
+    let names = ["create", "put", "exec", "get", "destroy"];
+    let medians = (0..5).map(|i| median(runs.iter().map(|r| r[i]).collect()));
+    names.iter().zip(medians).map(|(n, d)| format!("{n} {:.1}", ms(d))).collect::<Vec<_>>().join(", ")
 }
 
 /// Waits, outside the measurement, until the pool holds a session for `spec` again.
@@ -62,6 +81,7 @@ fn main() {
             return;
         }
     };
+    let _inside = rt.enter();
     warm.keep_warm(1);
     let spec = SessionSpec { image: Some(DEFAULT_IMAGE.into()), ..SessionSpec::default() };
     warm.warm(&spec);
@@ -70,11 +90,16 @@ fn main() {
     rt.block_on(cold.settle());
     cli_run();
     let (mut warm_runs, mut cold_runs, mut cli_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut warm_steps, mut cold_steps) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         rt.block_on(refilled(&warm, &spec));
-        warm_runs.push(rt.block_on(cycle(&warm, &spec)));
+        let (total, steps) = rt.block_on(cycle(&warm, &spec));
+        warm_runs.push(total);
+        warm_steps.push(steps);
         rt.block_on(refilled(&warm, &spec));
-        cold_runs.push(rt.block_on(cycle(&cold, &spec)));
+        let (total, steps) = rt.block_on(cycle(&cold, &spec));
+        cold_runs.push(total);
+        cold_steps.push(steps);
         rt.block_on(cold.settle());
         cli_runs.push(cli_run());
     }
@@ -89,4 +114,6 @@ fn main() {
     let verdict = if warm_ratio <= 0.5 { "met" } else { "missed" };
     println!("  warm cycle / docker run --rm:                                {warm_ratio:8.2}  (aim <= 0.5: {verdict})");
     println!("  cold cycle / docker run --rm:                                {cold_ratio:8.2}");
+    println!("  warm steps, ms: {}", steps_text(&warm_steps));
+    println!("  cold steps, ms: {}", steps_text(&cold_steps));
 }

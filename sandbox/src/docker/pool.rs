@@ -7,22 +7,16 @@
 //! to its target of never-used ones ready, refilled in the background after each take.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bollard::container::LogOutput;
 use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder};
-use futures_util::Stream;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::channel::Channel;
 use super::config::{self, labels};
 use super::runner::{Place, Runner};
 use super::{Shared, backend};
 use crate::{Limits, SandboxError};
-
-/// What a keeper runs: it reads standard input until it closes.
-pub const KEEPER: &str = "while read -r _; do :; done";
 
 /// A session's resources, up and waiting.
 pub struct Provisioned {
@@ -36,13 +30,9 @@ pub struct Provisioned {
     pub meta: String,
     /// The runner of the first command.
     pub runner: Option<Runner>,
-    tether: Option<Tether>,
-}
-
-/// plancd's end of the keeper's standard input (and its output, unread: a keeper says nothing).
-struct Tether {
-    input: Pin<Box<dyn AsyncWrite + Send>>,
-    _output: Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    /// plancd's end of the keeper: its transfer channel, and what ties the keeper's life to
+    /// plancd's.
+    pub channel: Option<Channel>,
 }
 
 impl Provisioned {
@@ -54,7 +44,7 @@ impl Provisioned {
             meta: format!("{id}-meta"),
             id,
             runner: None,
-            tether: None,
+            channel: None,
         };
         if let Err(e) = made.bring_up(shared, image, limits).await {
             made.tear_down(shared).await;
@@ -67,14 +57,15 @@ impl Provisioned {
         let docker = &shared.docker;
         let labels = labels(&self.id, &shared.owner);
         let workspace = docker.create_volume(config::tmpfs_volume(&self.workspace, limits.disk_mb.max(1), true, labels.clone()));
-        let meta = docker.create_volume(config::tmpfs_volume(&self.meta, 16, false, labels.clone()));
+        // The keeper, the sandbox user, writes the metadata; commands mount it read-only.
+        let meta = docker.create_volume(config::tmpfs_volume(&self.meta, 16, true, labels.clone()));
         let (workspace, meta) = tokio::join!(workspace, meta);
         workspace.map_err(backend)?;
         meta.map_err(backend)?;
         let place = Place { image, limits, workspace: &self.workspace, meta: &self.meta, labels };
         let (tether, runner) =
             tokio::join!(start_keeper(shared, &self.keeper, &place), Runner::start(shared, format!("{}-x0", self.id), &place));
-        self.tether = Some(tether?);
+        self.channel = Some(tether?);
         self.runner = Some(runner?);
         Ok(())
     }
@@ -83,9 +74,8 @@ impl Provisioned {
     /// takes what is left). Volumes still held by a container the engine is removing are
     /// tried again for a while.
     pub(super) async fn tear_down(&mut self, shared: &Shared) {
-        if let Some(mut tether) = self.tether.take() {
-            let _ = tether.input.shutdown().await;
-        }
+        // Closing plancd's end ends the keeper.
+        drop(self.channel.take());
         if let Some(runner) = self.runner.take() {
             let name = runner.name.clone();
             runner.close().await;
@@ -97,19 +87,19 @@ impl Provisioned {
         }
     }
 
-    /// Whether it is still whole: a keeper's and a runner's end are seen by their streams.
+    /// Whether it is still whole (its first runner has not stopped).
     pub fn fresh(&mut self) -> bool {
         self.runner.as_mut().is_some_and(|r| !r.stopped())
     }
 }
 
 /// Creates, attaches to and starts the keeper `name`.
-async fn start_keeper(shared: &Shared, name: &str, place: &Place<'_>) -> Result<Tether, SandboxError> {
+async fn start_keeper(shared: &Shared, name: &str, place: &Place<'_>) -> Result<Channel, SandboxError> {
     let docker = &shared.docker;
     let small = Limits { cpus: 0.1, memory_mb: 16, disk_mb: 1, pids: 4 };
     let mut host = config::host_config(&small, &shared.seccomp, place.workspace, place.meta, false);
     host.auto_remove = Some(true);
-    let cmd = vec!["/bin/sh".to_owned(), "-c".to_owned(), KEEPER.to_owned()];
+    let cmd = vec!["/bin/sh".to_owned(), "-c".to_owned(), super::channel::KEEPER.to_owned()];
     let env = vec![format!("PATH={}", crate::DEFAULT_PATH)];
     let body = config::container(place.image, cmd, env, "", true, host, place.labels.clone());
     let options = CreateContainerOptionsBuilder::default().name(name).build();
@@ -117,7 +107,7 @@ async fn start_keeper(shared: &Shared, name: &str, place: &Place<'_>) -> Result<
     let attach = AttachContainerOptionsBuilder::default().stream(true).stdin(true).stdout(true).stderr(true).build();
     let attached = docker.attach_container(name, Some(attach)).await.map_err(backend)?;
     docker.start_container(name, None).await.map_err(backend)?;
-    Ok(Tether { input: attached.input, _output: attached.output })
+    Ok(Channel::new(attached.input, attached.output))
 }
 
 /// Warm sessions per image and limits.
@@ -158,6 +148,7 @@ impl Pool {
     /// Fills `key`'s shelf up to the target in the background, one session after the other.
     pub(super) fn refill(shared: &Arc<Shared>, key: String, image: String, limits: Limits) {
         let target = shared.pool.target.load(Ordering::Relaxed);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         {
             let mut shelves = shared.pool.shelves.lock().expect("the pool lock is never poisoned");
             let shelf = shelves.entry(key.clone()).or_default();
@@ -167,7 +158,7 @@ impl Pool {
             shelf.filling = true;
         }
         let owner = Arc::clone(shared);
-        let filler = tokio::spawn(async move {
+        let filler = runtime.spawn(async move {
             let shared = owner;
             loop {
                 let made = Provisioned::create(&shared, super::new_id(&shared), &image, &limits).await;

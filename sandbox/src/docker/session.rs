@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use bollard::query_parameters::{DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder};
 use futures_util::StreamExt;
 
+use super::channel;
 use super::pool::Provisioned;
 use super::runner::{Place, Runner};
 use super::{Shared, backend, config::labels};
@@ -30,6 +30,8 @@ pub struct DockerSession {
     meta: String,
     /// Its resources until destroyed.
     provisioned: std::sync::Mutex<Option<Provisioned>>,
+    /// File transfers through the keeper.
+    channel: channel::Shared,
     /// The runner of the next command. The first comes with the session; from the second
     /// command on, the next one is started while the last one runs.
     next: std::sync::Mutex<Option<Next>>,
@@ -45,7 +47,9 @@ pub struct DockerSession {
 impl DockerSession {
     pub(super) fn new(shared: Arc<Shared>, mut provisioned: Provisioned, image: String, spec: &SessionSpec) -> DockerSession {
         let next = provisioned.runner.take().map(Next::Ready);
+        let channel = provisioned.channel.take().expect("a provisioned session has its keeper's channel");
         DockerSession {
+            channel: Arc::new(tokio::sync::Mutex::new(channel)),
             keeper: provisioned.keeper.clone(),
             workspace: provisioned.workspace.clone(),
             meta: provisioned.meta.clone(),
@@ -136,9 +140,12 @@ impl DockerSession {
             check_relative(&f.path)?;
         }
         let archive = build_tar(files, if sandbox_owned { 65534 } else { 0 })?;
-        let options = UploadToContainerOptionsBuilder::default().path(dest).build();
-        let body = bollard::body_full(bytes::Bytes::from(archive));
-        self.shared.docker.upload_to_container(&self.keeper, Some(options), body).await.map_err(backend)
+        self.channel.lock().await.put(dest, &archive).await
+    }
+
+    /// The tar of the workspace (entries under `workspace/`), streamed from the keeper.
+    fn download_workspace(&self) -> impl futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>> + Send + 'static {
+        channel::get(Arc::clone(&self.channel), "/", WORKSPACE.trim_start_matches('/'))
     }
 }
 
@@ -206,8 +213,7 @@ impl Session for DockerSession {
 
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {
         let _exclusive = self.busy.write().await;
-        let options = DownloadFromContainerOptionsBuilder::default().path(WORKSPACE).build();
-        let mut stream = self.shared.docker.download_from_container(&self.keeper, Some(options));
+        let mut stream = Box::pin(self.download_workspace());
         // The archive is bounded by the workspace's size; anything beyond is not a workspace.
         let cap = (self.spec.limits.disk_mb.max(1) << 20) * 2 + (16 << 20);
         let mut archive = Vec::new();
