@@ -166,3 +166,35 @@ fn pooled_sessions_are_used_once_and_replaced() {
         assert_eq!(sandbox.sweep().await.unwrap(), 0, "and removed them");
     });
 }
+
+#[test]
+fn files_put_through_planted_links_stay_in_the_workspace_and_the_channel_stays_in_step() {
+    run(Duration::from_secs(120), async {
+        let Some(sandbox) = docker().await else { return };
+        let session = sandbox.create(&small_spec()).await.unwrap();
+        session.put_meta(&[FileEntry::new("task.json", "{\"id\":1}")]).await.unwrap();
+        let planted =
+            sh(&*session, "ln -s /run/plancd docs && ln -s /run/plancd/task.json f && head -c 3000000 /dev/zero > big && echo ok", 10)
+                .await;
+        assert_eq!(planted.output_text().0, "ok\n", "{planted:?}");
+        session.put_files(&[FileEntry::new("docs/x.txt", "through?"), FileEntry::new("f", "replaced")]).await.unwrap();
+        let out = sh(
+            &*session,
+            "ls /run/plancd; cat /run/plancd/task.json; echo; test -L docs || echo docs-is-a-folder; test -L f || echo f-is-a-file",
+            10,
+        )
+        .await;
+        assert_eq!(out.output_text().0, "task.json\n{\"id\":1}\ndocs-is-a-folder\nf-is-a-file\n", "{out:?}");
+        for round in 0..2 {
+            let files = session.get_files(&CopyOutLimits::default()).await.unwrap();
+            let sizes: Vec<(&str, usize)> = files.files.iter().map(|f| (f.path.as_str(), f.data.len())).collect();
+            assert_eq!(sizes, [("big", 3_000_000), ("docs/x.txt", 8), ("f", 8)], "round {round}");
+            session.put_files(&[FileEntry::new(format!("r{round}"), "x")]).await.unwrap();
+            if round == 0 {
+                let rm = sh(&*session, "rm r0", 10).await;
+                assert!(rm.success(), "{rm:?}");
+            }
+        }
+        session.destroy().await.unwrap();
+    });
+}
