@@ -69,7 +69,7 @@ fn a_session_whose_containers_were_removed_is_gone() {
 async fn containers_of(sandbox: &DockerSandbox, session: &str) -> Vec<String> {
     let filters = std::collections::HashMap::from([("label", vec![format!("plancd.session={session}")])]);
     let options = bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    let listed = sandbox.client().list_containers(Some(options)).await.unwrap();
+    let listed = sandbox.client().list_containers(Some(options)).await.expect("the engine lists containers");
     listed.into_iter().flat_map(|c| c.names.unwrap_or_default()).collect()
 }
 

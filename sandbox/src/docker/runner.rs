@@ -214,7 +214,9 @@ mod tests {
     #[test]
     fn scripts_quote_everything_and_run_under_the_deadline() {
         let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let cases: &[(&[(&str, &str)], &[&str], &str, u64, &str)] = &[
+        // Environment, arguments, folder, deadline in ms, the line.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str, u64, &'a str);
+        let cases: &[Case] = &[
             (&[("A", "1")], &["true"], "", 5000, "exec timeout -s KILL 5.000 env -i -- 'A=1' 'true'\n"),
             (
                 &[],
