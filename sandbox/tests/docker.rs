@@ -90,6 +90,9 @@ fn a_command_dies_at_its_deadline_on_the_engine_side_when_plancd_stops_watching(
         assert_eq!(commands(containers_of(&sandbox, &id).await), Vec::<String>::new(), "gone 2 s past the deadline");
         let again = sh(&**session, "echo still here", 10).await;
         assert_eq!(again.output_text().0, "still here\n", "the session lives on: {again:?}");
+        let session = std::sync::Arc::try_unwrap(session).ok().expect("the aborted exec let go of the session");
+        session.destroy().await.unwrap();
+        sandbox.settle().await;
     });
 }
 
