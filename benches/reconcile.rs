@@ -192,6 +192,7 @@ fn publish_all(dir: &Path) -> Duration {
             tag: Some(published.tag),
             files: vec![],
             pull_request: None,
+            accepted_in: None,
         });
         store.append(key, None, &status, &[]).expect("status");
     }

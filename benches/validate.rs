@@ -102,7 +102,8 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::create_dir_all(dir.path().join("plans")).expect("plans folder");
-    std::fs::write(dir.path().join("plancd.yaml"), "plans: ['plans/**/*.yaml']\n").expect("config");
+    let config = "plans: ['plans/**/*.yaml']\nroles:\n  architect: { command: [a] }\n  coder: { command: [a] }\n  tester: { command: [a] }\n  debugger: { command: [a] }\n";
+    std::fs::write(dir.path().join("plancd.yaml"), config).expect("config");
     let plans: Vec<Value> = (0..FILES).map(plan).collect();
     let json_files: Vec<(String, Vec<u8>)> =
         plans.iter().enumerate().map(|(i, p)| (format!("plans/wf{i:03}.json"), serde_json::to_vec_pretty(p).expect("json"))).collect();
@@ -119,7 +120,7 @@ fn main() {
         std::fs::write(dir.path().join(name), bytes).expect("plan file");
     }
     let source = DirSource::new(dir.path());
-    let cx = CheckContext { source: &source, extra_failure_types: Vec::new() };
+    let cx = CheckContext::without_config(&source);
 
     // Sanity: everything generated is valid, so the benchmark measures the success path.
     for (name, bytes) in json_files.iter().chain(&yaml_files) {

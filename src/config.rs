@@ -47,7 +47,30 @@ pub struct Config {
     pub forge: ForgeConfig,
     /// Webhook settings for `plancd serve`.
     pub webhook: WebhookConfig,
+    /// Paths a result may not add, change or remove unless its task lists them as outputs (and
+    /// is then held for approval): gitignore-style patterns added after
+    /// [`DEFAULT_PROTECTED_PATHS`], so that `!pattern` lifts a default.
+    pub protected_paths: Vec<String>,
+    /// Run each acceptance test once more against a probe that must fail (a failing test added
+    /// to the pinned test files) and refuse a result whose tests still pass (`TestTampering`).
+    pub test_probe: bool,
 }
+
+/// What a result may not touch unless its task names the path as an output: CI workflows (a
+/// push runs them with the repository's secrets), submodules and attributes (`ext::` URLs,
+/// filters and diff drivers run commands on checkout), code owners (who must review), and
+/// plancd's own configuration. Gitignore syntax, matched without regard to case.
+pub const DEFAULT_PROTECTED_PATHS: &[&str] = &[
+    "/.github/workflows/**",
+    "/.gitmodules",
+    ".gitattributes",
+    "/.github/CODEOWNERS",
+    "/CODEOWNERS",
+    "/docs/CODEOWNERS",
+    "/.plancd/**",
+    "/plancd.yaml",
+    "/plancd.yml",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -68,6 +91,8 @@ impl Default for Config {
             budget: Budget::default(),
             forge: ForgeConfig::default(),
             webhook: WebhookConfig::default(),
+            protected_paths: Vec::new(),
+            test_probe: true,
         }
     }
 }
@@ -417,7 +442,7 @@ impl Config {
             };
             let (config, diags) = parse_checked::<Config>(name, &bytes, Schema::Config);
             return match config {
-                Some((config, _)) if !diags.iter().any(Diagnostic::is_error) => Ok((config, Some(name))),
+                Some((config, _)) if !diags.iter().any(Diagnostic::is_error) => config.checked(name).map(|c| (c, Some(name))),
                 _ => Err(diags),
             };
         }
@@ -434,7 +459,7 @@ impl Config {
             Err(e) => return Err(vec![Diagnostic::error(name, crate::spec::Pos::START, "io", format!("cannot read: {e}"))]),
         };
         match parse_checked::<Config>(name, &bytes, Schema::Config) {
-            (Some((config, _)), diags) if !diags.iter().any(Diagnostic::is_error) => Ok(config),
+            (Some((config, _)), diags) if !diags.iter().any(Diagnostic::is_error) => config.checked(name),
             (_, diags) => Err(diags),
         }
     }
@@ -485,9 +510,38 @@ impl Config {
         Ok(())
     }
 
+    /// This configuration, or the problems the schema cannot see: `protected_paths` entries
+    /// that are no valid pattern.
+    pub fn checked(self, file: &str) -> Result<Config, Vec<Diagnostic>> {
+        let mut b = ignore::gitignore::GitignoreBuilder::new("/");
+        let problems: Vec<Diagnostic> = self
+            .protected_paths
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| b.add_line(None, p).err().map(|e| (i, e)))
+            .map(|(i, e)| Diagnostic::error(file, crate::spec::Pos::START, "bad-glob", format!("protected_paths[{i}]: {e}")))
+            .collect();
+        if problems.is_empty() { Ok(self) } else { Err(problems) }
+    }
+
     /// Failure types the configuration adds to the built-in ones.
     pub fn extra_failure_types(&self) -> Vec<String> {
         self.failure_patterns.keys().cloned().collect()
+    }
+
+    /// Why no agent can play `role`, or `None` when one can: a role is played by its
+    /// `command`, or else by its `model` when `models:` defines that model. There are no
+    /// default agents: a role plancd.yaml does not name has none.
+    pub fn agent_problem(&self, role: Role) -> Option<String> {
+        match self.roles.get(&role) {
+            Some(RoleConfig { command: Some(_), .. }) => None,
+            Some(RoleConfig { model: Some(model), .. }) if self.models.contains_key(model) => None,
+            Some(RoleConfig { model: Some(model), .. }) => {
+                Some(format!("roles.{role}.model names `{model}`, which `models:` in plancd.yaml does not define"))
+            }
+            Some(_) => Some(format!("roles.{role} in plancd.yaml has neither a `command` nor a `model`")),
+            None => Some(format!("no agent plays role `{role}`: plancd.yaml has no roles.{role}")),
+        }
     }
 }
 
@@ -527,6 +581,36 @@ mod tests {
         assert!(shown[0].starts_with("plancd.yaml:2:1: error[unknown-field]: concurency"), "{shown:?}");
         assert!(shown[0].contains("did you mean `concurrency`?"));
         assert!(shown[1].starts_with("plancd.yaml:4:12: error[schema]: sandbox.backend: `podman`"), "{shown:?}");
+    }
+
+    #[test]
+    fn protected_paths_are_added_to_the_defaults_and_bad_patterns_are_named() {
+        assert_eq!(load("branch: main\n").unwrap().protected_paths, Vec::<String>::new());
+        let config = load("protected_paths: [\"secrets/**\", \"!.gitattributes\"]\n").unwrap();
+        assert_eq!(config.protected_paths, ["secrets/**", "!.gitattributes"]);
+        assert!(config.test_probe);
+        let errs = load("protected_paths: [\"ok/**\", \"bad/[z-a]\"]\n").unwrap_err();
+        let shown = errs[0].to_string();
+        assert!(shown.starts_with("plancd.yaml:") && shown.contains("protected_paths[1]"), "{shown}");
+    }
+
+    #[test]
+    fn a_role_is_played_by_its_command_or_a_defined_model_and_by_nothing_else() {
+        let config = load(
+            "roles:\n  coder: { command: [agent] }\n  tester: { model: offline }\n  architect: { model: nowhere }\n  debugger: { max_turns: 3 }\nmodels:\n  offline: { provider: scripted, file: r.yaml }\n",
+        )
+        .unwrap();
+        assert_eq!(config.agent_problem(Role::Coder), None);
+        assert_eq!(config.agent_problem(Role::Tester), None);
+        let problems: Vec<String> = [Role::Architect, Role::Debugger, Role::Planner].map(|r| config.agent_problem(r).unwrap()).to_vec();
+        assert_eq!(
+            problems,
+            [
+                "roles.architect.model names `nowhere`, which `models:` in plancd.yaml does not define",
+                "roles.debugger in plancd.yaml has neither a `command` nor a `model`",
+                "no agent plays role `planner`: plancd.yaml has no roles.planner",
+            ]
+        );
     }
 
     #[test]

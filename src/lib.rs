@@ -16,7 +16,9 @@
 //!   runs each attempt: a workspace in a sandbox, an [`agent`], checks, acceptance tests;
 //!   [`publish`] writes results as branches and tags; [`reconcile::upstream`] sends them on to
 //!   the [`remote`] (the `git` command, compare-and-swap pushes) and the [`forge`] (pull
-//!   requests, comments, commit statuses, escalation issues).
+//!   requests, comments, commit statuses, escalation issues). [`reconcile::operations`]
+//!   decides whether a person's approve, retry, suspend or resume means something, and the one
+//!   record it writes.
 //! - [`agent`] plays a role: a command in the sandbox, or a model agent — a tool-calling loop
 //!   in the controller over a chat model ([`agent::model`]: providers, retries, budgets, the
 //!   response cache in `refs/ai/cache/`, transcripts) whose tools run in the sandbox.

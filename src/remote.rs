@@ -71,7 +71,8 @@ impl RefUpdate {
 pub enum RefOutcome {
     /// The remote now holds the new value.
     Updated,
-    /// The remote already held it.
+    /// The remote already held it (also when a refusal turned out to be another writer's
+    /// identical push landing first).
     UpToDate,
     /// The remote refused: a lease that did not hold, a non-fast-forward, an existing tag, or an
     /// atomic push that failed elsewhere.
@@ -188,15 +189,63 @@ impl Remote {
         args.push("--".into());
         args.push(self.name.clone());
         args.extend(updates.iter().map(|u| format!("{}:{}", u.new.map(|o| o.to_string()).unwrap_or_default(), u.name)));
-        self.push_args("push", args).await
+        let mut report = self.push_args("push", args).await?;
+        let wanted: BTreeMap<String, Option<Oid>> = updates.iter().map(|u| (u.name.clone(), u.new)).collect();
+        self.settle(&mut report, &wanted, false).await?;
+        Ok(report)
     }
 
     /// Pushes every local ref under each of `prefixes` (e.g. `refs/ai/tasks/`) to the same name,
     /// fast-forward only, in one run of git.
     pub async fn push_prefixes(&self, prefixes: &[&str]) -> Result<PushReport, RemoteError> {
+        let wanted = self.local_refs(prefixes)?;
         let mut args = vec!["push".to_owned(), "--porcelain".to_owned(), "--".to_owned(), self.name.clone()];
         args.extend(prefixes.iter().map(|p| format!("{p}*:{p}*")));
-        self.push_args("push", args).await
+        let mut report = self.push_args("push", args).await?;
+        self.settle(&mut report, &wanted, true).await?;
+        Ok(report)
+    }
+
+    /// The local refs under `prefixes`.
+    fn local_refs(&self, prefixes: &[&str]) -> Result<BTreeMap<String, Option<Oid>>, RemoteError> {
+        let repo = git2::Repository::open(&self.repo)?;
+        let mut out = BTreeMap::new();
+        for prefix in prefixes {
+            for reference in repo.references_glob(&format!("{prefix}*"))? {
+                let reference = reference?;
+                if let (Ok(name), Some(target)) = (reference.name(), reference.target()) {
+                    out.insert(name.to_owned(), Some(target));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Turns each refusal of a ref that the remote holds as wanted anyway into
+    /// [`RefOutcome::UpToDate`]: another writer's identical push got there first (the refusal
+    /// is its lock, or a lease that saw its value), which is no failure. With `ahead`, a remote
+    /// value that descends from the wanted one holds it too: a chain another writer has since
+    /// grown, as with the task refs pushed at the end of a pass.
+    async fn settle(&self, report: &mut PushReport, wanted: &BTreeMap<String, Option<Oid>>, ahead: bool) -> Result<(), RemoteError> {
+        let refused: Vec<&str> = report.rejected().into_iter().map(|(name, _)| name).filter(|n| wanted.contains_key(*n)).collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let on_remote = self.ls_remote(&refused).await?;
+        let repo = git2::Repository::open(&self.repo)?;
+        let settled: Vec<String> = refused
+            .into_iter()
+            .filter(|name| {
+                let (want, have) = (wanted[*name], on_remote.get(*name).copied());
+                have == want
+                    || (ahead && matches!((have, want), (Some(have), Some(want)) if repo.graph_descendant_of(have, want).unwrap_or(false)))
+            })
+            .map(str::to_owned)
+            .collect();
+        for name in settled {
+            report.refs.insert(name, RefOutcome::UpToDate);
+        }
+        Ok(())
     }
 
     async fn push_args(&self, op: &'static str, args: Vec<String>) -> Result<PushReport, RemoteError> {
@@ -361,6 +410,10 @@ impl crate::state::Authority for RemoteAuthority {
                 // Another writer moved it: a lost race. Still at `expected`: the remote refused
                 // for another reason (a hook, a protected ref), which no retry mends.
                 let actual = self.follow(name).map_err(|e| e.to_string())?;
+                // The remote holds what this write wanted: an earlier try of it got through.
+                if actual == new {
+                    return Ok(None);
+                }
                 if actual == expected {
                     return Err(format!("the remote refused the update: {}", self.remote.scrub(why)));
                 }

@@ -5,7 +5,10 @@
 //! Rules go from the most specific to the least: patterns from `failure_patterns` in
 //! plancd.yaml first, then what the structure of real tool output says (pytest, unittest, cargo
 //! test, go test, node's test runner, jest, mypy, flake8), then the seed's keyword patterns, and
-//! last the generic `test_failure` or `unknown`.
+//! last the generic `test_failure` or `unknown`. The seed's `failure_patterns` table holds on
+//! real output: an ImportError that names a package is a `missing_dependency`, and a failed
+//! assertion whose message names a signature, a type or an interface is a `spec_mismatch`
+//! (tests/data/triage, batch `seed-table`, checks both on cases written before the rules).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -191,6 +194,12 @@ mod rules {
 
     pattern!(py_no_module, r#"(?:ModuleNotFoundError|ImportError): No module named '?([A-Za-z0-9_.]+)'?"#);
     pattern!(py_cannot_import, r#"ImportError: cannot import name '([A-Za-z0-9_]+)' from '([A-Za-z0-9_.]+)'"#);
+    // The seed's row: an ImportError is a missing dependency, also when the package says so in
+    // its own words ("Missing optional dependency 'x'", "x requires y: pip install y"). Not the
+    // wrappers and the import mistakes of the project itself, which say nothing of a package.
+    pattern!(py_import_error, r#"^(?:E\s+)?ImportError: (.+)$"#);
+    pattern!(py_import_not_a_package, r#"^(?:cannot import name|Failed to import test module|attempted relative import|No module named)"#);
+    pattern!(quoted_name, r#"['"`]([A-Za-z0-9_.-]+)['"`]|\binstall (?:-U )?([A-Za-z0-9_.-]+)"#);
     pattern!(
         py_signature,
         r#"TypeError: .*(?:got an unexpected keyword argument|missing \d+ required (?:positional|keyword-only) arguments?|takes (?:from )?\d+ (?:to \d+ )?positional arguments? but \d+ (?:was|were) given|got multiple values for argument|takes no arguments)"#
@@ -229,6 +238,21 @@ mod rules {
         r#"(?:async def functions are not natively supported|You need to install a suitable plugin|fixture '(mocker|benchmark|httpx_mock|requests_mock|freezer|aioresponses|respx_mock|snapshot|faker|event_loop|capsys_plugin)' not found)"#
     );
     pattern!(compile_error, r#"^error(?:\[E\d{4}\])?: |^\S+\.go:\d+:\d+: "#);
+    // Where an assertion's message starts: Python's AssertionError (unittest, pytest, a bare
+    // assert), node's (`AssertionError [ERR_ASSERTION]: msg`, or the TAP block's `error:` field),
+    // Rust's assert macros.
+    pattern!(assertion_start, r#"AssertionError|^E\s+assert |^\s*error: |assertion `left == right` failed|assertion failed"#);
+    // Where it ends: the separators and summaries of the runners.
+    pattern!(
+        assertion_end,
+        r#"^(?:={5,}|-{5,}|_{5,}|Ran \d+ tests?|FAILED|not ok |ok \d|# Subtest|\s*code: 'ERR_ASSERTION'|\s*name: 'AssertionError'|note: run with|\s*at )"#
+    );
+    // The seed's spec_mismatch keywords, as words that name the interface: a signature, a type
+    // (a class in its repr, isinstance, typeof, an annotation) or an interface.
+    pattern!(
+        names_interface,
+        r#"(?i)\b(?:signatures?|interfaces?|types?|isinstance|instance of|typeof|annotations?|type hints?)\b|<class '"#
+    );
     pattern!(
         explicit_fail,
         r#"(?:\bself\.fail\(|\bpytest\.fail\(|\bassert\.fail\(|operator: 'fail'|^E\s+assert (?:False|0|None)$|the test returned a termination value with a non-zero status)"#
@@ -236,7 +260,7 @@ mod rules {
     pattern!(flake8, r#"^[^:\s]+\.py:\d+:\d+: [EFWC]\d{3} "#);
     pattern!(
         timeout_text,
-        r#"(?i)(?:panic: test timed out after|Exceeded timeout of \d+ ?ms|Timeout \(>|timed out after \d+|TimeoutError|Timed out|deadline exceeded)"#
+        r#"(?i)(?:panic: test timed out after|Exceeded timeout of \d+ ?ms|Timeout \(>|timed out after \d+|TimeoutError|Timed out|deadline exceeded|time limit exceeded|TimeoutExpired)"#
     );
     pattern!(
         assertion,
@@ -317,6 +341,12 @@ mod rules {
             if let Some(c) = pytest_plugin_missing().captures(line) {
                 return Some(found(c.get(1).map_or("a pytest plugin", |m| m.as_str()), line));
             }
+            if let Some(c) = py_import_error().captures(line.trim())
+                && !py_import_not_a_package().is_match(&c[1])
+            {
+                let name = quoted_name().captures(&c[1]).and_then(|n| n.get(1).or_else(|| n.get(2)).map(|m| m.as_str().to_owned()));
+                return Some(found(name.as_deref().unwrap_or("a dependency"), line));
+            }
         }
         None
     }
@@ -356,7 +386,41 @@ mod rules {
         if let Some(line) = line_of(out, rust_signature()).or_else(|| line_of(out, go_signature())) {
             return Some(named("a name or signature the tests use does not exist", line));
         }
+        if let Some(line) = assertion_about_interface(out) {
+            return Some(named("a test's assertion names the signature, type or interface", line));
+        }
         None
+    }
+
+    /// The line of the first failed assertion whose message names a signature, a type or an
+    /// interface (the seed's spec_mismatch row), when there is one. A word in quotes is a
+    /// value (`{'type': 'limit'}`), not a name of the interface.
+    fn assertion_about_interface(output: &str) -> Option<&str> {
+        let lines: Vec<&str> = output.lines().collect();
+        for (i, first) in lines.iter().enumerate() {
+            if !assertion_start().is_match(first) || (first.trim_start().starts_with("error:") && !in_assertion_block(&lines, i)) {
+                continue;
+            }
+            let block = lines[i..].iter().take(40).enumerate().take_while(|(k, l)| *k == 0 || !assertion_end().is_match(l));
+            for (_, line) in block {
+                if names_interface().find_iter(line).any(|m| !quoted(line, m.start(), m.end())) {
+                    return Some(line.trim());
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether the TAP `error:` field at `i` belongs to a failed assertion (its block names
+    /// `AssertionError` before it ends).
+    fn in_assertion_block(lines: &[&str], i: usize) -> bool {
+        lines[i..].iter().take(60).take_while(|l| l.trim() != "...").any(|l| l.trim() == "name: 'AssertionError'")
+    }
+
+    fn quoted(line: &str, start: usize, end: usize) -> bool {
+        let before = line[..start].chars().next_back();
+        let after = line[end..].chars().next();
+        matches!((before, after), (Some('\'' | '"'), Some('\'' | '"')))
     }
 
     fn implementation_bug(output: &str) -> Option<Found> {
@@ -493,6 +557,45 @@ mod tests {
         let d = |names: Vec<String>| Diagnostics { output: out, contract_names: names, ..Default::default() };
         assert_eq!(Triage::default().classify(&d(vec!["generate_signals".into()])).failure_type, "spec_mismatch");
         assert_eq!(Triage::default().classify(&d(vec!["other".into()])).failure_type, "implementation_bug");
+    }
+
+    #[test]
+    fn an_assertion_whose_message_names_a_signature_type_or_interface_is_a_spec_mismatch() {
+        for out in [
+            "AssertionError: Lists differ: ['prices', 'window'] != ['prices', 'period']\n\n+ ['prices', 'period']\n : rsi's signature does not match the contract\n\n------",
+            "AssertionError: (None, 1, 2, 3) is not an instance of <class 'list'>",
+            "AssertionError: False is not true : MomentumStrategy does not implement the Strategy interface: no reset()",
+            "E       assert False\nE        +  where False = isinstance(9.5, int)\n\ntest_sizing.py:6: AssertionError",
+            "  error: 'wrong return type: expected an array of candles, got Map'\n  code: 'ERR_ASSERTION'\n  name: 'AssertionError'\n  ...",
+            "panicked at 'assertion failed: `(left == right)`\n  left: `1`,\n right: `2`: returns() must return Vec<f64>, the contract's return type'",
+        ] {
+            let c = classify(out);
+            assert_eq!((c.failure_type.as_str(), c.target_agent), ("spec_mismatch", Role::Architect), "{out}");
+        }
+        // A word of the table as a value, a failure outside an assertion, and a message about a
+        // calculation stay bugs.
+        for out in [
+            "AssertionError: {'type': 'limit', 'qty': 4} != {'type': 'limit', 'qty': 5}",
+            "AssertionError: 998.0 != 999.0 within 6 places (1.0 difference) : fee calculation is off",
+            "TypeError: unsupported operand type(s) for *: 'str' and 'float'",
+        ] {
+            assert_eq!(classify(out).failure_type, "implementation_bug", "{out}");
+        }
+        // A TAP `error:` that is no failed assertion says nothing about the interface.
+        let thrown = "  error: 'the type is wrong'\n  code: 'ERR_TEST_FAILURE'\n  name: 'Error'\n  ...\nnot ok 1";
+        assert_ne!(classify(thrown).failure_type, "spec_mismatch");
+    }
+
+    #[test]
+    fn an_import_error_that_names_a_package_is_a_missing_dependency() {
+        let c = classify(
+            "ImportError: Failed to import test module: t\nImportError: Missing optional dependency 'numpy'. Use pip to install numpy.",
+        );
+        assert_eq!((c.failure_type.as_str(), c.missing.as_deref(), c.auto_fixable), ("missing_dependency", Some("numpy"), true));
+        assert_eq!(classify("E   ImportError: scipy is required: pip install scipy").missing.as_deref(), Some("scipy"));
+        // The project's own import mistakes are not packages to install.
+        assert_ne!(classify("ImportError: attempted relative import with no known parent package").failure_type, "missing_dependency");
+        assert_eq!(classify("ImportError: cannot import name 'ema' from 'indicators' (/w/indicators.py)").failure_type, "spec_mismatch");
     }
 
     #[test]

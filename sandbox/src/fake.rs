@@ -88,15 +88,16 @@ impl Session for FakeSession {
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {
         let files = self.files.lock().expect("the files lock is never poisoned");
         let mut out = CopyOut::default();
-        let mut total = 0u64;
+        let mut gate = crate::copyout::Gate::new(*limits);
         for f in files.values() {
-            let size = f.data.len() as u64;
-            if size > limits.max_file_bytes || total + size > limits.max_total_bytes || out.files.len() >= limits.max_files {
-                out.skipped.push((f.path.clone(), "over the copy-out limits".into()));
+            if let Some(refused) = crate::names::refusal(&f.path) {
+                out.skipped.push((f.path.clone(), crate::copyout::Skip::Name(refused)));
                 continue;
             }
-            total += size;
-            out.files.push(f.clone());
+            match gate.admit(f.data.len() as u64) {
+                Ok(()) => out.files.push(f.clone()),
+                Err(why) => out.skipped.push((f.path.clone(), why)),
+            }
         }
         Ok(out)
     }

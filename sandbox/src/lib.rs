@@ -9,7 +9,9 @@
 //! Backends: [`process`] (bubblewrap namespaces, a cgroup, rlimits and a seccomp filter; the
 //! default, no daemon) and [`docker`] (a local engine through bollard); [`fake`] runs nothing
 //! and serves the engine's unit tests. Both real backends share the [`seccomp`] policy, the
-//! [`copyout`] rules and output [`capture`].
+//! [`copyout`] rules, the [`names`] that may leave a sandbox, and output [`capture`].
+//! [`copyback`] writes what a session streams out into a host folder; [`escape`] makes a
+//! command's output safe to show on a terminal or in a log.
 //!
 //! What runs inside is untrusted, its reports too: [`report`] reads JUnit XML and pytest JSON
 //! defensively and sets them against the observed exit code. [`attacks`] is the adversarial
@@ -17,9 +19,12 @@
 
 pub mod attacks;
 pub mod capture;
+pub mod copyback;
 pub mod copyout;
 pub mod docker;
+pub mod escape;
 pub mod fake;
+pub mod names;
 pub mod process;
 pub mod report;
 pub mod seccomp;
@@ -205,8 +210,8 @@ impl Default for CopyOutLimits {
 pub struct CopyOut {
     /// The files, sorted by path.
     pub files: Vec<FileEntry>,
-    /// Paths not copied (symlinks, FIFOs, devices, oversized files, names with `..`), with why.
-    pub skipped: Vec<(String, String)>,
+    /// Paths not copied (symlinks, FIFOs, devices, oversized files, refused names), with why.
+    pub skipped: Vec<(String, copyout::Skip)>,
 }
 
 /// Why a sandbox operation failed. These are failures of the sandbox itself (infrastructure),
@@ -275,6 +280,14 @@ pub trait Session: Send + Sync {
 
     /// Copies the workspace out: regular files only, no symlinks followed, within `limits`.
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError>;
+
+    /// Streams the workspace out to `sink`, file by file in chunks, with the rules of
+    /// [`Session::get_files`]: what plancd holds stays bounded whatever the workspace holds.
+    /// Backends that keep files in memory anyway need not override it.
+    async fn copy_out(&self, limits: &CopyOutLimits, sink: &mut dyn copyout::FileSink) -> Result<(), SandboxError> {
+        let out = self.get_files(limits).await?;
+        copyout::replay(out, sink)
+    }
 
     /// Removes the session and everything it holds.
     async fn destroy(self: Box<Self>) -> Result<(), SandboxError>;

@@ -192,6 +192,10 @@ pub trait Forge: Send + Sync {
     /// Opens the issue, or updates the open one with the same marker. Returns its address.
     async fn ensure_issue(&self, spec: &IssueSpec) -> Result<Option<String>, ForgeError>;
 
+    /// Closes the open issue with this marker, with `comment` on it first. Returns its address;
+    /// `None` when no such issue is open (or there is no forge).
+    async fn close_issue(&self, marker: &str, comment: &str) -> Result<Option<String>, ForgeError>;
+
     /// What `user` may do in the repository.
     async fn permission(&self, user: &str) -> Result<Permission, ForgeError>;
 

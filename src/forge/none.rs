@@ -42,6 +42,10 @@ impl Forge for NoForge {
         Ok(None)
     }
 
+    async fn close_issue(&self, _marker: &str, _comment: &str) -> Result<Option<String>, ForgeError> {
+        Ok(None)
+    }
+
     async fn permission(&self, _user: &str) -> Result<Permission, ForgeError> {
         Err(ForgeError::Unsupported("checking a user's permission"))
     }

@@ -1,29 +1,10 @@
 //! `plancd approve WF/TASK`: records a person's approval of a task's current spec.
 
-use std::path::Path;
+use super::manage::{ManageError, ManageOptions, Recorded, Subject, operate};
+use crate::reconcile::operations::Operation;
+use crate::state::TaskKey;
 
-use jiff::Timestamp;
-
-use super::manage::{ManageError, append_record};
-use crate::config::Env;
-use crate::reconcile::Snapshot;
-use crate::state::{Phase, Store, TaskKey};
-
-/// Approves `key` for the spec hash it has at the watched commit. Returns that hash.
-pub fn approve(repo: &Path, branch: Option<&str>, env: &Env, key: &TaskKey, who: &str) -> Result<String, ManageError> {
-    let store = Store::open(repo)?;
-    let snapshot = Snapshot::load(store.path(), branch, env)?;
-    let task = snapshot.task(key).ok_or_else(|| ManageError::UnknownTask(key.clone()))?;
-    if !task.requires_approval {
-        return Err(ManageError::Refused(format!("{key} does not require approval (requires_approval is not set)")));
-    }
-    let hash = snapshot.hashes[key].clone();
-    append_record(&store, key, Phase::Approved, |s| {
-        s.approved_spec_hash = Some(hash.clone());
-        s.spec_hash = Some(hash.clone());
-        s.reason = Some("Approved".into());
-        s.message = format!("approved by {who} at {}", Timestamp::now());
-        Ok(())
-    })?;
-    Ok(hash.to_string())
+/// Approves `key` for the spec hash it has at the watched commit.
+pub fn approve(opts: &ManageOptions, key: &TaskKey) -> Result<Recorded, ManageError> {
+    operate(opts, &Operation::Approve, &Subject::Task(key.clone()))
 }

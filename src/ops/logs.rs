@@ -28,7 +28,7 @@ pub fn logs(repo: &Path, key: &TaskKey, attempt: Option<u32>) -> Result<AttemptL
             .unwrap_or(status.attempt),
     };
     if attempt == 0 || attempt > status.attempt {
-        return Err(ManageError::Refused(format!("{key} has no attempt {attempt} (latest: {})", status.attempt)));
+        return Err(ManageError::Missing(format!("{key} has no attempt {attempt} (latest: {})", status.attempt)));
     }
     let dir = format!("attempts/{attempt}");
     let mut names = store.list_files(key, &dir)?;

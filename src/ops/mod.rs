@@ -4,6 +4,7 @@
 pub mod action;
 pub mod approve;
 pub mod demo;
+pub mod drift;
 pub mod graph;
 pub mod logs;
 pub mod manage;

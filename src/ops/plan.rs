@@ -140,7 +140,9 @@ pub async fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
         temperature: model.temperature,
         key: ReplyKey::default(),
     };
-    let cx = CheckContext { source: &source, extra_failure_types: config.extra_failure_types() };
+    // The plan is checked as written; whether plancd.yaml has agents for its roles yet is
+    // `plancd validate`'s question, asked once the plan is committed.
+    let cx = CheckContext { unplayable: None, ..CheckContext::new(&source, &config) };
     let deadline = Instant::now() + Duration::from_secs(1800);
     let mut tries = 0;
     let mut last = Vec::new();

@@ -8,8 +8,9 @@ use plancd_sandbox::{Sandbox, SandboxError};
 use tokio::sync::watch;
 
 use crate::config::{Config, Env};
-use crate::reconcile::{Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, Upstream, decide, read_actual};
-use crate::spec::Diagnostic;
+use crate::reconcile::{
+    Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, StalledWorkflow, Upstream, decide, read_actual,
+};
 use crate::state::{Holder, StateError, Store};
 use crate::triage::Triage;
 
@@ -43,12 +44,10 @@ pub struct ReconcileOptions {
 /// Why a pass could not run (as opposed to tasks failing).
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    /// The plans or the configuration are invalid, or the branch is missing: bad input.
+    /// The configuration is invalid, or the branch is missing: bad input. (A plan's own
+    /// errors stall its workflow, in the report, and the others run.)
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The plans name roles that have no agent.
-    #[error("{} role(s) have no agent in plancd.yaml", .0.len())]
-    NoAgents(Vec<Diagnostic>),
     /// A `failure_patterns` regex does not compile.
     #[error(transparent)]
     Patterns(#[from] crate::triage::PatternError),
@@ -75,6 +74,18 @@ pub enum ReconcileError {
     /// The shared remote is not a remote of the repository.
     #[error("the repository has no remote `{0}` to share (`remote:` in plancd.yaml names it)")]
     NoSharedRemote(String),
+    /// `--branch` names a branch other than the watched one, whose task records it would rewrite.
+    #[error(
+        "`{requested}` is not the watched branch `{configured}`: task records are kept once per repository, so reconciling \
+         `{requested}` would rewrite `{configured}`'s. Preview it with `plancd diff --branch {requested}`, or watch it by \
+         setting `branch: {requested}` in plancd.yaml (or PLANCD_BRANCH)"
+    )]
+    OtherBranch {
+        /// The branch asked for.
+        requested: String,
+        /// The branch the configuration watches.
+        configured: String,
+    },
 }
 
 impl ReconcileError {
@@ -83,10 +94,10 @@ impl ReconcileError {
         use crate::reconcile::upstream::UpstreamError;
         matches!(
             self,
-            ReconcileError::NoAgents(_)
-                | ReconcileError::Patterns(_)
+            ReconcileError::Patterns(_)
                 | ReconcileError::NoSharedRemote(_)
                 | ReconcileError::NotShared { .. }
+                | ReconcileError::OtherBranch { .. }
         ) || matches!(self, ReconcileError::Upstream(UpstreamError::Forge(crate::forge::ForgeError::Config(_))))
             || matches!(self, ReconcileError::Load(e) if !matches!(e, LoadError::Git(_) | LoadError::Io(_)))
     }
@@ -107,12 +118,18 @@ pub fn correlation_id() -> String {
 pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileError> {
     let mut store = Store::open(&opts.repo)?;
     let mut snapshot = Snapshot::load(store.path(), opts.branch.as_deref(), &opts.env)?;
+    check_watched(&snapshot, opts.branch.is_some(), &opts.env)?;
     if let Some(name) = &opts.remote {
         snapshot.config.remote = name.clone();
     }
-    let missing = missing_agents(&snapshot);
-    if !missing.is_empty() {
-        return Err(ReconcileError::NoAgents(missing));
+    for stalled in &snapshot.stalled {
+        tracing::warn!(
+            workflow = stalled.plan.name(),
+            reason = stalled.reason.reason(),
+            errors = stalled.plan.errors(),
+            "workflow stalled: {}",
+            stalled.summary()
+        );
     }
     let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
     let upstream = Upstream::open(store.path(), &snapshot.config, &opts.env).await?;
@@ -127,8 +144,8 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         }
     }
     let store = Arc::new(store);
-    let before =
-        decide(&snapshot.desired(), &read_actual(&store)?, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
+    let actual = snapshot.screen(read_actual(&store)?);
+    let before = decide(&snapshot.desired(), &actual, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
     upstream.pass_started(&snapshot, &before).await?;
     let sandbox = (opts.sandbox)(&snapshot.config).await?;
     let models = Arc::new(crate::agent::Models::new(opts.env, Some(store.clone())));
@@ -148,6 +165,8 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     let cx = Arc::new(cx);
     let mut report = Executor::new(cx.clone()).run().await?;
     cx.sandbox.settle().await;
+    report.stalled = cx.snapshot.stalled.clone();
+    report.broken = cx.store.scan()?.1;
     let problems = cx.upstream.pass_ended(&cx, &report).await;
     if !problems.is_empty() && report.infrastructure.is_none() {
         report.infrastructure = Some(problems.join("; "));
@@ -155,26 +174,26 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     Ok(report)
 }
 
-/// Every task whose role has no agent in the configuration (no command, and no model that
-/// `models:` defines), as an error at the task.
-pub fn missing_agents(snapshot: &Snapshot) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let config = &snapshot.config;
-    for plan in &snapshot.plans {
-        for task in &plan.list.tasks {
-            let role = task.agent_role;
-            let problem = match config.roles.get(&role) {
-                Some(r) if r.command.is_some() => continue,
-                Some(r) if r.model.as_ref().is_some_and(|m| config.models.contains_key(m)) => continue,
-                Some(crate::config::RoleConfig { model: Some(model), .. }) => {
-                    format!("roles.{role}.model names `{model}`, which `models:` in plancd.yaml does not define")
-                }
-                _ => format!("no agent plays role `{role}`: set roles.{role}.command or roles.{role}.model in plancd.yaml"),
-            };
-            out.push(Diagnostic::error(&plan.path, crate::spec::Pos::START, "no-agent", format!("task `{}`: {problem}", task.id)));
-        }
+/// Refuses a branch asked for by name (`--branch`) that is not the one the configuration at its
+/// commit watches (`branch:`, or PLANCD_BRANCH): the task records under `refs/ai/` are one set
+/// per repository, and a pass over another branch's plans would rewrite the watched branch's.
+pub fn check_watched(snapshot: &Snapshot, asked: bool, env: &Env) -> Result<(), ReconcileError> {
+    if !asked {
+        return Ok(());
     }
-    out
+    let mut config = Config::load_env(&snapshot.source, env).map_err(|d| ReconcileError::Load(LoadError::Invalid(d)))?;
+    config.apply_env(env).map_err(|e| ReconcileError::Load(LoadError::Env(e)))?;
+    if config.branch == snapshot.branch {
+        return Ok(());
+    }
+    Err(ReconcileError::OtherBranch { requested: snapshot.branch.clone(), configured: config.branch })
+}
+
+/// [`check_watched`] for the commands that write a record of the branch `branch` names.
+pub fn check_branch(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<(), ReconcileError> {
+    let Some(branch) = branch else { return Ok(()) };
+    let snapshot = Snapshot::load(repo, Some(branch), env)?;
+    check_watched(&snapshot, true, env)
 }
 
 /// What a pass would do, task by task.
@@ -184,6 +203,10 @@ pub struct DiffReport {
     pub plan_commit: String,
     /// Every task's action.
     pub actions: Vec<Action>,
+    /// The workflows that would not run because their plans are invalid.
+    pub stalled: Vec<StalledWorkflow>,
+    /// Task refs that cannot be read: their workflows are left alone until they are repaired.
+    pub broken: Vec<crate::state::BrokenTask>,
 }
 
 impl DiffReport {
@@ -197,9 +220,15 @@ impl DiffReport {
 pub fn diff(repo: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<DiffReport, ReconcileError> {
     let store = Store::open(repo)?;
     let snapshot = Snapshot::load(store.path(), branch, env)?;
-    let actual = read_actual(&store)?;
+    decide_on(&store, snapshot)
+}
+
+/// What a reconcile of `snapshot` would do with the state in `store`.
+pub fn decide_on(store: &Store, snapshot: Snapshot) -> Result<DiffReport, ReconcileError> {
+    let actual = snapshot.screen(read_actual(store)?);
     let cx = crate::reconcile::Context { now: jiff::Timestamp::now(), prune: snapshot.config.prune };
-    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions: decide(&snapshot.desired(), &actual, &cx) })
+    let actions = decide(&snapshot.desired(), &actual, &cx);
+    Ok(DiffReport { plan_commit: snapshot.plan_commit.to_string(), actions, stalled: snapshot.stalled, broken: store.scan()?.1 })
 }
 
 /// Opens the backend the configuration names: `process` (bubblewrap) or `docker`.

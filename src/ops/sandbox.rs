@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use plancd_sandbox::attacks::{SuiteOptions, SuiteReport, run_suite};
+use plancd_sandbox::copyback::{CopyBack, CopyBackReport};
+use plancd_sandbox::copyout::Skip;
 use plancd_sandbox::docker::DockerSandbox;
 use plancd_sandbox::process::ProcessSandbox;
-use plancd_sandbox::{
-    CopyOut, CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, Limits, Sandbox, SandboxError, SessionSpec, check_relative,
-};
+use plancd_sandbox::{CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, Limits, Sandbox, SandboxError, SessionSpec, check_relative};
 
 /// Which backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,8 +42,13 @@ pub struct RunOptions {
     pub timeout: Duration,
     /// Memory limit, MiB; the default limits otherwise.
     pub memory_mb: Option<u64>,
-    /// A host folder copied in before and whose changed files are copied back after.
+    /// Workspace size, MiB; the default limits otherwise.
+    pub disk_mb: Option<u64>,
+    /// A host folder copied in before and whose files are copied back after (never `.git`,
+    /// never through a symlink of the folder; see [`plancd_sandbox::copyback`]).
     pub workspace: Option<PathBuf>,
+    /// Caps of the copy-back.
+    pub copy_limits: CopyOutLimits,
     /// Docker: the image.
     pub image: Option<String>,
     /// Process: a root folder instead of the host's.
@@ -61,8 +66,9 @@ pub struct RunReport {
     pub outcome: ExecOutcome,
     /// Files copied back into the workspace folder.
     pub copied_back: usize,
-    /// Entries left inside, with why.
-    pub skipped: Vec<(String, String)>,
+    /// Entries not copied back, with why (names as the sandbox gave them: escape them
+    /// before showing them).
+    pub skipped: Vec<(String, Skip)>,
 }
 
 /// What `plancd sandbox check` runs.
@@ -156,6 +162,10 @@ fn unavailable_on_create(error: SandboxError) -> SandboxOpError {
     }
 }
 
+/// The copy-back caps of `plancd sandbox run`: files are written as they stream, so these
+/// bound the disk a command can fill on the host, not plancd's memory.
+pub const RUN_COPY_LIMITS: CopyOutLimits = CopyOutLimits { max_file_bytes: 256 << 20, max_total_bytes: 4 << 30, max_files: 100_000 };
+
 /// Runs one command in a fresh session.
 pub async fn run(opts: &RunOptions) -> Result<RunReport, SandboxOpError> {
     let sandbox = open(opts.backend).await?;
@@ -163,39 +173,42 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, SandboxOpError> {
     if let Some(mb) = opts.memory_mb {
         limits.memory_mb = mb;
     }
+    if let Some(mb) = opts.disk_mb {
+        limits.disk_mb = mb;
+    }
     let spec = SessionSpec { owner: owner(), image: opts.image.clone(), root: opts.root.clone(), limits, ..SessionSpec::default() };
     let session = sandbox.create(&spec).await.map_err(unavailable_on_create)?;
     let result = run_in(&*session, opts).await;
     session.destroy().await?;
     sandbox.settle().await;
-    let (outcome, copied) = result?;
-    let copied_back = match (&opts.workspace, &copied) {
-        (Some(dir), Some(out)) => write_back(dir, out)?,
-        _ => 0,
-    };
-    let skipped = copied.map(|c| c.skipped).unwrap_or_default();
-    Ok(RunReport { backend: opts.backend.name(), outcome, copied_back, skipped })
+    let (outcome, back) = result?;
+    let back = back.unwrap_or_default();
+    Ok(RunReport { backend: opts.backend.name(), outcome, copied_back: back.written.len(), skipped: back.skipped })
 }
 
-async fn run_in(session: &dyn plancd_sandbox::Session, opts: &RunOptions) -> Result<(ExecOutcome, Option<CopyOut>), SandboxOpError> {
+async fn run_in(session: &dyn plancd_sandbox::Session, opts: &RunOptions) -> Result<(ExecOutcome, Option<CopyBackReport>), SandboxOpError> {
     if let Some(dir) = &opts.workspace {
         session.put_files(&read_folder(dir)?).await?;
     }
     let mut req = ExecRequest::new(opts.argv.clone(), opts.timeout);
     req.output_limit = opts.output_limit;
     let outcome = session.exec(&req).await?;
-    let copied = match opts.workspace {
-        Some(_) => Some(session.get_files(&CopyOutLimits::default()).await?),
-        None => None,
+    let Some(dir) = &opts.workspace else { return Ok((outcome, None)) };
+    let workspace_error = |e: SandboxError| match e {
+        SandboxError::Io(source) => SandboxOpError::Workspace { path: dir.clone(), source },
+        other => SandboxOpError::Sandbox(other),
     };
-    Ok((outcome, copied))
+    let mut back = CopyBack::new(dir).map_err(workspace_error)?;
+    session.copy_out(&opts.copy_limits, &mut back).await?;
+    Ok((outcome, Some(back.finish())))
 }
 
-/// The regular files under `dir` (not `.git`), as workspace entries.
+/// The regular files under `dir` (never `.git`, in any of its forms), as workspace entries.
 fn read_folder(dir: &Path) -> Result<Vec<FileEntry>, SandboxOpError> {
     let io = |path: &Path, source: std::io::Error| SandboxOpError::Workspace { path: path.to_path_buf(), source };
     let mut files = Vec::new();
-    let walk = walkdir::WalkDir::new(dir).follow_links(false).into_iter().filter_entry(|e| e.file_name() != ".git");
+    let not_git = |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_str().is_some_and(plancd_sandbox::names::is_git_name);
+    let walk = walkdir::WalkDir::new(dir).follow_links(false).into_iter().filter_entry(not_git);
     for entry in walk {
         let entry = entry.map_err(|e| io(dir, e.into()))?;
         if !entry.file_type().is_file() {
@@ -211,22 +224,18 @@ fn read_folder(dir: &Path) -> Result<Vec<FileEntry>, SandboxOpError> {
     Ok(files)
 }
 
-/// Writes copied-out files into `dir`, replacing what is there; returns how many.
-fn write_back(dir: &Path, out: &CopyOut) -> Result<usize, SandboxOpError> {
-    let io = |path: &Path, source: std::io::Error| SandboxOpError::Workspace { path: path.to_path_buf(), source };
-    for f in &out.files {
-        // Names were checked by the copy-out; checked again where they become host paths.
-        check_relative(&f.path)?;
-        let path = dir.join(&f.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        }
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
-        }
-        std::fs::write(&path, &f.data).map_err(|e| io(&path, e))?;
+/// How `plancd sandbox run` exits, so that its own codes (2 bad input, 3 the sandbox failed)
+/// are never confused with the command's: 0 the command exited 0; 1 it exited with another
+/// code (which plancd prints); 124 it was killed at its deadline; 125 it was killed otherwise
+/// (out of memory, a signal, no status).
+pub fn run_exit_code(outcome: &ExecOutcome) -> u8 {
+    match outcome.exit_code {
+        _ if outcome.timed_out => 124,
+        _ if outcome.oom_killed => 125,
+        Some(0) => 0,
+        Some(_) => 1,
+        None => 125,
     }
-    Ok(out.files.len())
 }
 
 /// Runs the adversarial suite against a backend.
@@ -276,24 +285,45 @@ mod tests {
     }
 
     #[test]
-    fn workspace_folders_round_trip_without_links_or_git() {
+    fn exit_codes_keep_the_command_apart_from_plancd() {
+        let out = |exit_code: Option<i32>, signal: Option<i32>, timed_out: bool, oom_killed: bool| ExecOutcome {
+            exit_code,
+            signal,
+            timed_out,
+            oom_killed,
+            ..ExecOutcome::default()
+        };
+        let rows = [
+            ("success", out(Some(0), None, false, false), 0),
+            ("failure", out(Some(1), None, false, false), 1),
+            ("the command's own 2", out(Some(2), None, false, false), 1),
+            ("the command's own 3", out(Some(3), None, false, false), 1),
+            ("the command's own 124", out(Some(124), None, false, false), 1),
+            ("the command's own 255", out(Some(255), None, false, false), 1),
+            ("deadline", out(None, Some(9), true, false), 124),
+            ("memory", out(None, Some(9), false, true), 125),
+            ("signal", out(None, Some(11), false, false), 125),
+            ("no status", out(None, None, false, false), 125),
+        ];
+        for (name, outcome, code) in rows {
+            assert_eq!(run_exit_code(&outcome), code, "{name}");
+        }
+    }
+
+    #[test]
+    fn workspace_folders_go_in_without_links_or_git() {
         let dir = std::env::temp_dir().join(format!("plancd-ops-sandbox-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        for git in [".git", "sub/.GIT", "GIT~1"] {
+            std::fs::create_dir_all(dir.join(git)).unwrap();
+            std::fs::write(dir.join(git).join("config"), "secret").unwrap();
+        }
         std::fs::create_dir_all(dir.join("src")).unwrap();
-        std::fs::write(dir.join(".git/config"), "secret").unwrap();
         std::fs::write(dir.join("src/a.py"), "print(1)").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join("link")).unwrap();
         let files = read_folder(&dir).unwrap();
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["src/a.py"]);
-
-        let out = CopyOut { files: vec![FileEntry::new("link", "replaced"), FileEntry::new("new/b.txt", "b")], skipped: vec![] };
-        assert_eq!(write_back(&dir, &out).unwrap(), 2);
-        assert_eq!(std::fs::read_to_string(dir.join("new/b.txt")).unwrap(), "b");
-        assert!(!std::fs::symlink_metadata(dir.join("link")).unwrap().file_type().is_symlink());
-        let bad = CopyOut { files: vec![FileEntry::new("../escape", "x")], skipped: vec![] };
-        assert!(write_back(&dir, &bad).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

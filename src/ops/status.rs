@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::Env;
-use crate::reconcile::{Action, Context, Snapshot, decide, read_actual};
-use crate::state::{Cost, StateError, Store, TaskKey, TaskStatus};
+use crate::reconcile::{Action, Context, Snapshot, StalledWorkflow, decide, read_actual};
+use crate::state::{BrokenTask, Cost, Damage, StateError, Store, TaskKey, TaskStatus};
 
 /// One task's line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,6 +57,8 @@ pub struct StatusReport {
     pub tasks: Vec<StatusRow>,
     /// Why the plans could not be read, if they could not.
     pub plans_error: Option<String>,
+    /// The workflows whose plans are invalid: Stalled, with the reason and every diagnostic.
+    pub stalled: Vec<StalledWorkflow>,
 }
 
 /// Collects the status of every task, or of one workflow or task.
@@ -67,13 +69,15 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
         Err(e) => (None, Some(e.to_string())),
     };
     let actual = read_actual(&store)?;
-    let actions: HashMap<TaskKey, Action> = match &snapshot {
-        Some(s) => decide(&s.desired(), &actual, &Context { now: Timestamp::now(), prune: s.config.prune })
+    let screened = snapshot.as_ref().map(|s| s.screen(actual.clone()));
+    let actions: HashMap<TaskKey, Action> = match (&snapshot, &screened) {
+        (Some(s), Some(actual)) => decide(&s.desired(), actual, &Context { now: Timestamp::now(), prune: s.config.prune })
             .into_iter()
             .map(|a| (a.key().clone(), a))
             .collect(),
-        None => HashMap::new(),
+        _ => HashMap::new(),
     };
+    let stalled: Vec<StalledWorkflow> = snapshot.as_ref().map(|s| s.stalled.clone()).unwrap_or_default();
     // Tasks in plan order, each followed by its branch todos; then what no plan has.
     let mut keys: Vec<TaskKey> = Vec::new();
     if let Some(s) = &snapshot {
@@ -95,13 +99,46 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
         None => true,
         Some(f) => f == k.workflow || f == k.to_string(),
     };
+    let broken: HashMap<TaskKey, BrokenTask> = store.scan()?.1.into_iter().map(|b| (b.key.clone(), b)).collect();
+    keys.extend(broken.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
     let mut tasks = Vec::new();
     for key in keys.into_iter().filter(|k| matches(k)) {
-        let full = store.status(&key)?.map(|(_, s)| s);
         let role = snapshot.as_ref().and_then(|s| s.task(&key)).map(|t| t.agent_role.to_string());
-        tasks.push(row(&key, full.as_ref(), role, actions.get(&key)));
+        // One unreadable record is that task's row, not the end of the listing.
+        let full = match broken.get(&key) {
+            Some(b) => Err(b.clone()),
+            None => store.status(&key).map_err(|e| BrokenTask { key: key.clone(), damage: Damage::Unreadable(e.to_string()), file: None }),
+        };
+        let mut row = match full {
+            Ok(full) => row(&key, full.map(|(_, s)| s).as_ref(), role, actions.get(&key)),
+            Err(b) => StatusRow { phase: "Broken".into(), message: format!("{}; {}", b.damage, b.hint()), ..row(&key, None, role, None) },
+        };
+        if let Some(st) = stalled.iter().find(|s| s.plan.workflow.as_deref() == Some(key.workflow.as_str())) {
+            row.action = Some("Stalled".into());
+            row.why = Some(format!("workflow stalled ({}): {} error(s) in {}", st.reason, st.plan.errors(), st.plan.path));
+        }
+        tasks.push(row);
     }
-    Ok(StatusReport { plan_commit: snapshot.map(|s| s.plan_commit.to_string()), tasks, plans_error })
+    let stalled = stalled
+        .into_iter()
+        .filter(|s| filter.is_none_or(|f| s.plan.workflow.as_deref() == Some(f.split('/').next().unwrap_or(f))))
+        .collect();
+    Ok(StatusReport { plan_commit: snapshot.map(|s| s.plan_commit.to_string()), tasks, plans_error, stalled })
+}
+
+/// The stalled workflows, each with its plan's diagnostics, as `plancd status` shows them
+/// under the table.
+pub fn stalled_text(report: &StatusReport) -> String {
+    let mut out = String::new();
+    for s in &report.stalled {
+        out.push_str(&format!("\nworkflow {}: Stalled ({}) — nothing of it runs until the plan is fixed\n", s.plan.name(), s.reason));
+        for d in &s.plan.diagnostics {
+            for line in d.to_string().lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
+    out
 }
 
 fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Option<&Action>) -> StatusRow {
@@ -125,7 +162,7 @@ fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Opti
         result_tag: s.and_then(|s| s.result.as_ref()).and_then(|r| r.tag.clone()),
         result_commit: s.and_then(|s| s.result.as_ref()).map(|r| r.commit.clone()),
         message: s.map(|s| s.message.clone()).unwrap_or_default(),
-        failure_type: s.and_then(|s| s.failure_type.clone()),
+        failure_type: s.and_then(|s| s.failure_type.as_ref()).map(ToString::to_string),
         cost: s.and_then(|s| s.cost),
     }
 }
@@ -284,7 +321,7 @@ mod tests {
             message: String::new(),
             ..r.clone()
         };
-        let text = table(&StatusReport { plan_commit: None, tasks: vec![r, waiting], plans_error: None });
+        let text = table(&StatusReport { plan_commit: None, tasks: vec![r, waiting], plans_error: None, stalled: Vec::new() });
         assert_eq!(
             text,
             "TASK   ROLE   PHASE      ATTEMPT  DURATION  RESULT     WHY\n\

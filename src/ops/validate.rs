@@ -1,4 +1,5 @@
-//! `plancd validate`: check plan, contract and configuration files without running anything.
+//! `plancd validate`: check plan, contract and configuration files without running anything,
+//! with the same checks `diff`, the pull request preview and `reconcile` make (spec::load_specs).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::spec::{
-    CheckContext, Diagnostic, DirSource, FileKind, FileSource, Schema, Specs, classify, load_contract, load_plan, load_specs, parse_checked,
+    CheckContext, Diagnostic, DirSource, FileKind, FileSource, Schema, Specs, classify, load_contract, load_plan, load_specs,
+    load_specs_in, parse_checked,
 };
 
 /// What to validate.
@@ -123,20 +125,21 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ValidateError + '_ {
 
 fn validate_repository(root: &Path, prefix: &str, report: &mut ValidateReport) -> Result<(), ValidateError> {
     let source = DirSource::new(root);
-    let config = match Config::load(&source) {
+    let specs: Specs = match Config::load(&source) {
         Ok((config, name)) => {
             if let Some(name) = name {
                 report.files.push(CheckedFile { path: format!("{prefix}{name}"), kind: FileKind::Config });
             }
-            config
+            load_specs(&source, &config)
         }
         Err(diags) => {
+            // The plans are still checked, but not against a configuration that cannot be read.
             report.files.push(CheckedFile { path: format!("{prefix}plancd.yaml"), kind: FileKind::Config });
             report.diagnostics.extend(diags.into_iter().map(|d| prefixed(d, prefix)));
-            Config::default()
+            load_specs_in(&source, &Config::default(), &CheckContext::without_config(&source))
         }
-    };
-    let specs: Specs = load_specs(&source, &config).map_err(io_err(root))?;
+    }
+    .map_err(io_err(root))?;
     report.files.extend(specs.checked.into_iter().map(|(path, kind)| CheckedFile { path: format!("{prefix}{path}"), kind }));
     report.diagnostics.extend(specs.diagnostics.into_iter().map(|d| prefixed(d, prefix)));
     Ok(())
@@ -146,8 +149,8 @@ fn validate_repository(root: &Path, prefix: &str, report: &mut ValidateReport) -
 /// (where contract and test paths are resolved).
 fn validate_files(target: &Path, root: &Path, prefix: &str, report: &mut ValidateReport) -> Result<(), ValidateError> {
     let source = DirSource::new(root);
-    let config = Config::load(&source).map(|(c, _)| c).unwrap_or_default();
-    let cx = CheckContext { source: &source, extra_failure_types: config.extra_failure_types() };
+    let config = Config::load(&source).map(|(c, _)| c).ok();
+    let cx = config.as_ref().map_or_else(|| CheckContext::without_config(&source), |c| CheckContext::new(&source, c));
     let target = target.canonicalize().map_err(io_err(target))?;
     let rel_target = target.strip_prefix(root).unwrap_or(&target).to_string_lossy().replace('\\', "/");
     let files: Vec<String> = if target.is_dir() {
@@ -165,7 +168,10 @@ fn validate_files(target: &Path, root: &Path, prefix: &str, report: &mut Validat
         let diags = match kind {
             FileKind::Plan => load_plan(&rel, &bytes, &cx).1,
             FileKind::Contract => load_contract(&rel, &bytes).1,
-            FileKind::Config => parse_checked::<Config>(&rel, &bytes, Schema::Config).1,
+            FileKind::Config => match parse_checked::<Config>(&rel, &bytes, Schema::Config) {
+                (Some((config, _)), diags) if diags.is_empty() => config.checked(&rel).err().unwrap_or_default(),
+                (_, diags) => diags,
+            },
             FileKind::Scripted => parse_checked::<crate::agent::model::scripted::Script>(&rel, &bytes, Schema::Scripted).1,
         };
         report.files.push(CheckedFile { path: format!("{prefix}{rel}"), kind });

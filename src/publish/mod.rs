@@ -9,7 +9,7 @@
 use git2::{Oid, Repository};
 
 use crate::spec::SpecHash;
-use crate::state::{StateError, TaskKey, cas_ref, commit_message, fault, parse_trailers, signature, with_lock_recovery};
+use crate::state::{StateError, TaskKey, cas_ref, commit_message, parse_trailers, signature};
 
 /// Where a result came from, written as commit trailers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,9 +133,14 @@ pub fn publish(repo: &Repository, key: &TaskKey, commit: Oid, accepted: u32) -> 
                 let message = commit_message(&format!("plancd result {n} of {key}"), "", &[("Plancd-Result", commit.to_string())]);
                 let target = repo.find_object(commit, Some(git2::ObjectType::Commit))?;
                 let sig = signature()?;
-                with_lock_recovery(repo, &format!("refs/tags/{tag}"), || repo.tag(&tag, &target, &sig, &message, false))?;
-                fault::after_ref_write();
-                return Ok(Published { commit, branch, tag, n, pull_request: None });
+                // The tag object first, then its ref, created under the ref's lock: of two
+                // writers, one makes it and the other finds it made.
+                let object = repo.tag_annotation_create(&tag, &target, &sig, &message)?;
+                match cas_ref(repo, &format!("refs/tags/{tag}"), None, Some(object), &format!("plancd: tag {tag}")) {
+                    Ok(()) => return Ok(Published { commit, branch, tag, n, pull_request: None }),
+                    Err(StateError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
             }
         }
     }

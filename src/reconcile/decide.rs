@@ -7,7 +7,7 @@ use std::fmt;
 use jiff::Timestamp;
 
 use crate::spec::SpecHash;
-use crate::state::{Phase, TaskKey, TaskState};
+use crate::state::{Phase, Reason, TaskKey, TaskState};
 
 /// What the plans ask for: each workflow's tasks in topological order.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +79,8 @@ pub enum Action {
         takeover: Option<String>,
         /// For a branch todo: the task it debugs.
         branch_of: Option<String>,
+        /// Why it runs.
+        why: RunReason,
     },
     /// Nothing to do until something else happens.
     Wait {
@@ -132,6 +134,67 @@ pub enum Action {
     },
 }
 
+/// Why a task runs: what `diff` and progress displays say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunReason {
+    /// It never ran.
+    FirstRun,
+    /// Its spec (the task, its contract, its tests or an upstream spec) changed.
+    SpecChanged,
+    /// A dependency has a new result that the last one was not built on.
+    DependencyChanged {
+        /// The dependency.
+        id: String,
+        /// The dependency's attempt that produced it.
+        attempt: u32,
+    },
+    /// A person asked for another attempt (`plancd retry`, `/plancd retry`).
+    RetryRequested,
+    /// A reviewer asked for changes.
+    RevisionRequested,
+    /// A person approved it.
+    Approved,
+    /// The last attempt failed and attempts are left.
+    AttemptFailed {
+        /// Attempts used.
+        used: u32,
+        /// Attempts allowed.
+        max: u32,
+    },
+    /// The last claim was given back unfinished (a signal, the sandbox, the remote).
+    Released,
+    /// Its holder died or its lease ran out.
+    TakeOver {
+        /// The holder.
+        holder: String,
+    },
+    /// A branch todo debugging its parent.
+    Debugging {
+        /// The parent.
+        parent: String,
+    },
+    /// Its workflow was resumed, or no earlier reason is known.
+    Pending,
+}
+
+impl fmt::Display for RunReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunReason::FirstRun => f.write_str("never ran"),
+            RunReason::SpecChanged => f.write_str("its spec changed"),
+            RunReason::DependencyChanged { id, attempt } => write!(f, "{id} has a new result (attempt {attempt})"),
+            RunReason::RetryRequested => f.write_str("a retry was requested"),
+            RunReason::RevisionRequested => f.write_str("a reviewer asked for changes"),
+            RunReason::Approved => f.write_str("approved"),
+            RunReason::AttemptFailed { used, max } => write!(f, "attempt {used} of {max} failed; trying again"),
+            RunReason::Released => f.write_str("the last attempt was interrupted"),
+            RunReason::TakeOver { holder } => write!(f, "taking over from {holder}"),
+            RunReason::Debugging { parent } => write!(f, "debugging {parent}"),
+            RunReason::Pending => f.write_str("pending"),
+        }
+    }
+}
+
 /// What a waiting task waits for. Words are made only when shown: a pass decides often.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Blocker {
@@ -175,7 +238,7 @@ impl fmt::Display for Blocker {
                 write!(f, "waiting on {id}: {p}, attempt {attempt}")
             }
             Blocker::Dependency { id, phase: Some(Phase::Succeeded), .. } => {
-                write!(f, "waiting on {id}: Succeeded for an older spec; it runs again first")
+                write!(f, "waiting on {id}: Succeeded, but it runs again first")
             }
             Blocker::Dependency { id, phase: Some(p), .. } => write!(f, "waiting on {id}: {p}"),
         }
@@ -214,6 +277,17 @@ impl Action {
         }
     }
 
+    /// Whether the action is about a task of a plan (not a branch todo, not an orphan): what
+    /// counts in "N/M tasks satisfied".
+    pub fn is_task(&self) -> bool {
+        match self {
+            Action::Orphaned { .. } | Action::BranchClosed { .. } | Action::Run { branch_of: Some(_), .. } => false,
+            // A branch todo held by another controller: its id is `<task>_branch_NN`.
+            Action::Wait { key, blocker: Blocker::Held { .. } } => !is_branch_id(&key.task),
+            _ => true,
+        }
+    }
+
     /// Whether a reconcile would change something for this task.
     pub fn is_work(&self) -> bool {
         matches!(self, Action::Run { .. } | Action::Orphaned { prune: true, .. } | Action::Orphaned { mark: true, .. })
@@ -224,9 +298,8 @@ impl fmt::Display for Action {
     /// Why, in words: "waiting on t1: Running, attempt 2".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::Run { attempt, takeover: Some(h), .. } => write!(f, "run attempt {attempt}, taking over from {h}"),
-            Action::Run { attempt, branch_of: Some(parent), .. } => write!(f, "run attempt {attempt}, debugging {parent}"),
-            Action::Run { attempt, .. } => write!(f, "run attempt {attempt}"),
+            Action::Run { attempt, why: RunReason::FirstRun, .. } => write!(f, "run attempt {attempt}"),
+            Action::Run { attempt, why, .. } => write!(f, "run attempt {attempt}: {why}"),
             Action::Wait { blocker, .. } => blocker.fmt(f),
             Action::UpToDate { .. } => f.write_str("up to date"),
             Action::NeedsApproval { key } => write!(f, "needs approval: plancd approve {key}"),
@@ -267,7 +340,8 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
         let wf_states = states.get(wf.id.as_str()).unwrap_or(&empty);
         for task in &wf.tasks {
             let Some(s) = wf_states.get(task.id.as_str()) else { continue };
-            if let (Phase::Debugging, Some(b), true) = (s.phase, &s.branch_todo, s.spec_hash.as_ref() == Some(&task.spec_hash)) {
+            let current = s.spec_hash.as_ref() == Some(&task.spec_hash) && s.changed_input(&inputs(task, wf_states)).is_none();
+            if let (Phase::Debugging, Some(b), true) = (s.phase, &s.branch_todo, current) {
                 open.insert((wf.id.as_str(), b.as_str()), task.id.as_str());
                 if !wf_states.contains_key(b.as_str()) {
                     // Opened, not yet claimed: its first attempt.
@@ -279,6 +353,7 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
                         expected: None,
                         takeover: None,
                         branch_of: Some(task.id.clone()),
+                        why: RunReason::Debugging { parent: task.id.clone() },
                     });
                 }
             }
@@ -310,6 +385,10 @@ fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx:
     }
     // A branch out of attempts still gets a run: it escalates its parent without working (an
     // interrupted run may have stopped between its two writes).
+    let why = match takeover.clone() {
+        Some(holder) => RunReason::TakeOver { holder },
+        None => RunReason::Debugging { parent: parent.to_owned() },
+    };
     Action::Run {
         key,
         attempt: s.attempt + 1,
@@ -317,7 +396,18 @@ fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx:
         expected: Some(s.tip),
         takeover,
         branch_of: Some(parent.to_owned()),
+        why,
     }
+}
+
+/// Whether `id` has the form of a branch todo's id, `<task>_branch_NN`.
+fn is_branch_id(id: &str) -> bool {
+    id.rsplit_once("_branch_").is_some_and(|(task, n)| !task.is_empty() && n.len() >= 2 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The dependency results a task would be built on now (dependency id -> result commit).
+fn inputs(task: &DesiredTask, states: &HashMap<&str, &TaskState>) -> BTreeMap<String, String> {
+    task.dependencies.iter().filter_map(|d| Some((d.clone(), states.get(d.as_str())?.result?.to_string()))).collect()
 }
 
 /// What deciding one task of a workflow looks at.
@@ -339,7 +429,11 @@ impl View<'_> {
 fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, key: TaskKey) -> Action {
     let (wf, actual, cx) = (view.wf, view.actual, view.cx);
     let hash = &task.spec_hash;
-    if state.is_some_and(|s| s.satisfied(hash)) {
+    let inputs = inputs(task, view.states);
+    // Satisfied means built on satisfied dependencies' current results: while one of them runs
+    // again, what was built on it waits too.
+    let deps_satisfied = task.dependencies.iter().all(|d| view.satisfied.get(d.as_str()).copied().unwrap_or(false));
+    if deps_satisfied && state.is_some_and(|s| s.satisfied(hash, &inputs)) {
         return Action::UpToDate { key };
     }
     if actual.suspended.contains(&wf.id) {
@@ -361,13 +455,16 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
         return Action::Wait { key, blocker };
     }
     let same_spec = state.is_some_and(|s| s.spec_hash.as_ref() == Some(hash));
-    if let Some(s) = state.filter(|s| same_spec && s.phase == Phase::Debugging) {
+    // A new result upstream counts like a new spec: the work so far was built on the old one.
+    let changed_input = state.and_then(|s| s.changed_input(&inputs));
+    let current = same_spec && changed_input.is_none();
+    if let Some(s) = state.filter(|s| current && s.phase == Phase::Debugging) {
         return Action::Wait { key, blocker: Blocker::Debugging { branch: s.branch_todo.clone().unwrap_or_default() } };
     }
     if task.requires_approval && state.is_none_or(|s| s.approved_spec_hash.as_ref() != Some(hash)) {
         return Action::NeedsApproval { key };
     }
-    if let Some(s) = state.filter(|_| same_spec) {
+    if let Some(s) = state.filter(|_| current) {
         if s.phase == Phase::Escalated {
             return Action::Escalated { key };
         }
@@ -380,12 +477,27 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
         }
     }
     let last = state.map_or(0, |s| s.attempt);
-    // A new spec (or a first run) gets a fresh count of attempts; a retry already moved the base.
+    // A new spec, a new upstream result (or a first run) gets a fresh count of attempts; a retry
+    // already moved the base.
     let attempts_base = match state {
-        Some(s) if same_spec || s.phase == Phase::Pending => s.attempts_base,
+        Some(s) if current || s.phase == Phase::Pending => s.attempts_base,
         _ => last,
     };
-    Action::Run { key, attempt: last + 1, attempts_base, expected: state.map(|s| s.tip), takeover, branch_of: None }
+    let why = match (state, changed_input, takeover.clone()) {
+        (_, _, Some(holder)) => RunReason::TakeOver { holder },
+        (None, ..) => RunReason::FirstRun,
+        (Some(_), Some(id), _) => RunReason::DependencyChanged { id: id.to_owned(), attempt: view.states.get(id).map_or(0, |d| d.attempt) },
+        (Some(_), None, _) if !same_spec => RunReason::SpecChanged,
+        (Some(s), None, _) => match (s.phase, s.reason.as_ref()) {
+            (Phase::Pending, Some(Reason::RetryRequested)) => RunReason::RetryRequested,
+            (Phase::Pending, Some(Reason::RevisionRequested)) => RunReason::RevisionRequested,
+            (Phase::Approved, _) => RunReason::Approved,
+            (Phase::Released, _) => RunReason::Released,
+            (Phase::Failed, _) => RunReason::AttemptFailed { used: s.attempts_used(), max: task.max_attempts },
+            _ => RunReason::Pending,
+        },
+    };
+    Action::Run { key, attempt: last + 1, attempts_base, expected: state.map(|s| s.tip), takeover, branch_of: None, why }
 }
 
 #[cfg(test)]
@@ -425,6 +537,7 @@ mod tests {
             approved_spec_hash: None,
             result: None,
             reason: None,
+            inputs: None,
             branch_todo: None,
             parent: None,
             max_attempts: None,
@@ -477,7 +590,7 @@ mod tests {
             &[("a", state(Phase::Succeeded, 'a', 1)), ("b", state(Phase::Succeeded, 'b', 1))],
             |_| {},
         );
-        assert_eq!(table(&rows), ["a Run: run attempt 2", "b Wait: waiting on a: Succeeded for an older spec; it runs again first"]);
+        assert_eq!(table(&rows), ["a Run: run attempt 2: its spec changed", "b Wait: waiting on a: Succeeded, but it runs again first"]);
     }
 
     #[test]
@@ -490,22 +603,23 @@ mod tests {
     #[test]
     fn expired_or_dead_claims_are_taken_over() {
         let rows = run(vec![task("a", 'a', &[])], &[("a", held(Phase::Running, 'a', 2, "h1:1:1:x", -1))], |_| {});
-        assert_eq!(rows[0].1, "Run: run attempt 3, taking over from h1:1:1:x");
+        assert_eq!(rows[0].1, "Run: run attempt 3: taking over from h1:1:1:x");
         let rows = run(vec![task("a", 'a', &[])], &[("a", held(Phase::Running, 'a', 2, "h1:1:1:x", 30))], |a| {
             a.dead_holders.insert("h1:1:1:x".into());
         });
-        assert_eq!(rows[0].1, "Run: run attempt 3, taking over from h1:1:1:x");
+        assert_eq!(rows[0].1, "Run: run attempt 3: taking over from h1:1:1:x");
     }
 
     #[test]
     fn failures_retry_until_max_attempts_then_stay_failed() {
         let rows = run(vec![task("a", 'a', &[])], &[("a", state(Phase::Failed, 'a', 2))], |_| {});
-        assert_eq!(rows[0].1, "Run: run attempt 3");
+        assert_eq!(rows[0].1, "Run: run attempt 3: attempt 2 of 3 failed; trying again");
         let rows = run(vec![task("a", 'a', &[]), task("b", 'b', &["a"])], &[("a", state(Phase::Failed, 'a', 3))], |_| {});
         assert_eq!(table(&rows), ["a Failed: failed after 3 attempt(s): plancd retry wf/a", "b Wait: waiting on a: Failed, attempt 3"]);
         // A retry moves the base; a changed spec starts a fresh count.
-        let retried = TaskState { attempts_base: 3, phase: Phase::Pending, ..state(Phase::Failed, 'a', 3) };
-        assert_eq!(run(vec![task("a", 'a', &[])], &[("a", retried)], |_| {})[0].1, "Run: run attempt 4");
+        let retried =
+            TaskState { attempts_base: 3, phase: Phase::Pending, reason: Some(Reason::RetryRequested), ..state(Phase::Failed, 'a', 3) };
+        assert_eq!(run(vec![task("a", 'a', &[])], &[("a", retried)], |_| {})[0].1, "Run: run attempt 4: a retry was requested");
         let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'f', &[])] }] };
         let mut actual = Actual::default();
         actual.tasks.insert(TaskKey::new("wf", "a"), state(Phase::Failed, 'a', 3));
@@ -520,9 +634,9 @@ mod tests {
         let over = state(Phase::BudgetExceeded, 'a', 1);
         let rows = run(vec![task("a", 'a', &[]), task("b", 'b', &["a"])], &[("a", over.clone())], |_| {});
         assert_eq!(table(&rows), ["a Failed: failed after 1 attempt(s): plancd retry wf/a", "b Wait: waiting on a: BudgetExceeded"]);
-        let retried = TaskState { attempts_base: 1, phase: Phase::Pending, ..over.clone() };
-        assert_eq!(run(vec![task("a", 'a', &[])], &[("a", retried)], |_| {})[0].1, "Run: run attempt 2");
-        assert_eq!(run(vec![task("a", 'b', &[])], &[("a", over)], |_| {})[0].1, "Run: run attempt 2");
+        let retried = TaskState { attempts_base: 1, phase: Phase::Pending, reason: Some(Reason::RetryRequested), ..over.clone() };
+        assert_eq!(run(vec![task("a", 'a', &[])], &[("a", retried)], |_| {})[0].1, "Run: run attempt 2: a retry was requested");
+        assert_eq!(run(vec![task("a", 'b', &[])], &[("a", over)], |_| {})[0].1, "Run: run attempt 2: its spec changed");
     }
 
     #[test]
@@ -531,7 +645,7 @@ mod tests {
         t.requires_approval = true;
         assert_eq!(run(vec![t.clone()], &[], |_| {})[0].1, "NeedsApproval: needs approval: plancd approve wf/a");
         let approved = TaskState { approved_spec_hash: Some(hash('a')), ..state(Phase::Approved, 'a', 0) };
-        assert_eq!(run(vec![t.clone()], &[("a", approved.clone())], |_| {})[0].1, "Run: run attempt 1");
+        assert_eq!(run(vec![t.clone()], &[("a", approved.clone())], |_| {})[0].1, "Run: run attempt 1: approved");
         let mut changed = t;
         changed.spec_hash = hash('b');
         assert_eq!(run(vec![changed], &[("a", approved)], |_| {})[0].0, "a");
@@ -543,7 +657,10 @@ mod tests {
             run(vec![task("a", 'a', &[])], &[("a", state(Phase::Escalated, 'a', 1))], |_| {})[0].1,
             "Escalated: escalated to a person"
         );
-        assert_eq!(run(vec![task("a", 'b', &[])], &[("a", state(Phase::Escalated, 'a', 1))], |_| {})[0].1, "Run: run attempt 2");
+        assert_eq!(
+            run(vec![task("a", 'b', &[])], &[("a", state(Phase::Escalated, 'a', 1))], |_| {})[0].1,
+            "Run: run attempt 2: its spec changed"
+        );
     }
 
     #[test]
@@ -569,5 +686,69 @@ mod tests {
         assert_eq!(work, ["wf/gone"]);
         let prune = decide(&desired, &actual, &Context { now: now(), prune: true });
         assert_eq!(prune.iter().filter(|a| a.is_work()).count(), 2);
+    }
+
+    fn built_on(s: TaskState, inputs: &[(&str, char)]) -> TaskState {
+        TaskState { inputs: Some(inputs.iter().map(|(id, c)| ((*id).to_owned(), c.to_string().repeat(40))).collect()), ..s }
+    }
+
+    fn with_result(s: TaskState, c: char) -> TaskState {
+        TaskState { result: Some(Oid::from_str(&c.to_string().repeat(40)).unwrap()), ..s }
+    }
+
+    #[test]
+    fn a_new_result_upstream_reruns_every_dependent_and_says_why() {
+        let a = with_result(state(Phase::Succeeded, 'a', 3), '2');
+        let tasks = || vec![task("a", 'a', &[]), task("b", 'b', &["a"]), task("c", 'c', &["b"])];
+        // b was built on a's first result; a now has another (a retry, a review).
+        let b = with_result(built_on(state(Phase::Succeeded, 'b', 1), &[("a", '1')]), '3');
+        let c = built_on(state(Phase::Succeeded, 'c', 1), &[("b", '3')]);
+        let rows = run(tasks(), &[("a", a.clone()), ("b", b.clone()), ("c", c.clone())], |_| {});
+        assert_eq!(
+            table(&rows),
+            [
+                "a UpToDate: up to date",
+                "b Run: run attempt 2: a has a new result (attempt 3)",
+                "c Wait: waiting on b: Succeeded, but it runs again first"
+            ]
+        );
+        // Built on the current result: satisfied. A record older than recorded inputs counts as such.
+        let current = built_on(state(Phase::Succeeded, 'b', 1), &[("a", '2')]);
+        assert_eq!(run(tasks(), &[("a", a.clone()), ("b", current)], |_| {})[1].1, "UpToDate: up to date");
+        assert_eq!(run(tasks(), &[("a", a.clone()), ("b", state(Phase::Succeeded, 'b', 1))], |_| {})[1].1, "UpToDate: up to date");
+        // Escalated or out of attempts on the old result: the new one deserves a fresh start.
+        let escalated = built_on(state(Phase::Escalated, 'b', 2), &[("a", '1')]);
+        assert_eq!(run(tasks(), &[("a", a.clone()), ("b", escalated)], |_| {})[1].1, "Run: run attempt 3: a has a new result (attempt 3)");
+        let failed = built_on(state(Phase::Failed, 'b', 3), &[("a", '1')]);
+        match &decide(
+            &Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: tasks() }] },
+            &Actual {
+                tasks: [(TaskKey::new("wf", "a"), a.clone()), (TaskKey::new("wf", "b"), failed)].into_iter().collect(),
+                ..Actual::default()
+            },
+            &Context { now: now(), prune: false },
+        )[1]
+        {
+            Action::Run { attempt: 4, attempts_base: 3, .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_debugging_task_whose_inputs_changed_runs_again_and_its_branch_closes() {
+        let a = with_result(state(Phase::Succeeded, 'a', 2), '2');
+        let mut b = built_on(state(Phase::Debugging, 'b', 1), &[("a", '1')]);
+        b.branch_todo = Some("b_branch_01".into());
+        let branch = TaskState { parent: Some("b".into()), ..state(Phase::Failed, 'b', 1) };
+        let tasks = vec![task("a", 'a', &[]), task("b", 'b', &["a"])];
+        let rows = run(tasks, &[("a", a), ("b", b), ("b_branch_01", branch)], |_| {});
+        assert_eq!(
+            table(&rows),
+            [
+                "a UpToDate: up to date",
+                "b Run: run attempt 2: a has a new result (attempt 2)",
+                "b_branch_01 BranchClosed: branch todo closed (Failed)"
+            ]
+        );
     }
 }

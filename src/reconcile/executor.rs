@@ -67,12 +67,19 @@ pub struct PassReport {
     /// The shared remote's watched branch moved during the pass: no new work was started on
     /// the plans this pass loaded, and the next pass takes the new ones.
     pub superseded: bool,
+    /// The workflows that did not run because their plans are invalid.
+    pub stalled: Vec<super::StalledWorkflow>,
+    /// Task refs that cannot be read: their workflows were left alone.
+    pub broken: Vec<crate::state::BrokenTask>,
 }
 
 /// Reads every task's and workflow's state from the refs, and which holders are dead.
+/// A workflow with a task ref that cannot be read ([`Store::scan`]) is held as if suspended:
+/// its other tasks wait until the ref is repaired, and every other workflow goes on.
 pub fn read_actual(store: &Store) -> Result<Actual, StateError> {
-    let tasks = store.list()?;
-    let suspended = store.workflows()?.into_iter().filter(|(_, (_, r))| r.suspended).map(|(wf, _)| wf).collect();
+    let (tasks, broken) = store.scan()?;
+    let mut suspended: HashSet<String> = store.workflows()?.into_iter().filter(|(_, (_, r))| r.suspended).map(|(wf, _)| wf).collect();
+    suspended.extend(broken.into_iter().map(|b| b.key.workflow));
     let dead_holders = tasks
         .values()
         .filter(|s| s.phase.is_held())
@@ -108,8 +115,9 @@ impl Executor {
         self.cx.emit(event);
     }
 
+    /// What the refs say, less the tasks of stalled workflows, which no decision may touch.
     fn read_actual(&self) -> Result<Actual, StateError> {
-        read_actual(&self.cx.store)
+        read_actual(&self.cx.store).map(|actual| self.cx.snapshot.screen(actual))
     }
 
     fn context(&self) -> Context {
@@ -295,7 +303,7 @@ impl Executor {
 
     /// What an attempt needs; `None` for a branch todo its parent no longer waits on.
     fn plan(&self, action: &Action, desired: &Desired, actual: &Actual) -> Result<Option<AttemptPlan>, StateError> {
-        let Action::Run { key, attempt, attempts_base, expected, takeover, branch_of } = action else {
+        let Action::Run { key, attempt, attempts_base, expected, takeover, branch_of, .. } = action else {
             unreachable!("only Run actions are planned")
         };
         // A branch todo works for its parent: the parent's dependencies are the ones that count.
@@ -364,7 +372,7 @@ impl Executor {
                 None => TaskStatus::new(&key.workflow, &key.task, phase, Timestamp::now()),
             };
             status.spec_hash = hash;
-            status.reason = Some(phase.to_string());
+            status.reason = Some(crate::state::Reason::parse(phase.as_str()));
             match self.cx.store.append(key, expected, &status, &[]) {
                 Ok(_) | Err(StateError::Conflict { .. }) => self.refresh(key, actual)?,
                 Err(e) => return Err(e),

@@ -5,14 +5,18 @@
 pub mod attempt;
 mod decide;
 pub mod executor;
+pub mod guard;
+pub mod lifecycle;
+pub mod operations;
+pub mod outcome;
 mod snapshot;
 pub mod upstream;
 pub mod workspace;
 
 pub use attempt::{AttemptEnd, AttemptPlan, BranchPlan, PassContext};
-pub use decide::{Action, Actual, Blocker, Context, Desired, DesiredTask, DesiredWorkflow, decide};
+pub use decide::{Action, Actual, Blocker, Context, Desired, DesiredTask, DesiredWorkflow, RunReason, decide};
 pub use executor::{Event, EventSink, Executor, PassReport, read_actual};
-pub use snapshot::{LoadError, Snapshot};
+pub use snapshot::{LoadError, Snapshot, StallReason, StalledWorkflow};
 pub use upstream::Upstream;
 
 #[cfg(test)]

@@ -1,15 +1,17 @@
 //! The desired state of one pass: the watched commit, its configuration and plans (read from
-//! the commit's tree, not the work tree), checked, with every task's spec hash.
+//! the commit's tree, not the work tree), checked, with every task's spec hash. A plan with
+//! errors stalls its own workflow only; an error of the configuration stops the pass.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use git2::{Oid, Repository};
 
-use super::decide::{Desired, DesiredTask, DesiredWorkflow};
+use super::decide::{Actual, Desired, DesiredTask, DesiredWorkflow};
+use super::guard::Guard;
 use crate::config::{Config, Env, EnvError};
 use crate::graph::TaskGraph;
-use crate::spec::{Diagnostic, HashError, PlanFile, SpecHash, Task, TreeSource, load_specs, spec_hashes};
+use crate::spec::{Diagnostic, HashError, InvalidPlan, PlanFile, SpecHash, Task, TreeSource, load_specs, spec_hashes};
 use crate::state::TaskKey;
 
 /// What a pass works from.
@@ -30,6 +32,54 @@ pub struct Snapshot {
     pub graphs: HashMap<String, TaskGraph>,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
+    /// The workflows whose plans cannot run, with why: nothing of theirs runs, is marked or
+    /// pruned, and every other workflow goes on.
+    pub stalled: Vec<StalledWorkflow>,
+}
+
+/// Why a workflow is stalled: no pass gets further until a person changes something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum StallReason {
+    /// Its plan (or a contract the plan names) has errors.
+    PlanInvalid,
+}
+
+impl StallReason {
+    /// The CamelCase reason for status, commit statuses and metric labels.
+    pub fn reason(self) -> &'static str {
+        match self {
+            StallReason::PlanInvalid => "PlanInvalid",
+        }
+    }
+}
+
+impl std::fmt::Display for StallReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// A workflow that cannot run, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StalledWorkflow {
+    /// Why.
+    pub reason: StallReason,
+    /// The plan and its diagnostics.
+    #[serde(flatten)]
+    pub plan: InvalidPlan,
+}
+
+impl StalledWorkflow {
+    /// One line for people: `momentum (plans/momentum.yaml): PlanInvalid, 1 error(s), first: ...`.
+    pub fn summary(&self) -> String {
+        let first =
+            self.plan.diagnostics.iter().find(|d| d.is_error()).map(|d| format!(": {}:{}:{}: {}", d.file, d.line, d.column, d.message));
+        let name = match &self.plan.workflow {
+            Some(wf) => format!("{wf} ({})", self.plan.path),
+            None => self.plan.path.clone(),
+        };
+        format!("{name}: {}, {} error(s){}", self.reason, self.plan.errors(), first.unwrap_or_default())
+    }
 }
 
 /// Why the desired state could not be loaded.
@@ -38,8 +88,8 @@ pub enum LoadError {
     /// The watched branch does not exist.
     #[error("branch `{0}` does not exist in the repository (set `branch:` in plancd.yaml, or PLANCD_BRANCH)")]
     NoBranch(String),
-    /// The configuration or a plan is invalid.
-    #[error("{} error(s) in the plans or plancd.yaml at the watched commit", .0.iter().filter(|d| d.is_error()).count())]
+    /// The configuration is invalid (a plan's own errors stall its workflow instead).
+    #[error("{} error(s) in plancd.yaml at the watched commit", .0.iter().filter(|d| d.is_error()).count())]
     Invalid(Vec<Diagnostic>),
     /// A `PLANCD_*` variable is wrong.
     #[error(transparent)]
@@ -82,9 +132,14 @@ impl Snapshot {
         config.apply_env(env)?;
         config.branch = branch.clone();
         let specs = load_specs(&source, &config)?;
-        if specs.has_errors() {
-            return Err(LoadError::Invalid(specs.diagnostics));
+        let global = specs.global_errors();
+        if !global.is_empty() {
+            return Err(LoadError::Invalid(global));
         }
+        let stalled: Vec<StalledWorkflow> =
+            specs.invalid.iter().map(|plan| StalledWorkflow { reason: StallReason::PlanInvalid, plan: plan.clone() }).collect();
+        let invalid: Vec<&Diagnostic> = specs.invalid.iter().flat_map(|p| &p.diagnostics).collect();
+        let warnings = specs.diagnostics.iter().filter(|d| !d.is_error() && !invalid.contains(d)).cloned().collect();
         let mut hashes = HashMap::new();
         let mut graphs = HashMap::new();
         let per_plan = crate::par::map(&specs.plans, |plan| spec_hashes(&plan.list, &source));
@@ -95,7 +150,23 @@ impl Snapshot {
             }
             graphs.insert(wf.clone(), TaskGraph::from_list(&plan.list));
         }
-        Ok(Snapshot { branch, plan_commit, config, source, plans: specs.plans, hashes, graphs, warnings: specs.diagnostics })
+        Ok(Snapshot { branch, plan_commit, config, source, plans: specs.plans, hashes, graphs, warnings, stalled })
+    }
+
+    /// `actual` without the tasks of stalled workflows, so that no decision touches them: an
+    /// invalid plan is no reason to mark its tasks orphaned, let alone prune them. When a plan
+    /// too broken to name its workflow is among them, no task outside the valid plans is touched.
+    pub fn screen(&self, mut actual: Actual) -> Actual {
+        let stalled: Vec<&str> = self.stalled.iter().filter_map(|s| s.plan.workflow.as_deref()).collect();
+        let unnamed = self.stalled.iter().any(|s| s.plan.workflow.is_none());
+        let planned = |wf: &str| self.plans.iter().any(|p| p.list.todo_list_id == wf);
+        actual.tasks.retain(|key, _| !stalled.contains(&key.workflow.as_str()) && (!unnamed || planned(&key.workflow)));
+        actual
+    }
+
+    /// The stalled workflow `workflow`, if it is one.
+    pub fn stalled(&self, workflow: &str) -> Option<&StalledWorkflow> {
+        self.stalled.iter().find(|s| s.plan.workflow.as_deref() == Some(workflow))
     }
 
     /// The task behind `key`.
@@ -108,8 +179,15 @@ impl Snapshot {
         self.plans.iter().find(|p| p.list.todo_list_id == workflow)
     }
 
+    /// Whether `task` waits for a person's approval of its spec: the plan says so, or its
+    /// outputs name protected paths or files that decide how tests run.
+    pub fn requires_approval(&self, task: &Task) -> bool {
+        task.requires_approval || !Guard::new(&self.config).held_outputs(task).is_empty()
+    }
+
     /// What the plans ask for, each workflow's tasks in dependency order.
     pub fn desired(&self) -> Desired {
+        let guard = Guard::new(&self.config);
         let workflows = self
             .plans
             .iter()
@@ -124,7 +202,7 @@ impl Snapshot {
                             id: id.to_owned(),
                             spec_hash: self.hashes[&TaskKey::new(wf, id)].clone(),
                             dependencies: task.dependencies.clone(),
-                            requires_approval: task.requires_approval,
+                            requires_approval: task.requires_approval || !guard.held_outputs(task).is_empty(),
                             max_attempts: task.max_attempts,
                             max_debug_attempts: task.max_debug_attempts,
                         }

@@ -157,6 +157,8 @@ pub struct AgentChange {
     pub removed: Vec<String>,
     /// Pinned files the agent changed or removed (they are restored, not kept).
     pub pinned_touched: Vec<String>,
+    /// Ignored paths the agent wrote: never published, but present while the tests run.
+    pub ignored: Vec<String>,
 }
 
 impl AgentChange {
@@ -179,7 +181,11 @@ pub fn agent_change(input: &[FileEntry], output: &[FileEntry], skipped: &[String
     let after: BTreeMap<&str, &FileEntry> = output.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut change = AgentChange::default();
     for (path, file) in &after {
-        if before.get(path).is_some_and(|b| b.data == file.data && b.executable == file.executable) || ignore.is_ignored(path) {
+        if before.get(path).is_some_and(|b| b.data == file.data && b.executable == file.executable) {
+            continue;
+        }
+        if ignore.is_ignored(path) {
+            change.ignored.push((*path).to_owned());
             continue;
         }
         if pinned.iter().any(|p| p == path) {
@@ -239,6 +245,7 @@ mod tests {
         assert_eq!(change.removed, ["gone.txt"]);
         assert_eq!(change.pinned_touched, ["tests/test_a.py"]);
         assert_eq!(change.paths(), ["a.py", "gone.txt", "new.py"]);
+        assert_eq!(change.ignored, ["build/out.o", "pkg/__pycache__/m.cpython-311.pyc", "run.log"]);
     }
 
     #[test]
@@ -251,7 +258,12 @@ mod tests {
         tb.insert("old.txt", blob("o"), 0o100644).unwrap();
         let base = repo.find_tree(tb.write().unwrap()).unwrap();
 
-        let first = AgentChange { written: vec![f("src/a.py", "a1"), f("old.txt", "o2")], removed: vec![], pinned_touched: vec![] };
+        let first = AgentChange {
+            written: vec![f("src/a.py", "a1"), f("old.txt", "o2")],
+            removed: vec![],
+            pinned_touched: vec![],
+            ignored: vec![],
+        };
         let t1 = repo.find_tree(apply_agent_change(&repo, base.id(), &first).unwrap()).unwrap();
         let sig = git2::Signature::now("t", "t@t").unwrap();
         let base_commit = repo.commit(None, &sig, &sig, "base", &base, &[]).unwrap();

@@ -275,3 +275,82 @@ fn a_shared_remote_that_refuses_for_another_reason_is_an_error_not_a_lost_race()
     }
     assert!(a.status(&key).unwrap().is_none(), "nothing written locally");
 }
+
+/// Makes the bare remote behave as if another writer's identical push landed just before each
+/// of ours: its hook sets the refs to the values pushed (the first `limit` of them), then
+/// refuses the push, as git does for the loser of such a race.
+fn identical_push_lands_first(bare: &Path, limit: usize) {
+    let hook = bare.join("hooks/pre-receive");
+    let script = format!(
+        "#!/bin/sh\nn=0\nwhile read old new ref; do\n  n=$((n+1))\n  if [ $n -le {limit} ]; then env -u GIT_QUARANTINE_PATH git update-ref \"$ref\" \"$new\"; fi\ndone\necho 'cannot lock ref' >&2\nexit 1\n"
+    );
+    std::fs::write(&hook, script).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// Seen 11: a push refused because an identical one got there first leaves the remote as
+/// wanted, which is a success; a refusal that leaves it otherwise is still a refusal.
+#[test]
+fn a_refused_push_whose_refs_the_remote_already_holds_is_a_success() {
+    let p = pair();
+    // The objects are on the remote already, as after the other writer's push.
+    git(&p.work, &["push", "-q", "origin", "main"]);
+    for i in 0..3 {
+        git(&p.work, &["update-ref", &format!("refs/ai/tasks/wf/t{i}"), &p.second.to_string()]);
+    }
+    identical_push_lands_first(&p.bare, 1000);
+    let r = remote(&p);
+    let report = run(r.push_prefixes(&["refs/ai/tasks/"])).unwrap();
+    assert!(report.rejected().is_empty(), "{report:?}");
+    assert_eq!(report.refs.len(), 3);
+
+    let (a, b) = ("refs/heads/ai/generated/wf/a", "refs/tags/ai/wf/a/1");
+    let both = [RefUpdate::lease(a, p.second, None), RefUpdate::fast_forward(b, p.first)];
+    let report = run(r.push(&both, true)).unwrap();
+    assert!(report.rejected().is_empty(), "{report:?}");
+
+    // Only the first ref landed: the other is still refused.
+    git(&p.bare, &["update-ref", "-d", a]);
+    git(&p.bare, &["update-ref", "-d", b]);
+    identical_push_lands_first(&p.bare, 1);
+    let report = run(r.push(&both, true)).unwrap();
+    let rejected: Vec<&str> = report.rejected().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(rejected, [b], "{report:?}");
+}
+
+/// Seen 11 for real: processes pushing the same task refs at the same moment (what several
+/// `plancd reconcile` processes of one repository do at the end of their passes) all succeed.
+#[test]
+fn identical_pushes_racing_each_other_all_succeed() {
+    const PUSHERS: usize = 6;
+    const ROUNDS: usize = 6;
+    let p = pair();
+    let r = remote(&p);
+    let repo = git2::Repository::open(&p.work).unwrap();
+    let sig = git2::Signature::now("t", "t@t").unwrap();
+    let tree = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
+    let mut refused = Vec::new();
+    for round in 0..ROUNDS {
+        for i in 0..40 {
+            let name = format!("refs/ai/tasks/wf/t{i}");
+            let parent = repo.find_reference(&name).ok().and_then(|r| r.target()).map(|t| repo.find_commit(t).unwrap());
+            let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+            let next = repo.commit(None, &sig, &sig, &format!("round {round} t{i}"), &tree, &parents).unwrap();
+            repo.reference(&name, next, true, "test").unwrap();
+        }
+        let barrier = std::sync::Barrier::new(PUSHERS);
+        let reports: Vec<PushReport> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..PUSHERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        run(r.push_prefixes(&["refs/ai/tasks/"])).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        refused.extend(reports.iter().flat_map(|rep| rep.rejected().into_iter().map(|(n, why)| format!("round {round}: {n} ({why})"))));
+    }
+    assert!(refused.is_empty(), "{} refusals, e.g. {:?}", refused.len(), refused.first());
+}

@@ -1,12 +1,12 @@
 //! Semantic checks of a plan that passed its schema: ids, dependencies, cycles, paths,
 //! failure routing. Every problem is reported, each at its own field.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::document::Document;
 use super::ids::{is_branch_todo_id, ref_component_problem, relative_path_problem};
-use super::model::{BUILTIN_FAILURE_TYPES, TodoList};
+use super::model::{BUILTIN_FAILURE_TYPES, Role, TodoList};
 use super::path::FieldPath;
 use super::source::FileSource;
 use crate::graph::TaskGraph;
@@ -17,6 +17,22 @@ pub struct CheckContext<'a> {
     pub source: &'a dyn FileSource,
     /// Failure types the configuration's `failure_patterns` adds to the built-in ones.
     pub extra_failure_types: Vec<String>,
+    /// The roles no agent plays, each with why; `None` when the configuration is unknown (it
+    /// is itself broken), and roles are not checked.
+    pub unplayable: Option<BTreeMap<Role, String>>,
+}
+
+impl<'a> CheckContext<'a> {
+    /// Checks against `config`: the failure types it adds, and the roles its agents play.
+    pub fn new(source: &'a dyn FileSource, config: &crate::config::Config) -> CheckContext<'a> {
+        let unplayable = Role::ALL.into_iter().filter_map(|role| Some((role, config.agent_problem(role)?))).collect();
+        CheckContext { source, extra_failure_types: config.extra_failure_types(), unplayable: Some(unplayable) }
+    }
+
+    /// Checks without a configuration: only the built-in failure types, and no role checks.
+    pub fn without_config(source: &'a dyn FileSource) -> CheckContext<'a> {
+        CheckContext { source, extra_failure_types: Vec::new(), unplayable: None }
+    }
 }
 
 /// Checks `list` (parsed from `doc`, read from `file`).
@@ -28,6 +44,7 @@ pub fn check_plan(list: &TodoList, doc: &Document, file: &str, cx: &CheckContext
     for (i, task) in list.tasks.iter().enumerate() {
         let at = FieldPath::root().key("tasks").index(i);
         c.paths(list, &at, task, cx.source);
+        c.agent(&at, task, cx);
         c.routing(&at, task, cx);
         c.tests(&at, task);
     }
@@ -176,6 +193,19 @@ impl Checker<'_> {
                 );
             }
         }
+    }
+
+    /// A task whose role no agent plays would fail at run time: it is an error of the plan,
+    /// found before anything runs, at the task's `agent_role`.
+    fn agent(&mut self, at: &FieldPath, task: &super::Task, cx: &CheckContext<'_>) {
+        let role = task.agent_role;
+        let Some(problem) = cx.unplayable.as_ref().and_then(|u| u.get(&role)) else { return };
+        self.error(
+            at.key("agent_role"),
+            "no-agent",
+            format!("task `{}`: {problem}", task.id),
+            Some(format!("add roles.{role} to plancd.yaml, with a `command:` or a `model:` that `models:` defines")),
+        );
     }
 
     fn routing(&mut self, at: &FieldPath, task: &super::Task, cx: &CheckContext<'_>) {

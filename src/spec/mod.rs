@@ -30,7 +30,7 @@ pub use model::{
     Role, Task, TestSkeleton, TodoList,
 };
 pub use path::{FieldPath, Seg};
-pub use repo::{FileKind, PlanFile, Specs, classify, load_specs};
+pub use repo::{FileKind, InvalidPlan, PlanFile, Specs, classify, load_specs, load_specs_in};
 pub use schema::Schema;
 pub use source::{DirSource, FileSource, TreeSource};
 
@@ -86,7 +86,7 @@ mod fuzz {
 
     fn load_all_ways(bytes: &[u8]) {
         let source = source();
-        let cx = CheckContext { source: &source, extra_failure_types: Vec::new() };
+        let cx = CheckContext::without_config(&source);
         for file in ["p.yaml", "p.json"] {
             let (plan, diags) = load_plan(file, bytes, &cx);
             // A plan comes back only when no error was found, and errors always say where.

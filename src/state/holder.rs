@@ -24,6 +24,11 @@ impl Holder {
         Holder { host: hostname(), pid, start: process_start(pid).unwrap_or(0), nonce: nonce() }
     }
 
+    /// The running process `pid` of this host as a holder (nonce `-`); `None` when it is gone.
+    pub fn of_process(pid: u32) -> Option<Holder> {
+        Some(Holder { host: hostname(), pid, start: process_start(pid)?, nonce: "-".into() })
+    }
+
     /// Parses `host:pid:start:nonce`.
     pub fn parse(s: &str) -> Option<Holder> {
         let mut parts = s.rsplitn(4, ':');

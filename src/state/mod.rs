@@ -9,6 +9,8 @@
 
 pub mod fault;
 mod holder;
+mod reason;
+mod refs;
 mod status;
 
 use std::collections::BTreeMap;
@@ -19,8 +21,11 @@ use git2::{ErrorCode, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 pub use holder::Holder;
+pub use reason::{FailureType, Reason};
+pub use refs::cas_ref;
 pub use status::{
-    BranchInfo, Condition, Cost, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary, commit_message, parse_trailers,
+    Acceptance, BranchInfo, Condition, Cost, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary, Verification, commit_message,
+    parse_trailers,
 };
 
 /// The prefix of task refs.
@@ -78,6 +83,9 @@ pub struct WorkflowRecord {
     /// When and by whom it was last changed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The person who last changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// The ref of reconcile requests (`plancd reconcile --request`), like Flux's `requestedAt`.
@@ -99,6 +107,99 @@ pub struct ReconcileRequest {
     /// How the pass went.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub outcome: String,
+}
+
+/// Task refs and their tips.
+type Tips = Vec<(TaskKey, Oid)>;
+
+/// What is wrong with a task ref that plancd cannot read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// Its ref file holds no commit id (git's message).
+    RefFile(String),
+    /// Its tip is another kind of object.
+    TipNotACommit(Oid),
+    /// Its tip is a commit that is no plancd status record.
+    TipNotAStatus(Oid),
+    /// Its status record cannot be read (why).
+    Unreadable(String),
+}
+
+impl Damage {
+    /// The damage as a CamelCase reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Damage::RefFile(_) => "RefFileCorrupt",
+            Damage::TipNotACommit(_) => "TipNotACommit",
+            Damage::TipNotAStatus(_) => "TipNotAStatus",
+            Damage::Unreadable(_) => "StatusUnreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |o: &Oid| o.to_string()[..12].to_owned();
+        match self {
+            Damage::RefFile(why) => write!(f, "its ref file holds no commit id ({why})"),
+            Damage::TipNotACommit(tip) => write!(f, "its tip {} is not a commit", short(tip)),
+            Damage::TipNotAStatus(tip) => write!(f, "its tip {} is not a plancd status commit", short(tip)),
+            Damage::Unreadable(why) => write!(f, "its status cannot be read ({why})"),
+        }
+    }
+}
+
+/// A task ref that plancd cannot read, and its file when git itself cannot read that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenTask {
+    /// The task.
+    pub key: TaskKey,
+    /// What is wrong.
+    pub damage: Damage,
+    /// The loose ref file, when that is what is broken (git cannot delete such a ref).
+    pub file: Option<PathBuf>,
+}
+
+impl BrokenTask {
+    /// How to repair it.
+    pub fn hint(&self) -> String {
+        let name = self.key.ref_name();
+        match &self.file {
+            Some(file) => format!("remove it with `rm {}`, and the task then runs afresh", file.display()),
+            None => format!("inspect it with `git log {name}`; `git update-ref -d {name}` removes it, and the task then runs afresh"),
+        }
+    }
+}
+
+impl std::fmt::Display for BrokenTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is broken ({}): {}; {}", self.key, self.damage.reason(), self.damage, self.hint())
+    }
+}
+
+/// The state a task ref's tip records, or why it is broken.
+fn read_state(repo: &Repository, key: &TaskKey, tip: Oid) -> Result<(TaskKey, TaskState), BrokenTask> {
+    let broken = |damage: Damage| BrokenTask { key: key.clone(), damage, file: None };
+    let commit = repo.find_commit(tip).map_err(|_| broken(Damage::TipNotACommit(tip)))?;
+    let state =
+        TaskState::from_message(tip, &String::from_utf8_lossy(commit.message_bytes())).ok_or_else(|| broken(Damage::TipNotAStatus(tip)))?;
+    Ok((key.clone(), state))
+}
+
+/// The task refs stored as loose files (`refs/ai/tasks/<wf>/<task>`), whatever they hold.
+fn loose_task_refs(git_dir: &Path) -> Vec<TaskKey> {
+    let root = git_dir.join(TASK_REFS);
+    let mut out = Vec::new();
+    for wf in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for task in std::fs::read_dir(wf.path()).into_iter().flatten().flatten() {
+            let (wf, task) = (wf.file_name(), task.file_name());
+            let (Some(wf), Some(task)) = (wf.to_str(), task.to_str()) else { continue };
+            if !task.ends_with(".lock") && Path::new(&root).join(wf).join(task).is_file() {
+                out.push(TaskKey::new(wf, task));
+            }
+        }
+    }
+    out
 }
 
 /// Why a state operation failed.
@@ -167,7 +268,6 @@ fn show(oid: &Option<Oid>) -> String {
 /// compare-and-swap on refs) keep writers from different handles, or processes, apart.
 pub struct Store {
     repos: Vec<Mutex<Repository>>,
-    next: std::sync::atomic::AtomicUsize,
     path: PathBuf,
     authority: Option<Arc<dyn Authority>>,
 }
@@ -186,7 +286,7 @@ impl Store {
         for _ in 1..HANDLES {
             repos.push(Mutex::new(Repository::open(&git_dir).map_err(open_err)?));
         }
-        Ok(Store { repos, next: std::sync::atomic::AtomicUsize::new(0), path, authority: None })
+        Ok(Store { repos, path, authority: None })
     }
 
     /// The store whose writes go to `authority` first.
@@ -242,46 +342,46 @@ impl Store {
         &self.path
     }
 
-    /// The repository handle, for the duration of one short operation.
+    /// The repository handle, for the duration of one short operation. When every handle is in
+    /// use, this waits for whichever comes free first, never for one in particular: a caller
+    /// that already holds one (a nested call) would otherwise wait for itself for ever.
     pub fn repo(&self) -> MutexGuard<'_, Repository> {
-        for handle in &self.repos {
-            if let Ok(guard) = handle.try_lock() {
-                return guard;
+        let mut tries = 0u32;
+        loop {
+            for handle in &self.repos {
+                match handle.try_lock() {
+                    Ok(guard) => return guard,
+                    Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => {}
+                }
+            }
+            tries += 1;
+            if tries < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
         }
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.repos.len();
-        self.repos[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every task's state, from one ref listing and the tips' commit messages (read on a few
-    /// threads when there are many).
+    /// threads when there are many). A task whose ref cannot be read is left out: see
+    /// [`Store::scan`].
     pub fn list(&self) -> Result<BTreeMap<TaskKey, TaskState>, StateError> {
-        let mut tips: Vec<(TaskKey, Oid)> = Vec::new();
-        {
-            let repo = self.repo();
-            for reference in repo.references_glob(&format!("{TASK_REFS}*"))? {
-                let reference = reference?;
-                let (Ok(name), Some(tip)) = (reference.name(), reference.target()) else { continue };
-                if let Some(key) = TaskKey::from_ref(name) {
-                    tips.push((key, tip));
-                }
-            }
-        }
+        Ok(self.scan()?.0)
+    }
+
+    /// Every task's state, and the task refs that cannot be read ([`BrokenTask`]): one broken
+    /// ref is that task's problem, never the listing's.
+    pub fn scan(&self) -> Result<(BTreeMap<TaskKey, TaskState>, Vec<BrokenTask>), StateError> {
+        let (tips, mut broken) = self.task_tips()?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from).min(self.repos.len()).min(tips.len() / 256 + 1);
         let chunk = tips.len().div_ceil(threads.max(1)).max(1);
-        let read = |part: &[(TaskKey, Oid)]| -> Result<Vec<(TaskKey, TaskState)>, StateError> {
+        let read = |part: &[(TaskKey, Oid)]| -> Vec<Result<(TaskKey, TaskState), BrokenTask>> {
             let repo = self.repo();
-            part.iter()
-                .map(|(key, tip)| {
-                    let commit = repo.find_commit(*tip)?;
-                    let state = TaskState::from_message(*tip, &String::from_utf8_lossy(commit.message_bytes())).ok_or_else(|| {
-                        StateError::Corrupt { ref_name: key.ref_name(), why: "the tip is not a plancd status commit".into() }
-                    })?;
-                    Ok((key.clone(), state))
-                })
-                .collect()
+            part.iter().map(|(key, tip)| read_state(&repo, key, *tip)).collect()
         };
-        let parts: Vec<Result<Vec<(TaskKey, TaskState)>, StateError>> = if threads <= 1 {
+        let parts: Vec<Vec<Result<(TaskKey, TaskState), BrokenTask>>> = if threads <= 1 {
             vec![read(&tips)]
         } else {
             std::thread::scope(|scope| {
@@ -290,10 +390,42 @@ impl Store {
             })
         };
         let mut out = BTreeMap::new();
-        for part in parts {
-            out.extend(part?);
+        for item in parts.into_iter().flatten() {
+            match item {
+                Ok((key, state)) => {
+                    out.insert(key, state);
+                }
+                Err(b) => broken.push(b),
+            }
         }
-        Ok(out)
+        broken.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((out, broken))
+    }
+
+    /// The tip of every readable task ref, and the loose task refs whose file is not a commit
+    /// id (which a ref listing skips without a word).
+    fn task_tips(&self) -> Result<(Tips, Vec<BrokenTask>), StateError> {
+        let repo = self.repo();
+        let mut tips: Vec<(TaskKey, Oid)> = Vec::new();
+        for reference in repo.references_glob(&format!("{TASK_REFS}*"))? {
+            let reference = reference?;
+            let (Ok(name), Some(tip)) = (reference.name(), reference.target()) else { continue };
+            if let Some(key) = TaskKey::from_ref(name) {
+                tips.push((key, tip));
+            }
+        }
+        let listed: std::collections::HashSet<TaskKey> = tips.iter().map(|(k, _)| k.clone()).collect();
+        let mut broken = Vec::new();
+        for key in loose_task_refs(repo.commondir()).into_iter().filter(|k| !listed.contains(k)) {
+            match repo.find_reference(&key.ref_name()) {
+                Err(e) if e.code() != ErrorCode::NotFound => {
+                    let file = Some(repo.commondir().join(key.ref_name()));
+                    broken.push(BrokenTask { key, damage: Damage::RefFile(e.message().to_owned()), file })
+                }
+                _ => {}
+            }
+        }
+        Ok((tips, broken))
     }
 
     /// The tip of a task's ref.
@@ -404,7 +536,11 @@ impl Store {
     pub fn set_workflow(&self, record: &WorkflowRecord, expected: Option<Oid>) -> Result<Oid, StateError> {
         let json = serde_json::to_vec_pretty(record).expect("a record always serialises");
         let subject = format!("{} {}", if record.suspended { "Suspended" } else { "Active" }, record.workflow_id);
-        let message = commit_message(&subject, &record.message, &[("Plancd-Suspended", record.suspended.to_string())]);
+        let mut trailers = vec![("Plancd-Suspended", record.suspended.to_string())];
+        if let Some(by) = &record.by {
+            trailers.push(("Plancd-By", by.clone()));
+        }
+        let message = commit_message(&subject, &record.message, &trailers);
         let oid = commit_on_chain(&self.repo(), expected, &[("workflow.json", &json)], &[], &message)?;
         self.move_ref(&format!("{WORKFLOW_REFS}{}", record.workflow_id), expected, Some(oid), &subject)?;
         Ok(oid)
@@ -489,67 +625,6 @@ fn commit_on_chain(
     let sig = signature()?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     Ok(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
-}
-
-/// Moves `name` from `expected` to `new` atomically (`None`: absent). The conflict case is
-/// told apart from other git errors, so callers can re-read and move on.
-pub fn cas_ref(repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<(), StateError> {
-    let result = with_lock_recovery(repo, name, || try_cas(repo, name, expected, new, log));
-    match result {
-        Ok(Some(conflict)) => Err(conflict),
-        Ok(None) => {
-            fault::after_ref_write();
-            Ok(())
-        }
-        Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Modified | ErrorCode::Locked) => {
-            Err(StateError::Conflict { ref_name: name.to_owned(), expected, actual: ref_target(repo, name)? })
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// How long a ref lock may stand before it is taken for a leftover of a killed writer. Git
-/// holds ref locks for the microseconds of one write.
-const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Runs a ref write, waiting out a lock another writer holds and removing one that a killed
-/// process left behind (`<ref>.lock` or `packed-refs.lock` older than [`STALE_LOCK`]).
-pub fn with_lock_recovery<T>(repo: &Repository, name: &str, mut write: impl FnMut() -> Result<T, git2::Error>) -> Result<T, git2::Error> {
-    let started = std::time::Instant::now();
-    loop {
-        match write() {
-            Err(e) if e.code() == ErrorCode::Locked && started.elapsed() < STALE_LOCK * 5 => {
-                for lock in [repo.path().join(format!("{name}.lock")), repo.path().join("packed-refs.lock")] {
-                    let age = std::fs::metadata(&lock).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-                    if age.is_some_and(|a| a >= STALE_LOCK) {
-                        let _ = std::fs::remove_file(&lock);
-                    }
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// One compare-and-swap: `Ok(Some(conflict))` when the ref is not at `expected`.
-fn try_cas(repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<Option<StateError>, git2::Error> {
-    let result = match (expected, new) {
-        (None, Some(new)) => repo.reference(name, new, false, log).map(drop),
-        (Some(old), Some(new)) => repo.reference_matching(name, new, true, old, log).map(drop),
-        (Some(old), None) => {
-            let mut tx = repo.transaction()?;
-            tx.lock_ref(name)?;
-            let actual = repo.find_reference(name).ok().and_then(|r| r.target());
-            if actual != Some(old) {
-                return Ok(Some(StateError::Conflict { ref_name: name.to_owned(), expected, actual }));
-            }
-            tx.remove(name)?;
-            tx.commit()
-        }
-        (None, None) => Ok(()),
-    };
-    result.map(|()| None)
 }
 
 #[cfg(test)]
@@ -653,13 +728,13 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_left_by_a_killed_writer_is_cleared_and_a_live_one_waited_for() {
+    fn a_lock_nobody_records_is_cleared_past_the_bound_and_a_fresh_one_waited_for() {
         let (dir, store) = store();
         let key = TaskKey::new("wf", "t1");
         let lock = dir.path().join(".git").join(format!("{}.lock", key.ref_name()));
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
         std::fs::write(&lock, "").unwrap();
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let old = std::time::SystemTime::now() - refs::UNRECORDED_STALE_LOCK - std::time::Duration::from_secs(1);
         std::fs::File::options().write(true).open(&lock).unwrap().set_modified(old).unwrap();
         store.append(&key, None, &status(Phase::Running, 1), &[]).unwrap();
         assert!(!lock.exists());
@@ -678,10 +753,69 @@ mod tests {
         assert_eq!(store.state(&key).unwrap().unwrap().phase, Phase::Succeeded);
     }
 
+    /// Seen 14: a task ref that cannot be read is that task's problem, named with its damage,
+    /// never the listing's.
+    #[test]
+    fn broken_task_refs_are_listed_apart_with_their_damage() {
+        let (dir, store) = store();
+        let ok = TaskKey::new("wf", "ok");
+        store.append(&ok, None, &status(Phase::Succeeded, 1), &[]).unwrap();
+        let repo = store.repo();
+        let blob = repo.blob(b"not a commit").unwrap();
+        let plain = commit_on_chain(&repo, None, &[("x", b"y")], &[], "no status here").unwrap();
+        repo.reference("refs/ai/tasks/wf/blob", blob, false, "test").unwrap();
+        repo.reference("refs/ai/tasks/wf/plain", plain, false, "test").unwrap();
+        drop(repo);
+        let garbage = dir.path().join(".git/refs/ai/tasks/wf/garbage");
+        std::fs::write(&garbage, "garbage\n").unwrap();
+        let (tasks, broken) = store.scan().unwrap();
+        assert_eq!(tasks.keys().collect::<Vec<_>>(), [&ok]);
+        let found: Vec<(&str, &str)> = broken.iter().map(|b| (b.key.task.as_str(), b.damage.reason())).collect();
+        assert_eq!(found, [("blob", "TipNotACommit"), ("garbage", "RefFileCorrupt"), ("plain", "TipNotAStatus")]);
+        assert!(
+            broken[1].hint().contains(&format!("rm {}", garbage.canonicalize().unwrap().display())) || broken[1].hint().contains("rm ")
+        );
+        assert!(broken[0].hint().contains("git update-ref -d refs/ai/tasks/wf/blob"));
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    /// A caller that holds a handle and asks for another while every other one is busy gets
+    /// one once it comes free, rather than waiting for its own (a deadlock seen in a stress run).
+    #[test]
+    fn a_nested_handle_request_waits_for_any_handle_not_its_own() {
+        let (_dir, store) = store();
+        let store = Arc::new(store);
+        let (mine_taken, others_go) = (Arc::new(std::sync::Barrier::new(2)), Arc::new(std::sync::Barrier::new(HANDLES)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The first handle is this caller's; the others are held for a moment by other threads.
+        std::thread::spawn({
+            let (store, mine_taken, others_go) = (store.clone(), mine_taken.clone(), others_go.clone());
+            move || {
+                let mine = store.repo();
+                mine_taken.wait();
+                others_go.wait();
+                let nested = store.repo();
+                drop((nested, mine));
+                tx.send(()).unwrap();
+            }
+        });
+        mine_taken.wait();
+        for _ in 1..HANDLES {
+            let (store, others_go) = (store.clone(), others_go.clone());
+            std::thread::spawn(move || {
+                let _held = store.repo();
+                others_go.wait();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            });
+        }
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok(), "the nested request got a handle");
+    }
+
     #[test]
     fn workflow_records_round_trip() {
         let (_dir, store) = store();
-        let record = WorkflowRecord { workflow_id: "wf".into(), suspended: true, message: "by test".into() };
+        let record =
+            WorkflowRecord { workflow_id: "wf".into(), suspended: true, message: "by test".into(), by: Some("ann@example.com".into()) };
         let tip = store.set_workflow(&record, None).unwrap();
         let all = store.workflows().unwrap();
         assert_eq!(all["wf"], (tip, record));

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::SpecHash;
+use crate::state::{FailureType, Reason};
 
 /// Where a task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,6 +112,31 @@ pub struct ResultRef {
     /// The pull request's URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<String>,
+    /// The attempt whose acceptance tests accepted this result (the task's own, or a branch
+    /// todo's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_in: Option<Acceptance>,
+}
+
+/// Where a result's acceptance tests ran and passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acceptance {
+    /// The task or branch todo whose attempt it was.
+    pub task_id: String,
+    /// The attempt.
+    pub attempt: u32,
+}
+
+/// A candidate result whose acceptance tests passed in this record's attempt, being published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// The candidate result commit.
+    pub commit: String,
+    /// The attempt that ran the tests.
+    pub attempt: u32,
+    /// The files the work changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 /// A branch todo: a temporary child task that debugs a task whose acceptance tests failed.
@@ -126,7 +152,7 @@ pub struct BranchInfo {
     /// Why, in the seed's words (`implementation_bug`, `spec_mismatch`, ...).
     pub branch_reason: String,
     /// The triage's failure type.
-    pub failure_type: String,
+    pub failure_type: FailureType,
     /// 1 for the first branch, one more for each branch opened on a branch's work.
     pub depth: u32,
     /// The role that plays the branch.
@@ -271,13 +297,20 @@ pub struct TaskStatus {
     pub message: String,
     /// CamelCase reason (Flux style): why the phase is what it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// The failure's type, when failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_type: Option<String>,
+    pub failure_type: Option<FailureType>,
     /// Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The dependency results the attempt was built on (task id -> result commit): a new result
+    /// of any of them makes this record stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<BTreeMap<String, String>>,
+    /// While an attempt publishes: the candidate its tests accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verification>,
     /// The published result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<ResultRef>,
@@ -299,6 +332,10 @@ pub struct TaskStatus {
     /// What model calls cost over all the task's attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// The person behind this record (an approval, a retry): `--as`, git's `user.email`, or the
+    /// forge login. `None` on the records plancd writes on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// Anything else a later version wrote; kept so that old readers do not drop it.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -328,6 +365,8 @@ impl TaskStatus {
             reason: None,
             failure_type: None,
             conditions: Vec::new(),
+            inputs: None,
+            verified: None,
             result: None,
             tests: None,
             branch_todos: Vec::new(),
@@ -335,6 +374,7 @@ impl TaskStatus {
             branch: None,
             review: None,
             cost: None,
+            by: None,
             extra: BTreeMap::new(),
         }
     }
@@ -354,6 +394,8 @@ impl TaskStatus {
             failure_type: None,
             conditions: Vec::new(),
             open_branch: None,
+            verified: None,
+            by: None,
             ..self.clone()
         }
     }
@@ -407,15 +449,22 @@ impl TaskStatus {
             t.push(("Plancd-Result", r.commit.clone()));
         }
         if let Some(r) = &self.reason {
-            t.push(("Plancd-Reason", r.clone()));
+            t.push(("Plancd-Reason", r.to_string()));
         }
+
         if let Some(b) = &self.open_branch {
             t.push(("Plancd-Branch-Todo", b.id.clone()));
+        }
+        if let Some(by) = &self.by {
+            t.push(("Plancd-By", by.clone()));
         }
         if let Some(b) = &self.branch {
             t.push(("Plancd-Parent", b.parent_id.clone()));
             t.push(("Plancd-Branch-Depth", b.depth.to_string()));
             t.push(("Plancd-Max-Attempts", b.max_debug_attempts.to_string()));
+        }
+        if let Some(inputs) = &self.inputs {
+            t.push(("Plancd-Inputs", format_inputs(inputs)));
         }
         t
     }
@@ -446,7 +495,9 @@ pub struct TaskState {
     /// The published result commit.
     pub result: Option<git2::Oid>,
     /// The reason, when there is one.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
+    /// The dependency results the record was built on (`None` for records older than this field).
+    pub inputs: Option<BTreeMap<String, String>>,
     /// While Debugging: the branch todo at work.
     pub branch_todo: Option<String>,
     /// On a branch todo: its parent.
@@ -473,7 +524,8 @@ impl TaskState {
             lease_expires_at: get("Plancd-Lease-Expires").and_then(|v| v.parse().ok()),
             approved_spec_hash: get("Plancd-Approved-Spec-Hash").and_then(SpecHash::parse),
             result: get("Plancd-Result").and_then(|v| git2::Oid::from_str(v).ok()),
-            reason: get("Plancd-Reason").map(str::to_owned),
+            reason: get("Plancd-Reason").map(Reason::parse),
+            inputs: get("Plancd-Inputs").map(parse_inputs),
             branch_todo: get("Plancd-Branch-Todo").map(str::to_owned),
             parent: get("Plancd-Parent").map(str::to_owned),
             max_attempts: get("Plancd-Max-Attempts").and_then(|v| v.parse().ok()),
@@ -481,15 +533,33 @@ impl TaskState {
         })
     }
 
-    /// Whether the task is done for `hash`.
-    pub fn satisfied(&self, hash: &SpecHash) -> bool {
-        self.phase == Phase::Succeeded && self.spec_hash.as_ref() == Some(hash)
+    /// Whether the task is done for `hash`, built on the dependency results `inputs`.
+    pub fn satisfied(&self, hash: &SpecHash, inputs: &BTreeMap<String, String>) -> bool {
+        self.phase == Phase::Succeeded && self.spec_hash.as_ref() == Some(hash) && self.inputs.as_ref().is_none_or(|r| r == inputs)
+    }
+
+    /// The first dependency whose result differs from the one this record was built on.
+    pub fn changed_input<'a>(&self, inputs: &'a BTreeMap<String, String>) -> Option<&'a str> {
+        let recorded = self.inputs.as_ref()?;
+        inputs.iter().find(|(id, commit)| recorded.get(*id) != Some(*commit)).map(|(id, _)| id.as_str())
     }
 
     /// Attempts spent since the last retry.
     pub fn attempts_used(&self) -> u32 {
         self.attempt.saturating_sub(self.attempts_base)
     }
+}
+
+/// `a=<commit> b=<commit>`: the inputs as one trailer value, in id order (`-` for none).
+fn format_inputs(inputs: &BTreeMap<String, String>) -> String {
+    if inputs.is_empty() {
+        return "-".into();
+    }
+    inputs.iter().map(|(id, c)| format!("{id}={c}")).collect::<Vec<_>>().join(" ")
+}
+
+fn parse_inputs(value: &str) -> BTreeMap<String, String> {
+    value.split_whitespace().filter_map(|p| p.split_once('=')).map(|(id, c)| (id.to_owned(), c.to_owned())).collect()
 }
 
 /// `Key: value` lines of the last paragraph of a commit message.
@@ -536,6 +606,7 @@ mod tests {
             tag: Some("ai/wf/t1/1".into()),
             files: vec!["x.py".into()],
             pull_request: None,
+            accepted_in: None,
         });
         s.tests = Some(TestSummary { passed: 3, ..Default::default() });
         s.add_cost(Cost { input_tokens: 1200, output_tokens: 300, usd: 0.0042 });
@@ -560,7 +631,8 @@ mod tests {
         s.attempts_base = 1;
         s.holder = Some("host:42:7:abc".into());
         s.lease_expires_at = Some(now());
-        s.reason = Some("Claimed".into());
+        s.reason = Some(Reason::Claimed);
+        s.inputs = Some(BTreeMap::from([("t0".to_owned(), "a".repeat(40))]));
         let msg = commit_message(&s.subject(), "details\n", &s.trailers());
         assert!(msg.starts_with("Running wf/t1 attempt 3 spec cccccccccccc (Claimed)\n\ndetails\n\nPlancd-Phase: Running\n"), "{msg}");
         let state = TaskState::from_message(git2::Oid::ZERO_SHA1, &msg).unwrap();
@@ -570,6 +642,8 @@ mod tests {
         assert_eq!(state.holder.as_deref(), Some("host:42:7:abc"));
         assert_eq!(state.lease_expires_at, Some(now()));
         assert_eq!(state.spec_hash, s.spec_hash);
+        assert_eq!(state.inputs, s.inputs);
+        assert_eq!(state.reason, Some(Reason::Claimed));
         assert!(TaskState::from_message(git2::Oid::ZERO_SHA1, "just a commit\n").is_none());
     }
 

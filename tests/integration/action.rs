@@ -9,10 +9,10 @@ use serde_json::Value;
 use crate::fake_github::FakeGitHub;
 use crate::util::{Repo, bare, git_command, git_in, plancd_async, project_root, within};
 
-const TOKEN: &str = "ghs_canary7f3e9a1b2c4d6e8f0a";
+pub(crate) const TOKEN: &str = "ghs_canary7f3e9a1b2c4d6e8f0a";
 
 /// Two tasks, a -> b, with a forge on `fake` and a bare `origin` that holds `main`.
-fn repo(fake: &FakeGitHub, remote: &Path) -> Repo {
+pub(crate) fn repo(fake: &FakeGitHub, remote: &Path) -> Repo {
     let repo = Repo::new();
     repo.write(
         "plancd.yaml",
@@ -37,7 +37,7 @@ fn repo(fake: &FakeGitHub, remote: &Path) -> Repo {
     repo
 }
 
-fn event(dir: &Path, fixture: &str, edit: impl FnOnce(&mut Value)) -> String {
+pub(crate) fn event(dir: &Path, fixture: &str, edit: impl FnOnce(&mut Value)) -> String {
     let text = std::fs::read_to_string(project_root().join("tests/data/github").join(fixture)).unwrap();
     let mut payload: Value = serde_json::from_str(&text).unwrap();
     edit(&mut payload);
@@ -192,6 +192,8 @@ async fn a_retry_comment_by_a_maintainer_runs_a_new_attempt_on_the_same_branch()
         let status: Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/wf/a:status.json"])).unwrap();
         assert_eq!((status["phase"].as_str(), status["attempt"].as_u64()), (Some("Succeeded"), Some(2)));
         assert!(status.get("review").is_none(), "an accepted result answers the review");
+        let chain = git_in(remote.path(), &["log", "--format=%B", "refs/ai/tasks/wf/a"]);
+        assert!(chain.contains("Plancd-Reason: RevisionRequested\nPlancd-By: maintainer"), "who asked is in the record:\n{chain}");
         // The new result is on the same branch, on the remote, with the comment's instructions.
         let after = git_in(remote.path(), &["rev-parse", "refs/heads/ai/generated/wf/a"]);
         assert_ne!(before, after);
@@ -283,6 +285,60 @@ async fn an_escalated_task_gets_one_issue_with_the_evidence_across_reconciles() 
         assert_eq!(fake.count("POST", "/issues").await, 1);
         assert_eq!(fake.count("PATCH", "/issues/500").await, 0);
         assert!(!fake.everything_sent().await.contains(TOKEN));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_preview_refuses_a_task_whose_role_has_no_agent_at_its_agent_role() {
+    within(120, async {
+        let fake = FakeGitHub::start("", TOKEN).await;
+        let remote = bare();
+        let repo = repo(&fake, remote.path());
+        let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+        repo.git(&["checkout", "-q", "-b", "plan-review"]);
+        let plan = std::fs::read_to_string(repo.path().join("plans/wf.yaml")).unwrap();
+        // Its `agent_role` is at 24:17; the base's plancd.yaml has no tester.
+        repo.write("plans/wf.yaml", &format!("{plan}  - id: review\n    title: Review\n    agent_role: tester\n    dependencies: [b]\n"));
+        let head = repo.commit("Add a review by a tester");
+        fake.with(|s| s.files = vec!["plans/wf.yaml".into()]);
+        let dir = tempfile::tempdir().unwrap();
+        let payload = event(dir.path(), "pull_request.json", |p| {
+            p["pull_request"]["base"]["sha"] = base.clone().into();
+            p["pull_request"]["head"]["sha"] = head.clone().into();
+        });
+        let env = [("GITHUB_TOKEN", TOKEN), ("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", payload.as_str())];
+        let run = plancd_async(repo.path(), &["action"], &env).await;
+        run.expect_code(2);
+        assert!(run.stdout.contains("::error file=plans/wf.yaml,line=24,col=17"), "{}", run.stdout);
+        let text = fake.with(|s| s.comments[0]["body"].as_str().unwrap().to_owned());
+        assert!(text.contains("error[no-agent]: tasks[2].agent_role: task `review`: no agent plays role `tester`"), "{text}");
+        assert!(text.contains("add roles.tester to plancd.yaml"), "{text}");
+        assert!(!text.contains("| `wf/review` |"), "the task is not listed as one that would run:\n{text}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stalled_workflow_gets_a_failed_commit_status_that_says_why_and_the_others_run() {
+    within(240, async {
+        let fake = FakeGitHub::start("", TOKEN).await;
+        let remote = bare();
+        let repo = repo(&fake, remote.path());
+        repo.write("plans/bad.yaml", "todo_list_id: bad\ntitle: Bad\ntasks:\n  - id: r\n    title: R\n    agent_role: tester\n");
+        repo.commit("A workflow whose role has no agent");
+        repo.git(&["push", "-q", "origin", "main"]);
+        let run = plancd_async(repo.path(), &["reconcile"], &[("GITHUB_TOKEN", TOKEN)]).await;
+        run.expect_code(1);
+        let statuses = fake.with(|s| s.statuses.clone());
+        let last = |context: &str| statuses.iter().rev().find(|s| s["context"] == context).cloned().unwrap_or_default();
+        assert_eq!(last("plancd/wf")["state"], "success", "{statuses:?}");
+        let bad = last("plancd/bad");
+        assert_eq!(bad["state"], "failure", "{statuses:?}");
+        let description = bad["description"].as_str().unwrap();
+        assert!(description.starts_with("Stalled (PlanInvalid): 1 error(s); plans/bad.yaml:6: task `r`: no agent"), "{description}");
+        assert!(description.chars().count() <= 140, "{description}");
+        fake.with(|s| assert_eq!(s.pulls.len(), 2, "the valid workflow's results were published"));
     })
     .await;
 }

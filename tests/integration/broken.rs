@@ -103,7 +103,7 @@ fn a_fifty_megabyte_plan_is_refused_without_reading_it() {
 #[test]
 fn all_errors_of_a_file_are_reported_not_only_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("plancd.yaml"), "plans: []\n").unwrap();
+    std::fs::write(dir.path().join("plancd.yaml"), "plans: []\nroles:\n  coder: { command: [agent] }\n").unwrap();
     let plan = "todo_list_id: wf\ntitle: Many problems\ntasks:\n  - id: a\n    title: A\n    agent_role: coder\n    dependencies: [a, nope]\n  - id: a\n    title: A again\n    agent_role: coder\n  - id: 'x/y'\n    title: X\n    agent_role: coder\n    contract: contracts/missing.yaml\n";
     std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
     let run = plancd_in(dir.path(), &["validate", "plan.yaml", "-o", "json"]);

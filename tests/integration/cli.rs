@@ -59,7 +59,7 @@ fn the_repo_flag_works_like_git_dash_c() {
 fn warnings_do_not_fail_validation() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("plans")).unwrap();
-    std::fs::write(dir.path().join("plancd.yaml"), "branch: main\n").unwrap();
+    std::fs::write(dir.path().join("plancd.yaml"), "branch: main\nroles:\n  coder: { command: [agent] }\n").unwrap();
     std::fs::write(dir.path().join("plans/p.yaml"), "todo_list_id: w\ntitle: W\ntasks:\n  - {id: a, title: A, agent_role: coder}\n")
         .unwrap();
     let run = plancd_in(dir.path(), &["validate"]);
@@ -76,7 +76,7 @@ fn two_plans_with_one_workflow_id_are_refused() {
         "todo_list_id: same\ntitle: W\ntasks:\n  - {id: a, title: A, agent_role: coder, acceptance_criteria: {tests: [{cmd: 'true'}]}}\n";
     std::fs::write(dir.path().join("plans/a.yaml"), plan).unwrap();
     std::fs::write(dir.path().join("plans/b.yaml"), plan).unwrap();
-    std::fs::write(dir.path().join("plancd.yaml"), "{}\n").unwrap();
+    std::fs::write(dir.path().join("plancd.yaml"), "roles: { coder: { command: [agent] } }\n").unwrap();
     let run = plancd_in(dir.path(), &["validate"]);
     run.expect_code(2);
     assert!(

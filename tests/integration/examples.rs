@@ -88,6 +88,35 @@ fn the_hello_example_reconciles_offline_with_its_scripted_model() {
     assert_eq!(model.trim(), "scripted");
 }
 
+#[test]
+fn the_momentum_example_reconciles_offline_end_to_end() {
+    let repo = crate::util::Repo::new();
+    let status =
+        std::process::Command::new("cp").arg("-a").arg(project_root().join("examples/momentum/.")).arg(repo.path()).status().unwrap();
+    assert!(status.success());
+    repo.commit("the momentum example");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("4/4 tasks satisfied, 4 attempt(s) run"), "{}\n{}", run.stdout, run.stderr);
+    // Each result holds its task's work on top of its dependencies' results.
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "ai/generated/momentum/t4_review"]);
+    for file in ["strategy/rsi.py", "strategy/momentum.py", "strategy/momentum_strategy.py", "tests/test_momentum_review.py"] {
+        assert!(files.lines().any(|f| f == file), "{file} missing from the review's result:\n{files}");
+    }
+    for task in ["t1_rsi", "t2_momentum", "t3_strategy", "t4_review"] {
+        let model = repo.git(&["log", "-1", "--format=%(trailers:key=Plancd-Model,valueonly)", &format!("ai/generated/momentum/{task}")]);
+        assert_eq!(model.trim(), "scripted", "{task}");
+        assert!(repo.git(&["tag", "--list", &format!("ai/momentum/{task}/1")]).contains(task), "{task} has no tag");
+    }
+    // The pinned tests and the review's own all pass on the last result.
+    let message = repo.git(&["log", "-1", "--format=%s", "refs/ai/tasks/momentum/t4_review"]);
+    assert!(message.starts_with("Succeeded"), "{message}");
+    // A second pass has nothing to do.
+    let again = repo.plancd(&["reconcile"]);
+    again.expect_code(0);
+    assert!(again.stdout.contains("4/4 tasks satisfied, 0 attempt(s) run"), "{}", again.stdout);
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -317,9 +317,11 @@ impl Respond for Handler {
             },
             ("GET", ["issues"]) => {
                 let label = q("labels");
+                let wanted = q("state").unwrap_or_else(|| "open".into());
                 let items: Vec<Value> = state
                     .issues
                     .iter()
+                    .filter(|i| wanted == "all" || i["state"] == wanted.as_str())
                     .filter(|i| {
                         label.as_ref().is_none_or(|l| i["labels"].as_array().is_some_and(|a| a.iter().any(|x| x["name"] == l.as_str())))
                     })
@@ -337,8 +339,10 @@ impl Respond for Handler {
             }
             ("PATCH", ["issues", n]) => match state.issues.iter().position(|i| i["number"].as_u64() == n.parse().ok()) {
                 Some(i) => {
-                    for k in ["title", "body"] {
-                        state.issues[i][k] = body[k].clone();
+                    for k in ["title", "body", "state", "state_reason"] {
+                        if !body[k].is_null() {
+                            state.issues[i][k] = body[k].clone();
+                        }
                     }
                     ResponseTemplate::new(200).set_body_json(state.issues[i].clone())
                 }

@@ -246,7 +246,7 @@ fn plancd_plan_feeds_problems_back_and_writes_a_valid_plan() {
     let repo = Repo::new();
     repo.write(
         "plancd.yaml",
-        "models:\n  offline: { provider: scripted, file: .plancd/scripted.yaml }\nroles:\n  planner: { model: offline }\n",
+        "models:\n  offline: { provider: scripted, file: .plancd/scripted.yaml }\nroles:\n  planner: { model: offline }\n  architect: { model: offline }\n  coder: { model: offline }\n",
     );
     let plan = |deps: &str| {
         format!(

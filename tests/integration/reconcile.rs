@@ -208,3 +208,29 @@ fn nothing_of_the_host_environment_reaches_an_agent() {
     assert!(all.windows(canary.len()).all(|w| w != canary.as_bytes()));
     assert!(all.windows(b"AGENT_SLEEP".len()).all(|w| w != b"AGENT_SLEEP"));
 }
+
+/// Seen 8: task records are one set per repository, so a pass over a branch other than the
+/// watched one (`--branch other`) is refused, with a hint, and leaves the records alone; so is
+/// any other command that would write a record for it.
+#[test]
+fn another_branch_than_the_watched_one_is_refused_and_its_records_left_alone() {
+    let repo = diamond();
+    repo.plancd(&["reconcile"]).expect_code(0);
+    repo.git(&["checkout", "-q", "-b", "other"]);
+    let plan = std::fs::read_to_string(repo.path().join("plans/wf.yaml")).unwrap();
+    repo.write("plans/wf.yaml", &plan.replace("title: Task a", "title: Task a, elsewhere"));
+    repo.commit("A change on another branch");
+    repo.git(&["checkout", "-q", "main"]);
+    let before = repo.git(&["for-each-ref", "refs/ai/", "refs/heads/ai/", "refs/tags/"]);
+
+    let run = repo.plancd(&["reconcile", "--branch", "other"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("`other` is not the watched branch `main`"), "{}", run.stderr);
+    assert!(run.stderr.contains("plancd diff --branch other"), "the hint: {}", run.stderr);
+    repo.plancd(&["approve", "wf/a", "--branch", "other"]).expect_code(2);
+    assert_eq!(repo.git(&["for-each-ref", "refs/ai/", "refs/heads/ai/", "refs/tags/"]), before, "no record was written");
+
+    // Previewing it is fine, and so is naming the watched branch.
+    repo.plancd(&["diff", "--branch", "other"]).no_panic();
+    repo.plancd(&["reconcile", "--branch", "main"]).expect_code(0);
+}

@@ -5,6 +5,7 @@
 //! secret in its environment, a canary file in /root. A case is contained only when the attack
 //! failed inside *and* the host shows no trace of it (no connection, the canary alive, ...).
 
+mod boundary;
 mod cases;
 mod host;
 mod owner;
@@ -19,7 +20,7 @@ use crate::{ExecOutcome, ExecRequest, Limits, Sandbox, SandboxError, Session, Se
 pub use host::Host;
 
 /// The suite's version: bumped whenever a case is added, removed or judged differently.
-pub const SUITE_VERSION: &str = "1.1";
+pub const SUITE_VERSION: &str = "1.2";
 
 /// One attack.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +73,13 @@ pub const CASES: &[Case] = &[
     Case { name: "cpu-spinners", attack: "spin 4 processes under a 1-CPU limit" },
     Case { name: "stdin-read", attack: "read standard input" },
     Case { name: "killed-owner", attack: "outlive a plancd SIGKILLed mid-command (runs with a holder command only)" },
+    Case { name: "copyback-git-config", attack: "write .git/config (core.fsmonitor) and hooks, in every spelling of .git, for copy-back" },
+    Case { name: "copyback-symlinked-parent", attack: "write through folder symlinks of the host folder (docs -> elsewhere, up -> ..)" },
+    Case { name: "copyout-sparse-files", attack: "leave sparse files as large as allowed for copy-out" },
+    Case { name: "copyout-control-names", attack: "name files with terminal escapes, newlines and bidi overrides" },
+    Case { name: "output-terminal-escapes", attack: "print terminal escape sequences and forged plancd status lines" },
+    Case { name: "fill-dev", attack: "write files into /dev and fill /dev/shm" },
+    Case { name: "tmp-inodes", attack: "create files in /tmp until the inodes run out" },
 ];
 
 /// How to run the suite.
@@ -189,7 +197,7 @@ fn said(out: &ExecOutcome) -> String {
     let text = format!("{} {}", stdout.trim(), stderr.trim());
     let text = text.trim();
     let cut: String = text.chars().take(160).collect();
-    format!("[{out}] {cut}")
+    format!("[{out}] {}", crate::escape::name(&cut))
 }
 
 /// Runs every case (or those `options.only` names) against `sandbox`.

@@ -36,7 +36,7 @@ pub(super) async fn run(name: &str, ctx: &Ctx<'_>) -> Result<Verdict, SandboxErr
         "copyout-fifo" => copyout_fifo(ctx).await,
         "copyout-hardlink" => copyout_hardlink(ctx).await,
         "copyout-dotdot" => copyout_dotdot(ctx).await,
-        other => Ok(Verdict::new(false, format!("no such case: {other}"))),
+        other => super::boundary::run(other, ctx).await,
     }
 }
 
@@ -79,7 +79,7 @@ fn passwd_copied(out: &CopyOut) -> bool {
 }
 
 fn skipped_as(out: &CopyOut, path: &str) -> Option<String> {
-    out.skipped.iter().find(|(p, _)| p == path).map(|(_, w)| w.clone())
+    out.skipped.iter().find(|(p, _)| p == path).map(|(_, w)| w.to_string())
 }
 
 async fn copyout_symlink(ctx: &Ctx<'_>) -> Result<Verdict, SandboxError> {

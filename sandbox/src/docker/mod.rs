@@ -14,6 +14,7 @@
 //! Warm starts: a pool of never-used sessions, keeper and first command container started,
 //! per image and limits, refilled in the background ([`DockerSandbox::keep_warm`]).
 
+mod archive;
 mod channel;
 mod config;
 mod exits;

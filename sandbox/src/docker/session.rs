@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 
 use super::channel;
 use super::pool::Provisioned;
@@ -212,18 +211,15 @@ impl Session for DockerSession {
     }
 
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {
+        let mut sink = crate::copyout::Collector::new();
+        self.copy_out(limits, &mut sink).await?;
+        Ok(sink.finish())
+    }
+
+    async fn copy_out(&self, limits: &CopyOutLimits, sink: &mut dyn crate::copyout::FileSink) -> Result<(), SandboxError> {
         let _exclusive = self.busy.write().await;
-        let mut stream = Box::pin(self.download_workspace());
-        // The archive is bounded by the workspace's size; anything beyond is not a workspace.
-        let cap = (self.spec.limits.disk_mb.max(1) << 20) * 2 + (16 << 20);
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            archive.extend_from_slice(&chunk.map_err(backend)?);
-            if archive.len() as u64 > cap {
-                return Err(backend(format!("the workspace archive exceeds {cap} bytes")));
-            }
-        }
-        crate::copyout::read_tar(&archive[..], WORKSPACE.trim_start_matches('/'), limits)
+        let budget = super::archive::budget(self.spec.limits.disk_mb);
+        super::archive::stream_workspace(self.download_workspace(), limits, budget, sink).await
     }
 
     async fn destroy(self: Box<Self>) -> Result<(), SandboxError> {

@@ -1,5 +1,6 @@
 //! The bubblewrap command line of one sandboxed command: namespaces, the read-only root, the
-//! fresh /proc and /dev, the capped /tmp, the workspace and metadata binds, seccomp.
+//! fresh /proc, a read-only /dev, a capped /tmp and /dev/shm, the workspace and metadata
+//! binds, seccomp.
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -26,8 +27,13 @@ pub struct Plan<'a> {
     pub workspace: &'a Path,
     /// The session's metadata folder on the host.
     pub meta: &'a Path,
-    /// Size of the private /tmp, bytes.
+    /// Size of the private /tmp, bytes (when there is no scratch mount).
     pub tmp_bytes: u64,
+    /// Size of the private /dev/shm, bytes (when there is no scratch mount).
+    pub shm_bytes: u64,
+    /// A size- and inode-capped tmpfs of plancd's, holding `tmp` and `shm`, bound at /tmp and
+    /// /dev/shm; without it (plancd not root) bubblewrap's own tmpfs, size-capped only.
+    pub scratch: Option<&'a Path>,
     /// Working directory relative to the workspace.
     pub cwd: &'a str,
     /// Seccomp programs, one descriptor each.
@@ -65,7 +71,18 @@ pub fn args(plan: &Plan<'_>) -> Vec<OsString> {
         push_path(&mut a, "--ro-bind-try", dir, &dir.to_string_lossy());
     }
     push(&mut a, &["--proc", "/proc", "--dev", "/dev"]);
-    push(&mut a, &["--perms", "1777", "--size", &plan.tmp_bytes.to_string(), "--tmpfs", "/tmp"]);
+    match plan.scratch {
+        Some(dir) => {
+            push_path(&mut a, "--bind", &dir.join("tmp"), "/tmp");
+            push_path(&mut a, "--bind", &dir.join("shm"), "/dev/shm");
+        }
+        None => {
+            push(&mut a, &["--perms", "1777", "--size", &plan.tmp_bytes.to_string(), "--tmpfs", "/tmp"]);
+            push(&mut a, &["--perms", "1777", "--size", &plan.shm_bytes.to_string(), "--tmpfs", "/dev/shm"]);
+        }
+    }
+    // /dev is a tmpfs without caps: nothing but its device nodes and /dev/shm is writable.
+    push(&mut a, &["--remount-ro", "/dev"]);
     push_path(&mut a, "--bind", plan.workspace, WORKSPACE);
     push_path(&mut a, "--ro-bind", plan.meta, META_DIR);
     if plan.root.is_none() {
@@ -109,6 +126,8 @@ mod tests {
             workspace: Path::new("/tmp/ws"),
             meta: Path::new("/tmp/meta"),
             tmp_bytes: 1 << 20,
+            shm_bytes: 1 << 19,
+            scratch: None,
             cwd: "src",
             seccomp_fds: &[7, 8],
             status_fd: 9,
@@ -124,6 +143,7 @@ mod tests {
             "--bind /tmp/ws /workspace",
             "--ro-bind /tmp/meta /run/plancd",
             "--size 1048576 --tmpfs /tmp",
+            "--size 524288 --tmpfs /dev/shm --remount-ro /dev",
             "--chdir /workspace/src",
             "--add-seccomp-fd 7 --add-seccomp-fd 8",
             "--ro-bind /usr /usr",
@@ -133,5 +153,11 @@ mod tests {
         }
         assert!(!line.contains("/root") && !line.contains("/home") && !line.contains("/var"));
         assert_eq!(args.last().map(String::as_str), Some("--"));
+        let scratch = Path::new("/tmp/s/x0");
+        let capped: Vec<String> =
+            super::args(&Plan { scratch: Some(scratch), ..plan }).into_iter().map(|a| a.into_string().expect("utf-8")).collect();
+        let line = capped.join(" ");
+        assert!(line.contains("--bind /tmp/s/x0/tmp /tmp --bind /tmp/s/x0/shm /dev/shm --remount-ro /dev"), "{line}");
+        assert!(!line.contains("--tmpfs"), "{line}");
     }
 }

@@ -64,11 +64,53 @@ pub(super) async fn run(s: &ProcessSession, req: &ExecRequest) -> Result<ExecOut
         Some(g) => Some(g.leaf(&format!("x{n}")).map_err(|e| backend(format!("cgroup leaf: {e}")))?),
         None => None,
     };
-    let result = run_in(s, req, env, leaf.as_ref().map(|l| (l, format!("x{n}")))).await;
+    let scratch = Scratch::mount(s, &format!("x{n}"))?;
+    let result = run_in(s, req, env, leaf.as_ref().map(|l| (l, format!("x{n}"))), scratch.as_ref().map(|m| m.dir.as_path())).await;
     if let Some(leaf) = leaf {
         leaf.remove();
     }
+    drop(scratch);
     result
+}
+
+/// A command's own /tmp and /dev/shm: one tmpfs with the workspace's size cap and an inode
+/// cap, mounted by plancd when it runs as root (bubblewrap's tmpfs has no inode cap), and
+/// unmounted when the command is over.
+struct Scratch {
+    dir: std::path::PathBuf,
+}
+
+impl Scratch {
+    fn mount(s: &ProcessSession, name: &str) -> Result<Option<Scratch>, SandboxError> {
+        let Some((uid, gid)) = s.shared.host_user else { return Ok(None) };
+        let dir = s.dir.join(name);
+        super::mkdir_mode(&dir, 0o711)?;
+        let mb = s.limits().disk_mb.max(1);
+        let inodes = (mb * 256).clamp(4096, 1 << 22);
+        let data = format!("size={mb}m,nr_inodes={inodes},mode=0711,uid={uid},gid={gid}");
+        let data = std::ffi::CString::new(data).expect("mount options hold no NUL");
+        let flags = rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV;
+        if let Err(e) = rustix::mount::mount("tmpfs", &dir, "tmpfs", flags, data.as_c_str()) {
+            tracing::warn!(error = %e, "no capped tmpfs for /tmp; bubblewrap's is used");
+            let _ = std::fs::remove_dir(&dir);
+            return Ok(None);
+        }
+        let scratch = Scratch { dir };
+        for sub in ["tmp", "shm"] {
+            let path = scratch.dir.join(sub);
+            super::mkdir_mode(&path, 0o1777)?;
+            // The umask may have dropped the sticky and world-writable bits.
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o1777))?;
+        }
+        Ok(Some(scratch))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.dir, rustix::mount::UnmountFlags::DETACH);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 /// Descriptors the child inherits; the parent closes its copies once bubblewrap runs.
@@ -84,6 +126,7 @@ fn command(
     req: &ExecRequest,
     env: Vec<(String, String)>,
     leaf: Option<&Leaf>,
+    scratch: Option<&Path>,
 ) -> Result<(tokio::process::Command, Inherited, std::io::PipeReader), SandboxError> {
     let seccomp = seccomp_fds(&s.shared.seccomp)?;
     let (status_read, status_write) = std::io::pipe()?;
@@ -94,6 +137,8 @@ fn command(
         workspace: &s.workspace,
         meta: &s.meta,
         tmp_bytes: s.limits().disk_mb.max(1).saturating_mul(1 << 20),
+        shm_bytes: s.limits().disk_mb.max(1).saturating_mul(1 << 20).min(256 << 20),
+        scratch,
         cwd: &req.cwd,
         seccomp_fds: &seccomp_raw,
         status_fd: status_write.as_raw_fd(),
@@ -148,9 +193,10 @@ async fn run_in(
     req: &ExecRequest,
     env: Vec<(String, String)>,
     named: Option<(&Leaf, String)>,
+    scratch: Option<&Path>,
 ) -> Result<ExecOutcome, SandboxError> {
     let leaf = named.as_ref().map(|(l, _)| *l);
-    let (mut cmd, inherited, status_read) = command(s, req, env, leaf)?;
+    let (mut cmd, inherited, status_read) = command(s, req, env, leaf, scratch)?;
     let oom_kills = || match (&s.group, &named) {
         (Some(g), Some((_, name))) => g.oom_kills(name),
         _ => 0,

@@ -133,7 +133,7 @@ impl ProcessSandbox {
         for entry in std::fs::read_dir(&self.shared.base).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if stale(&name) {
-                let _ = rustix::mount::unmount(entry.path().join("ws"), rustix::mount::UnmountFlags::DETACH);
+                unmount_all(&entry.path());
                 if std::fs::remove_dir_all(entry.path()).is_ok() {
                     removed += 1;
                 }
@@ -206,6 +206,17 @@ pub struct ProcessSession {
     busy: tokio::sync::RwLock<()>,
     execs: AtomicU64,
     released: AtomicBool,
+}
+
+/// Detaches the mounts of a session folder: the workspace, and the scratch mounts of
+/// commands a crash left.
+fn unmount_all(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        if name == "ws" || name.to_string_lossy().starts_with('x') {
+            let _ = rustix::mount::unmount(entry.path(), rustix::mount::UnmountFlags::DETACH);
+        }
+    }
 }
 
 fn mkdir_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
@@ -284,8 +295,8 @@ impl ProcessSession {
         if self.released.swap(true, Ordering::SeqCst) {
             return;
         }
-        if self.mounted {
-            let _ = rustix::mount::unmount(&self.workspace, rustix::mount::UnmountFlags::DETACH);
+        if self.mounted || self.shared.host_user.is_some() {
+            unmount_all(&self.dir);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some(group) = &self.group {
@@ -322,8 +333,14 @@ impl Session for ProcessSession {
     }
 
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {
+        let mut sink = crate::copyout::Collector::new();
+        self.copy_out(limits, &mut sink).await?;
+        Ok(sink.finish())
+    }
+
+    async fn copy_out(&self, limits: &CopyOutLimits, sink: &mut dyn crate::copyout::FileSink) -> Result<(), SandboxError> {
         let _exclusive = self.busy.write().await;
-        crate::copyout::walk_dir(&self.workspace, limits)
+        crate::copyout::walk_dir(&self.workspace, limits, sink)
     }
 
     async fn destroy(self: Box<Self>) -> Result<(), SandboxError> {

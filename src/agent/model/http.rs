@@ -31,8 +31,10 @@ impl Auth {
     }
 }
 
-/// Largest reply body read.
-const MAX_BODY: usize = 16 << 20;
+/// The largest reply a model may give: 2 MiB of JSON, room for a long answer or tool calls
+/// that write big files. A larger one is refused ([`ModelError::TooLarge`]), not cut: cut JSON
+/// is no reply, and a huge one kept in the conversation would be re-sent on every later turn.
+pub const MAX_REPLY_BYTES: usize = 2 << 20;
 
 /// The client every provider shares (connections are pooled per host).
 pub fn client() -> reqwest::Client {
@@ -72,7 +74,9 @@ pub async fn post_json(url: &str, auth: &Auth, headers: &[(&'static str, &str)],
     let response = client().post(url).headers(map).body(bytes).send().await.map_err(|e| transport_error(&shown, &e))?;
     let status = response.status();
     let retry_after = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-    let body = read_body(response).await.map_err(|e| transport_error(&shown, &e))?;
+    let Some(body) = read_body(response).await.map_err(|e| transport_error(&shown, &e))? else {
+        return Err(ModelError::TooLarge { url: shown, limit: MAX_REPLY_BYTES });
+    };
     if !status.is_success() {
         return Err(ModelError::Status { url: shown, status: status.as_u16(), message: error_message(&body), retry_after });
     }
@@ -89,16 +93,19 @@ fn config_error(shown: &str, what: &str) -> ModelError {
     ModelError::Config { model: shown.to_owned(), problem: format!("{what} holds characters a header cannot carry") }
 }
 
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+/// The reply's body; `None` when it is longer than [`MAX_REPLY_BYTES`] (reading stops there).
+async fn read_body(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > MAX_REPLY_BYTES as u64) {
+        return Ok(None);
+    }
     let mut out = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         out.extend_from_slice(&chunk);
-        if out.len() > MAX_BODY {
-            out.truncate(MAX_BODY);
-            break;
+        if out.len() > MAX_REPLY_BYTES {
+            return Ok(None);
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn transport_error(shown: &str, e: &reqwest::Error) -> ModelError {
@@ -186,6 +193,30 @@ mod tests {
         assert_eq!(error_message(br#"{"error":"model 'llama9' not found"}"#), "model 'llama9' not found");
         assert_eq!(error_message(b"<html>bad gateway</html>\n"), "<html>bad gateway</html>");
         assert_eq!(error_message("x".repeat(600).as_bytes()).chars().count(), 501);
+    }
+
+    /// Seen 14: a 10 MB reply is refused with an error that names the limit, not taken (and
+    /// then re-sent on every later turn).
+    #[tokio::test]
+    async fn a_reply_over_the_limit_is_refused() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+        let server = MockServer::start().await;
+        let huge = serde_json::json!({ "choices": [{ "message": { "content": "x".repeat(10 << 20) } }] });
+        Mock::given(matchers::any()).respond_with(ResponseTemplate::new(200).set_body_json(huge)).mount(&server).await;
+        let url = format!("{}/v1/chat/completions", server.uri());
+        let reply = tokio::time::timeout(Duration::from_secs(60), post_json(&url, &Auth::None, &[], &serde_json::json!({}))).await.unwrap();
+        match reply {
+            Err(e @ ModelError::TooLarge { .. }) => {
+                assert!(!e.is_retryable());
+                assert!(e.to_string().contains("larger than 2 MiB"), "{e}");
+            }
+            other => panic!("a 10 MB reply must be refused, got {:?}", other.map(|v| v.to_string().len())),
+        }
+        // A reply under the limit is read whole.
+        server.reset().await;
+        let fine = serde_json::json!({ "text": "y".repeat(1 << 20) });
+        Mock::given(matchers::any()).respond_with(ResponseTemplate::new(200).set_body_json(fine.clone())).mount(&server).await;
+        assert_eq!(post_json(&url, &Auth::None, &[], &serde_json::json!({})).await.unwrap(), fine);
     }
 
     #[test]

@@ -190,6 +190,14 @@ pub enum ModelError {
         /// What is wrong.
         why: String,
     },
+    /// The reply is larger than plancd takes from a model.
+    #[error("{url}: the reply is larger than {} MiB, the most plancd takes from a model; ask for less (smaller files per tool call)", .limit >> 20)]
+    TooLarge {
+        /// The endpoint.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The configuration does not name a usable model.
     #[error("model `{model}`: {problem}")]
     Config {

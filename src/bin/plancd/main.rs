@@ -39,8 +39,8 @@ enum Command {
     Logs(commands::logs::Args),
     /// Approve a task that waits for approval.
     Approve(commands::manage::TaskArgs),
-    /// Re-open a failed or escalated task with a fresh count of attempts.
-    Retry(commands::manage::TaskArgs),
+    /// Re-open a failed or escalated task with a fresh count of attempts, or ask for changes (-m).
+    Retry(commands::manage::RetryArgs),
     /// Stop reconciling a workflow.
     Suspend(commands::manage::WorkflowArgs),
     /// Reconcile a suspended workflow again.

@@ -116,6 +116,17 @@ impl GitHub {
             .collect())
     }
 
+    /// The open issue (not a pull request) whose body holds `marker`, among those labelled
+    /// `label` when one is given.
+    async fn open_issue(&self, marker: &str, label: Option<&str>) -> Result<Option<IssueJson>, ForgeError> {
+        let mut params = vec![("state", "open"), ("per_page", "100")];
+        if let Some(label) = label {
+            params.push(("labels", label));
+        }
+        let issues: Vec<IssueJson> = self.all(&self.route("/issues"), &params).await?;
+        Ok(issues.into_iter().find(|i| i.pull_request.is_none() && i.body.as_deref().is_some_and(|b| b.contains(marker))))
+    }
+
     /// Brings an open pull request's title, body, base and labels up to date.
     async fn update(&self, pull: PullJson, spec: &PullRequestSpec) -> Result<PullRequest, ForgeError> {
         let number = pull.number;
@@ -207,18 +218,22 @@ impl Forge for GitHub {
 
     async fn ensure_issue(&self, spec: &IssueSpec) -> Result<Option<String>, ForgeError> {
         let text = format!("{}\n{}", spec.marker, spec.body);
-        let mut params = vec![("state", "open"), ("per_page", "100")];
-        if let Some(label) = spec.labels.first() {
-            params.push(("labels", label));
-        }
-        let issues: Vec<IssueJson> = self.all(&self.route("/issues"), &params).await?;
-        let found = issues.into_iter().find(|i| i.pull_request.is_none() && i.body.as_deref().is_some_and(|b| b.contains(&spec.marker)));
+        let found = self.open_issue(&spec.marker, spec.labels.first().map(String::as_str)).await?;
         let issue: IssueJson = match found {
             Some(i) if i.body.as_deref() == Some(text.as_str()) && i.title == spec.title => i,
             Some(i) => self.patch(&self.route(&format!("/issues/{}", i.number)), &json!({ "title": spec.title, "body": text })).await?,
             None => self.post(&self.route("/issues"), &json!({ "title": spec.title, "body": text, "labels": spec.labels })).await?,
         };
         Ok(Some(issue.html_url))
+    }
+
+    async fn close_issue(&self, marker: &str, comment: &str) -> Result<Option<String>, ForgeError> {
+        let Some(issue) = self.open_issue(marker, None).await? else { return Ok(None) };
+        let number = issue.number;
+        self.post::<serde_json::Value, _>(&self.route(&format!("/issues/{number}/comments")), &json!({ "body": comment })).await?;
+        let closed: IssueJson =
+            self.patch(&self.route(&format!("/issues/{number}")), &json!({ "state": "closed", "state_reason": "completed" })).await?;
+        Ok(Some(closed.html_url))
     }
 
     async fn permission(&self, user: &str) -> Result<Permission, ForgeError> {

@@ -22,23 +22,56 @@ pub enum Event {
         /// The base's commit, where the configuration is read.
         base_sha: String,
     },
-    /// A request for another attempt on a plancd pull request.
-    Retry {
-        /// The pull request's number.
+    /// A command (`/plancd retry`, `/plancd approve`, a review asking for changes) in a comment
+    /// on a pull request or an issue.
+    Command {
+        /// The pull request's or issue's number.
         number: u64,
-        /// Who asked.
+        /// Where it was written.
+        thread: Thread,
+        /// Who wrote it.
         user: String,
-        /// What they asked for.
-        instructions: String,
-        /// Where.
+        /// What it asks.
+        command: Command,
+        /// Where (the comment's address).
         url: Option<String>,
     },
     /// Nothing to do, and why.
     Ignored(String),
 }
 
+/// Where a command was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Thread {
+    /// A pull request: a result's, or one that changes plans.
+    PullRequest,
+    /// An issue, with its body (where an escalation issue's marker names its task).
+    Issue {
+        /// The issue's body.
+        body: String,
+    },
+}
+
+/// What a command asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Another attempt, with what to do differently (may be empty).
+    Retry {
+        /// The text after the command.
+        instructions: String,
+    },
+    /// An approval: of the task named, else of the thread's task (or, on a plan pull request,
+    /// of every task of its plans that requires one).
+    Approve {
+        /// `WF/TASK` after the command, if any.
+        task: Option<String>,
+    },
+}
+
 /// The command that asks for another attempt.
 pub const RETRY_COMMAND: &str = "/plancd retry";
+/// The command that approves.
+pub const APPROVE_COMMAND: &str = "/plancd approve";
 
 /// Reads an event of kind `name` from its payload.
 pub fn parse(name: &str, payload: &Value) -> Event {
@@ -79,18 +112,16 @@ fn comment(p: &Value) -> Event {
     if text(&p["action"]) != "created" {
         return Event::Ignored("only new comments are read".into());
     }
-    if p["issue"]["pull_request"].is_null() {
-        return Event::Ignored("a comment on an issue, not on a pull request".into());
-    }
-    let body = text(&p["comment"]["body"]);
-    let Some(instructions) = retry_instructions(&body) else {
-        return Event::Ignored(format!("the comment does not start with `{RETRY_COMMAND}`"));
+    let Some(command) = parse_command(&text(&p["comment"]["body"])) else {
+        return Event::Ignored(format!("the comment starts with neither `{RETRY_COMMAND}` nor `{APPROVE_COMMAND}`"));
     };
+    let thread = if p["issue"]["pull_request"].is_null() { Thread::Issue { body: text(&p["issue"]["body"]) } } else { Thread::PullRequest };
     match p["issue"]["number"].as_u64() {
-        Some(number) => Event::Retry {
+        Some(number) => Event::Command {
             number,
+            thread,
             user: text(&p["comment"]["user"]["login"]),
-            instructions,
+            command,
             url: p["comment"]["html_url"].as_str().map(str::to_owned),
         },
         None => Event::Ignored("the event has no issue number".into()),
@@ -102,29 +133,43 @@ fn review(p: &Value) -> Event {
         return Event::Ignored("only submitted reviews are read".into());
     }
     let body = text(&p["review"]["body"]);
-    let instructions = match retry_instructions(&body) {
-        Some(i) => i,
-        None if text(&p["review"]["state"]) == "changes_requested" && !body.trim().is_empty() => body.trim().to_owned(),
+    let command = match parse_command(&body) {
+        Some(c) => c,
+        None if text(&p["review"]["state"]) == "changes_requested" && !body.trim().is_empty() => {
+            Command::Retry { instructions: body.trim().to_owned() }
+        }
         None => return Event::Ignored(format!("the review neither requests changes nor starts with `{RETRY_COMMAND}`")),
     };
     match p["pull_request"]["number"].as_u64() {
-        Some(number) => Event::Retry {
+        Some(number) => Event::Command {
             number,
+            thread: Thread::PullRequest,
             user: text(&p["review"]["user"]["login"]),
-            instructions,
+            command,
             url: p["review"]["html_url"].as_str().map(str::to_owned),
         },
         None => Event::Ignored("the event has no pull request number".into()),
     }
 }
 
+/// The command at the start of a comment, if there is one.
+pub fn parse_command(body: &str) -> Option<Command> {
+    if let Some(instructions) = retry_instructions(body) {
+        return Some(Command::Retry { instructions });
+    }
+    let rest = after_word(body, APPROVE_COMMAND)?;
+    Some(Command::Approve { task: rest.split_whitespace().next().map(str::to_owned) })
+}
+
+/// What follows `command` at the start of `body`, when it is a word of its own.
+fn after_word<'a>(body: &'a str, command: &str) -> Option<&'a str> {
+    let rest = body.trim_start().strip_prefix(command)?;
+    rest.chars().next().is_none_or(char::is_whitespace).then_some(rest)
+}
+
 /// The instructions after `/plancd retry` at the start of a comment; `None` without it.
 pub fn retry_instructions(body: &str) -> Option<String> {
-    let rest = body.trim_start().strip_prefix(RETRY_COMMAND)?;
-    if rest.chars().next().is_some_and(|c| !c.is_whitespace()) {
-        return None;
-    }
-    Some(rest.trim().to_owned())
+    after_word(body, RETRY_COMMAND).map(|rest| rest.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -145,14 +190,38 @@ mod tests {
         let comment = json!({"action": "created", "issue": {"number": 3, "pull_request": {}}, "comment": {"body": "/plancd retry\nuse floats", "user": {"login": "ann"}}});
         assert_eq!(
             parse("issue_comment", &comment),
-            Event::Retry { number: 3, user: "ann".into(), instructions: "use floats".into(), url: None }
+            Event::Command {
+                number: 3,
+                thread: Thread::PullRequest,
+                user: "ann".into(),
+                command: Command::Retry { instructions: "use floats".into() },
+                url: None
+            }
+        );
+        // On an issue (an escalation), with the issue's body, where its marker is.
+        let on_issue = json!({"action": "created", "issue": {"number": 500, "body": "<!-- plancd:escalation:p/t -->"}, "comment": {"body": "/plancd approve", "user": {"login": "ann"}}});
+        assert_eq!(
+            parse("issue_comment", &on_issue),
+            Event::Command {
+                number: 500,
+                thread: Thread::Issue { body: "<!-- plancd:escalation:p/t -->".into() },
+                user: "ann".into(),
+                command: Command::Approve { task: None },
+                url: None
+            }
         );
         let chat = json!({"action": "created", "issue": {"number": 3, "pull_request": {}}, "comment": {"body": "looks good", "user": {"login": "ann"}}});
         assert!(matches!(parse("issue_comment", &chat), Event::Ignored(_)));
         let review = json!({"action": "submitted", "pull_request": {"number": 4}, "review": {"state": "changes_requested", "body": "handle empty input", "user": {"login": "bo"}}});
         assert_eq!(
             parse("pull_request_review", &review),
-            Event::Retry { number: 4, user: "bo".into(), instructions: "handle empty input".into(), url: None }
+            Event::Command {
+                number: 4,
+                thread: Thread::PullRequest,
+                user: "bo".into(),
+                command: Command::Retry { instructions: "handle empty input".into() },
+                url: None
+            }
         );
     }
 
@@ -161,5 +230,7 @@ mod tests {
         assert_eq!(retry_instructions("  /plancd retry   "), Some(String::new()));
         assert_eq!(retry_instructions("/plancd retrying"), None);
         assert_eq!(retry_instructions("please /plancd retry"), None);
+        assert_eq!(parse_command("/plancd approve wf/c please"), Some(Command::Approve { task: Some("wf/c".into()) }));
+        assert_eq!(parse_command("/plancd approved"), None);
     }
 }

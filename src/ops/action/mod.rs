@@ -1,10 +1,12 @@
 //! `plancd action`: plancd as a step of a GitHub Actions job. It reads the event that started
 //! the job and does what it asks: a push to the watched branch reconciles; a pull request that
 //! touches plan files gets a sticky plan preview (its plans with the base branch's
-//! configuration, nothing run); `/plancd retry` (or a review asking for changes) on a plancd
-//! pull request by someone with write access starts a new attempt of that task, with the
-//! comment as added instructions. The job summary, annotations and outputs come from its report.
+//! configuration, nothing run); `/plancd retry` (or a review asking for changes) on a result's
+//! pull request or an escalation issue, and `/plancd approve` there or on a plan pull request, by
+//! someone with write access, are recorded ([`command`]). The job summary, annotations and
+//! outputs come from its report.
 
+pub mod command;
 pub mod event;
 pub mod preview;
 pub mod summary;
@@ -14,12 +16,12 @@ use std::path::{Path, PathBuf};
 use git2::Oid;
 
 use crate::config::{Config, Env};
-use crate::forge::{self, Permission};
+use crate::forge;
 use crate::ops::reconcile::{ReconcileError, ReconcileOptions, SandboxOpener};
 use crate::reconcile::{EventSink, LoadError, PassReport, Upstream};
 use crate::remote::RemoteError;
 use crate::spec::{Diagnostic, TreeSource};
-use crate::state::{Phase, Review, StateError, Store, TaskKey};
+use crate::state::StateError;
 pub use event::Event;
 
 /// The state refs fetched before plancd looks at anything: task and workflow refs, results and
@@ -61,9 +63,10 @@ impl ActionReport {
         ActionReport { summary: format!("## plancd\n\n{why}\n"), headline: why, ..ActionReport::default() }
     }
 
-    /// Whether the plans were invalid.
+    /// Whether the plans were invalid and nothing ran (a pass that ran the valid workflows
+    /// reports the invalid ones as stalled instead).
     pub fn invalid(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
+        self.pass.is_none() && self.diagnostics.iter().any(Diagnostic::is_error)
     }
 }
 
@@ -127,7 +130,9 @@ pub async fn action(opts: ActionOptions) -> Result<ActionReport, ActionError> {
     match event::parse(name, &payload) {
         Event::Push { branch, after } => push(&opts, &branch, &after).await,
         Event::PullRequest { number, base, base_sha } => preview::preview(&opts, number, &base, &base_sha).await,
-        Event::Retry { number, user, instructions, url } => retry(&opts, number, Review { by: user, instructions, url }).await,
+        Event::Command { number, thread, user, command, url } => {
+            command::command(&opts, command::Asked { number, thread, user, command, url }).await
+        }
         Event::Ignored(why) => Ok(ActionReport::ignored(why)),
     }
 }
@@ -181,54 +186,27 @@ async fn reconcile(opts: &ActionOptions, what: &str) -> Result<ActionReport, Act
     let pass = match pass {
         Err(ReconcileError::Load(LoadError::Invalid(diagnostics))) => {
             let summary = summary::invalid(&diagnostics);
-            return Ok(ActionReport { headline: "the plans are invalid".into(), diagnostics, summary, ..ActionReport::default() });
+            return Ok(ActionReport { headline: "plancd.yaml is invalid".into(), diagnostics, summary, ..ActionReport::default() });
         }
         other => other?,
     };
     let status = crate::ops::status::status(&opts.repo, None, &opts.env, None)?;
     let snapshot = crate::reconcile::Snapshot::load(&opts.repo, None, &opts.env).ok();
     let headline = format!("{what}: {}", summary::counts(&pass));
-    Ok(ActionReport {
-        summary: summary::pass(&headline, &status, snapshot.as_ref()),
-        pull_requests: summary::pull_requests(&opts.repo, &status)?,
-        headline,
-        pass: Some(pass),
-        diagnostics: Vec::new(),
-    })
+    let mut text = summary::pass(&headline, &status, snapshot.as_ref());
+    for stalled in &pass.stalled {
+        text.push_str(&format!("\n### `{}` is Stalled ({})\n\n", stalled.plan.name(), stalled.reason));
+        text.push_str("Nothing of it ran; the other workflows did.\n\n```text\n");
+        for d in &stalled.plan.diagnostics {
+            text.push_str(&format!("{d}\n"));
+        }
+        text.push_str("```\n");
+    }
+    // The stalled workflows' problems become annotations; the exit code is the pass's (1).
+    let diagnostics = pass.stalled.iter().flat_map(|s| s.plan.diagnostics.iter().cloned()).collect();
+    Ok(ActionReport { summary: text, pull_requests: summary::pull_requests(&opts.repo, &status)?, headline, pass: Some(pass), diagnostics })
 }
 
 fn head(repo: &Path) -> Result<Oid, git2::Error> {
     git2::Repository::discover(repo)?.head()?.peel_to_commit().map(|c| c.id())
-}
-
-/// A new attempt of the task behind plancd pull request `number`, asked for by `review.by`.
-async fn retry(opts: &ActionOptions, number: u64, review: Review) -> Result<ActionReport, ActionError> {
-    let config = config_at(&opts.repo, head(&opts.repo)?, &opts.env)?;
-    let upstream = Upstream::open(&opts.repo, &config, &opts.env).await?;
-    let forge = upstream.forge().clone();
-    let pr = forge.pull_request(number).await?;
-    let Some(key) = pr.head.strip_prefix("ai/generated/").and_then(TaskKey::parse) else {
-        return Ok(ActionReport::ignored(format!("pull request #{number} is not a plancd result (its branch is `{}`)", pr.head)));
-    };
-    if forge.permission(&review.by).await? < Permission::Write {
-        return Ok(ActionReport::ignored(format!("@{} cannot push to the repository; plancd leaves #{number} alone", review.by)));
-    }
-    fetch_state(&upstream).await?;
-    let store = Store::open(&opts.repo)?;
-    let by = review.by.clone();
-    crate::ops::manage::append_record(&store, &key, Phase::Pending, |s| {
-        s.attempts_base = s.attempt;
-        s.reason = Some("RevisionRequested".into());
-        s.message = format!("another attempt requested by @{by}");
-        s.review = Some(review.clone());
-        Ok(())
-    })?;
-    let marker = forge::marker(&format!("task:{key}"));
-    forge.upsert_comment(number, &marker, &format!("**plancd** · `{key}` · @{by} asked for another attempt; it is under way.")).await?;
-    let report = reconcile(opts, &format!("retried `{key}` for @{by}")).await?;
-    if let Some((_, s)) = store.status(&key)?.filter(|(_, s)| s.phase != Phase::Succeeded) {
-        let note = format!("**plancd** · `{key}` · attempt {} for @{by} did not pass ({}): {}", s.attempt, s.phase, s.message);
-        forge.upsert_comment(number, &marker, &note).await?;
-    }
-    Ok(report)
 }

@@ -47,12 +47,12 @@ pub async fn preview(opts: &ActionOptions, number: u64, base: &str, base_sha: &s
 fn invalid(number: u64, diagnostics: Vec<Diagnostic>) -> (String, ActionReport) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let mut text =
-        format!("### plancd plan preview\n\n❌ The plans in this pull request have {errors} error(s); nothing would run.\n\n```text\n");
+        format!("### plancd plan preview\n\n❌ plancd.yaml of the base branch has {errors} error(s); nothing would run.\n\n```text\n");
     for d in &diagnostics {
         let _ = writeln!(text, "{d}");
     }
     text.push_str("```\n");
-    let headline = format!("pull request #{number}: the plans are invalid");
+    let headline = format!("pull request #{number}: plancd.yaml of the base branch is invalid");
     let report = ActionReport { headline, summary: summary::invalid(&diagnostics), diagnostics, ..ActionReport::default() };
     (text, report)
 }
@@ -85,13 +85,31 @@ fn previewed(repo: &std::path::Path, snapshot: &Snapshot, number: u64) -> Result
         );
     }
     let _ = writeln!(text, "\nEstimated cost of the work: {}.", total(&snapshot.config, &costs));
+    let mut diagnostics = snapshot.warnings.clone();
+    for stalled in &snapshot.stalled {
+        let _ = writeln!(
+            text,
+            "\n❌ Workflow `{}` has {} error(s); nothing would run for it (a reconcile reports it Stalled, {}).\n\n```text",
+            stalled.plan.name(),
+            stalled.plan.errors(),
+            stalled.reason
+        );
+        for d in &stalled.plan.diagnostics {
+            let _ = writeln!(text, "{d}");
+        }
+        text.push_str("```\n");
+        diagnostics.extend(stalled.plan.diagnostics.iter().cloned());
+    }
     for w in snapshot.warnings.iter().filter(|d| !d.is_error()) {
         let _ = writeln!(text, "\n⚠️ {w}");
     }
     let _ = writeln!(text, "\n<sub>The preview reads the plans of this pull request and plancd.yaml of its base branch.</sub>");
-    let headline = format!("pull request #{number}: {runs} task(s) would run");
+    let mut headline = format!("pull request #{number}: {runs} task(s) would run");
+    if !snapshot.stalled.is_empty() {
+        headline.push_str(&format!("; {} workflow(s) have invalid plans", snapshot.stalled.len()));
+    }
     let summary = format!("## plancd\n\n{headline}\n\n{text}");
-    Ok((text, ActionReport { headline, summary, diagnostics: snapshot.warnings.clone(), ..ActionReport::default() }))
+    Ok((text, ActionReport { headline, summary, diagnostics, ..ActionReport::default() }))
 }
 
 /// How a role is played, in words.

@@ -22,6 +22,9 @@ pub fn counts(pass: &PassReport) -> String {
     if failed > 0 {
         line.push_str(&format!(", {failed} failed or escalated"));
     }
+    if !pass.stalled.is_empty() {
+        line.push_str(&format!(", {} workflow(s) stalled (invalid plans)", pass.stalled.len()));
+    }
     line
 }
 
@@ -54,7 +57,7 @@ pub fn pass(headline: &str, status: &StatusReport, snapshot: Option<&Snapshot>) 
 
 /// The job summary of invalid plans.
 pub fn invalid(diagnostics: &[Diagnostic]) -> String {
-    let mut out = String::from("## plancd\n\nThe plans are invalid; nothing ran.\n\n```text\n");
+    let mut out = String::from("## plancd\n\nThe configuration is invalid; nothing ran.\n\n```text\n");
     for d in diagnostics {
         out.push_str(&format!("{d}\n"));
     }

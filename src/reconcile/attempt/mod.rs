@@ -1,15 +1,15 @@
-//! One attempt at a task or at a branch todo. A task's attempt: claim -> adopt a result an
-//! interrupted run already published, or: workspace -> agent -> checks -> pinned files
-//! restored -> acceptance tests -> publish -> `Succeeded` (the commit point); when the tests
-//! fail, triage opens a branch todo (the task goes `Debugging`) or the task is `Failed`. A
-//! branch todo's attempt works on the failing work and, when the task's tests pass, publishes
-//! the task's result; otherwise it opens a deeper branch or escalates the task to a person.
-//! Logs go into the refs of the task or branch todo that ran.
+//! One attempt at a task or at a branch todo, performing what the [`lifecycle`] decides: claim ->
+//! (a takeover of a verified attempt goes straight to publishing) -> workspace -> agent ->
+//! checks -> pinned files restored -> acceptance tests -> `Verified` -> publish -> `Succeeded`
+//! (the commit point); when the work fails, the lifecycle opens a branch todo, fails the
+//! attempt, or escalates the task. A branch todo's attempt works on its parent's failing work and
+//! publishes the parent's result when the parent's tests pass. Logs go into the refs of the task
+//! or branch todo that ran.
 
-mod branch;
 mod steps;
-mod task;
+mod work;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use git2::Oid;
@@ -17,12 +17,15 @@ use jiff::Timestamp;
 use plancd_sandbox::Sandbox;
 use tokio::sync::watch;
 
+use super::lifecycle::{self, Candidate, Claim, Event, Next, Publication, Routing, Rules, Step, Subject, Whom};
 use super::snapshot::Snapshot;
 use super::workspace;
-use crate::publish::{self, Provenance, Published};
-use crate::spec::Role;
-use crate::state::{BranchInfo, Phase, ResultRef, StateError, Store, TaskKey, TaskStatus, TestSummary};
+use crate::publish::{self, Provenance};
+use crate::spec::{Role, Task};
+use crate::state::{BranchInfo, FailureType, Phase, Reason, StateError, Store, TaskKey, TaskStatus};
 use crate::triage::Triage;
+use steps::{Logs, Stop};
+use work::Verdict;
 
 /// What every attempt of one pass shares.
 pub struct PassContext {
@@ -55,6 +58,24 @@ impl PassContext {
     pub fn emit(&self, event: super::Event) {
         if let Some(sink) = &self.events {
             sink(&event);
+        }
+    }
+
+    /// The lifecycle's rules for `task`.
+    fn rules(&self, key: &TaskKey, task: &Task) -> Rules {
+        let config = &self.snapshot.config;
+        Rules {
+            spec_hash: self.snapshot.hashes[key].clone(),
+            max_attempts: task.max_attempts,
+            max_debug_attempts: task.max_debug_attempts,
+            max_branch_depth: config.max_branch_depth,
+            outputs: task.outputs.clone(),
+            tests: task.acceptance_criteria.tests.len(),
+            routing: Routing {
+                task_role: Some(task.agent_role),
+                routes: task.failure_routing.clone(),
+                available: config.roles.iter().filter(|(_, c)| c.command.is_some() || c.model.is_some()).map(|(r, _)| *r).collect(),
+            },
         }
     }
 }
@@ -99,7 +120,7 @@ pub enum AttemptEnd {
         /// Its tag.
         tag: String,
     },
-    /// A result published by an earlier, interrupted run was recorded.
+    /// A result this same attempt verified and published before an interruption was recorded.
     Adopted {
         /// The result commit.
         commit: Oid,
@@ -111,14 +132,14 @@ pub enum AttemptEnd {
         /// The branch todo opened.
         branch: String,
         /// The failure's type.
-        failure_type: String,
+        failure_type: FailureType,
         /// What failed.
         message: String,
     },
     /// The work did not pass.
     Failed {
         /// The failure's type.
-        failure_type: String,
+        failure_type: FailureType,
         /// What failed.
         message: String,
     },
@@ -131,11 +152,13 @@ pub enum AttemptEnd {
     LostClaim,
     /// Stopped by a signal; the claim was released.
     Cancelled,
-    /// The sandbox failed; the claim was released and the attempt does not count.
+    /// Something outside the work failed (the sandbox, the model API, git, the remote); the claim
+    /// was released and the attempt does not count.
     Infrastructure(String),
 }
 
-/// Errors that end the pass (git failures), as opposed to outcomes of the attempt.
+/// Errors that end the pass (the state cannot be read or written), as opposed to outcomes of the
+/// attempt.
 #[derive(Debug, thiserror::Error)]
 pub enum AttemptError {
     /// Reading or writing state failed.
@@ -144,223 +167,287 @@ pub enum AttemptError {
     /// Git failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// The lifecycle refused an event: a bug, reported rather than written.
+    #[error("{key}: {refusal}")]
+    Lifecycle {
+        /// The task.
+        key: TaskKey,
+        /// What was refused.
+        refusal: lifecycle::Refusal,
+    },
 }
 
 /// Runs one attempt end to end.
 pub async fn run(cx: Arc<PassContext>, plan: AttemptPlan) -> Result<AttemptEnd, AttemptError> {
-    match plan.branch.clone() {
-        Some(branch) => branch::run(cx, plan, branch).await,
-        None => task::run(cx, plan).await,
-    }
+    let task_key = plan.branch.as_ref().map_or_else(|| plan.key.clone(), |b| b.parent.clone());
+    let task = cx.snapshot.task(&task_key).expect("the executor only plans tasks of the snapshot").clone();
+    let rules = cx.rules(&task_key, &task);
+    let mut attempt = Attempt { cx, plan, task_key, task, rules, own: None };
+    attempt.run().await
 }
 
-/// Claims `key` by appending a `Running` record built by `shape` from the current one, if the
-/// tip is still `expected`. `None` when another writer got there first.
-fn claim(
-    cx: &PassContext,
-    plan: &AttemptPlan,
-    timeout_seconds: u32,
-    shape: impl FnOnce(&mut TaskStatus),
-) -> Result<Option<(Oid, TaskStatus)>, AttemptError> {
-    let now = Timestamp::now();
-    let previous = cx.store.status(&plan.key)?;
-    if previous.as_ref().map(|(tip, _)| *tip) != plan.expected {
-        return Ok(None);
-    }
-    let mut s = match previous {
-        Some((_, prev)) => prev.next(Phase::Running, now),
-        None => TaskStatus::new(&plan.key.workflow, &plan.key.task, Phase::Running, now),
-    };
-    s.attempt = plan.attempt;
-    s.attempts_base = plan.attempts_base;
-    s.holder = Some(cx.holder.clone());
-    let lease = jiff::SignedDuration::from_secs(i64::from(timeout_seconds) + i64::from(cx.snapshot.config.lease_grace_seconds));
-    s.lease_expires_at = now.checked_add(lease).ok();
-    s.started_at = Some(now);
-    s.finished_at = None;
-    s.plan_commit = Some(cx.snapshot.plan_commit.to_string());
-    s.reason = Some(if plan.takeover.is_some() { "TakenOver" } else { "Claimed" }.into());
-    s.message = plan.takeover.as_ref().map(|h| format!("claim taken over from {h}")).unwrap_or_default();
-    shape(&mut s);
-    match cx.store.append(&plan.key, plan.expected, &s, &[]) {
-        Ok(tip) => Ok(Some((tip, s))),
-        Err(StateError::Conflict { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+/// One attempt under way: the records it continues.
+struct Attempt {
+    cx: Arc<PassContext>,
+    plan: AttemptPlan,
+    /// The task whose result is at stake (the parent, for a branch todo).
+    task_key: TaskKey,
+    task: Task,
+    rules: Rules,
+    /// The runner's own chain: its tip and record, once claimed.
+    own: Option<(Oid, TaskStatus)>,
 }
 
-/// What passed, ready to publish.
-struct Accepted {
-    /// The result's tree and the commit it goes on.
-    tree: Oid,
-    base: Oid,
-    /// The files the task's work changed.
-    files: Vec<String>,
-    tests: TestSummary,
-    prov: Provenance,
-    title: String,
-    body: String,
-}
+/// The parent's record, when it still waits on the branch todo.
+type Parent = Option<(Oid, TaskStatus)>;
 
-/// Publishes an accepted result of `result_key`. The logs go into `owner`'s ref first (the
-/// task's own, or the branch todo's), so that a crash between publishing and the commit point
-/// loses none: the run that adopts the result finds them. That write also proves the claim is
-/// still `owner_tip`'s right before publishing. The result then goes upstream (remote and pull
-/// request). Returns the owner's new tip, or how the attempt ended when the claim was lost or the
-/// upstream failed.
-async fn verify_and_publish(
-    cx: &PassContext,
-    owner: (&TaskKey, Oid, &TaskStatus),
-    logs: &steps::Logs,
-    result_key: &TaskKey,
-    accepted_before: u32,
-    accepted: &Accepted,
-) -> Result<Result<(Oid, Published), AttemptEnd>, AttemptError> {
-    let (owner_key, owner_tip, owner_claim) = owner;
-    let commit = publish::result_commit(&cx.store.repo(), accepted.base, accepted.tree, &accepted.title, &accepted.body, &accepted.prov)?;
-    let mut verified = owner_claim.clone();
-    verified.updated_at = Timestamp::now();
-    verified.reason = Some("Verified".into());
-    verified.message = format!("{} acceptance test(s) passed; publishing {}", accepted.tests.passed, &commit.to_string()[..12]);
-    verified.tests = Some(accepted.tests.clone());
-    verified.add_cost(logs.cost);
-    let tip = match cx.store.append(owner_key, Some(owner_tip), &verified, &logs.files) {
-        Ok(tip) => tip,
-        Err(StateError::Conflict { .. }) => return Ok(Err(AttemptEnd::LostClaim)),
-        Err(e) => return Err(e.into()),
-    };
-    let published = publish::publish(&cx.store.repo(), result_key, commit, accepted_before)?;
-    Ok(upstream(cx, (owner_key, tip, &verified), result_key, published).await?.map(|p| (tip, p)))
-}
-
-/// Sends a published result upstream (remote, pull request) and notes the pull request. When
-/// that fails, the owner's claim is released: the attempt does not count, and the next pass
-/// adopts the published result and tries again.
-async fn upstream(
-    cx: &PassContext,
-    (owner_key, owner_tip, owner_claim): (&TaskKey, Oid, &TaskStatus),
-    result_key: &TaskKey,
-    mut published: Published,
-) -> Result<Result<Published, AttemptEnd>, AttemptError> {
-    match cx.upstream.result_published(cx, result_key, &published).await {
-        Ok(pull_request) => {
-            published.pull_request = pull_request;
-            Ok(Ok(published))
+impl Attempt {
+    async fn run(&mut self) -> Result<AttemptEnd, AttemptError> {
+        // The claim replaces exactly the tip decide saw.
+        let previous = self.cx.store.status(&self.plan.key)?;
+        if previous.as_ref().map(|(tip, _)| *tip) != self.plan.expected {
+            return Ok(AttemptEnd::LostClaim);
         }
-        Err(e) => {
-            let stop = steps::Stop::Infrastructure(format!("publishing {result_key} upstream: {e}"));
-            task::released(cx, owner_key, owner_tip, owner_claim, stop, &steps::Logs::new(owner_claim.attempt)).map(Err)
+        // A verified candidate an interrupted attempt left can be published only if its objects
+        // are here (another controller's clone may have made it).
+        let candidate = previous.as_ref().and_then(|(_, s)| s.verified.as_ref()).and_then(|v| Oid::from_str(&v.commit).ok());
+        let candidate_present = candidate.is_some_and(|c| self.cx.store.repo().find_commit(c).is_ok());
+        let claim = Event::Claim(Claim {
+            key: self.plan.key.clone(),
+            attempt: self.plan.attempt,
+            attempts_base: self.plan.attempts_base,
+            holder: self.cx.holder.clone(),
+            lease_expires_at: self.lease(),
+            takeover: self.plan.takeover.clone(),
+            inputs: inputs_of(&self.plan.direct),
+            plan_commit: self.cx.snapshot.plan_commit.to_string(),
+            role: self.plan.branch.as_ref().map_or(self.task.agent_role, |b| role_of(&b.info)),
+            candidate_present,
+        });
+        self.own = previous;
+        let Some(step) = self.apply(&claim, None)? else { return Ok(AttemptEnd::LostClaim) };
+        match step.next {
+            Next::Publish(commit) => return self.publish(&commit).await,
+            Next::Done => return self.end_of(&step),
+            Next::Work => {}
+        }
+        let mut logs = Logs::new(self.plan.attempt);
+        let mut cancel = self.cx.cancel.clone();
+        let outcome = tokio::select! {
+            outcome = work::run(&self.cx, &self.plan, &self.task, &mut logs) => outcome,
+            _ = cancel.wait_for(|c| *c) => Err(Stop::Cancelled),
+        };
+        match outcome {
+            Ok(Verdict::Passed(passed)) => self.verified(*passed, logs).await,
+            Ok(Verdict::Failed(failure)) => {
+                let work = failure.work.as_deref().and_then(|w| Oid::from_str(w).ok());
+                self.finish(&Event::Failed(failure), logs, work)
+            }
+            Err(stop) => self.release(stop, logs),
         }
     }
-}
 
-/// The `Succeeded` record of a task whose result is `published`.
-fn succeeded(prev: &TaskStatus, published: &Published, files: Vec<String>, tests: Option<TestSummary>, message: String) -> TaskStatus {
-    let now = Timestamp::now();
-    let mut s = prev.next(Phase::Succeeded, now);
-    s.accepted = published.n;
-    s.reason = Some("Succeeded".into());
-    s.message = message;
-    s.tests = tests;
-    s.finished_at = Some(now);
-    s.result = Some(ResultRef {
-        commit: published.commit.to_string(),
-        branch: published.branch.clone(),
-        tag: Some(published.tag.clone()),
-        files,
-        pull_request: published.pull_request.clone(),
-    });
-    s
-}
+    /// The lease a claim holds: the task's time, plus the configured grace.
+    fn lease(&self) -> Option<Timestamp> {
+        let seconds = i64::from(self.task.timeout_seconds) + i64::from(self.cx.snapshot.config.lease_grace_seconds);
+        Timestamp::now().checked_add(jiff::SignedDuration::from_secs(seconds)).ok()
+    }
 
-/// Appends `status` with `logs` and the attempt's work tree, answering `LostClaim` on a
-/// conflict. What the logs say the attempt's model calls cost is added to the status.
-fn finish_with(
-    cx: &PassContext,
-    key: &TaskKey,
-    tip: Oid,
-    status: &TaskStatus,
-    logs: &steps::Logs,
-    work: Option<Oid>,
-    end: AttemptEnd,
-) -> Result<AttemptEnd, AttemptError> {
-    let trees: Vec<(String, Oid)> = work.map(|w| (format!("{}/work", logs.dir()), w)).into_iter().collect();
-    let mut status = status.clone();
-    status.add_cost(logs.cost);
-    match cx.store.append_with_trees(key, Some(tip), &status, &logs.files, &trees) {
-        Ok(_) => Ok(end),
-        Err(StateError::Conflict { .. }) => Ok(AttemptEnd::LostClaim),
-        Err(e) => Err(e.into()),
+    /// The tests passed: the candidate result is committed (objects only), verified on the
+    /// runner's chain with the logs, then published.
+    async fn verified(&mut self, passed: work::Passed, mut logs: Logs) -> Result<AttemptEnd, AttemptError> {
+        let work::Passed { tree, base, files, tests, agent } = passed;
+        let (attempt, agent_name) = match &self.plan.branch {
+            Some(b) => (b.info.parent_attempt, format!("{} (fixed by {}: {})", self.task.agent_role, b.info.id, agent.agent)),
+            None => (self.plan.attempt, agent.agent.clone()),
+        };
+        let prov = Provenance {
+            key: self.task_key.clone(),
+            spec_hash: self.rules.spec_hash.clone(),
+            attempt,
+            agent: agent_name,
+            model: agent.model.clone(),
+            prompt_hash: agent.prompt_hash.clone(),
+            correlation_id: self.cx.correlation_id.clone(),
+            plan_commit: self.cx.snapshot.plan_commit,
+        };
+        let (commit, missing_outputs) = {
+            let repo = self.cx.store.repo();
+            let commit = publish::result_commit(&repo, base, tree, &self.task.title, &self.task.description, &prov)?;
+            (commit, work::missing_in_tree(&repo, tree, &self.task.outputs)?)
+        };
+        if !missing_outputs.is_empty() {
+            // Every declared output exists in a published result, whatever path got it there.
+            let message = format!("the result lacks declared output(s): {}", missing_outputs.join(", "));
+            let failure = lifecycle::Failure::new(FailureType::MissingOutputs, message);
+            return self.finish(&Event::Failed(failure), logs, Some(tree));
+        }
+        let candidate = Candidate { commit: commit.to_string(), tests, files, missing_outputs };
+        let Some(step) = self.apply(&Event::Verified(candidate), Some(&mut logs))? else { return Ok(AttemptEnd::LostClaim) };
+        match step.next {
+            Next::Publish(commit) => self.publish(&commit).await,
+            _ => self.end_of(&step),
+        }
+    }
+
+    /// Publishes the verified `commit` as the task's next result (branch and tag: skipped where
+    /// an interrupted run already wrote them), sends it upstream, and records it.
+    async fn publish(&mut self, commit: &str) -> Result<AttemptEnd, AttemptError> {
+        let oid = Oid::from_str(commit)?;
+        let accepted = match self.parent()? {
+            Some((_, parent)) => parent.accepted,
+            None if self.plan.branch.is_some() => return Ok(AttemptEnd::LostClaim),
+            None => self.own.as_ref().map_or(0, |(_, s)| s.accepted),
+        };
+        let published = publish::publish(&self.cx.store.repo(), &self.task_key, oid, accepted);
+        let published = match published {
+            Ok(published) => published,
+            // The claim is given back: the next attempt publishes (or works again) from its record.
+            Err(e) => return self.release(Stop::Publish(format!("publishing {}: {e}", self.task_key)), Logs::new(self.plan.attempt)),
+        };
+        let pull_request = match self.cx.upstream.result_published(&self.cx, &self.task_key, &published).await {
+            Ok(pr) => pr,
+            Err(e) => {
+                let stop = Stop::Remote(format!("publishing {} upstream: {e}", self.task_key));
+                return self.release(stop, Logs::new(self.plan.attempt));
+            }
+        };
+        let publication = Publication {
+            commit: commit.to_owned(),
+            branch: published.branch.clone(),
+            tag: published.tag.clone(),
+            n: published.n,
+            pull_request: pull_request.url,
+            pull_request_pending: pull_request.pending,
+        };
+        self.finish(&Event::Published(publication), Logs::new(self.plan.attempt), None)
+    }
+
+    /// Gives the claim back; the attempt does not count.
+    fn release(&mut self, stop: Stop, logs: Logs) -> Result<AttemptEnd, AttemptError> {
+        let (reason, message) = match stop {
+            Stop::Cancelled => (Reason::Cancelled, "the reconcile was stopped; the claim is released".to_owned()),
+            Stop::Infrastructure(why) => (Reason::SandboxError, why),
+            Stop::Model(why) => (Reason::ModelError, why),
+            Stop::Git(e) => (Reason::GitError, format!("git failed while recording the work: {e}")),
+            Stop::Remote(why) => (Reason::RemoteError, why),
+            Stop::Publish(why) => (Reason::GitError, why),
+        };
+        self.finish(&Event::Released { reason, message }, logs, None)
+    }
+
+    /// Applies a closing event and says how the attempt ended.
+    fn finish(&mut self, event: &Event, mut logs: Logs, work: Option<Oid>) -> Result<AttemptEnd, AttemptError> {
+        if let Some(work) = work {
+            logs.work = Some(work);
+        }
+        let Some(step) = self.apply(event, Some(&mut logs))? else { return Ok(AttemptEnd::LostClaim) };
+        let end = self.end_of(&step)?;
+        // A failure is told in its own words, not in those of the record it led to.
+        Ok(match (end, event) {
+            (AttemptEnd::Debugging { branch, failure_type, .. }, Event::Failed(f)) => {
+                AttemptEnd::Debugging { branch, failure_type, message: f.message.clone() }
+            }
+            (AttemptEnd::Failed { failure_type, .. }, Event::Failed(f)) => AttemptEnd::Failed { failure_type, message: f.message.clone() },
+            (end, _) => end,
+        })
+    }
+
+    /// Runs the lifecycle on `event` and appends its records, each by compare-and-swap on the tip
+    /// last read; the logs go with the runner's first record. `None` when another writer moved a
+    /// chain first (the claim is lost) or the parent no longer waits on this branch todo.
+    fn apply(&mut self, event: &Event, mut logs: Option<&mut Logs>) -> Result<Option<Step>, AttemptError> {
+        let parent = self.parent()?;
+        let own = self.own.as_ref().map(|(_, s)| s);
+        let subject = match (&self.plan.branch, &parent) {
+            (None, _) => Subject::Task(own),
+            (Some(b), Some((_, p))) => Subject::Branch { parent: p, info: &b.info, own },
+            (Some(_), None) => return Ok(None),
+        };
+        let step = match lifecycle::step(subject, event, &self.rules, Timestamp::now()) {
+            Ok(step) => step,
+            Err(lifecycle::Refusal::BranchClosed(_)) => return Ok(None),
+            Err(refusal) => return Err(AttemptError::Lifecycle { key: self.plan.key.clone(), refusal }),
+        };
+        let mut parent_tip = parent.map(|(tip, _)| tip);
+        let runner = if self.plan.branch.is_some() { Whom::Branch } else { Whom::Task };
+        for (whom, record) in &step.records {
+            let (key, expected) = match (whom, &self.plan.branch) {
+                (Whom::Branch, Some(_)) | (Whom::Task, None) => (&self.plan.key, self.own.as_ref().map(|(tip, _)| *tip)),
+                (Whom::Task, Some(b)) => (&b.parent, parent_tip),
+                (Whom::Branch, None) => unreachable!("a task's own events write no branch record"),
+            };
+            let mut record = record.clone();
+            let mut files: &[(String, Vec<u8>)] = &[];
+            let mut trees = Vec::new();
+            if *whom == runner
+                && let Some(logs) = logs.take()
+            {
+                record.add_cost(std::mem::take(&mut logs.cost));
+                files = &logs.files;
+                trees.extend(logs.work.map(|w| (format!("{}/work", logs.dir()), w)));
+            }
+            let tip = match self.cx.store.append_with_trees(key, expected, &record, files, &trees) {
+                Ok(tip) => tip,
+                Err(StateError::Conflict { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if *whom == runner {
+                self.own = Some((tip, record));
+            } else {
+                parent_tip = Some(tip);
+            }
+        }
+        Ok(Some(step))
+    }
+
+    /// A branch todo's parent, while it still waits on the branch; `None` for a task.
+    fn parent(&self) -> Result<Parent, AttemptError> {
+        let Some(b) = &self.plan.branch else { return Ok(None) };
+        Ok(self
+            .cx
+            .store
+            .status(&b.parent)?
+            .filter(|(_, s)| s.phase == Phase::Debugging && s.open_branch.as_ref().is_some_and(|o| o.id == b.info.id)))
+    }
+
+    /// How the attempt ended, read from the records the last step wrote.
+    fn end_of(&self, step: &Step) -> Result<AttemptEnd, AttemptError> {
+        let task = step.records.iter().rev().find(|(w, _)| *w == Whom::Task).map(|(_, s)| s);
+        let last = step.records.last().map(|(_, s)| s).expect("every step writes a record");
+        let failure_type = |s: &TaskStatus| s.failure_type.clone().unwrap_or(FailureType::Unknown);
+        Ok(match task.map(|s| (s.phase, s)) {
+            Some((Phase::Succeeded, s)) => {
+                let result = s.result.as_ref().expect("a Succeeded record names its result");
+                let commit = Oid::from_str(&result.commit)?;
+                let tag = result.tag.clone().unwrap_or_default();
+                match s.reason {
+                    Some(Reason::Adopted) => AttemptEnd::Adopted { commit, tag },
+                    _ => AttemptEnd::Succeeded { commit, tag },
+                }
+            }
+            Some((Phase::Debugging, s)) => AttemptEnd::Debugging {
+                branch: s.open_branch.as_ref().map(|b| b.id.clone()).unwrap_or_default(),
+                failure_type: failure_type(s),
+                message: last.message.clone(),
+            },
+            Some((Phase::Escalated, s)) => AttemptEnd::Escalated { message: s.message.clone() },
+            _ => match (last.phase, &last.reason) {
+                (Phase::Released, Some(Reason::Cancelled)) => AttemptEnd::Cancelled,
+                (Phase::Released, _) => AttemptEnd::Infrastructure(last.message.clone()),
+                (Phase::Running, _) => AttemptEnd::LostClaim,
+                _ => AttemptEnd::Failed { failure_type: failure_type(last), message: last.message.clone() },
+            },
+        })
     }
 }
 
-/// The role a branch todo for `failure_type` goes to: the task's `failure_routing`, else the
-/// triage's choice; a role without an agent in plancd.yaml gives way to the debugger, then to the
-/// role that did the work.
-pub(super) fn route(cx: &PassContext, task: &crate::spec::Task, failure_type: &str, suggested: Role) -> Role {
-    let wanted = task.failure_routing.get(failure_type).copied().unwrap_or(suggested);
-    let has_agent = |r: Role| cx.snapshot.config.roles.get(&r).is_some_and(|c| c.command.is_some() || c.model.is_some());
-    [wanted, Role::Debugger, task.agent_role].into_iter().find(|r| has_agent(*r)).unwrap_or(task.agent_role)
+/// The role a branch todo's record names.
+fn role_of(info: &BranchInfo) -> Role {
+    serde_json::from_value(serde_json::Value::String(info.role.clone())).unwrap_or(Role::Debugger)
 }
 
-/// A branch todo for `task`, the next of `parent_status`'s, starting from `work`.
-fn new_branch(
-    cx: &PassContext,
-    task: &crate::spec::Task,
-    parent_status: &TaskStatus,
-    failure: &steps::Failure,
-    classification: &crate::triage::Classification,
-    work: Oid,
-    (depth, parent_attempt): (u32, u32),
-) -> BranchInfo {
-    let role = route(cx, task, &classification.failure_type, classification.target_agent);
-    BranchInfo {
-        id: format!("{}_branch_{:02}", task.id, parent_status.branch_todos.len() + 1),
-        parent_id: task.id.clone(),
-        parent_attempt,
-        branch_reason: branch_reason(&classification.failure_type).into(),
-        failure_type: classification.failure_type.clone(),
-        depth,
-        role: role.to_string(),
-        debug_instructions: format!("{}\n{}", failure.message, classification.instructions(&failure.output)),
-        max_debug_attempts: task.max_debug_attempts,
-        base_tree: work.to_string(),
-        missing: classification.missing.clone(),
-    }
-}
-
-/// The `Debugging` record of a task whose branch todo `info` is now at work.
-fn debugging(prev: &TaskStatus, info: &BranchInfo, message: String) -> TaskStatus {
-    let now = Timestamp::now();
-    let mut s = prev.next(Phase::Debugging, now);
-    s.reason = Some("BranchTodoOpened".into());
-    s.failure_type = Some(info.failure_type.clone());
-    s.message = message;
-    s.finished_at = Some(now);
-    s.branch_todos.push(info.id.clone());
-    s.open_branch = Some(info.clone());
-    s
-}
-
-/// The seed's `branch_reason` for a failure type (its finer types folded into `test_failure`).
-fn branch_reason(failure_type: &str) -> &'static str {
-    match failure_type {
-        "spec_mismatch" => "spec_mismatch",
-        "timeout" => "timeout",
-        "implementation_bug" => "implementation_bug",
-        "missing_dependency" => "missing_dependency",
-        "flaky_test" => "flaky_test",
-        _ => "test_failure",
-    }
-}
-
-/// Interface and method names of the task's contract: a missing one is a spec mismatch.
-fn contract_names(input: &[plancd_sandbox::FileEntry], contract: Option<&String>) -> Vec<String> {
-    let Some(path) = contract else { return Vec::new() };
-    let Some(file) = input.iter().find(|f| &f.path == path) else { return Vec::new() };
-    let Ok(doc) = crate::spec::Document::parse(&file.data, crate::spec::Format::from_path(path), &Default::default()) else {
-        return Vec::new();
-    };
-    let Ok(contract) = serde_json::from_value::<crate::spec::Contract>(doc.value) else { return Vec::new() };
-    contract.interfaces.iter().flat_map(|i| std::iter::once(i.name.clone()).chain(i.methods.iter().map(|m| m.name.clone()))).collect()
+/// The inputs an attempt builds on, by dependency id.
+pub fn inputs_of(direct: &[(String, Oid)]) -> BTreeMap<String, String> {
+    direct.iter().map(|(id, c)| (id.clone(), c.to_string())).collect()
 }

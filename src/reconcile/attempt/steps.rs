@@ -4,13 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use plancd_sandbox::copyout::Skip;
 use plancd_sandbox::{CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, SandboxError, Session, SessionSpec};
 use serde::Serialize;
 
 use super::PassContext;
 use crate::agent::{self, AgentContext, AgentError, AgentFailure, AgentRun, TaskFile};
+use crate::reconcile::guard::{self, Guard, ProbePlan, Refusal};
 use crate::reconcile::workspace::{self, AgentChange, Ignore};
-use crate::spec::{AcceptanceTest, Role};
+use crate::spec::{AcceptanceCriteria, AcceptanceTest, Role, Task};
 use crate::state::{Cost, TestSummary};
 use crate::triage::Classification;
 
@@ -21,6 +23,10 @@ pub(super) enum Stop {
     /// The model's API failed (after retries), or the model is not usable.
     Model(String),
     Git(git2::Error),
+    /// The remote refused the result or could not be reached.
+    Remote(String),
+    /// The result's branch or tag could not be written here.
+    Publish(String),
 }
 
 impl From<SandboxError> for Stop {
@@ -58,7 +64,19 @@ pub(super) struct Failure {
     pub rerun_passed: bool,
 }
 
+impl From<guard::Violation> for Failure {
+    fn from(v: guard::Violation) -> Failure {
+        Failure { failure_type: v.refusal.failure_type().into(), output: v.message.clone(), message: v.message, ..Failure::default() }
+    }
+}
+
 impl Failure {
+    /// The guard's refusal this is, if it is one: no branch todo is opened for it (no code fix
+    /// helps) and its work is not kept.
+    pub fn refusal(&self) -> Option<Refusal> {
+        Refusal::from_failure_type(&self.failure_type)
+    }
+
     /// What triage makes of it, given the names the task's contract defines.
     pub fn classify(&self, triage: &crate::triage::Triage, contract_names: Vec<String>) -> Classification {
         triage.classify(&crate::triage::Diagnostics {
@@ -125,8 +143,28 @@ pub(super) struct Report {
     pub missing_outputs: Vec<String>,
     pub checks: Vec<CommandRecord>,
     pub tests: Vec<CommandRecord>,
+    /// Files the guard refused (protected paths, or files that decide how the tests run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused_files: Vec<String>,
+    /// Each acceptance command's probe: run (and whether it wrongly passed) or skipped, why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triage: Option<Classification>,
+}
+
+/// One acceptance command's probe in the attempt's report.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct ProbeRecord {
+    pub cmd: String,
+    /// The probe's files (pinned tests with a failing test added).
+    pub files: Vec<String>,
+    /// How the probe ended; `None` when it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// Logs collected along the way, written into the task's ref at the end.
@@ -135,11 +173,13 @@ pub(super) struct Logs {
     pub files: Vec<(String, Vec<u8>)>,
     /// What the agent's model calls cost, for the task's status.
     pub cost: Cost,
+    /// The attempt's work, kept in the runner's ref beside the logs.
+    pub work: Option<git2::Oid>,
 }
 
 impl Logs {
     pub fn new(attempt: u32) -> Logs {
-        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default() }
+        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default(), work: None }
     }
 
     /// The attempt's folder in the task's ref.
@@ -260,20 +300,49 @@ pub(super) async fn run_agent(
 }
 
 /// What the agent changed, compared with `input` (caches, ignored paths and pinned files left
-/// out; pinned files it touched are listed).
+/// out; pinned files it touched are listed), and what was left in the sandbox, with why.
 pub(super) async fn collect_change(
     session: &dyn Session,
     input: &[FileEntry],
     pinned: &[String],
     report: &mut Report,
-) -> Result<AgentChange, Stop> {
+) -> Result<(AgentChange, Vec<(String, Skip)>), Stop> {
     let copied = session.get_files(&CopyOutLimits::default()).await?;
     let skipped: Vec<String> = copied.skipped.iter().map(|(p, _)| p.clone()).collect();
     let gitignore = input.iter().find(|f| f.path == ".gitignore").map(|f| String::from_utf8_lossy(&f.data).into_owned());
     let change = workspace::agent_change(input, &copied.files, &skipped, pinned, &Ignore::new(gitignore.as_deref()));
     report.changed_files = change.paths();
     report.pinned_files_changed = change.pinned_touched.clone();
-    Ok(change)
+    Ok((change, copied.skipped))
+}
+
+/// Why declared outputs are missing: not written, or written and left in the sandbox (too big,
+/// not a regular file, ...).
+pub(super) fn missing_message(missing: &[String], skipped: &[(String, Skip)]) -> String {
+    let parts: Vec<String> = missing
+        .iter()
+        .map(|m| match skipped.iter().find(|(p, _)| p == m) {
+            Some((_, why)) => format!("{m} (written, but left in the sandbox: {why})"),
+            None => m.clone(),
+        })
+        .collect();
+    format!("the agent did not produce: {}", parts.join(", "))
+}
+
+/// The guard's verdict on an agent's change: a protected path or a file that decides how the
+/// tests run, not named by the task's outputs, refuses the attempt.
+pub(super) fn guard_change(
+    cx: &PassContext,
+    task: &Task,
+    input: &[FileEntry],
+    change: &AgentChange,
+    report: &mut Report,
+) -> Option<Failure> {
+    let subject =
+        guard::Subject { outputs: &task.outputs, pinned: &task.acceptance_criteria.files, tests: &task.acceptance_criteria.tests, input };
+    let violation = Guard::new(&cx.snapshot.config).check(&subject, change)?;
+    report.refused_files = violation.paths.clone();
+    Some(violation.into())
 }
 
 /// Declared outputs that are neither in the input nor written, or that were removed.
@@ -342,9 +411,11 @@ pub(super) async fn run_tests(
     session.put_files(originals).await?;
     let mut log = Vec::new();
     let mut failing: Vec<(usize, ExecOutcome, Duration)> = Vec::new();
+    let env = guard::probe_env(&fastrand::u64(..).to_string());
+    let request = |cmd: &str, timeout| ExecRequest { env: env.clone(), ..ExecRequest::shell(cmd, timeout) };
     for (i, test) in tests.iter().enumerate() {
         let timeout = remaining(deadline, Duration::from_secs(u64::from(test.timeout_seconds)));
-        let o = session.exec(&ExecRequest::shell(&test.cmd, timeout)).await?;
+        let o = session.exec(&request(&test.cmd, timeout)).await?;
         cx.emit(crate::reconcile::Event::Exec { kind: "test", duration: o.duration });
         Logs::command(&mut log, &test.cmd, &o);
         let name = test.name.clone().unwrap_or_else(|| format!("test {}", i + 1));
@@ -361,7 +432,7 @@ pub(super) async fn run_tests(
             continue;
         }
         session.put_files(originals).await?;
-        let again = session.exec(&ExecRequest::shell(&tests[*i].cmd, *timeout)).await?;
+        let again = session.exec(&request(&tests[*i].cmd, *timeout)).await?;
         Logs::command(&mut log, &format!("{}  # re-run", tests[*i].cmd), &again);
         report.tests[*i].rerun_passed = Some(again.success());
         all_rerun_passed &= again.success();
@@ -397,4 +468,62 @@ pub(super) async fn run_tests(
         rerun_passed: all_rerun_passed,
     };
     Ok((summary, Some(failure)))
+}
+
+/// After the acceptance tests passed: each command runs once more against its probe (its
+/// pinned test files with a failing test added), which must fail. One that still passes ends
+/// the attempt as `TestTampering`. The pinned files are restored after each probe.
+pub(super) async fn run_probes(
+    cx: &PassContext,
+    session: &dyn Session,
+    criteria: &AcceptanceCriteria,
+    input: &[FileEntry],
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<Option<Failure>, Stop> {
+    if !cx.snapshot.config.test_probe {
+        return Ok(None);
+    }
+    let pinned: Vec<FileEntry> = input.iter().filter(|f| criteria.files.contains(&f.path)).cloned().collect();
+    let tag = fastrand::u64(..).to_string();
+    let mut log = Vec::new();
+    let mut failure = None;
+    for test in &criteria.tests {
+        let probe = match guard::plan_probe(&test.cmd, &pinned, input, &tag) {
+            ProbePlan::Run(probe) => probe,
+            ProbePlan::Skip(why) => {
+                log.extend_from_slice(format!("$ {}  # probe skipped: {why}\n\n", test.cmd).as_bytes());
+                report.probes.push(ProbeRecord { cmd: test.cmd.clone(), files: Vec::new(), outcome: None, skipped: Some(why) });
+                continue;
+            }
+        };
+        session.put_files(&probe.files).await?;
+        let timeout = remaining(deadline, Duration::from_secs(u64::from(test.timeout_seconds)));
+        let o = session.exec(&ExecRequest { env: guard::probe_env(&tag), ..ExecRequest::shell(&test.cmd, timeout) }).await;
+        session.put_files(&pinned).await?;
+        let o = o?;
+        let files: Vec<String> = probe.files.iter().map(|f| f.path.clone()).collect();
+        Logs::command(&mut log, &format!("{}  # probe: a failing test added to {}", test.cmd, files.join(", ")), &o);
+        report.probes.push(ProbeRecord { cmd: test.cmd.clone(), files: files.clone(), outcome: Some(o.to_string()), skipped: None });
+        if o.success() && failure.is_none() {
+            let message = format!(
+                "the acceptance test `{}` still passes with a test that must fail added to {}: the runner or the code under test decides the verdict",
+                test.cmd,
+                files.join(", ")
+            );
+            failure = Some(Failure {
+                failure_type: Refusal::TestTampering.failure_type().into(),
+                message,
+                output: String::from_utf8_lossy(&output_of(&o)).into_owned(),
+                agent_finished: true,
+                exit_code: o.exit_code,
+                ..Failure::default()
+            });
+        }
+    }
+    if !log.is_empty() {
+        logs.add("probe.log", log);
+    }
+    Ok(failure)
 }

@@ -11,7 +11,7 @@ use crate::reconcile::Snapshot;
 use crate::state::{StateError, Store, TaskKey, TaskState, TaskStatus, parse_trailers};
 
 /// At most this many records of a task's chain are read for its attempts table.
-const HISTORY: usize = 200;
+pub(super) const HISTORY: usize = 200;
 /// The last lines of test output an escalation shows.
 const TAIL_LINES: usize = 60;
 const TAIL_CHARS: usize = 6_000;
@@ -68,8 +68,9 @@ fn accepting_report(store: &Store, key: &TaskKey, status: Option<&TaskStatus>) -
         Some(branch) => TaskKey::new(&key.workflow, &branch.id),
         None => key.clone(),
     };
+    // The attempt that verified the result: a takeover after a crash carries it over.
     let attempt = match store.status(&owner)? {
-        Some((_, s)) => s.attempt,
+        Some((_, s)) => s.verified.map_or(s.attempt, |v| v.attempt),
         None => status.map_or(0, |s| s.attempt),
     };
     let bytes = store.read_file(&owner, &format!("attempts/{attempt}/report.json"))?.unwrap_or_default();
@@ -126,7 +127,7 @@ fn history(repo: &Repository, ref_name: &str) -> Result<Vec<AttemptLine>, git2::
         let message = String::from_utf8_lossy(commit.message_bytes()).into_owned();
         if let Some(state) = TaskState::from_message(oid, &message).filter(|s| !s.phase.is_held()) {
             let outcome = match &state.reason {
-                Some(r) if r != state.phase.as_str() => format!("{} ({r})", state.phase),
+                Some(r) if r.as_str() != state.phase.as_str() => format!("{} ({r})", state.phase),
                 _ => state.phase.to_string(),
             };
             lines.push(AttemptLine { n: state.attempt, outcome, message: body_of(&message) });
@@ -151,7 +152,7 @@ fn branch_todos(store: &Store, key: &TaskKey, status: Option<&TaskStatus>) -> Re
         out.push(BranchLine {
             id: id.clone(),
             role: info.map(|b| b.role.clone()).or(s.role.clone()).unwrap_or_default(),
-            failure_type: info.map(|b| b.failure_type.clone()).unwrap_or_default(),
+            failure_type: info.map(|b| b.failure_type.to_string()).unwrap_or_default(),
             phase: s.phase.to_string(),
             attempts: s.attempt,
         });
@@ -185,8 +186,8 @@ pub fn escalation_body(store: &Store, snapshot: &Snapshot, key: &TaskKey, status
     let title = snapshot.task(key).map_or_else(|| key.task.clone(), |t| t.title.clone());
     let mut out = format!("**`{key}`** ({title}) was escalated to a person after attempt {}.\n\n| | |\n|---|---|\n", status.attempt);
     let rows = [
-        ("reason", status.reason.clone().unwrap_or_default()),
-        ("failure type", status.failure_type.clone().unwrap_or_default()),
+        ("reason", status.reason.as_ref().map(ToString::to_string).unwrap_or_default()),
+        ("failure type", status.failure_type.as_ref().map(ToString::to_string).unwrap_or_default()),
         ("branch todos", status.branch_todos.join(", ")),
         ("plan commit", status.plan_commit.clone().unwrap_or_default()),
     ];
@@ -198,7 +199,7 @@ pub fn escalation_body(store: &Store, snapshot: &Snapshot, key: &TaskKey, status
         out.push_str(&format!("\n### Last test output\n\n```text\n{tail}\n```\n"));
     }
     out.push_str(&format!(
-        "\n`plancd logs {key}` shows every attempt's logs; `plancd retry {key}` re-opens the task, and so does a comment `/plancd retry` with instructions on its pull request.\n"
+        "\n### What to do\n\n- Comment `/plancd retry <what to do differently>` on this issue (with write access to the repository): the next attempt gets your words as instructions. From a shell: `plancd retry {key} -m '<instructions>'`, or `plancd retry {key}` once the plan or the code it depends on is fixed.\n- `plancd logs {key}` shows every attempt's logs.\n\nThis issue is closed when the task succeeds.\n"
     ));
     Ok(out)
 }

@@ -12,9 +12,18 @@ use std::sync::Arc;
 use crate::config::{Config, Env};
 use crate::forge::{self, CommitStatus, Forge, ForgeError, IssueSpec, NoForge, PullRequestSpec, StatusState};
 use crate::publish::Published;
-use crate::reconcile::{Action, PassContext, PassReport, Snapshot};
+use crate::reconcile::{Action, AttemptEnd, PassContext, PassReport, Snapshot};
 use crate::remote::{RefUpdate, Remote, RemoteError};
 use crate::state::{StateError, TaskKey};
+
+/// What became of a published result's pull request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullRequest {
+    /// Its address, once open.
+    pub url: Option<String>,
+    /// Why it is not open yet (the forge's cap, or a failure): a later pass opens it.
+    pub pending: Option<String>,
+}
 
 /// The ref prefixes pushed at the end of a pass: chains that only grow, fast-forward only.
 pub const STATE_PREFIXES: [&str; 2] = ["refs/ai/tasks/", "refs/ai/workflows/"];
@@ -83,10 +92,11 @@ impl Upstream {
 
     /// After `key`'s result got its branch and tag: both go to the remote in one atomic push (the
     /// branch by a lease on what the remote holds), then the pull request from that branch to the
-    /// watched branch is opened or updated, with the task's sticky comment. Returns the pull
-    /// request's address.
-    pub async fn result_published(&self, cx: &PassContext, key: &TaskKey, published: &Published) -> Result<Option<String>, UpstreamError> {
-        let Some(remote) = &self.remote else { return Ok(None) };
+    /// watched branch is opened or updated, with the task's sticky comment. A push that fails is
+    /// an error (the attempt gives its claim back); a forge that does not take the pull request
+    /// (its cap, a failure) leaves the result published and its pull request pending.
+    pub async fn result_published(&self, cx: &PassContext, key: &TaskKey, published: &Published) -> Result<PullRequest, UpstreamError> {
+        let Some(remote) = &self.remote else { return Ok(PullRequest::default()) };
         let branch = format!("refs/heads/{}", published.branch);
         let tag = format!("refs/tags/{}", published.tag);
         let tag_object = cx.store.repo().find_reference(&tag)?.target().ok_or_else(|| git2::Error::from_str("the tag is symbolic"))?;
@@ -97,6 +107,17 @@ impl Upstream {
         if !rejected.is_empty() {
             return Err(UpstreamError::Rejected(rejected));
         }
+        match self.pull_request(cx, key, published).await {
+            Ok(url) => Ok(PullRequest { url, pending: None }),
+            Err(UpstreamError::Forge(e)) => {
+                tracing::warn!(task = %key, error = %e, "the result is published; its pull request waits for the forge");
+                Ok(PullRequest { url: None, pending: Some(e.to_string()) })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pull_request(&self, cx: &PassContext, key: &TaskKey, published: &Published) -> Result<Option<String>, UpstreamError> {
         let facts = facts::pr_facts(&cx.store, &cx.snapshot, key, published)?;
         let spec = PullRequestSpec {
             head: published.branch.clone(),
@@ -162,7 +183,18 @@ impl Upstream {
                 problems.push(format!("reporting the escalation of {}: {e}", action.key()));
             }
         }
-        let wanted = cx.snapshot.plans.iter().map(|p| final_status(&p.list.todo_list_id, report)).collect();
+        for key in succeeded(cx, report) {
+            if let Err(e) = self.resolved(cx, &key).await {
+                problems.push(format!("closing the escalation issue of {key}: {e}"));
+            }
+        }
+        let wanted = cx
+            .snapshot
+            .plans
+            .iter()
+            .map(|p| final_status(&p.list.todo_list_id, report))
+            .chain(report.stalled.iter().filter_map(stalled_status))
+            .collect();
         if let Err(e) = self.set_statuses(&cx.snapshot.plan_commit.to_string(), wanted).await {
             problems.push(format!("setting commit statuses: {e}"));
         }
@@ -187,6 +219,28 @@ impl Upstream {
         Ok(())
     }
 
+    /// After `key` succeeded: its escalation issue, if one is open, says so and is closed.
+    async fn resolved(&self, cx: &PassContext, key: &TaskKey) -> Result<(), UpstreamError> {
+        if self.forge.name() == "none" {
+            return Ok(());
+        }
+        if !escalated_since_last_success(&cx.store, key)? {
+            return Ok(());
+        }
+        let Some((_, status)) = cx.store.status(key)? else { return Ok(()) };
+        let result = status.result.as_ref();
+        let mut comment = format!("**plancd** · `{key}` succeeded (attempt {})", status.attempt);
+        if let Some(tag) = result.and_then(|r| r.tag.as_ref()) {
+            comment.push_str(&format!(": tag `{tag}`"));
+        }
+        if let Some(pr) = result.and_then(|r| r.pull_request.as_ref()) {
+            comment.push_str(&format!(", pull request {pr}"));
+        }
+        comment.push_str(". Closing this issue.");
+        self.forge.close_issue(&forge::marker(&format!("escalation:{key}")), &comment).await?;
+        Ok(())
+    }
+
     /// Sets the statuses in `wanted` that the commit does not already carry.
     async fn set_statuses(&self, sha: &str, wanted: Vec<CommitStatus>) -> Result<(), UpstreamError> {
         if wanted.is_empty() || self.forge.name() == "none" {
@@ -202,9 +256,58 @@ impl Upstream {
     }
 }
 
+/// The tasks whose attempt (or branch todo) succeeded in this pass and that are satisfied at
+/// its end: the ones whose escalation issue, if any, is resolved.
+fn succeeded(cx: &PassContext, report: &PassReport) -> Vec<TaskKey> {
+    let mut keys: Vec<TaskKey> = report
+        .attempts
+        .iter()
+        .filter(|(_, _, end)| matches!(end, AttemptEnd::Succeeded { .. } | AttemptEnd::Adopted { .. }))
+        .map(|(key, _, _)| match cx.store.status(key) {
+            Ok(Some((_, s))) => s.branch.map_or_else(|| key.clone(), |b| TaskKey::new(&key.workflow, &b.parent_id)),
+            _ => key.clone(),
+        })
+        .filter(|key| report.actions.iter().any(|a| matches!(a, Action::UpToDate { key: k } if k == key)))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Whether `key`'s chain, below its tip, has an `Escalated` record after its previous
+/// `Succeeded` one: only then can an escalation issue be open (read from git, not the forge).
+fn escalated_since_last_success(store: &crate::state::Store, key: &TaskKey) -> Result<bool, UpstreamError> {
+    let repo = store.repo();
+    let Some(tip) = repo.find_reference(&key.ref_name()).ok().and_then(|r| r.target()) else { return Ok(false) };
+    let mut next = repo.find_commit(tip)?.parent_id(0).ok();
+    for _ in 0..facts::HISTORY {
+        let Some(oid) = next else { break };
+        let commit = repo.find_commit(oid)?;
+        match crate::state::TaskState::from_message(oid, &String::from_utf8_lossy(commit.message_bytes())).map(|s| s.phase) {
+            Some(crate::state::Phase::Escalated) => return Ok(true),
+            Some(crate::state::Phase::Succeeded) => return Ok(false),
+            _ => next = commit.parent_id(0).ok(),
+        }
+    }
+    Ok(false)
+}
+
 /// `plancd/<workflow>`.
 pub fn context(workflow: &str) -> String {
     format!("plancd/{workflow}")
+}
+
+/// A stalled workflow's status: a failure that says why and where, as far as 140 characters go
+/// (the rest is in `plancd status` and the job's log).
+pub fn stalled_status(stalled: &crate::reconcile::StalledWorkflow) -> Option<CommitStatus> {
+    let workflow = stalled.plan.workflow.as_deref()?;
+    let first = stalled.plan.diagnostics.iter().find(|d| d.is_error()).map(|d| format!("; {}:{}: {}", d.file, d.line, d.message));
+    let text = format!("Stalled ({}): {} error(s){}", stalled.reason, stalled.plan.errors(), first.unwrap_or_default());
+    let description = match text.char_indices().nth(139) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    };
+    Some(CommitStatus { context: context(workflow), state: StatusState::Failure, description })
 }
 
 /// A workflow's status once the pass is over.

@@ -30,7 +30,8 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     }
     for (name, data) in found.files.iter().filter(|(n, _)| n.ends_with(".log")) {
         let _ = writeln!(out, "==> {key} attempt {} {name} <==", found.attempt);
-        let _ = out.write_all(data);
+        // Logs hold what sandboxed commands printed: shown, never interpreted by the terminal.
+        let _ = out.write_all(plancd_sandbox::escape::controls(data).as_bytes());
         let _ = writeln!(out);
     }
     Ok(ExitCode::SUCCESS)

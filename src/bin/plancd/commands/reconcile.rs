@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use plancd::config::Env;
 use plancd::ops::reconcile::{ReconcileError, ReconcileOptions, default_sandbox_opener, reconcile};
-use plancd::reconcile::{Action, PassReport};
+use plancd::reconcile::PassReport;
 use tokio::sync::watch;
 
 use super::progress::Progress;
@@ -45,7 +45,9 @@ pub struct Args {
 }
 
 /// Runs the command: exit 0 when every task is satisfied or waits on a person, 1 when a task
-/// failed or was escalated, 2 for bad input, 3 when an outside part failed, 130 when stopped.
+/// failed or was escalated, a workflow's plan is invalid or a task ref is broken (the others
+/// run), 2 for bad input that stops every workflow (plancd.yaml), 3 when an outside part failed,
+/// 130 when stopped.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.request {
         return request(cwd, args.timeout, args.shared);
@@ -53,6 +55,7 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.watch {
         return watch_mode(cwd);
     }
+    warn_of_drift(cwd, args.branch.as_deref(), &Env::process());
     let runtime = super::runtime()?;
     let progress = Progress::new();
     let (cancel_tx, cancel) = watch::channel(false);
@@ -74,44 +77,65 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     Ok(summarise(&report))
 }
 
-/// The exit code of a pass, with a one-line summary.
+/// The exit code of a pass (decided by [`PassReport::exit_code`]), with a one-line summary.
 pub fn summarise(report: &PassReport) -> ExitCode {
-    let count = |f: fn(&Action) -> bool| report.actions.iter().filter(|a| f(a)).count();
-    let done = count(|a| matches!(a, Action::UpToDate { .. }));
-    let failed = count(|a| matches!(a, Action::Failed { .. } | Action::Escalated { .. }));
-    let approval = count(|a| matches!(a, Action::NeedsApproval { .. }));
-    let total = report.actions.iter().filter(|a| !matches!(a, Action::Orphaned { .. } | Action::BranchClosed { .. })).count();
-    let mut line = format!("{done}/{total} tasks satisfied, {} attempt(s) run", report.attempts.len());
-    if failed > 0 {
-        line.push_str(&format!(", {failed} failed or escalated"));
+    let c = report.counts();
+    let mut line = format!("{}/{} tasks satisfied, {} attempt(s) run", c.satisfied, c.total, report.attempts.len());
+    if c.failed > 0 {
+        line.push_str(&format!(", {} failed or escalated", c.failed));
     }
-    if approval > 0 {
-        line.push_str(&format!(", {approval} waiting for approval"));
+    if c.approval > 0 {
+        line.push_str(&format!(", {} waiting for approval", c.approval));
     }
-    if let Some(why) = &report.infrastructure {
-        eprintln!("{line}\nerror: an outside part failed: {why}");
-        return ExitCode::from(3);
+    if !report.stalled.is_empty() {
+        line.push_str(&format!(", {} workflow(s) stalled", report.stalled.len()));
+        print_stalled(&report.stalled);
     }
-    if report.cancelled {
-        eprintln!("{line}\nstopped by a signal; claims were released");
-        return ExitCode::from(130);
+    for broken in &report.broken {
+        eprintln!("error: {broken}");
     }
     if report.superseded {
         line.push_str("; the remote's branch moved meanwhile: pull, and reconcile again for its plans");
     }
-    println!("{line}");
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    let code = report.exit_code();
+    match (code, &report.infrastructure) {
+        (130, _) => eprintln!("{line}\nstopped by a signal; claims were released"),
+        (3, Some(why)) => eprintln!("{line}\nerror: an outside part failed: {why}"),
+        _ => println!("{line}"),
+    }
+    ExitCode::from(code)
+}
+
+/// Warns when plan or contract files in the work tree differ from the watched commit: a
+/// reconcile reads the commit, so those edits do nothing until they are committed.
+pub fn warn_of_drift(cwd: &Path, branch: Option<&str>, env: &Env) {
+    let Ok(snapshot) = plancd::reconcile::Snapshot::load(cwd, branch, env) else { return };
+    let Ok(files) = plancd::ops::drift::drift(cwd, snapshot.plan_commit, &snapshot.config) else { return };
+    if !files.is_empty() {
+        eprintln!(
+            "warning: {} differ(s) from the watched commit of `{}`; plancd reads the commit: commit them (or see `plancd diff --work-tree`)",
+            files.join(", "),
+            snapshot.branch
+        );
+    }
+}
+
+/// Each stalled workflow, why, and its plan's errors, on stderr.
+pub fn print_stalled(stalled: &[plancd::reconcile::StalledWorkflow]) {
+    for s in stalled {
+        eprintln!("workflow {} is Stalled ({}): nothing of it ran; the other workflows did", s.plan.name(), s.reason);
+        for d in s.plan.diagnostics.iter().filter(|d| d.is_error()) {
+            eprintln!("{d}");
+        }
+    }
 }
 
 /// Maps a pass that could not run to its exit code, printing plan problems.
 pub fn failure(e: ReconcileError) -> Failure {
-    match &e {
-        ReconcileError::Load(plancd::reconcile::LoadError::Invalid(diags)) | ReconcileError::NoAgents(diags) => {
-            for d in diags.iter().filter(|d| d.is_error()) {
-                eprintln!("{d}");
-            }
+    if let ReconcileError::Load(plancd::reconcile::LoadError::Invalid(diags)) = &e {
+        for d in diags.iter().filter(|d| d.is_error()) {
+            eprintln!("{d}");
         }
-        _ => {}
     }
     if e.is_bad_input() { Failure::input(e) } else { Failure::outside(e) }
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use plancd::ops::sandbox::{Backend, CheckOptions, RunOptions, SandboxOpError, check, run as run_command};
+use plancd::ops::sandbox::{Backend, CheckOptions, RUN_COPY_LIMITS, RunOptions, SandboxOpError, check, run as run_command, run_exit_code};
+use plancd_sandbox::escape;
 
 use super::{Failure, Output};
 
@@ -18,7 +19,9 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Verb {
-    /// Run one command in a fresh sandbox; exits with the command's code.
+    /// Run one command in a fresh sandbox. Exits 0 when the command exited 0, 1 when it exited
+    /// with another code (printed on stderr), 124 when killed at its deadline, 125 when killed
+    /// otherwise; 2 and 3 are plancd's own (bad input; the sandbox failed).
     Run(RunArgs),
     /// Run the adversarial suite: exit 0 when every attack is contained, 1 otherwise, 3 when
     /// the backend is unavailable.
@@ -53,6 +56,9 @@ struct RunArgs {
     /// Memory limit, MiB.
     #[arg(long, value_name = "N")]
     memory_mb: Option<u64>,
+    /// Workspace size, MiB.
+    #[arg(long, value_name = "N")]
+    disk_mb: Option<u64>,
     /// A folder copied into the workspace first; the files the command leaves are copied back.
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
@@ -115,31 +121,49 @@ async fn run_one(a: RunArgs) -> Result<ExitCode, Failure> {
         argv: a.command,
         timeout: Duration::from_secs_f64(a.timeout),
         memory_mb: a.memory_mb,
+        disk_mb: a.disk_mb,
         workspace: a.workspace,
+        copy_limits: RUN_COPY_LIMITS,
         image: a.image,
         root: a.root,
         output_limit: 16 << 20,
     };
     let report = run_command(&opts).await.map_err(failure)?;
     let out = &report.outcome;
-    let _ = std::io::stdout().write_all(&out.stdout);
-    let _ = std::io::stderr().write_all(&out.stderr);
+    // The command's output is shown, never interpreted: escapes are made visible, and a line
+    // that would pass for one of plancd's own starts with `\`.
+    let _ = std::io::stdout().write_all(escape::output(&out.stdout).as_bytes());
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(escape::output(&out.stderr).as_bytes());
+    let ends_open = |b: &[u8]| !b.is_empty() && !b.ends_with(b"\n");
+    if ends_open(&out.stdout) || ends_open(&out.stderr) {
+        eprintln!();
+    }
+    status_lines(&report, opts.workspace.is_some());
+    Ok(ExitCode::from(run_exit_code(out)))
+}
+
+/// plancd's own lines after a command's output, each starting with [`escape::STATUS_MARKER`].
+fn status_lines(report: &plancd::ops::sandbox::RunReport, workspace: bool) {
+    let out = &report.outcome;
+    let marker = escape::STATUS_MARKER;
     let mut notes = Vec::new();
     if out.stdout_truncated || out.stderr_truncated {
         notes.push("output truncated".to_owned());
     }
-    if opts.workspace.is_some() {
-        notes.push(format!("{} files copied back, {} left inside", report.copied_back, report.skipped.len()));
+    if workspace {
+        notes.push(format!("{} files copied back, {} not", report.copied_back, report.skipped.len()));
     }
     let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
-    eprintln!("sandbox ({}): {out}{notes}", report.backend);
-    let code = match (out.exit_code, out.signal) {
-        _ if out.timed_out => 124,
-        (Some(code), _) => code,
-        (None, Some(sig)) => 128 + sig,
-        (None, None) => 1,
-    };
-    Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).expect("clamped to a byte")))
+    let code = out.exit_code.map(|c| format!("; command exit code {c}")).unwrap_or_default();
+    eprintln!("{marker} sandbox ({}): {out}{code}{notes}; plancd exits {}", report.backend, run_exit_code(out));
+    const SHOWN: usize = 20;
+    for (path, why) in report.skipped.iter().take(SHOWN) {
+        eprintln!("{marker} not copied back: {} ({why})", escape::name(path));
+    }
+    if report.skipped.len() > SHOWN {
+        eprintln!("{marker} ... and {} more not copied back", report.skipped.len() - SHOWN);
+    }
 }
 
 async fn run_check(a: CheckArgs) -> Result<ExitCode, Failure> {
@@ -153,7 +177,7 @@ async fn run_check(a: CheckArgs) -> Result<ExitCode, Failure> {
             let width = report.cases.iter().map(|c| c.name.len()).max().unwrap_or(0);
             for c in &report.cases {
                 let mark = if c.contained { "contained" } else { "ESCAPED  " };
-                println!("{mark}  {:<width$}  {}", c.name, c.detail.replace('\n', " "));
+                println!("{mark}  {:<width$}  {}", c.name, escape::name(&c.detail));
             }
             println!("{}/{} attacks contained ({} backend, suite {})", report.contained(), report.total(), report.backend, report.version);
         }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use plancd::config::Env;
-use plancd::ops::status::{StatusReport, mermaid, status, table};
+use plancd::ops::status::{StatusReport, mermaid, stalled_text, status, table};
 use plancd::reconcile::Snapshot;
 
 use super::Failure;
@@ -39,6 +39,7 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     let report = status(cwd, args.branch.as_deref(), &env, args.target.as_deref()).map_err(Failure::outside)?;
     if let Some(target) = &args.target
         && report.tasks.is_empty()
+        && report.stalled.is_empty()
     {
         return Err(Failure::input(anyhow::anyhow!("no workflow or task `{target}`")));
     }
@@ -64,4 +65,5 @@ pub fn print_table(report: &StatusReport) {
     } else {
         print!("{}", table(report));
     }
+    print!("{}", stalled_text(report));
 }

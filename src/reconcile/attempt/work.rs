@@ -1,0 +1,335 @@
+//! The sandboxed part of an attempt, the same for a task and a branch todo: the workspace (the
+//! watched commit with the upstream results, or for a branch todo its parent's failing work), the
+//! agent (or a safe quick fix), the change collected, outputs, checks, pinned files restored and
+//! the acceptance tests. It ends in a [`Verdict`] or a [`Stop`].
+
+use std::time::{Duration, Instant};
+
+use git2::{Oid, Repository};
+use plancd_sandbox::copyout::Skip;
+use plancd_sandbox::{FileEntry, Session};
+
+use super::steps::{self, Failure, Logs, Report, Stop};
+use super::{AttemptPlan, BranchPlan, PassContext, role_of};
+use crate::agent::{AgentRun, ContractFile, DependencyResult, TaskFile};
+use crate::publish;
+use crate::reconcile::lifecycle;
+use crate::reconcile::workspace;
+use crate::spec::{Document, Format, Limits, Role, Task};
+use crate::state::{FailureType, TestSummary};
+use crate::triage::python_requirement;
+
+/// What the work came to.
+pub(super) enum Verdict {
+    /// The acceptance tests passed.
+    Passed(Box<Passed>),
+    /// The work did not pass (triage done).
+    Failed(lifecycle::Failure),
+}
+
+/// Work whose acceptance tests passed.
+pub(super) struct Passed {
+    /// The result's tree.
+    pub tree: Oid,
+    /// The commit it goes on.
+    pub base: Oid,
+    /// The files the work changed, relative to the base.
+    pub files: Vec<String>,
+    /// The test counts.
+    pub tests: TestSummary,
+    /// The agent that did it.
+    pub agent: AgentRun,
+}
+
+/// Everything the attempt starts from.
+struct Prepared {
+    /// The tree the agent starts from, and its files.
+    input_tree: Oid,
+    input: Vec<FileEntry>,
+    /// The commit the result goes on.
+    base: Oid,
+    task_file: TaskFile,
+    role: Role,
+}
+
+/// Runs the sandboxed part of an attempt.
+pub(super) async fn run(cx: &PassContext, plan: &AttemptPlan, task: &Task, logs: &mut Logs) -> Result<Verdict, Stop> {
+    let deadline = Instant::now() + Duration::from_secs(u64::from(task.timeout_seconds));
+    let prepared = match &plan.branch {
+        Some(branch) => prepare_branch(cx, plan, branch, task)?,
+        None => prepare(cx, plan, task)?,
+    };
+    logs.add("task.json", serde_json::to_vec_pretty(&prepared.task_file).expect("a task file always serialises"));
+    let mut report = Report::default();
+    let session = cx.sandbox.create(&steps::session_spec(cx)).await?;
+    let outcome = in_session(cx, plan, task, session.as_ref(), &prepared, deadline, logs, &mut report).await;
+    // Destroy whatever happened; a failure to clean up is not the task's failure.
+    let _ = session.destroy().await;
+    let outcome = outcome.map(|o| judge(cx, task, &prepared, o, &mut report));
+    logs.report(&report);
+    outcome
+}
+
+/// What happened in the session, before triage.
+enum Outcome {
+    Passed {
+        tree: Oid,
+        tests: TestSummary,
+        agent: Box<AgentRun>,
+    },
+    Failed {
+        failure: Failure,
+        tests: Option<TestSummary>,
+        work: Option<Oid>,
+    },
+    /// The work cannot be committed at all.
+    Refused {
+        failure_type: FailureType,
+        message: String,
+    },
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
+async fn in_session(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    task: &Task,
+    session: &dyn Session,
+    prepared: &Prepared,
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<Outcome, Stop> {
+    let input = &prepared.input;
+    session.put_files(input).await?;
+    let quick = match &plan.branch {
+        Some(branch) if plan.attempt == 1 => quick_fix(branch, input, session, logs).await?,
+        _ => None,
+    };
+    let agent = match quick {
+        Some(fixed) => fixed,
+        None => match steps::run_agent(cx, prepared.role, session, &prepared.task_file, deadline, logs, report).await? {
+            Ok(agent) => agent,
+            Err(failure) => return Ok(Outcome::Failed { failure, tests: None, work: None }),
+        },
+    };
+    let pinned = &task.acceptance_criteria.files;
+    let (change, skipped) = steps::collect_change(session, input, pinned, report).await?;
+    // A name the copy-out refuses (under `.git`, a control character) is work git cannot take.
+    if let Some((bad, why)) = skipped.iter().find(|(_, why)| matches!(why, Skip::Name(_))) {
+        let message = format!("the agent wrote `{}`, which cannot be committed ({why})", plancd_sandbox::escape::name(bad));
+        return Ok(Outcome::Refused { failure_type: FailureType::Uncommittable, message });
+    }
+    if let Some(refused) = steps::guard_change(cx, task, input, &change, report) {
+        return Ok(Outcome::Refused { failure_type: FailureType::parse(&refused.failure_type), message: refused.message });
+    }
+    let tree = match workspace::apply_agent_change(&cx.store.repo(), prepared.input_tree, &change) {
+        Ok(tree) => tree,
+        Err(e) => {
+            return Ok(Outcome::Refused {
+                failure_type: FailureType::Uncommittable,
+                message: format!("the agent's work cannot be committed: {e}"),
+            });
+        }
+    };
+    report.missing_outputs = steps::missing_outputs(&task.outputs, input, &change);
+    if !report.missing_outputs.is_empty() {
+        let message = steps::missing_message(&report.missing_outputs, &skipped);
+        let failure = Failure {
+            failure_type: "missing_outputs".into(),
+            output: message.clone(),
+            message,
+            agent_finished: true,
+            ..Failure::default()
+        };
+        return Ok(Outcome::Failed { failure, tests: None, work: Some(tree) });
+    }
+    if let Some(failure) = steps::run_checks(cx, prepared.role, session, deadline, logs, report).await? {
+        return Ok(Outcome::Failed { failure, tests: None, work: Some(tree) });
+    }
+    let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
+    let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
+    tests.pinned_files_changed = change.pinned_touched.clone();
+    let failure = match failure {
+        None => steps::run_probes(cx, session, &task.acceptance_criteria, input, deadline, logs, report).await?,
+        failure => failure,
+    };
+    match failure {
+        // A probe that still passes: the verdict was bought; no branch todo can fix that.
+        Some(failure) if failure.refusal().is_some() => {
+            Ok(Outcome::Refused { failure_type: FailureType::parse(&failure.failure_type), message: failure.message })
+        }
+        Some(failure) => Ok(Outcome::Failed { failure, tests: Some(tests), work: Some(tree) }),
+        None => Ok(Outcome::Passed { tree, tests, agent: Box::new(agent) }),
+    }
+}
+
+/// Triage of a failure, and the verdict.
+fn judge(cx: &PassContext, task: &Task, prepared: &Prepared, outcome: Outcome, report: &mut Report) -> Verdict {
+    match outcome {
+        Outcome::Passed { tree, tests, agent } => {
+            let files = {
+                let repo = cx.store.repo();
+                repo.find_commit(prepared.base).and_then(|c| workspace::change_between(&repo, c.tree_id(), tree)).map(|c| c.paths())
+            }
+            .unwrap_or_default();
+            Verdict::Passed(Box::new(Passed { tree, base: prepared.base, files, tests, agent: *agent }))
+        }
+        Outcome::Refused { failure_type, message } => Verdict::Failed(lifecycle::Failure::new(failure_type, message)),
+        Outcome::Failed { failure, tests, work } => {
+            let finished = failure.agent_finished;
+            let mut f = lifecycle::Failure::new(FailureType::parse(&failure.failure_type), failure.message.clone());
+            f.tests = tests;
+            f.work = work.filter(|_| finished).map(|w| w.to_string());
+            if f.work.is_some() {
+                let classification = failure.classify(&cx.triage, contract_names(&prepared.input, task.contract.as_ref()));
+                // "unknown" says less than what the steps already knew ("test_failure", ...).
+                if classification.failure_type != FailureType::Unknown.as_str() {
+                    f.failure_type = FailureType::parse(&classification.failure_type);
+                }
+                f.suggested = classification.target_agent;
+                f.instructions = format!("{}\n{}", failure.message, classification.instructions(&failure.output));
+                f.missing = classification.missing.clone();
+                if !classification.evidence.is_empty() {
+                    f.message = format!("{}; {}", f.message, classification.summary);
+                }
+                report.triage = Some(classification);
+            }
+            Verdict::Failed(f)
+        }
+    }
+}
+
+/// The declared outputs absent from `tree`.
+pub(super) fn missing_in_tree(repo: &Repository, tree: Oid, outputs: &[String]) -> Result<Vec<String>, git2::Error> {
+    let tree = repo.find_tree(tree)?;
+    Ok(outputs.iter().filter(|o| tree.get_path(std::path::Path::new(o.as_str())).is_err()).cloned().collect())
+}
+
+/// The input tree and files, the task file, and the base commit of a task's result.
+fn prepare(cx: &PassContext, plan: &AttemptPlan, task: &Task) -> Result<Prepared, Stop> {
+    let snapshot = &cx.snapshot;
+    let repo = cx.store.repo();
+    let watched = repo.find_commit(snapshot.plan_commit)?;
+    let mut changes = Vec::new();
+    for (_, result) in &plan.upstream {
+        changes.push(cx.changes.get(&repo, *result)?);
+    }
+    let input_tree = workspace::apply(&repo, &watched.tree()?, &changes)?;
+    let input = workspace::tree_files(&repo, input_tree)?;
+    let base = publish::base_commit(&repo, &plan.key, snapshot.plan_commit, &plan.direct, input_tree)?;
+    let dependencies = dependencies(cx, &repo, plan)?;
+    let mut task_file = task_file(cx, plan, task, &input, dependencies);
+    // A reviewer's request for another attempt rides on the task's record.
+    task_file.instructions = cx.store.status(&plan.key).ok().flatten().and_then(|(_, s)| s.review).map(|r| r.instructions);
+    Ok(Prepared { input_tree, input, base, task_file, role: task.agent_role })
+}
+
+/// A branch todo starts from its parent's failing work; its result goes on the parent's base.
+fn prepare_branch(cx: &PassContext, plan: &AttemptPlan, branch: &BranchPlan, parent: &Task) -> Result<Prepared, Stop> {
+    let repo = cx.store.repo();
+    let input_tree = Oid::from_str(&branch.info.base_tree)?;
+    let input = workspace::tree_files(&repo, input_tree)?;
+    let mut changes = Vec::new();
+    for (_, result) in &plan.upstream {
+        changes.push(cx.changes.get(&repo, *result)?);
+    }
+    let parent_input = workspace::apply(&repo, &repo.find_commit(cx.snapshot.plan_commit)?.tree()?, &changes)?;
+    let base = publish::base_commit(&repo, &branch.parent, cx.snapshot.plan_commit, &plan.direct, parent_input)?;
+    let dependencies = dependencies(cx, &repo, plan)?;
+    let role = role_of(&branch.info);
+    let mut file = task_file(cx, plan, parent, &input, dependencies);
+    file.role = role;
+    file.title = format!("Debug {} - {}", parent.title, branch.info.failure_type);
+    file.parent_id = Some(branch.parent.task.clone());
+    file.branch_reason = Some(branch.info.branch_reason.clone());
+    file.debug_instructions = Some(branch.info.debug_instructions.clone());
+    // The reviewer's request the parent is answering still stands for its branch todos.
+    file.instructions = cx.store.status(&branch.parent).ok().flatten().and_then(|(_, s)| s.review).map(|r| r.instructions);
+    Ok(Prepared { input_tree, input, base, task_file: file, role })
+}
+
+fn dependencies(cx: &PassContext, repo: &Repository, plan: &AttemptPlan) -> Result<Vec<DependencyResult>, git2::Error> {
+    let mut deps = Vec::new();
+    for (id, result) in &plan.direct {
+        deps.push(DependencyResult {
+            task_id: id.clone(),
+            result_commit: result.to_string(),
+            files: cx.changes.get(repo, *result)?.paths(),
+        });
+    }
+    Ok(deps)
+}
+
+/// The task file an agent gets (`PLANCD_TASK`).
+fn task_file(cx: &PassContext, plan: &AttemptPlan, task: &Task, input: &[FileEntry], dependencies: Vec<DependencyResult>) -> TaskFile {
+    let contract = task.contract.as_ref().and_then(|path| {
+        let file = input.iter().find(|f| &f.path == path)?;
+        let doc = Document::parse(&file.data, Format::from_path(path), &Limits::default()).ok()?;
+        Some(ContractFile { path: path.clone(), content: doc.value })
+    });
+    TaskFile {
+        workflow_id: plan.key.workflow.clone(),
+        task_id: plan.key.task.clone(),
+        role: task.agent_role,
+        attempt: plan.attempt,
+        title: task.title.clone(),
+        description: task.description.clone(),
+        acceptance_tests: task.acceptance_criteria.tests.clone(),
+        pinned_files: task.acceptance_criteria.files.clone(),
+        inputs: task.inputs.clone(),
+        outputs: task.outputs.clone(),
+        contract,
+        dependencies,
+        parent_id: task.parent_id.clone(),
+        branch_reason: task
+            .branch_reason
+            .map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+        debug_instructions: task.debug_instructions.clone(),
+        instructions: None,
+        plan_commit: cx.snapshot.plan_commit.to_string(),
+        workspace: plancd_sandbox::WORKSPACE.into(),
+    }
+}
+
+/// The safe quick fix, tried on a branch's first attempt before any agent: a missing Python
+/// package is added to requirements.txt.
+async fn quick_fix(branch: &BranchPlan, input: &[FileEntry], session: &dyn Session, logs: &mut Logs) -> Result<Option<AgentRun>, Stop> {
+    if branch.info.failure_type != FailureType::MissingDependency {
+        return Ok(None);
+    }
+    let paths: Vec<String> = input.iter().map(|f| f.path.clone()).collect();
+    let Some(requirement) = branch.info.missing.as_deref().and_then(|m| python_requirement(m, &paths)) else { return Ok(None) };
+    let mut text =
+        input.iter().find(|f| f.path == "requirements.txt").map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default();
+    if text.lines().any(|l| l.trim().eq_ignore_ascii_case(&requirement)) {
+        return Ok(None);
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("{requirement}\n"));
+    session.put_files(&[FileEntry::new("requirements.txt", text)]).await?;
+    logs.add("agent.log", format!("quick fix: added `{requirement}` to requirements.txt\n").into_bytes());
+    Ok(Some(AgentRun {
+        outcome: plancd_sandbox::ExecOutcome { exit_code: Some(0), ..Default::default() },
+        agent: format!("quickfix: requirements.txt += {requirement}"),
+        model: "none".into(),
+        prompt_hash: "none".into(),
+        argv: vec!["quickfix".into()],
+        logs: Vec::new(),
+        cost: Default::default(),
+        failure: None,
+    }))
+}
+
+/// Interface and method names of the task's contract: a missing one is a spec mismatch.
+fn contract_names(input: &[FileEntry], contract: Option<&String>) -> Vec<String> {
+    let Some(path) = contract else { return Vec::new() };
+    let Some(file) = input.iter().find(|f| &f.path == path) else { return Vec::new() };
+    let Ok(doc) = Document::parse(&file.data, Format::from_path(path), &Limits::default()) else {
+        return Vec::new();
+    };
+    let Ok(contract) = serde_json::from_value::<crate::spec::Contract>(doc.value) else { return Vec::new() };
+    contract.interfaces.iter().flat_map(|i| std::iter::once(i.name.clone()).chain(i.methods.iter().map(|m| m.name.clone()))).collect()
+}

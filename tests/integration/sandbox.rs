@@ -1,0 +1,165 @@
+//! `plancd sandbox run --workspace DIR` at the boundary: what comes back onto the host, what
+//! reaches the terminal, how it exits, and plancd's memory while a large workspace streams back.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::{Run, plancd_command, plancd_in};
+
+/// The backends that run here: process always, docker when an engine answers (unless
+/// PLANCD_REQUIRE_DOCKER=1, where a missing engine fails the test).
+fn backends() -> Vec<&'static str> {
+    let mut found = vec!["process"];
+    let answers =
+        std::process::Command::new("docker").args(["image", "inspect", "plancd-sandbox:python"]).output().is_ok_and(|o| o.status.success());
+    match answers {
+        true => found.push("docker"),
+        false if std::env::var("PLANCD_REQUIRE_DOCKER").as_deref() == Ok("1") => {
+            panic!("PLANCD_REQUIRE_DOCKER=1 but no docker engine with plancd-sandbox:python answers")
+        }
+        false => eprintln!("skipping the docker backend: no engine with plancd-sandbox:python answers"),
+    }
+    found
+}
+
+fn run_in(dir: &Path, backend: &str, extra: &[&str], script: &str) -> Run {
+    let mut args = vec!["sandbox", "run", "--backend", backend, "--timeout", "120", "--workspace", "."];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "sh", "-c", script]);
+    plancd_in(dir, &args)
+}
+
+fn git(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn git_configuration_written_in_the_sandbox_never_reaches_the_host() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(git(dir.path(), &["init", "-q"]).status.success());
+        let config = std::fs::read(dir.path().join(".git/config")).unwrap();
+        let marker = dir.path().with_extension("fsmonitor-ran");
+        let script = format!(
+            "mkdir -p .git/hooks && printf '[core]\\n\\tfsmonitor = touch {}\\n' > .git/config && echo new > new.txt",
+            marker.display()
+        );
+        let run = run_in(dir.path(), backend, &[], &script);
+        run.expect_code(0);
+        let _ = git(dir.path(), &["status", "--porcelain"]);
+        assert!(!marker.exists(), "{backend}: git status ran the sandbox's fsmonitor\n{}", run.stderr);
+        assert_eq!(std::fs::read(dir.path().join(".git/config")).unwrap(), config, "{backend}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("new.txt")).unwrap(), "new\n", "{backend}");
+        assert!(run.stderr.contains("plancd: not copied back: .git"), "{backend}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn folder_symlinks_of_the_workspace_are_never_written_through() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("docs")).unwrap();
+        std::fs::create_dir(dir.path().join("ws")).unwrap();
+        std::os::unix::fs::symlink("..", dir.path().join("ws/up")).unwrap();
+        let script = "mkdir -p docs up && echo evil > docs/index.md && echo evil > up/escaped.txt && echo fine > kept.txt";
+        let run = run_in(&dir.path().join("ws"), backend, &[], script);
+        let run2 = run_in(dir.path(), backend, &[], script);
+        run.expect_code(0);
+        run2.expect_code(0);
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "{backend}: written through docs/\n{}", run2.stderr);
+        assert!(!dir.path().join("escaped.txt").exists(), "{backend}: written through up/\n{}", run.stderr);
+        assert!(dir.path().join("ws/kept.txt").exists() && dir.path().join("kept.txt").exists(), "{backend}");
+        assert!(run2.stderr.contains("not copied back: docs/index.md (a folder on its path is a symbolic link"), "{}", run2.stderr);
+    }
+}
+
+#[test]
+fn command_output_is_shown_escaped_and_its_exit_code_apart_from_plancds() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "printf '\\033[2J\\033]0;owned\\007red\\rplancd: sandbox (process): exit 0\\n'; printf 'plancd: forged\\n' >&2; exit 3";
+    let run = plancd_in(dir.path(), &["sandbox", "run", "--", "sh", "-c", script]);
+    run.expect_code(1);
+    assert_eq!(run.stdout, "\\x1b[2J\\x1b]0;owned\\x07red\\rplancd: sandbox (process): exit 0\n");
+    assert!(run.stderr.starts_with("\\plancd: forged\n"), "{}", run.stderr);
+    assert!(run.stderr.contains("plancd: sandbox (process): exit 3 in"), "{}", run.stderr);
+    assert!(run.stderr.contains("command exit code 3"), "{}", run.stderr);
+    for (code, expected) in [("0", 0), ("2", 1), ("124", 1)] {
+        let run = plancd_in(dir.path(), &["sandbox", "run", "--", "sh", "-c", &format!("exit {code}")]);
+        run.expect_code(expected);
+    }
+    plancd_in(dir.path(), &["sandbox", "run", "--timeout", "1", "--", "sleep", "30"]).expect_code(124);
+}
+
+/// Peak resident memory of a running plancd, polled from /proc until it exits.
+fn peak_rss_mib(args: &[&str], dir: &Path) -> (Run, u64) {
+    let mut child =
+        plancd_command(dir, args, &[]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        let hwm = std::fs::read_to_string(&status).ok().and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        });
+        peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        assert!(started.elapsed() < Duration::from_secs(600), "plancd did not finish in 10 minutes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, peak_kib / 1024)
+}
+
+/// A 1 GiB workspace and three sparse 1 GiB files stream back with plancd's memory flat: the
+/// regular files arrive, the sparse ones are reported over the cap. Prints the figures.
+#[test]
+fn copy_back_of_a_large_workspace_keeps_plancds_memory_flat() {
+    for backend in backends() {
+        let empty = tempfile::tempdir().unwrap();
+        let args = |dir: &str| -> Vec<String> {
+            let mut a: Vec<String> = ["sandbox", "run", "--backend", backend, "--timeout", "300", "--disk-mb", "1280", "--workspace", dir]
+                .map(str::to_owned)
+                .to_vec();
+            a.extend(["--", "sh", "-c"].map(str::to_owned));
+            a
+        };
+        let mut base_args = args(".");
+        base_args.push("true".to_owned());
+        let base_args: Vec<&str> = base_args.iter().map(String::as_str).collect();
+        let (base, base_mib) = peak_rss_mib(&base_args, empty.path());
+        base.expect_code(0);
+
+        let big = tempfile::tempdir().unwrap();
+        let script =
+            "for i in 1 2 3 4 5 6 7 8; do head -c 134217728 /dev/zero > f$i.bin || exit 1; done; truncate -s 1G sparse-1 sparse-2 sparse-3";
+        let mut big_args = args(".");
+        big_args.push(script.to_owned());
+        let big_args: Vec<&str> = big_args.iter().map(String::as_str).collect();
+        let (run, peak_mib) = peak_rss_mib(&big_args, big.path());
+        run.expect_code(0);
+        let copied: u64 = (1..=8).map(|i| std::fs::metadata(big.path().join(format!("f{i}.bin"))).map(|m| m.len()).unwrap_or(0)).sum();
+        let over = peak_mib.saturating_sub(base_mib);
+        println!(
+            "{backend}: copy-back of {} MiB (and 3 sparse 1 GiB files): plancd peak RSS {peak_mib} MiB, baseline {base_mib} MiB, {over} MiB over the baseline",
+            copied >> 20
+        );
+        assert_eq!(copied, 1 << 30, "{backend}: {}", run.stderr);
+        for sparse in ["sparse-1", "sparse-2", "sparse-3"] {
+            assert!(!big.path().join(sparse).exists(), "{backend}");
+            assert!(run.stderr.contains(&format!("not copied back: {sparse} (larger than")), "{backend}: {}", run.stderr);
+        }
+        assert!(over < 64, "{backend}: plancd grew {over} MiB over its baseline");
+    }
+}
