@@ -255,6 +255,10 @@ pub trait Sandbox: Send + Sync {
 
     /// Creates a session.
     async fn create(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, SandboxError>;
+
+    /// Waits for what destroyed sessions left to the background (removals), and gives up
+    /// warm sessions kept ahead. Call before the program ends.
+    async fn settle(&self) {}
 }
 
 /// One isolated workspace with its limits. Dropping a session without [`Session::destroy`]

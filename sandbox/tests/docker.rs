@@ -46,7 +46,7 @@ fn leftovers_of_a_crashed_owner_are_swept_at_connect() {
             let client = d.client().clone();
             async move { client.list_containers(Some(options)).await.unwrap().len() }
         };
-        assert_eq!(labelled(&crashed).await, 1, "the keeper is left behind");
+        assert_eq!(labelled(&crashed).await, 2, "the keeper and the waiting runner are left behind");
         let again = DockerSandbox::connect(&owner).await.unwrap();
         assert_eq!(labelled(&again).await, 0, "connect swept it");
         assert_eq!(again.sweep().await.unwrap(), 0, "volumes went too");
@@ -59,8 +59,145 @@ fn a_session_whose_containers_were_removed_is_gone() {
     run(Duration::from_secs(120), async {
         let Some(sandbox) = docker().await else { return };
         let session = sandbox.create(&small_spec()).await.unwrap();
-        assert_eq!(sandbox.sweep().await.unwrap(), 3, "the keeper and two volumes");
+        assert_eq!(sandbox.sweep().await.unwrap(), 4, "the keeper, the waiting runner and two volumes");
         let err = session.exec(&plancd_sandbox::ExecRequest::new(["true"], Duration::from_secs(10))).await.unwrap_err();
         assert!(matches!(err, plancd_sandbox::SandboxError::Gone(_)), "{err}");
+    });
+}
+
+/// Names of the containers, running or not, labelled with `session`.
+async fn containers_of(sandbox: &DockerSandbox, session: &str) -> Vec<String> {
+    let filters = std::collections::HashMap::from([("label", vec![format!("plancd.session={session}")])]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    let listed = sandbox.client().list_containers(Some(options)).await.expect("the engine lists containers");
+    listed.into_iter().flat_map(|c| c.names.unwrap_or_default()).collect()
+}
+
+#[test]
+fn a_command_dies_at_its_deadline_on_the_engine_side_when_plancd_stops_watching() {
+    run(Duration::from_secs(120), async {
+        let Some(sandbox) = docker().await else { return };
+        let session = std::sync::Arc::new(sandbox.create(&small_spec()).await.unwrap());
+        let id = session.id().to_owned();
+        let running = std::sync::Arc::clone(&session);
+        // plancd's side of the exec (its timer, its kill) goes away mid-command.
+        let exec = tokio::spawn(async move { sh(&**running, "sleep 600", 2).await });
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        exec.abort();
+        let commands = |names: Vec<String>| names.into_iter().filter(|n| !n.ends_with("-keeper")).collect::<Vec<_>>();
+        assert_eq!(commands(containers_of(&sandbox, &id).await).len(), 1, "the command's container runs");
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        assert_eq!(commands(containers_of(&sandbox, &id).await), Vec::<String>::new(), "gone 2 s past the deadline");
+        let again = sh(&**session, "echo still here", 10).await;
+        assert_eq!(again.output_text().0, "still here\n", "the session lives on: {again:?}");
+        let session = std::sync::Arc::try_unwrap(session).ok().expect("the aborted exec let go of the session");
+        session.destroy().await.unwrap();
+        sandbox.settle().await;
+    });
+}
+
+#[test]
+fn arguments_environment_folders_and_input_reach_commands_as_given() {
+    run(Duration::from_secs(120), async {
+        let Some(sandbox) = docker().await else { return };
+        let mut spec = small_spec();
+        spec.env = vec![("MULTI".into(), "a\nb 'c'".into())];
+        let session = sandbox.create(&spec).await.unwrap();
+        session.put_files(&[FileEntry::new("sub/x.txt", "x")]).await.unwrap();
+        for round in 0..3 {
+            let mut req = plancd_sandbox::ExecRequest::new(
+                [
+                    "python3",
+                    "-c",
+                    "import os, sys; print(os.getcwd(), repr(sys.argv[1:]), repr(os.environ['MULTI']), repr(sys.stdin.read()), sorted(os.environ))",
+                    "it's",
+                    "$HOME `id`",
+                    "two\nlines",
+                ],
+                Duration::from_secs(20),
+            );
+            req.cwd = "sub".into();
+            req.stdin = format!("input {round}").into_bytes();
+            let out = session.exec(&req).await.unwrap();
+            let want = format!(
+                "/workspace/sub [\"it's\", '$HOME `id`', 'two\\nlines'] \"a\\nb 'c'\" 'input {round}' ['HOME', 'LANG', 'MULTI', 'PATH', 'TMPDIR']\n"
+            );
+            assert_eq!(out.output_text().0, want, "round {round}: {out:?}");
+        }
+        let code = sh(&*session, "exit 7", 10).await;
+        assert_eq!(code.exit_code, Some(7));
+        let late = sh(&*session, "sleep 30", 1).await;
+        assert!(late.timed_out && late.exit_code.is_none(), "{late:?}");
+        session.destroy().await.unwrap();
+        sandbox.settle().await;
+        assert_eq!(sandbox.sweep().await.unwrap(), 0, "destroy and settle left nothing");
+    });
+}
+
+#[test]
+fn pooled_sessions_are_used_once_and_replaced() {
+    run(Duration::from_secs(180), async {
+        let Some(sandbox) = docker().await else { return };
+        sandbox.keep_warm(1);
+        let spec = small_spec();
+        sandbox.warm(&spec);
+        let ready = |s: &DockerSandbox| s.warm_sessions(&spec);
+        let wait_ready = || async {
+            let start = std::time::Instant::now();
+            while ready(&sandbox) == 0 {
+                assert!(start.elapsed() < Duration::from_secs(60), "the pool never filled");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        wait_ready().await;
+        let first = sandbox.create(&spec).await.unwrap();
+        let out = sh(&*first, "echo x > /workspace/mark && echo ok", 10).await;
+        assert_eq!(out.output_text().0, "ok\n");
+        let first_id = first.id().to_owned();
+        first.destroy().await.unwrap();
+        wait_ready().await;
+        let second = sandbox.create(&spec).await.unwrap();
+        assert_ne!(second.id(), first_id, "a fresh session");
+        let out = sh(&*second, "ls -A /workspace; id -u; cat /proc/self/status | grep -i '^NoNewPrivs\\|^Seccomp:\\|^CapEff'", 10).await;
+        let text = out.output_text().0;
+        assert!(!text.contains("mark"), "nothing of an earlier session: {text}");
+        assert!(text.contains("65534") && text.contains("NoNewPrivs:\t1") && text.contains("Seccomp:\t2"), "{text}");
+        assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+        second.destroy().await.unwrap();
+        sandbox.settle().await;
+        assert_eq!(ready(&sandbox), 0, "settle gave the warm sessions up");
+        assert_eq!(sandbox.sweep().await.unwrap(), 0, "and removed them");
+    });
+}
+
+#[test]
+fn files_put_through_planted_links_stay_in_the_workspace_and_the_channel_stays_in_step() {
+    run(Duration::from_secs(120), async {
+        let Some(sandbox) = docker().await else { return };
+        let session = sandbox.create(&small_spec()).await.unwrap();
+        session.put_meta(&[FileEntry::new("task.json", "{\"id\":1}")]).await.unwrap();
+        let planted =
+            sh(&*session, "ln -s /run/plancd docs && ln -s /run/plancd/task.json f && head -c 3000000 /dev/zero > big && echo ok", 10)
+                .await;
+        assert_eq!(planted.output_text().0, "ok\n", "{planted:?}");
+        session.put_files(&[FileEntry::new("docs/x.txt", "through?"), FileEntry::new("f", "replaced")]).await.unwrap();
+        let out = sh(
+            &*session,
+            "ls /run/plancd; cat /run/plancd/task.json; echo; test -L docs || echo docs-is-a-folder; test -L f || echo f-is-a-file",
+            10,
+        )
+        .await;
+        assert_eq!(out.output_text().0, "task.json\n{\"id\":1}\ndocs-is-a-folder\nf-is-a-file\n", "{out:?}");
+        for round in 0..2 {
+            let files = session.get_files(&CopyOutLimits::default()).await.unwrap();
+            let sizes: Vec<(&str, usize)> = files.files.iter().map(|f| (f.path.as_str(), f.data.len())).collect();
+            assert_eq!(sizes, [("big", 3_000_000), ("docs/x.txt", 8), ("f", 8)], "round {round}");
+            session.put_files(&[FileEntry::new(format!("r{round}"), "x")]).await.unwrap();
+            if round == 0 {
+                let rm = sh(&*session, "rm r0", 10).await;
+                assert!(rm.success(), "{rm:?}");
+            }
+        }
+        session.destroy().await.unwrap();
     });
 }

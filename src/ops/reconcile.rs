@@ -164,6 +164,7 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     };
     let cx = Arc::new(cx);
     let mut report = Executor::new(cx.clone()).run().await?;
+    cx.sandbox.settle().await;
     report.stalled = cx.snapshot.stalled.clone();
     report.broken = cx.store.scan()?.1;
     let problems = cx.upstream.pass_ended(&cx, &report).await;
@@ -237,8 +238,10 @@ pub fn default_sandbox_opener() -> SandboxOpener {
             crate::config::SandboxBackend::Process => super::sandbox::Backend::Process,
             crate::config::SandboxBackend::Docker => super::sandbox::Backend::Docker,
         };
+        // One warm session per attempt that may run at once.
+        let warm = config.concurrency as usize;
         Box::pin(async move {
-            match super::sandbox::open(backend).await {
+            match super::sandbox::open_warm(backend, warm).await {
                 Ok(sandbox) => Ok(Arc::from(sandbox)),
                 Err(super::sandbox::SandboxOpError::Unavailable { error, .. } | super::sandbox::SandboxOpError::Sandbox(error)) => {
                     Err(error)

@@ -82,6 +82,9 @@ pub struct CheckOptions {
     pub root: Option<PathBuf>,
     /// Only the cases whose names contain one of these.
     pub only: Vec<String>,
+    /// The plancd program, to hold a session in a process of its own for the `killed-owner`
+    /// case (left out without it).
+    pub holder: Option<PathBuf>,
 }
 
 /// Why a sandbox operation could not be carried out.
@@ -128,12 +131,19 @@ fn dead_cli_owner(owner: &str) -> bool {
 
 /// Opens a backend.
 pub async fn open(backend: Backend) -> Result<Box<dyn Sandbox>, SandboxOpError> {
+    open_warm(backend, 0).await
+}
+
+/// Opens a backend that keeps up to `warm` sessions ready ahead (one per expected concurrent
+/// attempt), where making one costs much (docker).
+pub async fn open_warm(backend: Backend, warm: usize) -> Result<Box<dyn Sandbox>, SandboxOpError> {
     let opened: Result<Box<dyn Sandbox>, SandboxError> = match backend {
         Backend::Process => ProcessSandbox::new().map(|s| Box::new(s) as Box<dyn Sandbox>),
         Backend::Docker => match DockerSandbox::connect(&owner()).await {
             Ok(s) => {
                 // What command-line runs of this host left when they were killed.
                 let _ = s.sweep_owners(dead_cli_owner).await;
+                s.keep_warm(warm);
                 Ok(Box::new(s) as Box<dyn Sandbox>)
             }
             Err(e) => Err(e),
@@ -170,6 +180,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, SandboxOpError> {
     let session = sandbox.create(&spec).await.map_err(unavailable_on_create)?;
     let result = run_in(&*session, opts).await;
     session.destroy().await?;
+    sandbox.settle().await;
     let (outcome, back) = result?;
     let back = back.unwrap_or_default();
     Ok(RunReport { backend: opts.backend.name(), outcome, copied_back: back.written.len(), skipped: back.skipped })
@@ -229,7 +240,8 @@ pub fn run_exit_code(outcome: &ExecOutcome) -> u8 {
 
 /// Runs the adversarial suite against a backend.
 pub async fn check(opts: &CheckOptions) -> Result<SuiteReport, SandboxOpError> {
-    let sandbox = open(opts.backend).await?;
+    // One warm session: the cases run one after the other, on sessions from the pool.
+    let sandbox = open_warm(opts.backend, 1).await?;
     let image = match opts.backend {
         Backend::Docker => Some(opts.image.clone().unwrap_or_else(|| plancd_sandbox::docker::DEFAULT_IMAGE.to_owned())),
         Backend::Process => None,
@@ -239,8 +251,25 @@ pub async fn check(opts: &CheckOptions) -> Result<SuiteReport, SandboxOpError> {
         let probe = SessionSpec { owner: owner(), image: Some(image.clone()), ..SessionSpec::default() };
         sandbox.create(&probe).await.map_err(unavailable_on_create)?.destroy().await?;
     }
-    let options = SuiteOptions { owner: owner(), image, root: opts.root.clone(), only: opts.only.clone() };
-    Ok(run_suite(&*sandbox, &options).await)
+    let holder = opts.holder.as_ref().map(|program| holder_command(program, opts)).unwrap_or_default();
+    let options = SuiteOptions { owner: owner(), image, root: opts.root.clone(), only: opts.only.clone(), holder };
+    let report = run_suite(&*sandbox, &options).await;
+    sandbox.settle().await;
+    Ok(report)
+}
+
+/// `PROGRAM sandbox run` with the checked backend, image and root, a `{timeout}` deadline, and
+/// the command to follow.
+fn holder_command(program: &Path, opts: &CheckOptions) -> Vec<String> {
+    let mut argv = vec![program.display().to_string(), "sandbox".into(), "run".into(), "--backend".into(), opts.backend.name().into()];
+    if let Some(image) = &opts.image {
+        argv.extend(["--image".into(), image.clone()]);
+    }
+    if let Some(root) = &opts.root {
+        argv.extend(["--root".into(), root.display().to_string()]);
+    }
+    argv.extend(["--timeout".into(), "{timeout}".into(), "--".into()]);
+    argv
 }
 
 #[cfg(test)]

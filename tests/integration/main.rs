@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod damage;
 mod deploy;
+mod docker_sessions;
 mod examples;
 mod fake_github;
 mod github;

@@ -37,6 +37,7 @@ pub(super) async fn run(name: &str, ctx: &Ctx<'_>) -> Result<Verdict, SandboxErr
         "stdout-flood" => stdout_flood(ctx).await,
         "cpu-spinners" => cpu_spinners(ctx).await,
         "stdin-read" => stdin_read(ctx).await,
+        "killed-owner" => super::owner::killed_owner(ctx).await,
         other => probes::run(other, ctx).await,
     }
 }

@@ -10,8 +10,6 @@
 
 use std::io::Read;
 
-use bollard::Docker;
-use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -95,19 +93,14 @@ pub(super) fn budget(disk_mb: u64) -> u64 {
 
 /// Streams the workspace of `container` to `sink`, within `limits`, reading at most `budget`
 /// bytes of archive.
-pub(super) async fn stream_workspace(
-    docker: &Docker,
-    container: &str,
-    limits: &CopyOutLimits,
-    budget: u64,
-    sink: &mut dyn FileSink,
-) -> Result<(), SandboxError> {
+pub(super) async fn stream_workspace<S>(source: S, limits: &CopyOutLimits, budget: u64, sink: &mut dyn FileSink) -> Result<(), SandboxError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, bollard::errors::Error>> + Send + 'static,
+{
     let (chunk_tx, chunk_rx) = mpsc::channel(IN_FLIGHT);
     let (event_tx, mut events) = mpsc::channel(IN_FLIGHT);
-    let (docker, container) = (docker.clone(), container.to_owned());
     let pull = tokio::spawn(async move {
-        let options = DownloadFromContainerOptionsBuilder::default().path(WORKSPACE).build();
-        let mut stream = docker.download_from_container(&container, Some(options));
+        let mut stream = Box::pin(source);
         while let Some(chunk) = stream.next().await {
             let failed = chunk.is_err();
             if chunk_tx.send(chunk.map_err(|e| e.to_string())).await.is_err() || failed {

@@ -1,14 +1,25 @@
 //! The `docker` backend: sessions on a local Docker engine through bollard.
 //!
 //! A session is two tmpfs-backed named volumes (the capped workspace and the metadata folder)
-//! and a *keeper* container that only sleeps: it keeps the volumes mounted (a tmpfs volume
+//! and a *keeper* container that only waits: it keeps the volumes mounted (a tmpfs volume
 //! loses its content when no container uses it) and serves file transfers. Every command runs
 //! in a container of its own that mounts the volumes, so that a deadline kills exactly that
-//! command, daemons included, by killing its container. Everything is labelled with the
-//! session and the owner; [`DockerSandbox::connect`] sweeps what a crashed owner left.
+//! command, daemons included, by killing its container.
+//!
+//! Nothing depends on plancd staying alive: a command's container kills it at its deadline
+//! (with `timeout` as its first process) and the keeper ends when plancd's connection to it
+//! closes; the engine removes both once they stop (`AutoRemove`). Everything is labelled with
+//! the session and the owner; [`DockerSandbox::connect`] sweeps what a crashed owner left.
+//!
+//! Warm starts: a pool of never-used sessions, keeper and first command container started,
+//! per image and limits, refilled in the background ([`DockerSandbox::keep_warm`]).
 
 mod archive;
+mod channel;
 mod config;
+mod exits;
+mod pool;
+mod runner;
 mod session;
 
 use std::collections::HashMap;
@@ -47,6 +58,19 @@ struct Shared {
     owner: String,
     seccomp: String,
     next: AtomicU64,
+    exits: exits::Exits,
+    pool: pool::Pool,
+    /// Background work (removals, pool fills) that [`Sandbox::settle`] waits for.
+    background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Shared {
+    /// Keeps `task` for [`Sandbox::settle`].
+    fn track(&self, task: tokio::task::JoinHandle<()>) {
+        let mut background = self.background.lock().expect("the background lock is never poisoned");
+        background.retain(|t| !t.is_finished());
+        background.push(task);
+    }
 }
 
 impl DockerSandbox {
@@ -60,11 +84,37 @@ impl DockerSandbox {
             .await
             .map_err(|_| unavailable("the engine did not answer in 10s".into()))?
             .map_err(|e| unavailable(format!("no engine answers: {e}")))?;
-        let shared =
-            Shared { docker, owner: owner.to_owned(), seccomp: crate::seccomp::docker_profile().to_string(), next: AtomicU64::new(0) };
+        let shared = Shared {
+            exits: exits::Exits::follow(docker.clone(), owner),
+            docker,
+            owner: owner.to_owned(),
+            seccomp: crate::seccomp::docker_profile().to_string(),
+            next: AtomicU64::new(0),
+            pool: pool::Pool::default(),
+            background: std::sync::Mutex::default(),
+        };
         let sandbox = DockerSandbox { shared: Arc::new(shared) };
         sandbox.sweep().await?;
         Ok(sandbox)
+    }
+
+    /// Keeps up to `sessions` never-used sessions ready per image and limits (one per expected
+    /// concurrent attempt), each used once and replaced in the background. 0 (the default)
+    /// keeps none.
+    pub fn keep_warm(&self, sessions: usize) {
+        self.shared.pool.set_target(sessions);
+    }
+
+    /// Starts filling the pool for `spec` now rather than at its first session.
+    pub fn warm(&self, spec: &SessionSpec) {
+        let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
+        pool::Pool::refill(&self.shared, pool::key(&image, &spec.limits), image, spec.limits.clone());
+    }
+
+    /// How many warm sessions are ready for `spec`.
+    pub fn warm_sessions(&self, spec: &SessionSpec) -> usize {
+        let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
+        self.shared.pool.ready(&pool::key(&image, &spec.limits))
     }
 
     /// The engine client.
@@ -106,11 +156,30 @@ impl DockerSandbox {
         }
         Ok(removed)
     }
+}
 
-    fn new_id(&self) -> String {
-        let n = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        format!("plancd-{}-{n}-{nanos:08x}", std::process::id())
+/// A new session id: unique per engine user (the pid) and run.
+fn new_id(shared: &Shared) -> String {
+    let n = shared.next.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("plancd-{}-{n}-{nanos:08x}", std::process::id())
+}
+
+/// Removes a container, killing it first (best effort).
+async fn remove_container(docker: &Docker, name: &str) {
+    let _ = docker.remove_container(name, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
+}
+
+/// Removes a volume (best effort), trying again for a while as long as a container the
+/// engine is still removing holds it.
+async fn remove_volume(docker: &Docker, name: &str) {
+    for _ in 0..100 {
+        match docker.remove_volume(name, Some(RemoveVolumeOptionsBuilder::default().force(true).build())).await {
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            _ => return,
+        }
     }
 }
 
@@ -122,14 +191,54 @@ impl Sandbox for DockerSandbox {
 
     async fn create(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, SandboxError> {
         let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
-        if self.shared.docker.inspect_image(&image).await.is_err() {
-            return Err(SandboxError::Unavailable {
-                backend: BACKEND,
-                reason: format!("the image {image} is not on this engine"),
-                hint: "build it without a registry: sandbox/images/build.sh".into(),
-            });
+        let key = pool::key(&image, &spec.limits);
+        let warm = std::iter::from_fn(|| self.shared.pool.take(&key)).find_map(|mut p| {
+            if p.fresh() {
+                Some(p)
+            } else {
+                self.dispose(p);
+                None
+            }
+        });
+        let provisioned = match warm {
+            Some(warm) => warm,
+            None => {
+                if self.shared.docker.inspect_image(&image).await.is_err() {
+                    return Err(SandboxError::Unavailable {
+                        backend: BACKEND,
+                        reason: format!("the image {image} is not on this engine"),
+                        hint: "build it without a registry: sandbox/images/build.sh".into(),
+                    });
+                }
+                pool::Provisioned::create(&self.shared, new_id(&self.shared), &image, &spec.limits).await?
+            }
+        };
+        pool::Pool::refill(&self.shared, key, image.clone(), spec.limits.clone());
+        Ok(Box::new(DockerSession::new(Arc::clone(&self.shared), provisioned, image, spec)))
+    }
+
+    async fn settle(&self) {
+        self.shared.pool.set_target(0);
+        loop {
+            for provisioned in self.shared.pool.drain() {
+                self.dispose(provisioned);
+            }
+            let pending = std::mem::take(&mut *self.shared.background.lock().expect("the background lock is never poisoned"));
+            if pending.is_empty() {
+                return;
+            }
+            for task in pending {
+                let _ = task.await;
+            }
         }
-        let session = DockerSession::create(Arc::clone(&self.shared), self.new_id(), image, spec).await?;
-        Ok(Box::new(session))
+    }
+}
+
+impl DockerSandbox {
+    /// Tears `provisioned` down in the background.
+    fn dispose(&self, mut provisioned: pool::Provisioned) {
+        let shared = Arc::clone(&self.shared);
+        let task = tokio::spawn(async move { provisioned.tear_down(&shared).await });
+        self.shared.track(task);
     }
 }

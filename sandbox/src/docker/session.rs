@@ -2,28 +2,21 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bollard::container::LogOutput;
-use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
-};
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 
-use super::config::{self, labels};
-use super::{Shared, backend};
-use crate::capture::Capture;
-use crate::{CopyOut, CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, Limits, META_DIR, SandboxError, Session, SessionSpec, WORKSPACE};
-use crate::{check_relative, command_env};
+use super::channel;
+use super::pool::Provisioned;
+use super::runner::{Place, Runner};
+use super::{Shared, backend, config::labels};
+use crate::check_relative;
+use crate::{CopyOut, CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, META_DIR, SandboxError, Session, SessionSpec, WORKSPACE};
 
-/// How long output may keep arriving once a command's container has stopped.
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
-const SIGKILL: i32 = 9;
-/// How long a killed container may take to stop.
-const KILL_PATIENCE: Duration = Duration::from_secs(20);
+/// The runner of a session's next command: started, or starting.
+enum Next {
+    Ready(Runner),
+    Starting(tokio::task::JoinHandle<Result<Runner, SandboxError>>),
+}
 
 /// A docker session.
 pub struct DockerSession {
@@ -34,68 +27,100 @@ pub struct DockerSession {
     keeper: String,
     workspace: String,
     meta: String,
+    /// Its resources until destroyed.
+    provisioned: std::sync::Mutex<Option<Provisioned>>,
+    /// File transfers through the keeper.
+    channel: channel::Shared,
+    /// The runner of the next command. The first comes with the session; from the second
+    /// command on, the next one is started while the last one runs.
+    next: std::sync::Mutex<Option<Next>>,
     /// Commands hold it shared; file transfers exclusively.
     busy: tokio::sync::RwLock<()>,
+    /// Runner containers named so far.
     execs: AtomicU64,
+    /// Commands run so far.
+    commands: AtomicU64,
     released: AtomicBool,
-    /// Removals of stopped command containers still in flight.
-    removals: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl DockerSession {
-    pub(super) async fn create(shared: Arc<Shared>, id: String, image: String, spec: &SessionSpec) -> Result<DockerSession, SandboxError> {
-        let session = DockerSession {
-            keeper: format!("{id}-keeper"),
-            workspace: format!("{id}-ws"),
-            meta: format!("{id}-meta"),
+    pub(super) fn new(shared: Arc<Shared>, mut provisioned: Provisioned, image: String, spec: &SessionSpec) -> DockerSession {
+        let next = provisioned.runner.take().map(Next::Ready);
+        let channel = provisioned.channel.take().expect("a provisioned session has its keeper's channel");
+        DockerSession {
+            channel: Arc::new(tokio::sync::Mutex::new(channel)),
+            keeper: provisioned.keeper.clone(),
+            workspace: provisioned.workspace.clone(),
+            meta: provisioned.meta.clone(),
+            id: provisioned.id.clone(),
+            provisioned: std::sync::Mutex::new(Some(provisioned)),
+            next: std::sync::Mutex::new(next),
             shared,
-            id,
             image,
             spec: spec.clone(),
             busy: tokio::sync::RwLock::new(()),
-            execs: AtomicU64::new(0),
+            execs: AtomicU64::new(1),
+            commands: AtomicU64::new(0),
             released: AtomicBool::new(false),
-            removals: std::sync::Mutex::default(),
-        };
-        if let Err(e) = session.provision().await {
-            session.release().await;
-            return Err(e);
         }
-        Ok(session)
     }
 
-    fn labels(&self) -> std::collections::HashMap<String, String> {
-        labels(&self.id, &self.shared.owner)
+    /// Starts a runner for a later command of this session.
+    fn start_runner(&self) -> tokio::task::JoinHandle<Result<Runner, SandboxError>> {
+        let shared = Arc::clone(&self.shared);
+        let name = format!("{}-x{}", self.id, self.execs.fetch_add(1, Ordering::Relaxed));
+        let (image, limits, workspace, meta) = (self.image.clone(), self.spec.limits.clone(), self.workspace.clone(), self.meta.clone());
+        let labels = labels(&self.id, &shared.owner);
+        tokio::spawn(async move {
+            let place = Place { image: &image, limits: &limits, workspace: &workspace, meta: &meta, labels };
+            Runner::start(&shared, name, &place).await
+        })
     }
 
-    /// Creates the volumes and starts the keeper.
-    async fn provision(&self) -> Result<(), SandboxError> {
-        let docker = &self.shared.docker;
-        let workspace = docker.create_volume(config::tmpfs_volume(&self.workspace, self.spec.limits.disk_mb.max(1), true, self.labels()));
-        let meta = docker.create_volume(config::tmpfs_volume(&self.meta, 16, false, self.labels()));
-        let (workspace, meta) = tokio::join!(workspace, meta);
-        workspace.map_err(backend)?;
-        meta.map_err(backend)?;
-        let small = Limits { cpus: 0.1, memory_mb: 16, disk_mb: 1, pids: 4 };
-        let host = config::host_config(&small, &self.shared.seccomp, &self.workspace, &self.meta, false);
-        let env = vec![format!("PATH={}", crate::DEFAULT_PATH)];
-        let body = config::container(&self.image, vec!["sleep".into(), "infinity".into()], env, "", false, host, self.labels());
-        let name = CreateContainerOptionsBuilder::default().name(&self.keeper).build();
-        docker.create_container(Some(name), body).await.map_err(backend)?;
-        docker.start_container(&self.keeper, None).await.map_err(backend)?;
-        Ok(())
+    /// The runner for this command. From the second command on, the one for the next is
+    /// started while this one runs.
+    async fn runner(&self) -> Result<Runner, SandboxError> {
+        let earlier = self.commands.fetch_add(1, Ordering::Relaxed);
+        let taken = self.next.lock().expect("the runner lock is never poisoned").take();
+        let ready = match taken {
+            Some(Next::Ready(runner)) => Some(runner),
+            Some(Next::Starting(task)) => task.await.ok().and_then(Result::ok),
+            None => None,
+        };
+        let runner = match ready.and_then(|mut r| (!r.stopped()).then_some(r)) {
+            Some(runner) => runner,
+            None => self.start_runner().await.map_err(|e| backend(format!("a runner failed to start: {e}")))??,
+        };
+        if earlier > 0 {
+            let mut next = self.next.lock().expect("the runner lock is never poisoned");
+            if next.is_none() {
+                *next = Some(Next::Starting(self.start_runner()));
+            }
+        }
+        Ok(runner)
     }
 
-    /// Removes the keeper, then the volumes (best effort; the next sweep takes what is left).
-    async fn release(&self) {
+    /// Hands everything to a background removal: the keeper, an unused runner, the volumes.
+    fn release(&self) {
         if self.released.swap(true, Ordering::SeqCst) {
             return;
         }
-        let pending = std::mem::take(&mut *self.removals.lock().expect("the removals lock is never poisoned"));
-        for removal in pending {
-            let _ = removal.await;
-        }
-        remove_all(&self.shared.docker, &self.keeper, &[self.workspace.clone(), self.meta.clone()]).await;
+        let next = self.next.lock().expect("the runner lock is never poisoned").take();
+        let provisioned = self.provisioned.lock().expect("the session lock is never poisoned").take();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let shared = Arc::clone(&self.shared);
+        let task = handle.spawn(async move {
+            let runner = match next {
+                Some(Next::Ready(runner)) => Some(runner),
+                Some(Next::Starting(task)) => task.await.ok().and_then(Result::ok),
+                None => None,
+            };
+            if let Some(mut provisioned) = provisioned {
+                provisioned.runner = runner;
+                provisioned.tear_down(&shared).await;
+            }
+        });
+        self.shared.track(task);
     }
 
     /// Fails with [`SandboxError::Gone`] unless the keeper runs: without it the volumes are
@@ -114,105 +139,12 @@ impl DockerSession {
             check_relative(&f.path)?;
         }
         let archive = build_tar(files, if sandbox_owned { 65534 } else { 0 })?;
-        let options = UploadToContainerOptionsBuilder::default().path(dest).build();
-        let body = bollard::body_full(bytes::Bytes::from(archive));
-        self.shared.docker.upload_to_container(&self.keeper, Some(options), body).await.map_err(backend)
+        self.channel.lock().await.put(dest, &archive).await
     }
 
-    /// Creates, attaches to and starts the container of one command.
-    async fn start(&self, name: &str, req: &ExecRequest) -> Result<bollard::container::AttachContainerResults, SandboxError> {
-        let env = command_env(&self.spec.env, &req.env)?.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let stdin = !req.stdin.is_empty();
-        let host = config::host_config(&self.spec.limits, &self.shared.seccomp, &self.workspace, &self.meta, true);
-        let body = config::container(&self.image, req.argv.clone(), env, &req.cwd, stdin, host, self.labels());
-        let docker = &self.shared.docker;
-        docker.create_container(Some(CreateContainerOptionsBuilder::default().name(name).build()), body).await.map_err(backend)?;
-        let attach = AttachContainerOptionsBuilder::default().stream(true).stdout(true).stderr(true).stdin(stdin).build();
-        let attached = docker.attach_container(name, Some(attach)).await.map_err(backend)?;
-        docker.start_container(name, None).await.map_err(backend)?;
-        Ok(attached)
-    }
-
-    async fn run(&self, name: &str, req: &ExecRequest) -> Result<ExecOutcome, SandboxError> {
-        let docker = &self.shared.docker;
-        let start = Instant::now();
-        let attached = self.start(name, req).await?;
-        let mut input = attached.input;
-        let data = req.stdin.clone();
-        let feeder = (!data.is_empty()).then(|| {
-            tokio::spawn(async move {
-                let _ = input.write_all(&data).await;
-                let _ = input.shutdown().await;
-            })
-        });
-        let drain = tokio::spawn(drain(attached.output, req.output_limit));
-        let wait = WaitContainerOptionsBuilder::default().condition("not-running").build();
-        let mut waiter = docker.wait_container(name, Some(wait));
-        let waited = tokio::time::timeout(req.timeout, waiter.next()).await;
-        let timed_out = waited.is_err();
-        if timed_out {
-            // A command cannot be killed alone: its container is.
-            let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
-            let _ = docker.kill_container(name, Some(kill)).await;
-            let mut waiter = docker.wait_container(name, Some(WaitContainerOptionsBuilder::default().condition("not-running").build()));
-            if tokio::time::timeout(KILL_PATIENCE, waiter.next()).await.is_err() {
-                return Err(backend(format!("container {name} still runs {KILL_PATIENCE:?} after SIGKILL")));
-            }
-        }
-        let duration = start.elapsed();
-        let (stdout, stderr) = collect(drain).await;
-        if let Some(task) = feeder {
-            task.abort();
-        }
-        let state = docker.inspect_container(name, None).await.map_err(backend)?.state.unwrap_or_default();
-        let oom_killed = state.oom_killed.unwrap_or(false);
-        let killed = timed_out || oom_killed;
-        let code = state.exit_code.and_then(|c| i32::try_from(c).ok());
-        Ok(ExecOutcome {
-            exit_code: if killed { None } else { code },
-            signal: killed.then_some(SIGKILL),
-            stdout: stdout.bytes,
-            stderr: stderr.bytes,
-            stdout_truncated: stdout.truncated,
-            stderr_truncated: stderr.truncated,
-            duration,
-            timed_out,
-            oom_killed,
-        })
-    }
-}
-
-/// Reads an attach stream into stdout and stderr captures until it ends.
-async fn drain<S>(mut output: S, limit: usize) -> (Capture, Capture)
-where
-    S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
-{
-    let (mut stdout, mut stderr) = (Capture::new(limit), Capture::new(limit));
-    while let Some(Ok(chunk)) = output.next().await {
-        match chunk {
-            LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.push(&message),
-            LogOutput::StdErr { message } => stderr.push(&message),
-            LogOutput::StdIn { .. } => {}
-        }
-    }
-    (stdout, stderr)
-}
-
-async fn collect(mut task: tokio::task::JoinHandle<(Capture, Capture)>) -> (Capture, Capture) {
-    match tokio::time::timeout(DRAIN_GRACE, &mut task).await {
-        Ok(Ok(captures)) => captures,
-        _ => {
-            task.abort();
-            (Capture::default(), Capture::default())
-        }
-    }
-}
-
-async fn remove_all(docker: &bollard::Docker, container: &str, volumes: &[String]) {
-    let force = RemoveContainerOptionsBuilder::default().force(true).build();
-    let _ = docker.remove_container(container, Some(force)).await;
-    for volume in volumes {
-        let _ = docker.remove_volume(volume, Some(RemoveVolumeOptionsBuilder::default().force(true).build())).await;
+    /// The tar of the workspace (entries under `workspace/`), streamed from the keeper.
+    fn download_workspace(&self) -> impl futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>> + Send + 'static {
+        channel::get(Arc::clone(&self.channel), "/", WORKSPACE.trim_start_matches('/'))
     }
 }
 
@@ -246,13 +178,7 @@ fn build_tar(files: &[FileEntry], id: u64) -> Result<Vec<u8>, SandboxError> {
 
 impl Drop for DockerSession {
     fn drop(&mut self) {
-        if self.released.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-        let docker = self.shared.docker.clone();
-        let (keeper, volumes) = (self.keeper.clone(), vec![self.workspace.clone(), self.meta.clone()]);
-        handle.spawn(async move { remove_all(&docker, &keeper, &volumes).await });
+        self.release();
     }
 }
 
@@ -281,17 +207,7 @@ impl Session for DockerSession {
         }
         let _shared = self.busy.read().await;
         self.check_keeper().await?;
-        let name = format!("{}-x{}", self.id, self.execs.fetch_add(1, Ordering::Relaxed));
-        let outcome = self.run(&name, req).await;
-        // The container has stopped (or failed to start): removing it need not delay the
-        // caller. Removals are awaited before the session's volumes go.
-        let docker = self.shared.docker.clone();
-        let removal = tokio::spawn(async move {
-            let force = RemoveContainerOptionsBuilder::default().force(true).build();
-            let _ = docker.remove_container(&name, Some(force)).await;
-        });
-        self.removals.lock().expect("the removals lock is never poisoned").push(removal);
-        outcome
+        self.runner().await?.run(&self.shared, &self.spec.env, req).await
     }
 
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {
@@ -303,12 +219,12 @@ impl Session for DockerSession {
     async fn copy_out(&self, limits: &CopyOutLimits, sink: &mut dyn crate::copyout::FileSink) -> Result<(), SandboxError> {
         let _exclusive = self.busy.write().await;
         let budget = super::archive::budget(self.spec.limits.disk_mb);
-        super::archive::stream_workspace(&self.shared.docker, &self.keeper, limits, budget, sink).await
+        super::archive::stream_workspace(self.download_workspace(), limits, budget, sink).await
     }
 
     async fn destroy(self: Box<Self>) -> Result<(), SandboxError> {
         let _exclusive = self.busy.write().await;
-        self.release().await;
+        self.release();
         Ok(())
     }
 }

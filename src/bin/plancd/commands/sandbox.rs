@@ -167,7 +167,9 @@ fn status_lines(report: &plancd::ops::sandbox::RunReport, workspace: bool) {
 }
 
 async fn run_check(a: CheckArgs) -> Result<ExitCode, Failure> {
-    let opts = CheckOptions { backend: a.backend.into(), image: a.image, root: a.root, only: a.only };
+    // This very program holds the session that the `killed-owner` case kills.
+    let holder = std::env::current_exe().ok();
+    let opts = CheckOptions { backend: a.backend.into(), image: a.image, root: a.root, only: a.only, holder };
     let report = check(&opts).await.map_err(failure)?;
     match a.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report).expect("a report always serialises")),
