@@ -183,7 +183,7 @@ fn locks_are_judged_by_the_writers_recorded_while_they_stood() {
     // inode does not. A record of another lock file of the same name is a leftover.
     let earlier = Record { written: t0 - Duration::from_secs(1), ..rec(&dead, lock, 0) };
     assert_eq!(judge(std::slice::from_ref(&earlier), (lock, 7), t0, soon, is_dead), LockVerdict::Dead);
-    assert_eq!(judge(&[earlier.clone()], (lock, 8), t0, soon, is_dead), LockVerdict::Unrecorded);
+    assert_eq!(judge(std::slice::from_ref(&earlier), (lock, 8), t0, soon, is_dead), LockVerdict::Unrecorded);
     // A record without an inode (an older writer) speaks for a lock taken before it was written.
     let unnumbered = Record { ino: None, ..earlier };
     assert_eq!(judge(&[unnumbered], (lock, 7), t0, soon, is_dead), LockVerdict::Unrecorded);
