@@ -67,9 +67,12 @@ fn with_lock_recovery<T>(repo: &Repository, name: &str, mut write: impl FnMut() 
 /// One compare-and-swap under the ref's lock: `Ok(Some(conflict))` when the ref is not at
 /// `expected`.
 fn try_cas(repo: &Repository, name: &str, expected: Option<Oid>, new: Option<Oid>, log: &str) -> Result<Option<StateError>, git2::Error> {
+    // The writer is recorded before it takes the lock, so that a lock of a live plancd writer
+    // always has a record; the lock's inode is added once it is held.
+    let record = WriterRecord::create(repo.commondir(), name);
     let mut tx = repo.transaction()?;
     tx.lock_ref(name)?;
-    let record = WriterRecord::create(repo.commondir(), name);
+    record.locked(repo.commondir(), name);
     fault::while_ref_locked();
     let staged = stage(repo, &mut tx, name, expected, new, log);
     let outcome = match staged {
@@ -129,16 +132,14 @@ pub struct Record {
     pub holder: Holder,
     /// The lock, relative to the git dir (`refs/ai/tasks/wf/t.lock`).
     pub lock: String,
-    /// When the record was written.
-    pub written: SystemTime,
     /// The lock file's inode when the record was written: git writes into its lock, which moves
     /// the lock's time past the record's, but never changes the inode.
     pub ino: Option<u64>,
 }
 
-/// Judges the lock `lock` (inode `ino`), taken at `taken`: only records of that very lock file
-/// (by inode, or, for records without one, written while it stood: the writer records itself
-/// after taking the lock) speak for it; others are leftovers of an earlier lock of the same name.
+/// Judges the lock `lock` (inode `ino`), taken at `taken`: the records of that very lock file
+/// speak for it (by inode; a record without one was written before its writer took the lock of
+/// that name and never got further); others are leftovers of an earlier lock of the same name.
 pub fn judge(
     records: &[Record],
     (lock, ino): (&str, u64),
@@ -146,7 +147,7 @@ pub fn judge(
     now: SystemTime,
     is_dead: impl Fn(&Holder) -> bool,
 ) -> LockVerdict {
-    let mine: Vec<&Record> = records.iter().filter(|r| r.lock == lock && r.ino.map_or(r.written >= taken, |i| i == ino)).collect();
+    let mine: Vec<&Record> = records.iter().filter(|r| r.lock == lock && r.ino.is_none_or(|i| i == ino)).collect();
     if mine.iter().any(|r| !is_dead(&r.holder)) {
         LockVerdict::Live
     } else if !mine.is_empty() {
@@ -176,8 +177,7 @@ fn recover(git_dir: &Path, name: &str) {
     }
     for (file, record) in &records {
         let lock = git_dir.join(&record.lock);
-        let speaks_for_it = std::fs::metadata(&lock)
-            .is_ok_and(|m| record.ino.map_or_else(|| m.modified().is_ok_and(|taken| record.written >= taken), |i| i == m.ino()));
+        let speaks_for_it = std::fs::metadata(&lock).is_ok_and(|m| record.ino.is_none_or(|i| i == m.ino()));
         if !speaks_for_it && record.holder.is_dead_here() {
             let _ = std::fs::remove_file(file);
         }
@@ -190,23 +190,23 @@ fn read_records(git_dir: &Path) -> Vec<(PathBuf, Record)> {
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
-            let written = entry.metadata().and_then(|m| m.modified()).ok()?;
             let text = std::fs::read_to_string(entry.path()).ok()?;
             let mut lines = text.lines();
             let (holder, lock) = (lines.next()?, lines.next()?);
             let ino = lines.next().and_then(|i| i.trim().parse().ok());
-            let record = Record { holder: Holder::parse(holder)?, lock: lock.trim().to_owned(), written, ino };
+            let record = Record { holder: Holder::parse(holder)?, lock: lock.trim().to_owned(), ino };
             Some((entry.path(), record))
         })
         .collect()
 }
 
-/// This process's record of a lock it holds, removed when dropped. Best effort: a writer that
-/// cannot record itself (a full disk) still writes, and its lock counts as unrecorded.
-pub struct WriterRecord(Option<PathBuf>);
+/// This process's record of a lock it takes, removed when dropped. Written (whole, by a rename)
+/// before the lock is taken, then with the lock's inode once it is held. Best effort: a writer
+/// that cannot record itself (a full disk) still writes, and its lock counts as unrecorded.
+pub struct WriterRecord(Option<(PathBuf, Holder)>);
 
 impl WriterRecord {
-    /// Records that this process holds `<name>.lock`.
+    /// Records that this process takes `<name>.lock`.
     pub fn create(git_dir: &Path, name: &str) -> WriterRecord {
         static ME: OnceLock<Holder> = OnceLock::new();
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -215,15 +215,29 @@ impl WriterRecord {
         let holder = Holder { nonce: n.to_string(), ..me.clone() };
         let dir = git_dir.join(WRITERS);
         let path = dir.join(format!("{}-{}-{n}", me.host.replace('/', "_"), me.pid));
-        let ino = std::fs::metadata(git_dir.join(format!("{name}.lock"))).map(|m| m.ino().to_string()).unwrap_or_default();
-        let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, format!("{holder}\n{name}.lock\n{ino}\n")));
-        WriterRecord(written.ok().map(|()| path))
+        let written = std::fs::create_dir_all(&dir).and_then(|()| write_whole(&path, &format!("{holder}\n{name}.lock\n")));
+        WriterRecord(written.ok().map(|()| (path, holder)))
     }
+
+    /// Adds the inode of the lock now held to the record.
+    pub fn locked(&self, git_dir: &Path, name: &str) {
+        let Some((path, holder)) = &self.0 else { return };
+        if let Ok(meta) = std::fs::metadata(git_dir.join(format!("{name}.lock"))) {
+            let _ = write_whole(path, &format!("{holder}\n{name}.lock\n{}\n", meta.ino()));
+        }
+    }
+}
+
+/// Writes `text` to `path` whole or not at all: a kill never leaves a half-written record.
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Drop for WriterRecord {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
+        if let Some((path, _)) = self.0.take() {
             let _ = std::fs::remove_file(path);
         }
     }

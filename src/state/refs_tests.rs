@@ -160,12 +160,7 @@ fn locks_are_judged_by_the_writers_recorded_while_they_stood() {
     let alive = Holder { host: "h".into(), pid: 1, start: 1, nonce: "0".into() };
     let dead = Holder { pid: 2, ..alive.clone() };
     let is_dead = |h: &Holder| h.pid == 2;
-    let rec = |holder: &Holder, lock: &str, after: u64| Record {
-        holder: holder.clone(),
-        lock: lock.into(),
-        written: t0 + Duration::from_secs(after),
-        ino: Some(7),
-    };
+    let rec = |holder: &Holder, lock: &str, _: u64| Record { holder: holder.clone(), lock: lock.into(), ino: Some(7) };
     let soon = t0 + Duration::from_secs(2);
     let late = t0 + UNRECORDED_STALE_LOCK;
     let rows: Vec<(&str, Vec<Record>, SystemTime, LockVerdict)> = vec![
@@ -181,10 +176,11 @@ fn locks_are_judged_by_the_writers_recorded_while_they_stood() {
     }
     // git writes into its lock after the record: the lock's time moves past the record's, its
     // inode does not. A record of another lock file of the same name is a leftover.
-    let earlier = Record { written: t0 - Duration::from_secs(1), ..rec(&dead, lock, 0) };
+    let earlier = rec(&dead, lock, 0);
     assert_eq!(judge(std::slice::from_ref(&earlier), (lock, 7), t0, soon, is_dead), LockVerdict::Dead);
     assert_eq!(judge(std::slice::from_ref(&earlier), (lock, 8), t0, soon, is_dead), LockVerdict::Unrecorded);
-    // A record without an inode (an older writer) speaks for a lock taken before it was written.
+    // A record without an inode was written before its writer took the lock (and died before it
+    // could add the inode): it speaks for the lock of its name.
     let unnumbered = Record { ino: None, ..earlier };
-    assert_eq!(judge(&[unnumbered], (lock, 7), t0, soon, is_dead), LockVerdict::Unrecorded);
+    assert_eq!(judge(&[unnumbered], (lock, 7), t0, soon, is_dead), LockVerdict::Dead);
 }
