@@ -279,21 +279,3 @@ fn whom(subject: Subject<'_>) -> Whom {
         Subject::Branch { .. } => Whom::Branch,
     }
 }
-
-/// Whether the task's record is satisfied for `hash` on `inputs` (the dependency results it
-/// would be built on now). A record written before inputs were recorded counts as built on them.
-pub fn satisfied(
-    phase: Phase,
-    spec_hash: Option<&SpecHash>,
-    recorded: Option<&BTreeMap<String, String>>,
-    hash: &SpecHash,
-    inputs: &BTreeMap<String, String>,
-) -> bool {
-    phase == Phase::Succeeded && spec_hash == Some(hash) && recorded.is_none_or(|r| r == inputs)
-}
-
-/// The first dependency whose result differs from the one `recorded` was built on.
-pub fn changed_input<'a>(recorded: Option<&BTreeMap<String, String>>, inputs: &'a BTreeMap<String, String>) -> Option<&'a str> {
-    let recorded = recorded?;
-    inputs.iter().find(|(id, commit)| recorded.get(*id) != Some(commit)).map(|(id, _)| id.as_str())
-}
