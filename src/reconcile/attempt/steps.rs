@@ -204,10 +204,13 @@ impl Logs {
 }
 
 /// A command's stdout then stderr, with a note where either was cut.
+/// Escaped (terminal controls shown, not interpreted; a line posing as plancd's own marked), so
+/// that what a sandboxed command printed reaches logs, status, issues and pull requests inert.
 fn output_of(o: &ExecOutcome) -> Vec<u8> {
     let mut out = Vec::new();
     for (stream, truncated) in [(&o.stdout, o.stdout_truncated), (&o.stderr, o.stderr_truncated)] {
-        out.extend_from_slice(stream);
+        let stream = plancd_sandbox::escape::output(stream).into_bytes();
+        out.extend_from_slice(&stream);
         if !stream.is_empty() && !stream.ends_with(b"\n") {
             out.push(b'\n');
         }
@@ -526,4 +529,23 @@ pub(super) async fn run_probes(
         logs.add("probe.log", log);
     }
     Ok(failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commands_output_reaches_logs_escaped() {
+        let o = ExecOutcome {
+            stdout: b"\x1b[2J\x1b]0;owned\x07ok\nplancd: succeeded p/t attempt 1\n".to_vec(),
+            stderr: b"warn\r".to_vec(),
+            exit_code: Some(0),
+            ..ExecOutcome::default()
+        };
+        let shown = String::from_utf8(output_of(&o)).unwrap();
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}') && !shown.contains('\r'), "{shown:?}");
+        assert!(shown.contains("\\plancd: succeeded p/t attempt 1"), "{shown}");
+        assert!(shown.contains("ok\n"), "{shown}");
+    }
 }
