@@ -211,11 +211,7 @@ fn prepare(cx: &PassContext, plan: &AttemptPlan, task: &Task) -> Result<Prepared
     let snapshot = &cx.snapshot;
     let repo = cx.store.repo();
     let watched = repo.find_commit(snapshot.plan_commit)?;
-    let mut changes = Vec::new();
-    for (_, result) in &plan.upstream {
-        changes.push(cx.changes.get(&repo, *result)?);
-    }
-    let input_tree = workspace::apply(&repo, &watched.tree()?, &changes)?;
+    let input_tree = upstream_tree(cx, &repo, plan, &watched)?;
     let input = workspace::tree_files(&repo, input_tree)?;
     let base = publish::base_commit(&repo, &plan.key, snapshot.plan_commit, &plan.direct, input_tree)?;
     let dependencies = dependencies(cx, &repo, plan)?;
@@ -230,11 +226,7 @@ fn prepare_branch(cx: &PassContext, plan: &AttemptPlan, branch: &BranchPlan, par
     let repo = cx.store.repo();
     let input_tree = Oid::from_str(&branch.info.base_tree)?;
     let input = workspace::tree_files(&repo, input_tree)?;
-    let mut changes = Vec::new();
-    for (_, result) in &plan.upstream {
-        changes.push(cx.changes.get(&repo, *result)?);
-    }
-    let parent_input = workspace::apply(&repo, &repo.find_commit(cx.snapshot.plan_commit)?.tree()?, &changes)?;
+    let parent_input = upstream_tree(cx, &repo, plan, &repo.find_commit(cx.snapshot.plan_commit)?)?;
     let base = publish::base_commit(&repo, &branch.parent, cx.snapshot.plan_commit, &plan.direct, parent_input)?;
     let dependencies = dependencies(cx, &repo, plan)?;
     let role = role_of(&branch.info);
@@ -247,6 +239,12 @@ fn prepare_branch(cx: &PassContext, plan: &AttemptPlan, branch: &BranchPlan, par
     // The reviewer's request the parent is answering still stands for its branch todos.
     file.instructions = cx.store.status(&branch.parent).ok().flatten().and_then(|(_, s)| s.review).map(|r| r.instructions);
     Ok(Prepared { input_tree, input, base, task_file: file, role })
+}
+
+/// The watched commit's tree with the upstream results applied in dependency order.
+fn upstream_tree(cx: &PassContext, repo: &Repository, plan: &AttemptPlan, watched: &git2::Commit<'_>) -> Result<Oid, git2::Error> {
+    let changes = plan.upstream.iter().map(|(_, result)| cx.changes.get(repo, *result)).collect::<Result<Vec<_>, _>>()?;
+    workspace::apply(repo, &watched.tree()?, &changes)
 }
 
 fn dependencies(cx: &PassContext, repo: &Repository, plan: &AttemptPlan) -> Result<Vec<DependencyResult>, git2::Error> {
