@@ -29,6 +29,26 @@ fn commands_run_in_a_container_with_files_in_and_out() {
     });
 }
 
+/// Files larger than the keeper's own needs go in whole: its file size limit is the
+/// workspace's, and so is its memory beyond its own (the workspace is a tmpfs, charged to the
+/// writer).
+#[test]
+fn files_of_several_mebibytes_go_in_and_come_out_whole() {
+    run(Duration::from_secs(120), async {
+        let Some(sandbox) = docker().await else { return };
+        let session = sandbox.create(&small_spec()).await.unwrap();
+        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let mut files = vec![FileEntry::new("big.bin", data.clone())];
+        files.extend((0..10).map(|i| FileEntry::new(format!("more/{i}.bin"), vec![i as u8; 4 << 20])));
+        session.put_files(&files).await.unwrap();
+        let out = sh(&*session, "wc -c < big.bin; cat more/* | wc -c", 30).await;
+        assert_eq!(out.output_text().0, format!("{}\n{}\n", 3u32 << 20, 40u32 << 20), "{out:?}");
+        let files = session.get_files(&CopyOutLimits::default()).await.unwrap();
+        assert_eq!(files.files.iter().find(|f| f.path == "big.bin").map(|f| &f.data), Some(&data));
+        session.destroy().await.unwrap();
+    });
+}
+
 #[test]
 fn leftovers_of_a_crashed_owner_are_swept_at_connect() {
     run(Duration::from_secs(120), async {

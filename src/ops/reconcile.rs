@@ -174,6 +174,58 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     Ok(report)
 }
 
+/// Sandboxes a controller keeps from one pass to the next, so that its warm sessions are not
+/// torn down and made again every pass: [`Lasting::opener`] hands out the same backend while
+/// the configuration names the same one with the same concurrency, and a pass's `settle` leaves
+/// it warm. [`Lasting::settle`] gives everything up when the controller stops.
+#[derive(Default)]
+pub struct Lasting {
+    opened: tokio::sync::Mutex<Vec<(LastingKey, Arc<dyn Sandbox>)>>,
+}
+
+type LastingKey = (crate::config::SandboxBackend, u32);
+
+impl Lasting {
+    /// An opener over `inner` that keeps what it opens.
+    pub fn opener(self: &Arc<Self>, inner: SandboxOpener) -> SandboxOpener {
+        let lasting = self.clone();
+        Arc::new(move |config: &Config| -> OpenFuture {
+            let key = (config.sandbox.backend, config.concurrency);
+            let (lasting, inner, config) = (lasting.clone(), inner.clone(), config.clone());
+            Box::pin(async move {
+                let mut opened = lasting.opened.lock().await;
+                if let Some((_, sandbox)) = opened.iter().find(|(k, _)| *k == key) {
+                    return Ok(Arc::new(Kept(sandbox.clone())) as Arc<dyn Sandbox>);
+                }
+                let sandbox = inner(&config).await?;
+                opened.push((key, sandbox.clone()));
+                Ok(Arc::new(Kept(sandbox)) as Arc<dyn Sandbox>)
+            })
+        })
+    }
+
+    /// Gives up every kept sandbox's warm sessions and waits for their removal.
+    pub async fn settle(&self) {
+        for (_, sandbox) in self.opened.lock().await.drain(..) {
+            sandbox.settle().await;
+        }
+    }
+}
+
+/// A kept sandbox as a pass sees it: everything but `settle`, which waits for the controller.
+struct Kept(Arc<dyn Sandbox>);
+
+#[async_trait::async_trait]
+impl Sandbox for Kept {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn create(&self, spec: &plancd_sandbox::SessionSpec) -> Result<Box<dyn plancd_sandbox::Session>, SandboxError> {
+        self.0.create(spec).await
+    }
+}
+
 /// Refuses a branch asked for by name (`--branch`) that is not the one the configuration at its
 /// commit watches (`branch:`, or PLANCD_BRANCH): the task records under `refs/ai/` are one set
 /// per repository, and a pass over another branch's plans would rewrite the watched branch's.
@@ -250,4 +302,57 @@ pub fn default_sandbox_opener() -> SandboxOpener {
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A backend that counts how often it is opened and settled.
+    struct Counted(Arc<AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl Sandbox for Counted {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+
+        async fn create(&self, _: &plancd_sandbox::SessionSpec) -> Result<Box<dyn plancd_sandbox::Session>, SandboxError> {
+            Err(SandboxError::Gone("none".into()))
+        }
+
+        async fn settle(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_controller_keeps_its_sandbox_warm_from_pass_to_pass() {
+        let opened = Arc::new(AtomicUsize::new(0));
+        let settled = Arc::new(AtomicUsize::new(0));
+        let inner: SandboxOpener = {
+            let (opened, settled) = (opened.clone(), settled.clone());
+            Arc::new(move |_: &Config| -> OpenFuture {
+                opened.fetch_add(1, Ordering::SeqCst);
+                let settled = settled.clone();
+                Box::pin(async move { Ok(Arc::new(Counted(settled)) as Arc<dyn Sandbox>) })
+            })
+        };
+        let lasting = Arc::new(Lasting::default());
+        let opener = lasting.opener(inner);
+        let config = Config::default();
+        for _pass in 0..3 {
+            let sandbox = opener(&config).await.unwrap();
+            sandbox.settle().await;
+        }
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "one backend for every pass");
+        assert_eq!(settled.load(Ordering::SeqCst), 0, "a pass's settle leaves it warm");
+        let wider = Config { concurrency: config.concurrency + 1, ..Config::default() };
+        opener(&wider).await.unwrap();
+        assert_eq!(opened.load(Ordering::SeqCst), 2, "another concurrency, another backend");
+        lasting.settle().await;
+        assert_eq!(settled.load(Ordering::SeqCst), 2, "the controller's stop settles them all");
+    }
 }

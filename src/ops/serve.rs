@@ -219,16 +219,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let secret = webhook_secret(&opts, &sources);
     let shared = Arc::new(Shared { sources, metrics, registry, secret });
     let mut loops = tokio::task::JoinSet::new();
+    // Warm sandbox sessions outlive a pass; they are given up when the controller stops.
+    let lasting = Arc::new(super::reconcile::Lasting::default());
+    let opener = lasting.opener(opts.sandbox.clone());
     for (source, rx) in shared.sources.clone().into_iter().zip(receivers) {
-        loops.spawn(run_source(
-            source,
-            rx,
-            shared.clone(),
-            opts.env.clone(),
-            opts.sandbox.clone(),
-            opts.cancel.clone(),
-            opts.events.clone(),
-        ));
+        loops.spawn(run_source(source, rx, shared.clone(), opts.env.clone(), opener.clone(), opts.cancel.clone(), opts.events.clone()));
     }
     if opts.http {
         let addr = opts.config.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -247,6 +242,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         });
     }
     while loops.join_next().await.is_some() {}
+    lasting.settle().await;
     drop(watches);
     Ok(())
 }

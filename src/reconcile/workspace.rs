@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use git2::{Delta, FileMode, Oid, Repository, Tree};
-use plancd_sandbox::FileEntry;
+use plancd_sandbox::copyout::{FileSink, Skip};
+use plancd_sandbox::{FileEntry, SandboxError};
 
 /// One upstream task's own change: what its result commit changed relative to its base.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,11 +149,24 @@ impl Ignore {
     }
 }
 
+/// A file an agent wrote, already stored as a blob in the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// Relative path.
+    pub path: String,
+    /// Whether it is executable.
+    pub executable: bool,
+    /// Its blob.
+    pub blob: Oid,
+    /// Its content, kept only where a check reads it (see [`ChangeSink::new`]'s `keep`).
+    pub content: Option<Vec<u8>>,
+}
+
 /// What an agent did to its workspace: the copy-out compared with the input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentChange {
-    /// Files added or modified (ignored paths and pinned files left out).
-    pub written: Vec<FileEntry>,
+    /// Files added or modified (ignored paths and pinned files left out), sorted by path.
+    pub written: Vec<WrittenFile>,
     /// Input files that are gone.
     pub removed: Vec<String>,
     /// Pinned files the agent changed or removed (they are restored, not kept).
@@ -175,34 +189,112 @@ impl AgentChange {
     }
 }
 
-/// Compares the files copied out of a session with the files that went in.
-pub fn agent_change(input: &[FileEntry], output: &[FileEntry], skipped: &[String], pinned: &[String], ignore: &Ignore) -> AgentChange {
-    let before: BTreeMap<&str, &FileEntry> = input.iter().map(|f| (f.path.as_str(), f)).collect();
-    let after: BTreeMap<&str, &FileEntry> = output.iter().map(|f| (f.path.as_str(), f)).collect();
-    let mut change = AgentChange::default();
-    for (path, file) in &after {
-        if before.get(path).is_some_and(|b| b.data == file.data && b.executable == file.executable) {
-            continue;
-        }
-        if ignore.is_ignored(path) {
-            change.ignored.push((*path).to_owned());
-            continue;
-        }
-        if pinned.iter().any(|p| p == path) {
-            change.pinned_touched.push((*path).to_owned());
-        } else {
-            change.written.push((*file).clone());
+/// Files larger than this are never kept in memory beside their blob.
+const KEPT_CONTENT_MAX: u64 = 1 << 20;
+
+/// Writes a blob and returns its id.
+pub type BlobWriter<'a> = Box<dyn FnMut(&[u8]) -> Result<Oid, git2::Error> + Send + 'a>;
+
+/// Compares a session's copy-out with the files that went in, as it streams: each file is held
+/// only until its blob is written (or found unchanged), so what plancd holds stays at one file
+/// (the copy-out's largest allowed) whatever the workspace holds.
+pub struct ChangeSink<'a> {
+    before: BTreeMap<String, (Oid, bool)>,
+    pinned: &'a [String],
+    ignore: &'a Ignore,
+    keep: fn(&str) -> bool,
+    write_blob: BlobWriter<'a>,
+    current: Option<(String, bool, Vec<u8>)>,
+    seen: BTreeSet<String>,
+    skipped: Vec<(String, Skip)>,
+    change: AgentChange,
+}
+
+impl<'a> ChangeSink<'a> {
+    /// A sink comparing against `input`; `keep` says which written files keep their content
+    /// (small ones only) for the checks that read it; `write_blob` stores what changed.
+    pub fn new(input: &[FileEntry], pinned: &'a [String], ignore: &'a Ignore, keep: fn(&str) -> bool, write_blob: BlobWriter<'a>) -> Self {
+        let before = input
+            .iter()
+            .map(|f| (f.path.clone(), (Oid::hash_object(git2::ObjectType::Blob, &f.data).unwrap_or(Oid::ZERO_SHA1), f.executable)))
+            .collect();
+        ChangeSink {
+            before,
+            pinned,
+            ignore,
+            keep,
+            write_blob,
+            current: None,
+            seen: BTreeSet::new(),
+            skipped: Vec::new(),
+            change: AgentChange::default(),
         }
     }
-    for path in before.keys().filter(|p| !after.contains_key(*p) && !skipped.iter().any(|s| s == *p)) {
-        if pinned.iter().any(|p| p == path) {
-            change.pinned_touched.push((*path).to_owned());
+
+    /// The change, and what was left in the sandbox with why.
+    pub fn finish(mut self) -> (AgentChange, Vec<(String, Skip)>) {
+        let left: BTreeSet<&str> = self.skipped.iter().map(|(p, _)| p.as_str()).collect();
+        for path in self.before.keys().filter(|p| !self.seen.contains(*p) && !left.contains(p.as_str())) {
+            if self.pinned.iter().any(|p| p == path) {
+                self.change.pinned_touched.push(path.clone());
+            } else {
+                self.change.removed.push(path.clone());
+            }
+        }
+        self.change.written.sort_by(|a, b| a.path.cmp(&b.path));
+        self.change.ignored.sort();
+        self.change.pinned_touched.sort();
+        self.skipped.sort();
+        (self.change, self.skipped)
+    }
+
+    fn settle(&mut self, path: String, executable: bool, data: Vec<u8>) -> Result<(), git2::Error> {
+        let id = Oid::hash_object(git2::ObjectType::Blob, &data)?;
+        if self.before.get(&path) == Some(&(id, executable)) {
+            return Ok(());
+        }
+        if self.ignore.is_ignored(&path) {
+            self.change.ignored.push(path);
+        } else if self.pinned.contains(&path) {
+            self.change.pinned_touched.push(path);
         } else {
-            change.removed.push((*path).to_owned());
+            let blob = (self.write_blob)(&data)?;
+            let content = ((self.keep)(&path) && data.len() as u64 <= KEPT_CONTENT_MAX).then_some(data);
+            self.change.written.push(WrittenFile { path, executable, blob, content });
+        }
+        Ok(())
+    }
+}
+
+impl FileSink for ChangeSink<'_> {
+    fn begin(&mut self, path: &str, executable: bool, size: u64) -> Result<bool, SandboxError> {
+        self.seen.insert(path.to_owned());
+        // Sizes were capped by the copy-out's gate; bounded again in case a source lies.
+        self.current = Some((path.to_owned(), executable, Vec::with_capacity(size.min(1 << 24) as usize)));
+        Ok(true)
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> Result<(), SandboxError> {
+        if let Some((_, _, data)) = &mut self.current {
+            data.extend_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), SandboxError> {
+        let Some((path, executable, data)) = self.current.take() else { return Ok(()) };
+        self.settle(path, executable, data).map_err(|e| SandboxError::Io(std::io::Error::other(format!("storing a copied-out file: {e}"))))
+    }
+
+    fn abort(&mut self, why: Skip) {
+        if let Some((path, ..)) = self.current.take() {
+            self.skipped.push((path, why));
         }
     }
-    change.pinned_touched.sort();
-    change
+
+    fn skip(&mut self, path: &str, why: Skip) {
+        self.skipped.push((path.to_owned(), why));
+    }
 }
 
 /// Writes an agent's change onto `base` as a new tree.
@@ -214,7 +306,7 @@ pub fn apply_agent_change(repo: &Repository, base: Oid, change: &AgentChange) ->
     }
     for file in &change.written {
         let mode = if file.executable { FileMode::BlobExecutable } else { FileMode::Blob };
-        update.upsert(file.path.as_str(), repo.blob(&file.data)?, mode);
+        update.upsert(file.path.as_str(), file.blob, mode);
     }
     update.create_updated(repo, &base)
 }
@@ -227,25 +319,56 @@ mod tests {
         FileEntry::new(path, data)
     }
 
+    /// The change `output` makes to `input`, streamed through a [`ChangeSink`] into `repo`.
+    fn streamed(
+        repo: &Repository,
+        input: &[FileEntry],
+        output: Vec<FileEntry>,
+        skipped: &[&str],
+        pinned: &[String],
+        ignore: &Ignore,
+    ) -> AgentChange {
+        let keep: fn(&str) -> bool = |p| p.ends_with(".json");
+        let dir = repo.path().to_owned();
+        let mut sink = ChangeSink::new(input, pinned, ignore, keep, Box::new(move |data| Repository::open(&dir)?.blob(data)));
+        let out =
+            plancd_sandbox::CopyOut { files: output, skipped: skipped.iter().map(|p| ((*p).to_owned(), Skip::TooLarge(1))).collect() };
+        plancd_sandbox::copyout::replay(out, &mut sink).unwrap();
+        sink.finish().0
+    }
+
     #[test]
     fn changes_leave_out_caches_ignored_paths_and_pinned_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
         let ignore = Ignore::new(Some("build/\n*.log\n"));
-        let input = [f("a.py", "1"), f("tests/test_a.py", "t"), f("gone.txt", "x"), f("big.bin", "b")];
-        let output = [
+        let input = [f("a.py", "1"), f("tests/test_a.py", "t"), f("gone.txt", "x"), f("big.bin", "b"), f("same.txt", "s")];
+        let output = vec![
             f("a.py", "2"),
             f("new.py", "n"),
+            f("package.json", "{}"),
+            f("same.txt", "s"),
             f("tests/test_a.py", "hacked"),
             f("pkg/__pycache__/m.cpython-311.pyc", "c"),
             f("build/out.o", "o"),
             f("run.log", "l"),
         ];
-        let change = agent_change(&input, &output, &["big.bin".into()], &["tests/test_a.py".into()], &ignore);
+        let change = streamed(&repo, &input, output, &["big.bin"], &["tests/test_a.py".into()], &ignore);
         let written: Vec<&str> = change.written.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(written, ["a.py", "new.py"]);
+        assert_eq!(written, ["a.py", "new.py", "package.json"]);
         assert_eq!(change.removed, ["gone.txt"]);
         assert_eq!(change.pinned_touched, ["tests/test_a.py"]);
-        assert_eq!(change.paths(), ["a.py", "gone.txt", "new.py"]);
+        assert_eq!(change.paths(), ["a.py", "gone.txt", "new.py", "package.json"]);
         assert_eq!(change.ignored, ["build/out.o", "pkg/__pycache__/m.cpython-311.pyc", "run.log"]);
+        // What changed is in the repository; content is kept only where asked.
+        assert_eq!(repo.find_blob(change.written[0].blob).unwrap().content(), b"2");
+        assert_eq!(change.written[0].content, None);
+        assert_eq!(change.written[2].content.as_deref(), Some(&b"{}"[..]));
+        // Unchanged, ignored and pinned files were never stored.
+        for unstored in ["s", "c", "o", "l", "hacked"] {
+            let id = Oid::hash_object(git2::ObjectType::Blob, unstored.as_bytes()).unwrap();
+            assert!(repo.find_blob(id).is_err(), "{unstored} was stored");
+        }
     }
 
     #[test]
@@ -258,8 +381,9 @@ mod tests {
         tb.insert("old.txt", blob("o"), 0o100644).unwrap();
         let base = repo.find_tree(tb.write().unwrap()).unwrap();
 
+        let written = |path: &str, data: &str| WrittenFile { path: path.into(), executable: false, blob: blob(data), content: None };
         let first = AgentChange {
-            written: vec![f("src/a.py", "a1"), f("old.txt", "o2")],
+            written: vec![written("src/a.py", "a1"), written("old.txt", "o2")],
             removed: vec![],
             pinned_touched: vec![],
             ignored: vec![],

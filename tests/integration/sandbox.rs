@@ -163,3 +163,43 @@ fn copy_back_of_a_large_workspace_keeps_plancds_memory_flat() {
         assert!(over < 64, "{backend}: plancd grew {over} MiB over its baseline");
     }
 }
+
+/// A reconcile whose agent leaves 128 MiB of new files (16 of 8 MiB, random, so nothing
+/// compresses them away) and three sparse 1 GiB files: the files stream into the repository's
+/// objects one at a time and are published, the sparse ones stay in the sandbox, and plancd's
+/// peak memory stays within 64 MiB of a reconcile whose agent writes one small file.
+#[test]
+fn a_reconcile_collects_a_large_workspace_with_plancds_memory_flat() {
+    for backend in backends() {
+        let run = |script: &str| -> (crate::util::Repo, Run, u64) {
+            let repo = crate::util::Repo::new();
+            repo.write(
+                "plancd.yaml",
+                &format!("branch: main\nsandbox:\n  backend: {backend}\n  limits: {{ disk_mb: 4096 }}\nroles:\n  coder: {{ command: [\"sh\", \"agents/coder.sh\"] }}\n"),
+            );
+            repo.write("agents/coder.sh", &format!("#!/bin/sh\nset -e\nprintf 'def one():\\n    return 1\\n' > one.py\n{script}\n"));
+            repo.write("tests/test_one.py", "import unittest\n\nfrom one import one\n\n\nclass T(unittest.TestCase):\n    def test_one(self):\n        self.assertEqual(one(), 1)\n");
+            repo.write(
+                "plans/wf.yaml",
+                "todo_list_id: wf\ntitle: Big\ntasks:\n  - id: t\n    title: One\n    agent_role: coder\n    outputs: [one.py]\n    max_attempts: 1\n    acceptance_criteria:\n      tests:\n        - cmd: python3 -m unittest tests/test_one.py\n          timeout_seconds: 120\n      files: [tests/test_one.py]\n",
+            );
+            repo.commit("Add the plan");
+            let (run, peak) = peak_rss_mib(&["reconcile"], repo.path());
+            (repo, run, peak)
+        };
+        let (_, base, base_mib) = run("true");
+        base.expect_code(0);
+        let (repo, big, peak_mib) = run(
+            "mkdir -p out\nfor i in $(seq 1 16); do head -c 8388608 /dev/urandom > out/f$i.bin; done\ntruncate -s 1G sparse-1 sparse-2 sparse-3",
+        );
+        big.expect_code(0);
+        let over = peak_mib.saturating_sub(base_mib);
+        println!(
+            "{backend}: a reconcile collecting 128 MiB of new files (and 3 sparse 1 GiB files): plancd peak RSS {peak_mib} MiB, baseline {base_mib} MiB, {over} MiB over the baseline"
+        );
+        let published = repo.git(&["ls-tree", "-r", "--name-only", "ai/generated/wf/t"]);
+        assert_eq!(published.lines().filter(|l| l.starts_with("out/f")).count(), 16, "{backend}: {published}\n{}", big.all());
+        assert!(!published.contains("sparse-"), "{backend}: {published}");
+        assert!(over < 64, "{backend}: plancd grew {over} MiB over its baseline");
+    }
+}

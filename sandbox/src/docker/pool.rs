@@ -96,7 +96,9 @@ impl Provisioned {
 /// Creates, attaches to and starts the keeper `name`.
 async fn start_keeper(shared: &Shared, name: &str, place: &Place<'_>) -> Result<Channel, SandboxError> {
     let docker = &shared.docker;
-    let small = Limits { cpus: 0.1, memory_mb: 16, disk_mb: 1, pids: 4 };
+    // Small, but it writes the files put into the workspace, as large as the workspace allows,
+    // and the workspace's memory (a tmpfs) is charged to the writer.
+    let small = Limits { cpus: 0.1, memory_mb: 16 + place.limits.disk_mb, disk_mb: place.limits.disk_mb, pids: 4 };
     let mut host = config::host_config(&small, &shared.seccomp, place.workspace, place.meta, false);
     host.auto_remove = Some(true);
     let cmd = vec!["/bin/sh".to_owned(), "-c".to_owned(), super::channel::KEEPER.to_owned()];

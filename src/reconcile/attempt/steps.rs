@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::PassContext;
 use crate::agent::{self, AgentContext, AgentError, AgentFailure, AgentRun, TaskFile};
 use crate::reconcile::guard::{self, Guard, ProbePlan, Refusal};
-use crate::reconcile::workspace::{self, AgentChange, Ignore};
+use crate::reconcile::workspace::{AgentChange, ChangeSink, Ignore};
 use crate::spec::{AcceptanceCriteria, AcceptanceTest, Role, Task};
 use crate::state::{Cost, TestSummary};
 use crate::triage::Classification;
@@ -303,20 +303,51 @@ pub(super) async fn run_agent(
 }
 
 /// What the agent changed, compared with `input` (caches, ignored paths and pinned files left
-/// out; pinned files it touched are listed), and what was left in the sandbox, with why.
+/// out; pinned files it touched are listed), and what was left in the sandbox, with why. The
+/// workspace streams out into the repository's objects one file at a time.
 pub(super) async fn collect_change(
+    cx: &PassContext,
     session: &dyn Session,
     input: &[FileEntry],
     pinned: &[String],
     report: &mut Report,
 ) -> Result<(AgentChange, Vec<(String, Skip)>), Stop> {
-    let copied = session.get_files(&CopyOutLimits::default()).await?;
-    let skipped: Vec<String> = copied.skipped.iter().map(|(p, _)| p.clone()).collect();
     let gitignore = input.iter().find(|f| f.path == ".gitignore").map(|f| String::from_utf8_lossy(&f.data).into_owned());
-    let change = workspace::agent_change(input, &copied.files, &skipped, pinned, &Ignore::new(gitignore.as_deref()));
+    let ignore = Ignore::new(gitignore.as_deref());
+    let store = cx.store.clone();
+    let mut sink = ChangeSink::new(input, pinned, &ignore, guard::reads_content, Box::new(move |data| store.repo().blob(data)));
+    session.copy_out(&CopyOutLimits::default(), &mut sink).await?;
+    let (change, skipped) = sink.finish();
     report.changed_files = change.paths();
     report.pinned_files_changed = change.pinned_touched.clone();
-    Ok((change, copied.skipped))
+    Ok((change, skipped))
+}
+
+/// Puts the work into a fresh session: the input without what the agent removed, then what it
+/// wrote, read back from the repository a few files at a time so that what plancd holds stays
+/// bounded.
+pub(super) async fn put_work(cx: &PassContext, session: &dyn Session, input: &[FileEntry], change: &AgentChange) -> Result<(), Stop> {
+    const BATCH_BYTES: usize = 16 << 20;
+    let replaced: std::collections::BTreeSet<&str> =
+        change.removed.iter().map(String::as_str).chain(change.written.iter().map(|f| f.path.as_str())).collect();
+    let kept: Vec<FileEntry> = input.iter().filter(|f| !replaced.contains(f.path.as_str())).cloned().collect();
+    session.put_files(&kept).await?;
+    drop(kept);
+    let mut pending = change.written.iter().peekable();
+    while pending.peek().is_some() {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        {
+            let repo = cx.store.repo();
+            while let Some(file) = pending.next_if(|_| bytes < BATCH_BYTES) {
+                let data = repo.find_blob(file.blob)?.content().to_vec();
+                bytes += data.len();
+                batch.push(FileEntry { path: file.path.clone(), executable: file.executable, data });
+            }
+        }
+        session.put_files(&batch).await?;
+    }
+    Ok(())
 }
 
 /// Why declared outputs are missing: not written, or written and left in the sandbox (too big,

@@ -52,7 +52,10 @@ struct Prepared {
     role: Role,
 }
 
-/// Runs the sandboxed part of an attempt.
+/// Runs the sandboxed part of an attempt: the agent in one session, then the checks and the
+/// acceptance tests in a fresh one that holds exactly the work to be published (the input with
+/// the agent's change applied), so nothing the agent left running or hidden outside the result
+/// (daemons, `/tmp`, `$HOME`, ignored files) takes part in the verdict.
 pub(super) async fn run(cx: &PassContext, plan: &AttemptPlan, task: &Task, logs: &mut Logs) -> Result<Verdict, Stop> {
     let deadline = Instant::now() + Duration::from_secs(u64::from(task.timeout_seconds));
     let prepared = match &plan.branch {
@@ -61,16 +64,17 @@ pub(super) async fn run(cx: &PassContext, plan: &AttemptPlan, task: &Task, logs:
     };
     logs.add("task.json", serde_json::to_vec_pretty(&prepared.task_file).expect("a task file always serialises"));
     let mut report = Report::default();
-    let session = cx.sandbox.create(&steps::session_spec(cx)).await?;
-    let outcome = in_session(cx, plan, task, session.as_ref(), &prepared, deadline, logs, &mut report).await;
-    // Destroy whatever happened; a failure to clean up is not the task's failure.
-    let _ = session.destroy().await;
+    let outcome = match agent_phase(cx, plan, task, &prepared, deadline, logs, &mut report).await {
+        Ok(Ok(work)) => verify_phase(cx, task, &prepared, work, deadline, logs, &mut report).await,
+        Ok(Err(outcome)) => Ok(outcome),
+        Err(stop) => Err(stop),
+    };
     let outcome = outcome.map(|o| judge(cx, task, &prepared, o, &mut report));
     logs.report(&report);
     outcome
 }
 
-/// What happened in the session, before triage.
+/// What happened in the sessions, before triage.
 enum Outcome {
     Passed {
         tree: Oid,
@@ -89,47 +93,48 @@ enum Outcome {
     },
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
-async fn in_session(
+/// The agent's work, committed as a tree and ready for verification.
+struct Work {
+    tree: Oid,
+    change: workspace::AgentChange,
+    agent: AgentRun,
+}
+
+/// The agent's session: the input in, the agent (or a safe quick fix), the change streamed out
+/// and judged by the guard. The session is gone when this returns.
+async fn agent_phase(
     cx: &PassContext,
     plan: &AttemptPlan,
     task: &Task,
-    session: &dyn Session,
     prepared: &Prepared,
     deadline: Instant,
     logs: &mut Logs,
     report: &mut Report,
-) -> Result<Outcome, Stop> {
+) -> Result<Result<Work, Outcome>, Stop> {
+    let session = cx.sandbox.create(&steps::session_spec(cx)).await?;
+    let outcome = in_agent_session(cx, plan, task, session.as_ref(), prepared, deadline, logs, report).await;
+    // Destroy whatever happened; a failure to clean up is not the task's failure.
+    let _ = session.destroy().await;
+    let (agent, change, skipped) = match outcome? {
+        Ok(collected) => collected,
+        Err(outcome) => return Ok(Err(outcome)),
+    };
     let input = &prepared.input;
-    session.put_files(input).await?;
-    let quick = match &plan.branch {
-        Some(branch) if plan.attempt == 1 => quick_fix(branch, input, session, logs).await?,
-        _ => None,
-    };
-    let agent = match quick {
-        Some(fixed) => fixed,
-        None => match steps::run_agent(cx, prepared.role, session, &prepared.task_file, deadline, logs, report).await? {
-            Ok(agent) => agent,
-            Err(failure) => return Ok(Outcome::Failed { failure, tests: None, work: None }),
-        },
-    };
-    let pinned = &task.acceptance_criteria.files;
-    let (change, skipped) = steps::collect_change(session, input, pinned, report).await?;
     // A name the copy-out refuses (under `.git`, a control character) is work git cannot take.
     if let Some((bad, why)) = skipped.iter().find(|(_, why)| matches!(why, Skip::Name(_))) {
         let message = format!("the agent wrote `{}`, which cannot be committed ({why})", plancd_sandbox::escape::name(bad));
-        return Ok(Outcome::Refused { failure_type: FailureType::Uncommittable, message });
+        return Ok(Err(Outcome::Refused { failure_type: FailureType::Uncommittable, message }));
     }
     if let Some(refused) = steps::guard_change(cx, task, input, &change, report) {
-        return Ok(Outcome::Refused { failure_type: FailureType::parse(&refused.failure_type), message: refused.message });
+        return Ok(Err(Outcome::Refused { failure_type: FailureType::parse(&refused.failure_type), message: refused.message }));
     }
     let tree = match workspace::apply_agent_change(&cx.store.repo(), prepared.input_tree, &change) {
         Ok(tree) => tree,
         Err(e) => {
-            return Ok(Outcome::Refused {
+            return Ok(Err(Outcome::Refused {
                 failure_type: FailureType::Uncommittable,
                 message: format!("the agent's work cannot be committed: {e}"),
-            });
+            }));
         }
     };
     report.missing_outputs = steps::missing_outputs(&task.outputs, input, &change);
@@ -142,26 +147,94 @@ async fn in_session(
             agent_finished: true,
             ..Failure::default()
         };
-        return Ok(Outcome::Failed { failure, tests: None, work: Some(tree) });
+        return Ok(Err(Outcome::Failed { failure, tests: None, work: Some(tree) }));
     }
+    Ok(Ok(Work { tree, change, agent }))
+}
+
+type Collected = (AgentRun, workspace::AgentChange, Vec<(String, Skip)>);
+
+#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
+async fn in_agent_session(
+    cx: &PassContext,
+    plan: &AttemptPlan,
+    task: &Task,
+    session: &dyn Session,
+    prepared: &Prepared,
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<Result<Collected, Outcome>, Stop> {
+    let input = &prepared.input;
+    session.put_files(input).await?;
+    let quick = match &plan.branch {
+        Some(branch) if plan.attempt == 1 => quick_fix(branch, input, session, logs).await?,
+        _ => None,
+    };
+    let agent = match quick {
+        Some(fixed) => fixed,
+        None => match steps::run_agent(cx, prepared.role, session, &prepared.task_file, deadline, logs, report).await? {
+            Ok(agent) => agent,
+            Err(failure) => return Ok(Err(Outcome::Failed { failure, tests: None, work: None })),
+        },
+    };
+    let (change, skipped) = steps::collect_change(cx, session, input, &task.acceptance_criteria.files, report).await?;
+    Ok(Ok((agent, change, skipped)))
+}
+
+/// The verifying session: exactly the work's tree, then the checks, the acceptance tests (the
+/// pinned files as committed) and the probes. The session is gone when this returns.
+async fn verify_phase(
+    cx: &PassContext,
+    task: &Task,
+    prepared: &Prepared,
+    work: Work,
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<Outcome, Stop> {
+    let session = cx.sandbox.create(&steps::session_spec(cx)).await?;
+    let outcome = in_verify_session(cx, task, prepared, &work, session.as_ref(), deadline, logs, report).await;
+    let _ = session.destroy().await;
+    let Work { tree, agent, .. } = work;
+    Ok(match outcome? {
+        Ok(tests) => Outcome::Passed { tree, tests, agent: Box::new(agent) },
+        // A probe that still passes: the verdict was bought; no branch todo can fix that.
+        Err((failure, _)) if failure.refusal().is_some() => {
+            Outcome::Refused { failure_type: FailureType::parse(&failure.failure_type), message: failure.message }
+        }
+        Err((failure, tests)) => Outcome::Failed { failure, tests, work: Some(tree) },
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
+async fn in_verify_session(
+    cx: &PassContext,
+    task: &Task,
+    prepared: &Prepared,
+    work: &Work,
+    session: &dyn Session,
+    deadline: Instant,
+    logs: &mut Logs,
+    report: &mut Report,
+) -> Result<Result<TestSummary, (Failure, Option<TestSummary>)>, Stop> {
+    steps::put_work(cx, session, &prepared.input, &work.change).await?;
     if let Some(failure) = steps::run_checks(cx, prepared.role, session, deadline, logs, report).await? {
-        return Ok(Outcome::Failed { failure, tests: None, work: Some(tree) });
+        return Ok(Err((failure, None)));
     }
+    let input = &prepared.input;
+    let pinned = &task.acceptance_criteria.files;
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
     let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
-    tests.pinned_files_changed = change.pinned_touched.clone();
+    tests.pinned_files_changed = work.change.pinned_touched.clone();
     let failure = match failure {
         None => steps::run_probes(cx, session, &task.acceptance_criteria, input, deadline, logs, report).await?,
         failure => failure,
     };
-    match failure {
-        // A probe that still passes: the verdict was bought; no branch todo can fix that.
-        Some(failure) if failure.refusal().is_some() => {
-            Ok(Outcome::Refused { failure_type: FailureType::parse(&failure.failure_type), message: failure.message })
-        }
-        Some(failure) => Ok(Outcome::Failed { failure, tests: Some(tests), work: Some(tree) }),
-        None => Ok(Outcome::Passed { tree, tests, agent: Box::new(agent) }),
-    }
+    Ok(match failure {
+        Some(failure) => Err((failure, Some(tests))),
+        None => Ok(tests),
+    })
 }
 
 /// Triage of a failure, and the verdict.

@@ -18,6 +18,7 @@ use crate::reconcile::workspace::AgentChange;
 use crate::spec::{AcceptanceTest, Task, normalize_relative};
 
 pub use probe::{Probe, ProbePlan, plan_probe, probe_env};
+pub(crate) use runner::reads_content;
 pub use runner::{RUNNER_FILES, RunnerFile, Scope};
 
 /// Why a guard refuses an attempt. Failure types stay strings at the attempt's seam for now:

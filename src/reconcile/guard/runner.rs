@@ -121,7 +121,8 @@ pub(super) struct Finding {
 /// How the agent touched a path.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Touch<'a> {
-    Written(&'a [u8]),
+    /// Written, with its content when it was kept (see [`reads_content`]).
+    Written(Option<&'a [u8]>),
     /// Ignored: never published, but there while the tests run.
     Ignored,
     Removed,
@@ -138,7 +139,7 @@ pub(super) fn findings(subject: &Subject<'_>, change: &AgentChange) -> Vec<Findi
     let touched = change
         .written
         .iter()
-        .map(|f| (f.path.as_str(), Touch::Written(&f.data)))
+        .map(|f| (f.path.as_str(), Touch::Written(f.content.as_deref())))
         .chain(change.ignored.iter().map(|p| (p.as_str(), Touch::Ignored)))
         .chain(change.removed.iter().map(|p| (p.as_str(), Touch::Removed)));
     let mut out = Vec::new();
@@ -165,6 +166,12 @@ pub(super) fn is_runner_path(path: &str) -> bool {
     matching_row(table(), path).is_some() || shadowed(path, &[String::new()], &BTreeSet::from([path])).is_some()
 }
 
+/// Whether the checks read what an agent wrote at `path` (rows that judge a file by its
+/// content), so that the copy-out keeps it.
+pub(crate) fn reads_content(path: &str) -> bool {
+    matching_row(table(), path).is_some_and(|row| !matches!(row.scope, Scope::Whole))
+}
+
 /// The table compiled once: one matcher, each row's pattern mapped back to its row by text.
 fn table() -> &'static Gitignore {
     static TABLE: LazyLock<Gitignore> = LazyLock::new(|| {
@@ -188,13 +195,15 @@ fn table_rule(table: &Gitignore, subject: &Subject<'_>, path: &str, touch: Touch
     let row = matching_row(table, path)?;
     let counts = match (row.scope, touch) {
         (Scope::Whole, _) => true,
-        (Scope::Contains(needle), Touch::Written(data)) => data.windows(needle.len()).any(|w| w == needle.as_bytes()),
+        (Scope::Contains(needle), Touch::Written(Some(data))) => data.windows(needle.len()).any(|w| w == needle.as_bytes()),
+        // Content not kept (too large to hold): it counts.
+        (Scope::Contains(_) | Scope::JsonKeys(_), Touch::Written(None)) => true,
         (Scope::Contains(_), Touch::Ignored) => true,
         (Scope::Contains(_), Touch::Removed) => false,
         (Scope::JsonKeys(keys), touch) => {
             let before = subject.input.iter().find(|f| f.path == path).map(|f| f.data.as_slice());
             match touch {
-                Touch::Written(after) => json_keys_differ(keys, before, Some(after)),
+                Touch::Written(after) => json_keys_differ(keys, before, after),
                 Touch::Removed => json_keys_differ(keys, before, None),
                 Touch::Ignored => true,
             }

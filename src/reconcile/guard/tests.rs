@@ -131,6 +131,12 @@ fn rows() -> Vec<Row> {
     ]
 }
 
+/// A written file as the copy-out leaves it, its content kept.
+fn written(path: &str, data: &str) -> crate::reconcile::workspace::WrittenFile {
+    let blob = git2::Oid::hash_object(git2::ObjectType::Blob, data.as_bytes()).unwrap();
+    crate::reconcile::workspace::WrittenFile { path: path.into(), executable: false, blob, content: Some(data.as_bytes().to_vec()) }
+}
+
 #[test]
 fn the_guard_refuses_what_each_row_says() {
     let guard = Guard::new(&Config::default());
@@ -143,7 +149,7 @@ fn the_guard_refuses_what_each_row_says() {
     ];
     for row in rows() {
         let change = AgentChange {
-            written: row.written.iter().map(|(p, d)| f(p, d)).collect(),
+            written: row.written.iter().map(|(p, d)| written(p, d)).collect(),
             removed: row.removed.iter().map(|p| (*p).to_owned()).collect(),
             pinned_touched: Vec::new(),
             ignored: row.ignored.iter().map(|p| (*p).to_owned()).collect(),
