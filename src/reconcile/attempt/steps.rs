@@ -327,7 +327,7 @@ pub(super) async fn collect_change(
 /// wrote, read back from the repository a few files at a time so that what plancd holds stays
 /// bounded.
 pub(super) async fn put_work(cx: &PassContext, session: &dyn Session, input: &[FileEntry], change: &AgentChange) -> Result<(), Stop> {
-    const BATCH_BYTES: usize = 16 << 20;
+    const BATCH_BYTES: usize = 4 << 20;
     let replaced: std::collections::BTreeSet<&str> =
         change.removed.iter().map(String::as_str).chain(change.written.iter().map(|f| f.path.as_str())).collect();
     let kept: Vec<FileEntry> = input.iter().filter(|f| !replaced.contains(f.path.as_str())).cloned().collect();
