@@ -389,10 +389,18 @@ pub struct WebhookConfig {
 }
 
 /// The process environment, or a fixed one in tests: the one place configuration reads
-/// variables from.
-#[derive(Debug, Clone, Default)]
+/// variables from. It holds API keys and tokens: `Debug` shows the names only.
+#[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Env").field("names", &names).finish_non_exhaustive()
+    }
 }
 
 impl Env {
@@ -554,6 +562,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("plancd.yaml"), text).unwrap();
         Config::load(&DirSource::new(dir.path())).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn an_environment_prints_its_names_never_its_values() {
+        let env = Env::from_pairs([("OPENAI_API_KEY", "sk-canary-1234"), ("PLANCD_BRANCH", "main")]);
+        let shown = format!("{env:?} {env:#?}");
+        assert!(!shown.contains("sk-canary-1234") && !shown.contains("main\""), "{shown}");
+        assert!(shown.contains("OPENAI_API_KEY") && shown.contains("PLANCD_BRANCH"), "{shown}");
     }
 
     #[test]

@@ -176,7 +176,7 @@ struct Shared {
     sources: Vec<Arc<Source>>,
     metrics: Metrics,
     registry: prometheus_client::registry::Registry,
-    secret: Option<String>,
+    secret: Option<secrecy::SecretString>,
 }
 
 /// Runs the controller until `cancel` flips; then stops taking work, lets running attempts
@@ -322,7 +322,7 @@ fn head_config(path: &Path, env: &Env) -> Config {
     config
 }
 
-fn webhook_secret(opts: &ServeOptions, sources: &[Arc<Source>]) -> Option<String> {
+fn webhook_secret(opts: &ServeOptions, sources: &[Arc<Source>]) -> Option<secrecy::SecretString> {
     let named = opts
         .config
         .webhook
@@ -333,6 +333,7 @@ fn webhook_secret(opts: &ServeOptions, sources: &[Arc<Source>]) -> Option<String
         .and_then(|var| opts.env.get(&var).map(str::to_owned))
         .or_else(|| opts.env.get("PLANCD_WEBHOOK_SECRET").map(str::to_owned))
         .filter(|s| !s.is_empty())
+        .map(secrecy::SecretString::from)
 }
 
 fn webhook_limit(opts: &ServeOptions) -> usize {
@@ -472,7 +473,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 async fn github_hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
     let Some(secret) = &shared.secret else { return (StatusCode::UNAUTHORIZED, "no webhook secret is configured\n".to_owned()) };
     let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !signature_ok(secret.as_bytes(), &body, signature) {
+    if !signature_ok(secrecy::ExposeSecret::expose_secret(secret).as_bytes(), &body, signature) {
         return (StatusCode::UNAUTHORIZED, "bad signature\n".to_owned());
     }
     let event = headers.get("x-github-event").and_then(|v| v.to_str().ok()).unwrap_or_default();
