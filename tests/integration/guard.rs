@@ -14,21 +14,47 @@ const SHADOW_MAIN: &str = "print('Ran 1 test in 0.000s')\nprint()\nprint('OK')\n
 /// A repository whose one task has a coder write `mul.py` (and `extra`) and whose pinned test
 /// checks it with unittest; pushed to a bare `origin`. `outputs` are the task's outputs.
 fn repo_with(mul: &str, extra: &[(&str, &str)], outputs: &str, remote: &std::path::Path) -> Repo {
+    let agent: Vec<(&str, &str)> = std::iter::once(("mul.py", mul)).chain(extra.iter().copied()).collect();
+    let project = Project {
+        cmd: "python3 -m unittest tests/test_mul.py",
+        committed: &[("tests/test_mul.py", TEST_MUL)],
+        pinned: "tests/test_mul.py",
+    };
+    project_repo(&project, &agent, outputs, remote)
+}
+
+/// What a repository is besides its agent: the acceptance command, the files of the watched
+/// commit, and the one of them pinned as the test.
+struct Project {
+    cmd: &'static str,
+    committed: &'static [(&'static str, &'static str)],
+    pinned: &'static str,
+}
+
+/// A repository of `project` whose one task has a coder write the `agent` files (a file that
+/// starts with `#!` executable); pushed to a bare `origin`. `outputs` are the task's outputs.
+fn project_repo(project: &Project, agent: &[(&str, &str)], outputs: &str, remote: &std::path::Path) -> Repo {
     let repo = Repo::new();
     repo.write("plancd.yaml", "branch: main\nroles:\n  coder: { command: [\"sh\", \"agents/coder.sh\"] }\n  debugger: { command: [\"sh\", \"agents/coder.sh\"] }\n");
     let mut script = String::from("#!/bin/sh\nset -e\n");
-    for (path, content) in std::iter::once(&("mul.py", mul)).chain(extra) {
+    for (path, content) in agent {
         if let Some((dir, _)) = path.rsplit_once('/') {
             script.push_str(&format!("mkdir -p '{dir}'\n"));
         }
         script.push_str(&format!("cat > '{path}' <<'PLANCD_EOF'\n{content}PLANCD_EOF\n"));
+        if content.starts_with("#!") {
+            script.push_str(&format!("chmod +x '{path}'\n"));
+        }
     }
     repo.write("agents/coder.sh", &script);
-    repo.write("tests/test_mul.py", TEST_MUL);
+    for (path, content) in project.committed {
+        repo.write(path, content);
+    }
     repo.write(
         "plans/wf.yaml",
         &format!(
-            "todo_list_id: wf\ntitle: Guard\ntasks:\n  - id: t\n    title: Multiply\n    agent_role: coder\n    outputs: [{outputs}]\n    max_attempts: 1\n    acceptance_criteria:\n      tests:\n        - cmd: python3 -m unittest tests/test_mul.py\n          timeout_seconds: 60\n      files: [tests/test_mul.py]\n"
+            "todo_list_id: wf\ntitle: Guard\ntasks:\n  - id: t\n    title: Multiply\n    agent_role: coder\n    outputs: [{outputs}]\n    max_attempts: 1\n    acceptance_criteria:\n      tests:\n        - cmd: {}\n          timeout_seconds: 60\n      files: [{}]\n",
+            project.cmd, project.pinned
         ),
     );
     repo.commit("Add the plan");
@@ -108,24 +134,25 @@ fn every_door_ends_refused_and_publishes_nothing() {
         let repo = repo_with(door.mul, door.files, "mul.py", remote.path());
         let run = repo.plancd(&["reconcile"]);
         run.no_panic();
-        if let Err(why) = refused(&repo, remote.path(), door, run.code) {
+        let named: Vec<&str> = door.files.iter().map(|(p, _)| *p).collect();
+        if let Err(why) = refused(&repo, remote.path(), door.reason, &named, run.code) {
             failures.push(format!("{}: {why}\n--- stdout\n{}--- stderr\n{}", door.name, run.stdout, run.stderr));
         }
     }
     assert!(failures.is_empty(), "{} of {} doors open:\n{}", failures.len(), DOORS.len(), failures.join("\n"));
 }
 
-/// Whether `repo` shows `door` refused: `Failed` with its reason, the files named, no branch
-/// todo, nothing published locally or on the remote.
-fn refused(repo: &Repo, remote: &std::path::Path, door: &Door, code: Option<i32>) -> Result<(), String> {
+/// Whether `repo` shows its task refused: `Failed` with `reason`, the `named` files in the
+/// message, no branch todo, nothing published locally or on the remote.
+fn refused(repo: &Repo, remote: &std::path::Path, reason: &str, named: &[&str], code: Option<i32>) -> Result<(), String> {
     let status: serde_json::Value =
         serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/wf/t:status.json"])).map_err(|e| format!("no status: {e}"))?;
     let shown = (status["phase"].as_str(), status["reason"].as_str());
-    if shown != (Some("Failed"), Some(door.reason)) {
-        return Err(format!("ended {shown:?}, expected Failed/{}: {}", door.reason, status["message"]));
+    if shown != (Some("Failed"), Some(reason)) {
+        return Err(format!("ended {shown:?}, expected Failed/{reason}: {}", status["message"]));
     }
     let message = status["message"].as_str().unwrap_or_default();
-    if let Some((path, _)) = door.files.iter().find(|(p, _)| !message.contains(p)) {
+    if let Some(path) = named.iter().find(|p| !message.contains(*p)) {
         return Err(format!("the message does not name {path}: {message}"));
     }
     if code != Some(1) {
@@ -198,4 +225,141 @@ fn a_branch_todo_that_tampers_fails_its_own_attempt_and_opens_no_deeper_branch()
     assert!(!reasons.iter().any(|r| r == "Deepened" || r == "Resolved"), "{reasons:?}");
     assert_eq!(repo.git(&["for-each-ref", "--format=%(refname)", "refs/heads/ai/", "refs/tags/", "refs/ai/tasks/wf/t_branch_02"]), "");
     assert_eq!(git_in(remote.path(), &["for-each-ref", "--format=%(refname)", "refs/heads/ai/", "refs/tags/"]), "");
+}
+
+// Probes beyond unittest: node projects (node's test runner, a plain script, `npm test`, a
+// jest shadow) and a Python script with its own `unittest.main()`, each door a row: code under
+// test or a shadowed runner that passes whatever the tests say must end `TestTampering`.
+
+const NODE_TEST: &str = "const test = require('node:test');\nconst assert = require('node:assert');\nconst { mul } = require('../mul.js');\n\ntest('mul', () => {\n  assert.strictEqual(mul(2, 3), 6);\n});\n";
+const NODE_ESM_TEST: &str = "import test from 'node:test';\nimport assert from 'node:assert';\nimport { mul } from '../mul.js';\n\ntest('mul', () => {\n  assert.strictEqual(mul(2, 3), 6);\n});\n";
+const NODE_CHECK: &str = "const assert = require('node:assert');\nconst { mul } = require('../mul.js');\nassert.strictEqual(mul(2, 3), 6);\nconsole.log('ok');\n";
+const JEST_TEST: &str = "const { mul } = require('../mul.js');\n\ntest('mul', () => {\n  expect(mul(2, 3)).toBe(6);\n});\n";
+const NODE_RIGHT: &str = "module.exports = { mul: (a, b) => a * b };\n";
+const NODE_ESM_RIGHT: &str = "export const mul = (a, b) => a * b;\n";
+/// Code under test that ends the process with success as soon as it is loaded.
+const NODE_EXITS: &str = "process.exit(0);\nmodule.exports = { mul: (a, b) => a + b };\n";
+const NODE_ESM_EXITS: &str = "process.exit(0);\nexport const mul = (a, b) => a + b;\n";
+/// A jest that reports success without running anything, where `npm test` finds it first.
+const JEST_SHADOW: &str = "#!/bin/sh\necho 'Tests:       1 passed, 1 total'\nexit 0\n";
+
+const NODE_CJS: Project = Project {
+    cmd: "node --test test/mul.test.js",
+    committed: &[("package.json", "{\"name\": \"m\", \"private\": true}\n"), ("test/mul.test.js", NODE_TEST)],
+    pinned: "test/mul.test.js",
+};
+const NPM_ESM: Project = Project {
+    cmd: "npm test",
+    committed: &[
+        ("package.json", "{\"name\": \"m\", \"private\": true, \"type\": \"module\", \"scripts\": {\"test\": \"node --test\"}}\n"),
+        ("test/mul.test.js", NODE_ESM_TEST),
+    ],
+    pinned: "test/mul.test.js",
+};
+const NODE_SCRIPT: Project = Project { cmd: "node test/check.js", committed: &[("test/check.js", NODE_CHECK)], pinned: "test/check.js" };
+const NPM_JEST: Project = Project {
+    cmd: "npm test",
+    committed: &[
+        ("package.json", "{\"name\": \"m\", \"private\": true, \"scripts\": {\"test\": \"jest\"}}\n"),
+        (".gitignore", "node_modules/\n"),
+        ("test/mul.test.js", JEST_TEST),
+    ],
+    pinned: "test/mul.test.js",
+};
+const PYTHON_SCRIPT: Project = Project {
+    cmd: "PYTHONPATH=. python3 tests/test_mul.py",
+    committed: &[(
+        "tests/test_mul.py",
+        "import unittest\n\nfrom mul import mul\n\n\nclass TestMul(unittest.TestCase):\n    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n\n\nif __name__ == \"__main__\":\n    unittest.main()\n",
+    )],
+    pinned: "tests/test_mul.py",
+};
+
+/// One probe door: the project, what the agent writes, and the output file it names.
+struct ProbeDoor {
+    name: &'static str,
+    project: Project,
+    agent: &'static [(&'static str, &'static str)],
+    output: &'static str,
+}
+
+const PROBE_DOORS: &[ProbeDoor] = &[
+    ProbeDoor { name: "node --test, code that exits 0 when loaded", project: NODE_CJS, agent: &[("mul.js", NODE_EXITS)], output: "mul.js" },
+    ProbeDoor {
+        name: "npm test (ES modules), code that exits 0 when imported",
+        project: NPM_ESM,
+        agent: &[("mul.js", NODE_ESM_EXITS)],
+        output: "mul.js",
+    },
+    ProbeDoor {
+        name: "a node script, code that exits 0 when loaded",
+        project: NODE_SCRIPT,
+        agent: &[("mul.js", NODE_EXITS)],
+        output: "mul.js",
+    },
+    ProbeDoor {
+        name: "npm test, a jest shadowed in node_modules/.bin",
+        project: NPM_JEST,
+        agent: &[("mul.js", "module.exports = { mul: (a, b) => a + b };\n"), ("node_modules/.bin/jest", JEST_SHADOW)],
+        output: "mul.js",
+    },
+    ProbeDoor {
+        name: "a python script with unittest.main(), code that exits 0 when imported",
+        project: PYTHON_SCRIPT,
+        agent: &[("mul.py", "import os\nos._exit(0)\n")],
+        output: "mul.py",
+    },
+];
+
+#[test]
+fn every_probe_door_ends_test_tampering_and_publishes_nothing() {
+    if !node_found() {
+        return;
+    }
+    let mut failures = Vec::new();
+    for door in PROBE_DOORS {
+        let remote = bare();
+        let repo = project_repo(&door.project, door.agent, door.output, remote.path());
+        let run = repo.plancd(&["reconcile"]);
+        run.no_panic();
+        if let Err(why) = refused(&repo, remote.path(), TAMPERING, &[door.project.pinned], run.code) {
+            failures.push(format!("{}: {why}\n--- stdout\n{}--- stderr\n{}", door.name, run.stdout, run.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} doors open:\n{}", failures.len(), PROBE_DOORS.len(), failures.join("\n"));
+}
+
+#[test]
+fn honest_projects_fail_their_probes_and_are_published() {
+    if !node_found() {
+        return;
+    }
+    let honest: [(&Project, &[(&str, &str)], &str); 4] = [
+        (&NODE_CJS, &[("mul.js", NODE_RIGHT)], "mul.js"),
+        (&NPM_ESM, &[("mul.js", NODE_ESM_RIGHT)], "mul.js"),
+        (&NODE_SCRIPT, &[("mul.js", NODE_RIGHT)], "mul.js"),
+        (&PYTHON_SCRIPT, &[("mul.py", RIGHT)], "mul.py"),
+    ];
+    for (project, agent, output) in honest {
+        let remote = bare();
+        let repo = project_repo(project, agent, output, remote.path());
+        repo.plancd(&["reconcile"]).expect_code(0);
+        let report: serde_json::Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/wf/t:attempts/1/report.json"])).unwrap();
+        let probe = &report["probes"][0];
+        assert_eq!(probe["files"], serde_json::json!([project.pinned]), "{}: {report}", project.cmd);
+        assert!(probe["outcome"].as_str().is_some_and(|o| o.contains("exit 1")), "{}: the probe failed as it must: {report}", project.cmd);
+        let probe_log = repo.git(&["show", "refs/ai/tasks/wf/t:attempts/1/probe.log"]);
+        assert!(probe_log.contains(": this test must fail"), "{}: the added test ran and failed:\n{probe_log}", project.cmd);
+        let committed = project.committed.iter().find(|(p, _)| *p == project.pinned).unwrap().1;
+        assert_eq!(repo.git(&["show", &format!("refs/heads/ai/generated/wf/t:{}", project.pinned)]), committed);
+    }
+}
+
+/// Whether node and npm are installed; the node doors say so when they are not.
+fn node_found() -> bool {
+    let found = ["node", "npm"].iter().all(|p| std::process::Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()));
+    if !found {
+        eprintln!("skipped: node or npm is not installed");
+    }
+    found
 }

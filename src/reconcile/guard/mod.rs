@@ -17,7 +17,7 @@ use crate::config::{Config, DEFAULT_PROTECTED_PATHS};
 use crate::reconcile::workspace::AgentChange;
 use crate::spec::{AcceptanceTest, Task, normalize_relative};
 
-pub use probe::{Probe, ProbePlan, plan_probe, probe_env};
+pub use probe::{Calls, FailingTest, Interpreter, PROBE_RUNNERS, Probe, ProbePlan, ProbeRunner, plan_probe, probe_env};
 pub(crate) use runner::reads_content;
 pub use runner::{RUNNER_FILES, RunnerFile, Scope};
 
