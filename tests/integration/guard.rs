@@ -275,6 +275,18 @@ const PYTHON_SCRIPT: Project = Project {
     pinned: "tests/test_mul.py",
 };
 
+const GO_PROJECT: Project = Project {
+    cmd: "go test ./...",
+    committed: &[
+        ("go.mod", "module example.com/mul\n\ngo 1.18\n"),
+        (
+            "mul_test.go",
+            "package mul\n\nimport \"testing\"\n\nfunc TestMul(t *testing.T) {\n\tif Mul(2, 3) != 6 {\n\t\tt.Fatal(\"mul\")\n\t}\n}\n",
+        ),
+    ],
+    pinned: "mul_test.go",
+};
+
 /// One probe door: the project, what the agent writes, and the output file it names.
 struct ProbeDoor {
     name: &'static str,
@@ -334,12 +346,15 @@ fn honest_projects_fail_their_probes_and_are_published() {
     if !node_found() {
         return;
     }
-    let honest: [(&Project, &[(&str, &str)], &str); 4] = [
+    let mut honest: Vec<(&Project, &[(&str, &str)], &str)> = vec![
         (&NODE_CJS, &[("mul.js", NODE_RIGHT)], "mul.js"),
         (&NPM_ESM, &[("mul.js", NODE_ESM_RIGHT)], "mul.js"),
         (&NODE_SCRIPT, &[("mul.js", NODE_RIGHT)], "mul.js"),
         (&PYTHON_SCRIPT, &[("mul.py", RIGHT)], "mul.py"),
     ];
+    if program_found("go") {
+        honest.push((&GO_PROJECT, &[("mul.go", "package mul\n\nfunc Mul(a, b int) int { return a * b }\n")], "mul.go"));
+    }
     for (project, agent, output) in honest {
         let remote = bare();
         let repo = project_repo(project, agent, output, remote.path());
@@ -357,9 +372,17 @@ fn honest_projects_fail_their_probes_and_are_published() {
 
 /// Whether node and npm are installed; the node doors say so when they are not.
 fn node_found() -> bool {
-    let found = ["node", "npm"].iter().all(|p| std::process::Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()));
+    program_found("node") && program_found("npm")
+}
+
+/// Whether `program` runs; a test that needs it says so when it does not.
+fn program_found(program: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .arg(if program == "go" { "version" } else { "--version" })
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("skipped: node or npm is not installed");
+        eprintln!("skipped: `{program}` is not installed");
     }
     found
 }

@@ -281,6 +281,23 @@ fn choose(words: &[String], pinned: &[FileEntry], input: &[FileEntry], depth: u8
     Err(format!("`{called}` is not a runner the probe knows ({})", known.join(", ")))
 }
 
+/// `text` with `failure` inserted after its last top-level line that `is_import` takes (after a
+/// `#!` line when there is none): code under test loaded there runs first, the script's own
+/// checks and ending after it.
+fn after_imports(text: &str, is_import: fn(&str) -> bool, failure: &str) -> String {
+    let mut at = if text.starts_with("#!") { text.find('\n').map_or(text.len(), |i| i + 1) } else { 0 };
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        offset += line.len();
+        if is_import(line.trim_end_matches(['\n', '\r'])) {
+            at = offset;
+        }
+    }
+    let (head, tail) = text.split_at(at);
+    let newline = if head.is_empty() || head.ends_with('\n') { "" } else { "\n" };
+    format!("{head}{newline}{failure}{tail}")
+}
+
 fn is_assignment(word: &str) -> bool {
     word.split_once('=').is_some_and(|(name, _)| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }

@@ -6,7 +6,7 @@
 use plancd_sandbox::FileEntry;
 use serde_json::Value;
 
-use super::{Call, FailingTest, Interpreted, text_of, words};
+use super::{Call, FailingTest, Interpreted, after_imports, text_of, words};
 use crate::spec::normalize_relative;
 
 /// Node's own options the probe knows; none of them chooses tests.
@@ -364,7 +364,10 @@ pub(super) fn with_test(
     marker: &str,
 ) -> Result<String, String> {
     const ENDS: &[&str] = &["process.exit", "process.reallyExit", "process.abort", "process.kill", "uncaughtException"];
-    if let Some(end) = ENDS.iter().find(|e| text.contains(*e)) {
+    let uses_node_test = text.contains("node:test");
+    // A plain script fails right after its imports: how it ends itself comes later.
+    let plain_script = runner == FailingTest::NodeScript && !uses_node_test;
+    if let Some(end) = ENDS.iter().find(|e| text.contains(*e)).filter(|_| !plain_script) {
         return Err(format!("it holds `{end}`, which may end or rescue the run before an added test counts"));
     }
     if let Some(only) = focused(text) {
@@ -379,15 +382,11 @@ pub(super) fn with_test(
             format!("{text}{head}require(\"node:test\"){body}")
         }
     };
-    let uses_node_test = text.contains("node:test");
     Ok(match runner {
         FailingTest::NodeTest => node_test(),
         FailingTest::NodeScript if uses_node_test => node_test(),
         FailingTest::NodeScript => {
-            if text.lines().any(|l| l.starts_with("return")) {
-                return Err("it returns early at its top level".into());
-            }
-            format!("{text}{head}throw new Error(\"{marker}: this test must fail\");\n")
+            after_imports(text, is_import, &format!("{head}throw new Error(\"{marker}: this test must fail\");\n\n"))
         }
         _ if uses_node_test => return Err("it uses node:test, whose tests this runner does not count".into()),
         FailingTest::Jest => format!("{text}{head}globalThis.test{body}"),
@@ -400,6 +399,12 @@ pub(super) fn with_test(
         }
         other => return Err(format!("{other:?} is no test of node's")),
     })
+}
+
+/// A whole `require` or `import` statement at the top level.
+fn is_import(line: &str) -> bool {
+    let statement = line.starts_with("import ") || line.starts_with("} from ") || line.contains("require(");
+    statement && !line.starts_with([' ', '\t']) && line.trim_end().ends_with([';', ')', '\'', '"'])
 }
 
 /// The focusing call in `text`, if any: a runner then runs the focused tests alone.

@@ -205,13 +205,14 @@ pub(super) fn unittest_case(tag: &str, marker: &str) -> String {
 }
 
 /// A script the interpreter runs with a failure it certainly reaches: a test case just before a
-/// closing `if __name__ == "__main__": unittest.main()`, or else a failing statement at the end
-/// (of a script that never ends itself early).
+/// closing `if __name__ == "__main__": unittest.main()`, or else a failing statement right after
+/// its imports (code under test that ends the process when imported is what it catches; the
+/// script's own ending, which may call code that exits, comes after it).
 pub(super) fn script_test(text: &str, tag: &str, marker: &str) -> Result<String, String> {
     const EXITS: &[&str] = &["sys.exit", "os._exit", "SystemExit", "exit(", "quit(", "pytest.main", "os.kill", "os.abort"];
-    let main_guard = text.match_indices("\nif __name__").last().map(|(i, _)| i + 1);
     if text.contains("unittest.main(") {
-        let guard = main_guard.ok_or("it calls `unittest.main` outside a closing `if __name__` block")?;
+        let guard = text.match_indices("\nif __name__").last().map(|(i, _)| i + 1);
+        let guard = guard.ok_or("it calls `unittest.main` outside a closing `if __name__` block")?;
         let (head, tail) = text.split_at(guard);
         if head.contains("unittest.main(") || EXITS.iter().any(|e| head.contains(e)) {
             return Err("it may exit before its `unittest.main`".into());
@@ -221,8 +222,12 @@ pub(super) fn script_test(text: &str, tag: &str, marker: &str) -> Result<String,
         }
         return Ok(format!("{head}{}\n\n{tail}", unittest_case(tag, marker)));
     }
-    if let Some(exit) = EXITS.iter().find(|e| text.contains(*e)) {
-        return Err(format!("it may end itself (`{exit}`) before a failure appended to it"));
-    }
-    Ok(format!("{text}\n\n# {marker}: plancd checks that this script fails.\nraise AssertionError(\"{marker}: this test must fail\")\n"))
+    let failure =
+        format!("\n# {marker}: plancd checks that this script fails.\nraise AssertionError(\"{marker}: this test must fail\")\n\n");
+    Ok(super::after_imports(text, is_import, &failure))
+}
+
+/// A whole import statement at the top level.
+fn is_import(line: &str) -> bool {
+    (line.starts_with("import ") || line.starts_with("from ")) && !line.ends_with(['(', ',', '\\'])
 }

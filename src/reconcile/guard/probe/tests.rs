@@ -93,8 +93,27 @@ fn rows() -> Vec<Row> {
         ),
         // node running a file
         row("node test/mul.test.js", NODE_CJS, &[], Ok(REQUIRED)),
-        row("node test/check.js", &[("test/check.js", PLAIN_CHECK)], &[], Ok(&[("test/check.js", "\nthrow new Error(\"plancd-probe-42")])),
-        row("node test/check.js", &[("test/check.js", "if (ok) {}\nreturn;\n")], &[], Err("returns early")),
+        row(
+            "node test/check.js",
+            &[("test/check.js", PLAIN_CHECK)],
+            &[],
+            Ok(&[(
+                "test/check.js",
+                "require('../mul.js');\n\n\n// plancd-probe-42: plancd checks that this test fails.\nthrow new Error(\"plancd-probe-42",
+            )]),
+        ),
+        row(
+            "node test/check.js",
+            &[("test/check.js", "#!/usr/bin/env node\nconst ok = check();\nprocess.exit(ok ? 0 : 1);\n")],
+            &[],
+            Ok(&[("test/check.js", "#!/usr/bin/env node\n\n\n// plancd-probe-42")]),
+        ),
+        row(
+            "node test/check.mjs",
+            &[("test/check.mjs", "import {\n  mul,\n} from '../mul.mjs';\nprocess.exit(mul(2, 3) === 6 ? 0 : 1);\n")],
+            &[],
+            Ok(&[("test/check.mjs", "} from '../mul.mjs';\n\n\n// plancd-probe-42")]),
+        ),
         row("node --check test/mul.test.js", NODE_CJS, &[], Err("`node --check` is not a runner the probe knows")),
         row("node other.js", NODE_CJS, &[], Err("none of the files node FILE runs")),
         // package scripts and npx
@@ -228,7 +247,21 @@ fn rows() -> Vec<Row> {
             &[],
             Ok(&[("tests/check.py", "\nraise AssertionError(\"plancd-probe-42")]),
         ),
-        row("python3 tests/check.py", &[("tests/check.py", "import sys\nsys.exit(0)\n")], &[], Err("may end itself")),
+        row(
+            "python3 tests/check.py",
+            &[("tests/check.py", "import sys\nfrom app import main\nsys.exit(main())\n")],
+            &[],
+            Ok(&[(
+                "tests/check.py",
+                "from app import main\n\n# plancd-probe-42: plancd checks that this script fails.\nraise AssertionError",
+            )]),
+        ),
+        row(
+            "python3 tests/test_mul.py",
+            &[("tests/test_mul.py", "import sys, unittest\nsys.exit(0)\nunittest.main()\n")],
+            &[],
+            Err("outside a closing"),
+        ),
         row(
             "python3 tests/test_mul.py",
             &[("tests/test_mul.py", "import unittest\nunittest.main(defaultTest='x')\n")],
@@ -300,7 +333,7 @@ fn write_all(dir: &Path, files: &[FileEntry]) {
 
 /// Whether `program` runs here; tests that need it say so when it does not.
 fn found(program: &str) -> bool {
-    let ok = Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(program).arg(if program == "go" { "version" } else { "--version" }).output().is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("skipped: `{program}` is not installed");
     }
