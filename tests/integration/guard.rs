@@ -346,25 +346,32 @@ fn honest_projects_fail_their_probes_and_are_published() {
     if !node_found() {
         return;
     }
-    let mut honest: Vec<(&Project, &[(&str, &str)], &str)> = vec![
-        (&NODE_CJS, &[("mul.js", NODE_RIGHT)], "mul.js"),
-        (&NPM_ESM, &[("mul.js", NODE_ESM_RIGHT)], "mul.js"),
-        (&NODE_SCRIPT, &[("mul.js", NODE_RIGHT)], "mul.js"),
-        (&PYTHON_SCRIPT, &[("mul.py", RIGHT)], "mul.py"),
+    let honest = |name, project, agent, output| ProbeDoor { name, project, agent, output };
+    let mut honest = vec![
+        honest("node --test", NODE_CJS, &[("mul.js", NODE_RIGHT)], "mul.js"),
+        honest("npm test, ES modules", NPM_ESM, &[("mul.js", NODE_ESM_RIGHT)], "mul.js"),
+        honest("a node script", NODE_SCRIPT, &[("mul.js", NODE_RIGHT)], "mul.js"),
+        honest("a python script", PYTHON_SCRIPT, &[("mul.py", RIGHT)], "mul.py"),
     ];
     if program_found("go") {
-        honest.push((&GO_PROJECT, &[("mul.go", "package mul\n\nfunc Mul(a, b int) int { return a * b }\n")], "mul.go"));
+        honest.push(ProbeDoor {
+            name: "go test",
+            project: GO_PROJECT,
+            agent: &[("mul.go", "package mul\n\nfunc Mul(a, b int) int { return a * b }\n")],
+            output: "mul.go",
+        });
     }
-    for (project, agent, output) in honest {
+    for ProbeDoor { name, project, agent, output } in &honest {
         let remote = bare();
         let repo = project_repo(project, agent, output, remote.path());
-        repo.plancd(&["reconcile"]).expect_code(0);
+        let run = repo.plancd(&["reconcile"]);
+        assert_eq!(run.code, Some(0), "{name}:\n{}", run.all());
         let report: serde_json::Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/wf/t:attempts/1/report.json"])).unwrap();
         let probe = &report["probes"][0];
-        assert_eq!(probe["files"], serde_json::json!([project.pinned]), "{}: {report}", project.cmd);
-        assert!(probe["outcome"].as_str().is_some_and(|o| o.contains("exit 1")), "{}: the probe failed as it must: {report}", project.cmd);
+        assert_eq!(probe["files"], serde_json::json!([project.pinned]), "{name}: {report}");
+        assert!(probe["outcome"].as_str().is_some_and(|o| o.contains("exit 1")), "{name}: the probe failed as it must: {report}");
         let probe_log = repo.git(&["show", "refs/ai/tasks/wf/t:attempts/1/probe.log"]);
-        assert!(probe_log.contains(": this test must fail"), "{}: the added test ran and failed:\n{probe_log}", project.cmd);
+        assert!(probe_log.contains(": this test must fail"), "{name}: the added test ran and failed:\n{probe_log}");
         let committed = project.committed.iter().find(|(p, _)| *p == project.pinned).unwrap().1;
         assert_eq!(repo.git(&["show", &format!("refs/heads/ai/generated/wf/t:{}", project.pinned)]), committed);
     }
