@@ -261,7 +261,6 @@ const NPM_JEST: Project = Project {
     cmd: "npm test",
     committed: &[
         ("package.json", "{\"name\": \"m\", \"private\": true, \"scripts\": {\"test\": \"jest\"}}\n"),
-        (".gitignore", "node_modules/\n"),
         ("test/mul.test.js", JEST_TEST),
     ],
     pinned: "test/mul.test.js",
