@@ -227,21 +227,18 @@ fn a_branch_todo_that_tampers_fails_its_own_attempt_and_opens_no_deeper_branch()
     assert_eq!(git_in(remote.path(), &["for-each-ref", "--format=%(refname)", "refs/heads/ai/", "refs/tags/"]), "");
 }
 
-// Probes beyond unittest: node projects (node's test runner, a plain script, `npm test`, a
-// jest shadow) and a Python script with its own `unittest.main()`, each door a row: code under
+// Probes beyond unittest: node projects (node's test runner, a plain script, `npm test`) and a
+// Python script with its own `unittest.main()`, each door a row: code under
 // test or a shadowed runner that passes whatever the tests say must end `TestTampering`.
 
 const NODE_TEST: &str = "const test = require('node:test');\nconst assert = require('node:assert');\nconst { mul } = require('../mul.js');\n\ntest('mul', () => {\n  assert.strictEqual(mul(2, 3), 6);\n});\n";
 const NODE_ESM_TEST: &str = "import test from 'node:test';\nimport assert from 'node:assert';\nimport { mul } from '../mul.js';\n\ntest('mul', () => {\n  assert.strictEqual(mul(2, 3), 6);\n});\n";
 const NODE_CHECK: &str = "const assert = require('node:assert');\nconst { mul } = require('../mul.js');\nassert.strictEqual(mul(2, 3), 6);\nconsole.log('ok');\n";
-const JEST_TEST: &str = "const { mul } = require('../mul.js');\n\ntest('mul', () => {\n  expect(mul(2, 3)).toBe(6);\n});\n";
 const NODE_RIGHT: &str = "module.exports = { mul: (a, b) => a * b };\n";
 const NODE_ESM_RIGHT: &str = "export const mul = (a, b) => a * b;\n";
 /// Code under test that ends the process with success as soon as it is loaded.
 const NODE_EXITS: &str = "process.exit(0);\nmodule.exports = { mul: (a, b) => a + b };\n";
 const NODE_ESM_EXITS: &str = "process.exit(0);\nexport const mul = (a, b) => a + b;\n";
-/// A jest that reports success without running anything, where `npm test` finds it first.
-const JEST_SHADOW: &str = "#!/bin/sh\necho 'Tests:       1 passed, 1 total'\nexit 0\n";
 
 const NODE_CJS: Project = Project {
     cmd: "node --test test/mul.test.js",
@@ -257,14 +254,6 @@ const NPM_ESM: Project = Project {
     pinned: "test/mul.test.js",
 };
 const NODE_SCRIPT: Project = Project { cmd: "node test/check.js", committed: &[("test/check.js", NODE_CHECK)], pinned: "test/check.js" };
-const NPM_JEST: Project = Project {
-    cmd: "npm test",
-    committed: &[
-        ("package.json", "{\"name\": \"m\", \"private\": true, \"scripts\": {\"test\": \"jest\"}}\n"),
-        ("test/mul.test.js", JEST_TEST),
-    ],
-    pinned: "test/mul.test.js",
-};
 const PYTHON_SCRIPT: Project = Project {
     cmd: "PYTHONPATH=. python3 tests/test_mul.py",
     committed: &[(
@@ -306,12 +295,6 @@ const PROBE_DOORS: &[ProbeDoor] = &[
         name: "a node script, code that exits 0 when loaded",
         project: NODE_SCRIPT,
         agent: &[("mul.js", NODE_EXITS)],
-        output: "mul.js",
-    },
-    ProbeDoor {
-        name: "npm test, a jest shadowed in node_modules/.bin",
-        project: NPM_JEST,
-        agent: &[("mul.js", "module.exports = { mul: (a, b) => a + b };\n"), ("node_modules/.bin/jest", JEST_SHADOW)],
         output: "mul.js",
     },
     ProbeDoor {
