@@ -607,7 +607,14 @@ jobs:
 
     #[test]
     fn words_are_quoted_for_a_shell_only_when_needed() {
-        let rows = [("npm", "npm"), ("--prefix=/env", "--prefix=/env"), ("a b", "'a b'"), ("", "''"), ("it's", r"'it'\''s'"), ("$HOME", "'$HOME'")];
+        let rows = [
+            ("npm", "npm"),
+            ("--prefix=/env", "--prefix=/env"),
+            ("a b", "'a b'"),
+            ("", "''"),
+            ("it's", r"'it'\''s'"),
+            ("$HOME", "'$HOME'"),
+        ];
         for (word, quoted) in rows {
             assert_eq!(shell_quote(word), quoted, "{word}");
         }
@@ -624,6 +631,9 @@ jobs:
             notes: vec!["y".into()],
         };
         let value = serde_json::to_value(&env).unwrap();
-        assert_eq!(value, serde_json::json!({"setup": ["make"], "cache": ["go.sum"], "image": "golang:1.23", "network": ["proxy.golang.org"]}));
+        assert_eq!(
+            value,
+            serde_json::json!({"setup": ["make"], "cache": ["go.sum"], "image": "golang:1.23", "network": ["proxy.golang.org"]})
+        );
     }
 }

@@ -136,7 +136,13 @@ fn python(root: &Root<'_>) -> Project {
         || ["metadata", "options"].iter().any(|s| has_section(&setup_cfg, s));
     let mut install: Vec<String> = Vec::new();
     if installable {
-        let marker = if root.has("pyproject.toml") { "pyproject.toml" } else if root.has("setup.py") { "setup.py" } else { "setup.cfg" };
+        let marker = if root.has("pyproject.toml") {
+            "pyproject.toml"
+        } else if root.has("setup.py") {
+            "setup.py"
+        } else {
+            "setup.cfg"
+        };
         match test_extra(&pyproject) {
             Some(extra) => {
                 reasons.push(format!("{marker}: an installable package, with test dependencies in the extra `{extra}`"));
@@ -186,7 +192,8 @@ fn python(root: &Root<'_>) -> Project {
     if !install.is_empty() {
         setup.push(format!("/env/bin/pip install {}", install.join(" ")));
     }
-    let mut cache: Vec<String> = ["pyproject.toml", "setup.cfg", "setup.py"].iter().filter(|f| root.has(f)).map(|f| (*f).to_owned()).collect();
+    let mut cache: Vec<String> =
+        ["pyproject.toml", "setup.cfg", "setup.py"].iter().filter(|f| root.has(f)).map(|f| (*f).to_owned()).collect();
     if !requirements.is_empty() {
         cache.push("requirements*.txt".to_owned());
     }
@@ -205,7 +212,8 @@ fn node_test_script(package: &serde_json::Value) -> Option<String> {
 }
 
 /// Node installs into the workspace's node_modules, which does not persist: the setup moves it
-/// into /env (its `.bin` becomes /env/bin) and each test links it back. Installing in the
+/// into /env (created empty for a package without dependencies; its `.bin` becomes /env/bin)
+/// and each test links it back. Installing in the
 /// workspace keeps lifecycle scripts and relative `file:` dependencies working as in the project.
 fn node(root: &Root<'_>, package: Option<&serde_json::Value>, test: Option<String>) -> Project {
     let mut reasons = Vec::new();
@@ -228,7 +236,10 @@ fn node(root: &Root<'_>, package: Option<&serde_json::Value>, test: Option<Strin
     for other in ["yarn.lock", "pnpm-lock.yaml", "bun.lockb"].into_iter().filter(|f| root.has(f)) {
         reasons.push(format!("{other} found, but the setup uses npm: change environment.setup to use its tool"));
     }
-    let setup = vec![install.to_owned(), "rm -rf /env/node_modules && mv node_modules /env/ && ln -sfn node_modules/.bin /env/bin".to_owned()];
+    let setup = vec![
+        install.to_owned(),
+        "mkdir -p node_modules && rm -rf /env/node_modules && mv node_modules /env/ && ln -sfn node_modules/.bin /env/bin".to_owned(),
+    ];
     let mut cache = vec!["package.json".to_owned()];
     cache.extend(lock.map(str::to_owned));
     let run = if test.is_some() { "npm test" } else { "node --test" };
@@ -357,14 +368,20 @@ testpaths = ["tests"]
                 vec![("package.json", r#"{"name":"w","scripts":{"test":"jest"}}"#), ("package-lock.json", "{}")],
                 Language::Node,
                 "ln -sfn /env/node_modules node_modules && npm test",
-                vec!["npm ci", "rm -rf /env/node_modules && mv node_modules /env/ && ln -sfn node_modules/.bin /env/bin"],
+                vec![
+                    "npm ci",
+                    "mkdir -p node_modules && rm -rf /env/node_modules && mv node_modules /env/ && ln -sfn node_modules/.bin /env/bin",
+                ],
             ),
             (
                 "node without a lockfile, npm's placeholder test script",
                 vec![("package.json", r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#)],
                 Language::Node,
                 "ln -sfn /env/node_modules node_modules && node --test",
-                vec!["npm install", "rm -rf /env/node_modules && mv node_modules /env/ && ln -sfn node_modules/.bin /env/bin"],
+                vec![
+                    "npm install",
+                    "mkdir -p node_modules && rm -rf /env/node_modules && mv node_modules /env/ && ln -sfn node_modules/.bin /env/bin",
+                ],
             ),
             (
                 "a Rust crate",
@@ -425,13 +442,24 @@ testpaths = ["tests"]
                 vec!["pyproject.toml", "requirements*.txt"],
                 vec!["pypi.org", "files.pythonhosted.org"],
             ),
-            (vec![("package.json", "{}"), ("package-lock.json", "{}")], vec!["package.json", "package-lock.json"], vec!["registry.npmjs.org"]),
+            (
+                vec![("package.json", "{}"), ("package-lock.json", "{}")],
+                vec!["package.json", "package-lock.json"],
+                vec!["registry.npmjs.org"],
+            ),
             (vec![("Cargo.toml", "")], vec!["Cargo.toml"], vec!["index.crates.io", "static.crates.io"]),
-            (vec![("go.mod", ""), ("go.sum", "")], vec!["go.mod", "go.sum"], vec!["proxy.golang.org", "sum.golang.org", "storage.googleapis.com"]),
+            (
+                vec![("go.mod", ""), ("go.sum", "")],
+                vec!["go.mod", "go.sum"],
+                vec!["proxy.golang.org", "sum.golang.org", "storage.googleapis.com"],
+            ),
         ];
         for (files, cache, network) in rows {
             let env = detect_in(&files).unwrap().environment;
-            assert_eq!((env.cache, env.network), (cache.iter().map(|s| s.to_string()).collect(), network.iter().map(|s| s.to_string()).collect()));
+            assert_eq!(
+                (env.cache, env.network),
+                (cache.iter().map(|s| s.to_string()).collect(), network.iter().map(|s| s.to_string()).collect())
+            );
         }
     }
 

@@ -203,7 +203,11 @@ mod tests {
         ];
         for (text, yaml) in rows {
             assert_eq!(yaml_scalar(text), yaml, "{text}");
-            let doc = crate::spec::Document::parse(format!("- {}\n", yaml_scalar(text)).as_bytes(), crate::spec::Format::Yaml, &Default::default());
+            let doc = crate::spec::Document::parse(
+                format!("- {}\n", yaml_scalar(text)).as_bytes(),
+                crate::spec::Format::Yaml,
+                &Default::default(),
+            );
             assert_eq!(doc.unwrap().value, serde_json::json!([text]), "{text}");
         }
     }

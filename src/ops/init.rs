@@ -95,16 +95,14 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let conventions = from_conventions(read);
     let environment = choose_environment(&project, conventions.as_ref());
     let branch = current_branch(&root);
-    let notes_file = ["TESTING.md", "docs/testing.md", "PLANCD_TESTING.md"].into_iter().find(|f| !root.join(f).exists()).unwrap_or("TESTING.md");
+    let notes_file =
+        ["TESTING.md", "docs/testing.md", "PLANCD_TESTING.md"].into_iter().find(|f| !root.join(f).exists()).unwrap_or("TESTING.md");
     let inputs = Inputs { project: &project, environment: &environment, branch: &branch, notes_file };
-    let files: Vec<InitFile> = [
-        ("plancd.yaml", files::config(&inputs)),
-        (PLAN_FILE, files::plan(&inputs)),
-        (REPLIES_FILE, files::replies(&inputs)),
-    ]
-    .into_iter()
-    .map(|(path, content)| InitFile { path: path.to_owned(), content, exists: root.join(path).exists() })
-    .collect();
+    let files: Vec<InitFile> =
+        [("plancd.yaml", files::config(&inputs)), (PLAN_FILE, files::plan(&inputs)), (REPLIES_FILE, files::replies(&inputs))]
+            .into_iter()
+            .map(|(path, content)| InitFile { path: path.to_owned(), content, exists: root.join(path).exists() })
+            .collect();
     let mut existing: Vec<String> = files.iter().filter(|f| f.exists).map(|f| f.path.clone()).collect();
     if root.join("plancd.yml").exists() {
         existing.push("plancd.yml".to_owned());
@@ -167,7 +165,8 @@ fn current_branch(root: &Path) -> String {
 
 /// Checks the repository as it will be once `files` are written.
 fn validate(root: &Path, files: &[InitFile]) -> io::Result<ValidateReport> {
-    let overlay = Overlay { base: DirSource::new(root), files: files.iter().map(|f| (f.path.clone(), f.content.clone().into_bytes())).collect() };
+    let overlay =
+        Overlay { base: DirSource::new(root), files: files.iter().map(|f| (f.path.clone(), f.content.clone().into_bytes())).collect() };
     let mut report = validate_source(&overlay)?;
     let replies = files.iter().find(|f| f.path == REPLIES_FILE).map(|f| f.content.as_bytes()).unwrap_or_default();
     let (_, diags) = parse_checked::<crate::agent::model::scripted::Script>(REPLIES_FILE, replies, Schema::Scripted);

@@ -40,8 +40,10 @@ fn node_project() -> Repo {
 /// A Rust library crate with a unit test.
 fn rust_project() -> Repo {
     let repo = Repo::new();
-    repo.write("Cargo.toml", "[package]\nname = \"tiny-add\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n")
-        .write("src/lib.rs", "pub fn add(a: u32, b: u32) -> u32 {\n    a + b\n}\n\n#[test]\nfn adds() {\n    assert_eq!(add(2, 3), 5);\n}\n");
+    repo.write("Cargo.toml", "[package]\nname = \"tiny-add\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n").write(
+        "src/lib.rs",
+        "pub fn add(a: u32, b: u32) -> u32 {\n    a + b\n}\n\n#[test]\nfn adds() {\n    assert_eq!(add(2, 3), 5);\n}\n",
+    );
     repo.commit("tiny-add");
     repo
 }
@@ -65,7 +67,11 @@ fn expect_valid(run: &Run, invalid_code: i32) {
     let errors: Vec<&str> = run.stdout.lines().filter(|l| l.contains(": error[")).collect();
     assert!(!errors.is_empty(), "{}", run.all());
     for line in errors {
-        assert!(line.contains("error[unknown-field]: environment: unknown field `environment`"), "an error besides `environment`: {line}\n{}", run.all());
+        assert!(
+            line.contains("error[unknown-field]: environment: unknown field `environment`"),
+            "an error besides `environment`: {line}\n{}",
+            run.all()
+        );
     }
 }
 
@@ -141,7 +147,9 @@ fn a_second_init_refuses_without_force() {
     let again = repo.plancd(&["init"]);
     again.expect_code(2);
     assert!(
-        again.stderr.contains("plancd.yaml, plans/first-plan.yaml, .plancd/scripted.yaml already exist: nothing was written (pass --force to replace)"),
+        again.stderr.contains(
+            "plancd.yaml, plans/first-plan.yaml, .plancd/scripted.yaml already exist: nothing was written (pass --force to replace)"
+        ),
         "{}",
         again.all()
     );
@@ -185,4 +193,34 @@ fn a_devcontainers_commands_are_taken_and_said() {
     assert!(config.contains("  setup:\n    - python3 -m venv /env && /env/bin/pip install -e '.[test]'\n  cache:\n"), "{config}");
     assert!(config.contains("  image: mcr.microsoft.com/devcontainers/python:1-3.12-bookworm"), "{config}");
     assert!(config.contains("    - .devcontainer/devcontainer.json\n"), "{config}");
+}
+
+/// The README's journey: init, commit, reconcile — the example task succeeds with the project's
+/// own tests as its acceptance test, on the default (process) backend.
+#[test]
+fn the_first_plan_reconciles_to_succeeded() {
+    let repo = Repo::new();
+    repo.write("calc.py", "def add(a, b):\n    return a + b\n")
+        .write(
+            "test_calc.py",
+            "import unittest\n\nfrom calc import add\n\n\nclass AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n",
+        )
+        .write("requirements.txt", "# the standard library is enough\n");
+    repo.commit("calc");
+    let run = repo.plancd(&["init"]);
+    expect_valid(&run, 1);
+    assert!(run.stdout.contains("tested with `python3 -m unittest discover -v`"), "{}", run.all());
+    if !environment_known() {
+        // Without `environment:` in the schema, the same files less that section.
+        let config = read(&repo, "plancd.yaml");
+        let start = config.find("environment:\n").unwrap();
+        let end = start + config[start..].find("\n\n").unwrap();
+        std::fs::write(repo.path().join("plancd.yaml"), format!("{}{}", &config[..start], &config[end + 1..])).unwrap();
+    }
+    repo.commit("plancd: first plan");
+    let reconcile = repo.plancd(&["reconcile"]);
+    reconcile.expect_code(0);
+    assert!(reconcile.all().contains("first-plan/testing_notes  coder  Succeeded"), "{}", reconcile.all());
+    let notes = repo.git(&["show", "ai/generated/first-plan/testing_notes:TESTING.md"]);
+    assert!(notes.contains("python3 -m unittest discover -v"), "{notes}");
 }
