@@ -436,7 +436,8 @@ testpaths = ["tests"]
 
     #[test]
     fn the_cache_keys_are_the_files_that_pin_dependencies() {
-        let rows: [(Vec<(&str, &str)>, Vec<&str>, Vec<&str>); 4] = [
+        type Row<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, Vec<&'a str>);
+        let rows: [Row<'_>; 4] = [
             (
                 vec![("pyproject.toml", PYPROJECT), ("requirements-test.txt", "")],
                 vec!["pyproject.toml", "requirements*.txt"],

@@ -236,7 +236,8 @@ mod tests {
     #[test]
     fn a_conventions_setup_and_image_win_and_both_key_the_cache() {
         let detected = project(&["python3 -m venv /env"]);
-        let rows: [(Option<DetectedEnvironment>, Vec<&str>, Option<&str>, Vec<&str>, &str); 3] = [
+        type Row<'a> = (Option<DetectedEnvironment>, Vec<&'a str>, Option<&'a str>, Vec<&'a str>, &'a str);
+        let rows: [Row<'_>; 3] = [
             (None, vec!["python3 -m venv /env"], None, vec!["pyproject.toml"], "the Python project's files"),
             (
                 Some(DetectedEnvironment {
