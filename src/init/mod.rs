@@ -1,5 +1,5 @@
 //! Starting plancd in an existing repository: what project it holds and how its tests run
-//! ([`detect`]), the environments its other tools already declare ([`conventions`]), and the
+//! ([`mod@detect`]), the environments its other tools already declare ([`conventions`]), and the
 //! files `plancd init` writes from both ([`files`]).
 
 pub mod conventions;
