@@ -100,7 +100,7 @@ pub fn config(inputs: &Inputs<'_>) -> String {
     out.push_str(&format!(
         "\n# Who plays each role. The `offline` model replays the replies recorded in\n\
          # {REPLIES_FILE}, so the example plan reconciles without a network or a key.\n\
-         # For real work, use a model:\n\
+         # For real work, replace `models:` and `roles:` below with a model of your own:\n\
          #\n\
          # models:\n\
          #   default:\n\
@@ -184,6 +184,23 @@ pub fn replies(inputs: &Inputs<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn python() -> Project {
+        let entries = ["pyproject.toml".to_owned(), "tests/".to_owned()];
+        let read = |_: &str| Some(b"[project]\nname = \"w\"\n[project.optional-dependencies]\ntest = [\"pytest\"]\n".to_vec());
+        crate::init::detect(&crate::init::Root::new(&entries, &read)).expect("a Python project")
+    }
+
+    #[test]
+    fn the_files_people_read() {
+        let project = python();
+        let mut environment = project.environment.clone();
+        environment.source = "the Python project's files".into();
+        let inputs = Inputs { project: &project, environment: &environment, branch: "trunk", notes_file: "TESTING.md" };
+        insta::assert_snapshot!("plancd_yaml", config(&inputs));
+        insta::assert_snapshot!("first_plan", plan(&inputs));
+        insta::assert_snapshot!("replies", replies(&inputs));
+    }
 
     #[test]
     fn scalars_are_plain_only_when_they_read_back_the_same() {
