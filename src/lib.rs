@@ -22,6 +22,8 @@
 //! - [`agent`] plays a role: a command in the sandbox, or a model agent — a tool-calling loop
 //!   in the controller over a chat model ([`agent::model`]: providers, retries, budgets, the
 //!   response cache in `refs/ai/cache/`, transcripts) whose tools run in the sandbox.
+//! - [`init`] reads an existing repository for `plancd init`: its project and test command,
+//!   and the environment its dev container or Copilot setup steps declare.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
 
@@ -29,6 +31,7 @@ pub mod agent;
 pub mod config;
 pub mod forge;
 pub mod graph;
+pub mod init;
 pub mod ops;
 mod par;
 pub mod publish;

@@ -6,6 +6,7 @@ pub mod approve;
 pub mod demo;
 pub mod drift;
 pub mod graph;
+pub mod init;
 pub mod logs;
 pub mod manage;
 pub mod plan;

@@ -124,22 +124,34 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ValidateError + '_ {
 }
 
 fn validate_repository(root: &Path, prefix: &str, report: &mut ValidateReport) -> Result<(), ValidateError> {
-    let source = DirSource::new(root);
-    let specs: Specs = match Config::load(&source) {
+    validate_source_into(&DirSource::new(root), prefix, report).map_err(io_err(root))
+}
+
+/// Validates the repository `source` holds as `plancd validate` does a folder with its
+/// configuration: for files that are not (or not yet) on disk.
+pub fn validate_source(source: &dyn FileSource) -> io::Result<ValidateReport> {
+    let mut report = ValidateReport::default();
+    validate_source_into(source, "", &mut report)?;
+    report.diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    report.valid = report.errors() == 0;
+    Ok(report)
+}
+
+fn validate_source_into(source: &dyn FileSource, prefix: &str, report: &mut ValidateReport) -> io::Result<()> {
+    let specs: Specs = match Config::load(source) {
         Ok((config, name)) => {
             if let Some(name) = name {
                 report.files.push(CheckedFile { path: format!("{prefix}{name}"), kind: FileKind::Config });
             }
-            load_specs(&source, &config)
+            load_specs(source, &config)
         }
         Err(diags) => {
             // The plans are still checked, but not against a configuration that cannot be read.
             report.files.push(CheckedFile { path: format!("{prefix}plancd.yaml"), kind: FileKind::Config });
             report.diagnostics.extend(diags.into_iter().map(|d| prefixed(d, prefix)));
-            load_specs_in(&source, &Config::default(), &CheckContext::without_config(&source))
+            load_specs_in(source, &Config::default(), &CheckContext::without_config(source))
         }
-    }
-    .map_err(io_err(root))?;
+    }?;
     report.files.extend(specs.checked.into_iter().map(|(path, kind)| CheckedFile { path: format!("{prefix}{path}"), kind }));
     report.diagnostics.extend(specs.diagnostics.into_iter().map(|d| prefixed(d, prefix)));
     Ok(())

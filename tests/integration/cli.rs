@@ -6,7 +6,7 @@ use crate::util::{plancd, plancd_in, project_root};
 fn every_command_has_help() {
     let top = plancd(&["--help"]);
     top.expect_code(0);
-    for verb in ["validate", "graph", "completions"] {
+    for verb in ["validate", "init", "graph", "completions"] {
         assert!(top.stdout.contains(verb), "top-level help lists {verb}");
         let run = plancd(&[verb, "--help"]);
         run.expect_code(0);

@@ -13,6 +13,7 @@ mod examples;
 mod fake_github;
 mod github;
 mod guard;
+mod init;
 mod lifecycle;
 mod manage;
 mod models;

@@ -23,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start in an existing repository: detect the project, write plancd.yaml and a first plan.
+    Init(commands::init::Args),
     /// Check plan, contract and configuration files (exit 0 valid, 2 invalid).
     Validate(commands::validate::Args),
     /// Turn a request into a plan with the planner model, and write it under plans/.
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Err(e) => return commands::fail(&commands::Failure::input(anyhow::anyhow!("cannot read the current directory: {e}"))),
     };
     let result = match cli.command {
+        Command::Init(args) => commands::init::run(args, &cwd),
         Command::Validate(args) => commands::validate::run(args, &cwd),
         Command::Plan(args) => commands::plan::run(args, &cwd),
         Command::Graph(args) => commands::graph::run(args, &cwd),

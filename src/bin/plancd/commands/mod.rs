@@ -5,6 +5,7 @@ pub mod completions;
 pub mod demo;
 pub mod diff;
 pub mod graph;
+pub mod init;
 pub mod logs;
 pub mod manage;
 pub mod plan;
