@@ -85,6 +85,34 @@ pub struct SessionSpec {
     /// Environment variables every command gets; nothing else of the host's environment
     /// reaches the session (the backend adds only PATH, HOME, LANG and TMPDIR defaults).
     pub env: Vec<(String, String)>,
+    /// Host folders shown inside at a fixed path (a prepared environment at `/env`, say).
+    pub mounts: Vec<Mount>,
+}
+
+/// A host folder shown inside a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The folder on the host (for docker: on the engine's host).
+    pub host: std::path::PathBuf,
+    /// Where it appears inside: an absolute path outside the workspace, the metadata folder and
+    /// the system folders (see [`check_mount_point`]).
+    pub inside: String,
+    /// Whether commands may write to it; read-only otherwise.
+    pub writable: bool,
+}
+
+/// Checks where a [`Mount`] goes: an absolute, normalised path of its own, not `/`, not a
+/// system folder, the workspace, the metadata folder or `/tmp`, nor inside or above them.
+pub fn check_mount_point(inside: &str) -> Result<(), SandboxError> {
+    const RESERVED: [&str; 14] =
+        ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/dev", "/tmp", "/run", WORKSPACE, "/opt"];
+    let rest = inside.strip_prefix('/').unwrap_or("");
+    let normal = !rest.is_empty() && check_relative(rest).is_ok();
+    let clashes = RESERVED
+        .iter()
+        .chain([&META_DIR])
+        .any(|r| inside == *r || inside.starts_with(&format!("{r}/")) || r.starts_with(&format!("{inside}/")));
+    if normal && !clashes { Ok(()) } else { Err(SandboxError::BadPath(inside.to_owned())) }
 }
 
 /// One command to run in a session.
@@ -345,6 +373,18 @@ mod tests {
         assert_eq!(get("HOME"), Some("/tmp"));
         assert_eq!(env.len(), 5);
         assert!(command_env(&[("A=B".to_owned(), String::new())], &[]).is_err());
+    }
+
+    #[test]
+    fn mounts_go_to_folders_of_their_own() {
+        for ok in ["/env", "/opt-env", "/cache/pip"] {
+            assert!(check_mount_point(ok).is_ok(), "{ok}");
+        }
+        for bad in
+            ["", "/", "env", "/usr", "/usr/local", "/workspace", "/workspace/x", "/run", "/run/plancd/x", "/tmp", "/env/../etc", "/env/"]
+        {
+            assert!(check_mount_point(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

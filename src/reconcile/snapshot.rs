@@ -185,9 +185,32 @@ impl Snapshot {
         task.requires_approval || !Guard::new(&self.config).held_outputs(task).is_empty()
     }
 
+    /// The key of each role's environment as of the watched commit (the cache files read from
+    /// its tree): what holds tasks when an environment failed.
+    pub fn environment_keys(&self) -> HashMap<crate::spec::Role, String> {
+        use crate::spec::FileSource;
+        let roles: std::collections::BTreeSet<crate::spec::Role> =
+            self.plans.iter().flat_map(|p| p.list.tasks.iter().map(|t| t.agent_role)).collect();
+        let paths = self.source.files().unwrap_or_default();
+        roles
+            .into_iter()
+            .map(|role| {
+                let basis = super::environment::Basis::of(&self.config, role);
+                let files: Vec<(&str, Vec<u8>)> = basis
+                    .cache_paths(paths.iter().map(String::as_str))
+                    .into_iter()
+                    .filter_map(|p| Some((p, self.source.read(p).ok().flatten()?)))
+                    .collect();
+                let keyed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (*p, d.as_slice())).collect();
+                (role, basis.key(&keyed))
+            })
+            .collect()
+    }
+
     /// What the plans ask for, each workflow's tasks in dependency order.
     pub fn desired(&self) -> Desired {
         let guard = Guard::new(&self.config);
+        let environments = self.environment_keys();
         let workflows = self
             .plans
             .iter()
@@ -205,6 +228,7 @@ impl Snapshot {
                             requires_approval: task.requires_approval || !guard.held_outputs(task).is_empty(),
                             max_attempts: task.max_attempts,
                             max_debug_attempts: task.max_debug_attempts,
+                            environment: environments.get(&task.agent_role).cloned(),
                         }
                     })
                     .collect();

@@ -190,6 +190,13 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn create(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, SandboxError> {
+        if let Some(m) = spec.mounts.first() {
+            return Err(backend(format!(
+                "mounting host folders (`{}` at {}) is not supported by this backend yet",
+                m.host.display(),
+                m.inside
+            )));
+        }
         let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
         let key = pool::key(&image, &spec.limits);
         let warm = std::iter::from_fn(|| self.shared.pool.take(&key)).find_map(|mut p| {

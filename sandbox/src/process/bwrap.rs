@@ -27,6 +27,9 @@ pub struct Plan<'a> {
     pub workspace: &'a Path,
     /// The session's metadata folder on the host.
     pub meta: &'a Path,
+    /// Host folders shown at their own place inside, each as a descriptor plancd opened (so
+    /// that the sandbox's host user need not reach the folder's path).
+    pub mounts: &'a [BindFd<'a>],
     /// Size of the private /tmp, bytes (when there is no scratch mount).
     pub tmp_bytes: u64,
     /// Size of the private /dev/shm, bytes (when there is no scratch mount).
@@ -42,6 +45,17 @@ pub struct Plan<'a> {
     pub status_fd: RawFd,
     /// Whether this bubblewrap knows `--disable-userns`.
     pub disable_userns: bool,
+}
+
+/// A folder opened by plancd, bound at `inside`.
+#[derive(Debug, Clone, Copy)]
+pub struct BindFd<'a> {
+    /// An `O_PATH` descriptor of the folder, inherited by bubblewrap.
+    pub fd: RawFd,
+    /// Where it appears.
+    pub inside: &'a str,
+    /// Read-write, or read-only.
+    pub writable: bool,
 }
 
 fn push(args: &mut Vec<OsString>, items: &[&str]) {
@@ -85,6 +99,9 @@ pub fn args(plan: &Plan<'_>) -> Vec<OsString> {
     push(&mut a, &["--remount-ro", "/dev"]);
     push_path(&mut a, "--bind", plan.workspace, WORKSPACE);
     push_path(&mut a, "--ro-bind", plan.meta, META_DIR);
+    for m in plan.mounts {
+        push(&mut a, &[if m.writable { "--bind-fd" } else { "--ro-bind-fd" }, &m.fd.to_string(), m.inside]);
+    }
     if plan.root.is_none() {
         push(&mut a, &["--remount-ro", "/"]);
     }
@@ -125,6 +142,7 @@ mod tests {
             extra_ro: &[],
             workspace: Path::new("/tmp/ws"),
             meta: Path::new("/tmp/meta"),
+            mounts: &[BindFd { fd: 11, inside: "/env", writable: false }, BindFd { fd: 12, inside: "/cache", writable: true }],
             tmp_bytes: 1 << 20,
             shm_bytes: 1 << 19,
             scratch: None,
@@ -141,7 +159,7 @@ mod tests {
             "--disable-userns",
             "--uid 65534",
             "--bind /tmp/ws /workspace",
-            "--ro-bind /tmp/meta /run/plancd",
+            "--ro-bind /tmp/meta /run/plancd --ro-bind-fd 11 /env --bind-fd 12 /cache",
             "--size 1048576 --tmpfs /tmp",
             "--size 524288 --tmpfs /dev/shm --remount-ro /dev",
             "--chdir /workspace/src",

@@ -116,6 +116,7 @@ impl Drop for Scratch {
 /// Descriptors the child inherits; the parent closes its copies once bubblewrap runs.
 struct Inherited {
     _seccomp: Vec<File>,
+    _mounts: Vec<OwnedFd>,
     _procs: Vec<OwnedFd>,
     _status: std::io::PipeWriter,
 }
@@ -131,11 +132,29 @@ fn command(
     let seccomp = seccomp_fds(&s.shared.seccomp)?;
     let (status_read, status_write) = std::io::pipe()?;
     let seccomp_raw: Vec<i32> = seccomp.iter().map(AsRawFd::as_raw_fd).collect();
+    let mount_fds = s
+        .spec
+        .mounts
+        .iter()
+        .map(|m| {
+            let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+            rustix::fs::open(&m.host, flags, rustix::fs::Mode::empty())
+                .map_err(|e| backend(format!("cannot open mount source `{}`: {e}", m.host.display())))
+        })
+        .collect::<Result<Vec<OwnedFd>, _>>()?;
+    let binds: Vec<bwrap::BindFd<'_>> = s
+        .spec
+        .mounts
+        .iter()
+        .zip(&mount_fds)
+        .map(|(m, fd)| bwrap::BindFd { fd: fd.as_raw_fd(), inside: &m.inside, writable: m.writable })
+        .collect();
     let plan = Plan {
         root: s.spec.root.as_deref(),
         extra_ro: &s.shared.extra_ro,
         workspace: &s.workspace,
         meta: &s.meta,
+        mounts: &binds,
         tmp_bytes: s.limits().disk_mb.max(1).saturating_mul(1 << 20),
         shm_bytes: s.limits().disk_mb.max(1).saturating_mul(1 << 20).min(256 << 20),
         scratch,
@@ -153,10 +172,12 @@ fn command(
         None => Vec::new(),
     };
     let mut inherit = seccomp_raw;
+    inherit.extend(mount_fds.iter().map(AsRawFd::as_raw_fd));
     inherit.push(status_write.as_raw_fd());
     let cgroup_procs = procs.iter().map(AsRawFd::as_raw_fd).collect();
     spawn::install(&mut cmd, ChildSetup { cgroup_procs, inherit, rlimits: Some(rlimits(s)), user: s.shared.host_user });
-    Ok((cmd, Inherited { _seccomp: seccomp, _procs: procs, _status: status_write }, status_read))
+    drop(binds);
+    Ok((cmd, Inherited { _seccomp: seccomp, _mounts: mount_fds, _status: status_write, _procs: procs }, status_read))
 }
 
 /// The tasks feeding stdin and draining stdout and stderr.

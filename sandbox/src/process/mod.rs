@@ -238,6 +238,23 @@ impl ProcessSession {
                 return Err(backend(format!("root `{}` lacks the folders {}", root.display(), missing.join(", "))));
             }
         }
+        for m in &spec.mounts {
+            crate::check_mount_point(&m.inside)?;
+            if !m.host.is_dir() {
+                return Err(backend(format!("mount source `{}` is not a folder", m.host.display())));
+            }
+            let point = m.inside.trim_start_matches('/');
+            if let Some(root) = spec.root.as_ref().filter(|r| !r.join(point).is_dir()) {
+                return Err(backend(format!(
+                    "root `{}` lacks the folder {point} to mount at (sandbox/images/build.sh makes it)",
+                    root.display()
+                )));
+            }
+            // A writable mount is written by the sandbox's host user.
+            if let (true, Some((uid, gid))) = (m.writable, shared.host_user) {
+                std::os::unix::fs::chown(&m.host, Some(uid), Some(gid))?;
+            }
+        }
         mkdir_mode(&shared.base, 0o711)?;
         let dir = shared.base.join(&id);
         mkdir_mode(&dir, 0o711)?;
