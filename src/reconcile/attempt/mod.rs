@@ -440,6 +440,11 @@ impl Attempt {
             Some((Phase::Escalated, s)) => AttemptEnd::Escalated { message: s.message.clone() },
             _ => match (last.phase, &last.reason) {
                 (Phase::Released, Some(Reason::Cancelled)) => AttemptEnd::Cancelled,
+                // Held by another attempt's failed setup: that attempt reports it; this one
+                // needs the same person.
+                (Phase::Released, Some(r)) if r.is_environment() => {
+                    AttemptEnd::Failed { failure_type: FailureType::Environment, message: last.message.clone() }
+                }
                 (Phase::Released, _) => AttemptEnd::Infrastructure(last.message.clone()),
                 (Phase::Running, _) => AttemptEnd::LostClaim,
                 _ => AttemptEnd::Failed { failure_type: failure_type(last), message: last.message.clone() },
