@@ -69,6 +69,17 @@ pub enum Network {
     Loopback,
 }
 
+/// A host unix socket a session reaches over TCP at `127.0.0.1:<port>`: its one door out.
+/// Each connection to the port inside is relayed to the socket; nothing else of the network
+/// becomes reachable. The socket's folder is shown read-only inside the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortForward {
+    /// The TCP port on the session's loopback (not 0).
+    pub port: u16,
+    /// The host unix socket connections go to.
+    pub socket: std::path::PathBuf,
+}
+
 /// How to create a session.
 #[derive(Debug, Clone, Default)]
 pub struct SessionSpec {
@@ -85,6 +96,10 @@ pub struct SessionSpec {
     /// Environment variables every command gets; nothing else of the host's environment
     /// reaches the session (the backend adds only PATH, HOME, LANG and TMPDIR defaults).
     pub env: Vec<(String, String)>,
+    /// Ports on the session's loopback that lead to host unix sockets (an egress proxy, a
+    /// model gateway); the session's loopback is up whenever there are any, whatever
+    /// [`SessionSpec::network`] says.
+    pub ports: Vec<PortForward>,
 }
 
 /// One command to run in a session.

@@ -239,6 +239,7 @@ pub(super) fn session_spec(cx: &PassContext) -> SessionSpec {
             crate::config::NetworkPolicy::Loopback => plancd_sandbox::Network::Loopback,
         },
         env: Vec::new(),
+        ports: Vec::new(),
     }
 }
 
