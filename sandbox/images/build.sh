@@ -71,7 +71,7 @@ build_root() {
   trap - EXIT
   chroot "$tmp" python3 -c "import pytest, coverage, flake8, mypy, bandit, pytest_jsonreport"
   # What a sandbox needs and nothing it should not keep.
-  mkdir -p "$tmp/workspace" "$tmp/run/plancd"
+  mkdir -p "$tmp/workspace" "$tmp/run/plancd" "$tmp/run/plancd-net"
   chown 65534:65534 "$tmp/workspace"
   : >"$tmp/etc/resolv.conf"
   rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"* "$tmp/root/.cache" "$tmp/tmp/"* "$tmp/.debootstrap-done"
