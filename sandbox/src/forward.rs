@@ -150,7 +150,11 @@ async fn serve(args: Args) -> Result<std::process::ExitStatus, (i32, String)> {
 
 async fn accept(listener: tokio::net::TcpListener, socket: PathBuf) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait for some to close rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
         let socket = socket.clone();
         tokio::spawn(async move {
             let _ = relay(tcp, &socket).await;

@@ -13,6 +13,10 @@
 //! [`copyback`] writes what a session streams out into a host folder; [`escape`] makes a
 //! command's output safe to show on a terminal or in a log.
 //!
+//! A session has no network. Its one door out is a [`PortForward`]: [`forward`] relays
+//! `127.0.0.1:<port>` inside to a host unix socket, such as the [`egress`] proxy's, which lets
+//! installers reach only the registry hosts on an allowlist.
+//!
 //! What runs inside is untrusted, its reports too: [`report`] reads JUnit XML and pytest JSON
 //! defensively and sets them against the observed exit code. [`attacks`] is the adversarial
 //! suite every backend must contain in full (`plancd sandbox check`).

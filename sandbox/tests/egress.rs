@@ -9,14 +9,12 @@ use std::time::{Duration, Instant};
 
 use plancd_sandbox::docker::DockerSandbox;
 use plancd_sandbox::egress::{self, Allowlist, Ecosystem, EgressProxy, Refusal};
-use plancd_sandbox::process::{ProcessConfig, ProcessSandbox};
 use plancd_sandbox::{ExecOutcome, ExecRequest, PortForward, Sandbox, Session, SessionSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::util::{docker, run, small_spec};
+use crate::util::{FORWARDER, docker, process, run, small_spec};
 
 const PORT: u16 = 3128;
-const FORWARDER: &str = env!("CARGO_BIN_EXE_plancd-forward");
 
 /// A host folder for sockets, removed when dropped.
 struct SocketDir(PathBuf);
@@ -44,10 +42,8 @@ impl Drop for SocketDir {
 
 /// Both backends that run here, with the crate's forwarder.
 async fn backends() -> Vec<Box<dyn Sandbox>> {
-    let config = ProcessConfig { forwarder: Some(FORWARDER.into()), ..ProcessConfig::default() };
-    let mut all: Vec<Box<dyn Sandbox>> = vec![Box::new(ProcessSandbox::with_config(config).expect("bubblewrap works here"))];
+    let mut all: Vec<Box<dyn Sandbox>> = vec![Box::new(process())];
     if let Some(d) = docker().await {
-        d.set_forwarder(FORWARDER.into());
         all.push(Box::new(d));
     }
     all
@@ -210,7 +206,7 @@ fn npm_reaches_its_registry_through_the_proxy_only_when_allowed() {
             eprintln!("skipping: no /usr/bin/npm on this host");
             return;
         }
-        let sandbox = ProcessSandbox::with_config(ProcessConfig { forwarder: Some(FORWARDER.into()), ..ProcessConfig::default() }).unwrap();
+        let sandbox = process();
         for (allow, works) in
             [(Allowlist::for_ecosystems(&[Ecosystem::Node]), true), (Allowlist::for_ecosystems(&[Ecosystem::Python]), false)]
         {
@@ -260,5 +256,61 @@ fn a_docker_session_with_forwards_leaves_no_container_behind() {
         let left = sandbox.client().list_containers(Some(options)).await.unwrap();
         assert!(left.is_empty(), "{left:?}");
         server.abort();
+    });
+}
+
+/// Sends `head` to the proxy at `socket`; returns what it answered, up to `limit` bytes.
+async fn ask(socket: &Path, head: &str, limit: usize) -> String {
+    let mut conn = tokio::net::UnixStream::connect(socket).await.expect("the proxy listens");
+    conn.write_all(head.as_bytes()).await.expect("a request");
+    let mut answer = vec![0u8; limit];
+    let mut got = 0;
+    while got < limit {
+        match tokio::time::timeout(Duration::from_secs(20), conn.read(&mut answer[got..])).await {
+            Ok(Ok(n)) if n > 0 => got += n,
+            _ => break,
+        }
+        if answer[..got].windows(4).any(|w| w == b"\r\n\r\n") && head.starts_with("CONNECT") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer[..got]).into_owned()
+}
+
+#[test]
+fn the_proxy_tunnels_relays_and_refuses_with_a_reason() {
+    run(Duration::from_secs(120), async {
+        let dir = SocketDir::new();
+        let proxy = EgressProxy::start(&dir.socket("proxy"), Allowlist::new(["pypi.org", "*.pythonhosted.org"]).unwrap()).await.unwrap();
+        let socket = proxy.socket().to_owned();
+        let tunnel = ask(&socket, "CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n", 4096).await;
+        assert!(tunnel.starts_with("HTTP/1.1 200 Connection established\r\n"), "{tunnel}");
+        let plain =
+            ask(&socket, "GET http://pypi.org/simple/six/ HTTP/1.1\r\nHost: pypi.org\r\nProxy-Connection: keep-alive\r\n\r\n", 1 << 16)
+                .await;
+        assert!(plain.starts_with("HTTP/1.") && !plain.contains("plancd egress proxy"), "an answer from pypi.org itself: {plain}");
+        // Request, status, what the body says.
+        let refusals = [
+            ("CONNECT example.com:443 HTTP/1.1\r\n\r\n", "403", "example.com is not on this sandbox's egress allowlist"),
+            ("CONNECT files.pythonhosted.org:8443 HTTP/1.1\r\n\r\n", "403", "port 8443 of files.pythonhosted.org is closed"),
+            ("POST http://pypi.org/ HTTP/1.1\r\n\r\n", "405", "only CONNECT host:443"),
+            ("hello\r\n\r\n", "400", "not an HTTP proxy request"),
+        ];
+        for (head, status, why) in refusals {
+            let answer = ask(&socket, head, 4096).await;
+            assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")) && answer.contains(why), "{head:?}: {answer}");
+        }
+        // A tunnel is recorded once both of its ends have closed.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while proxy.records().len() < 6 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let records = proxy.stop();
+        let lines: Vec<String> = records.iter().map(ToString::to_string).collect();
+        assert_eq!(records.len(), 6, "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("CONNECT pypi.org:443 allowed")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("HTTP pypi.org:80 allowed") && !l.contains(" 0 B down")), "{lines:?}");
+        assert!(lines.iter().any(|l| l == "CONNECT example.com:443 refused (NotAllowed)"), "{lines:?}");
+        assert!(!socket.exists(), "the socket goes with the proxy");
     });
 }
