@@ -74,7 +74,7 @@ async fn main() {
         ],
         cache: vec!["pyproject.toml".into()],
         image: None,
-        network: None,
+        network: Some(Vec::new()),
         timeout_seconds: None,
     };
     let spec = SessionSpec { owner: "bench".into(), ..SessionSpec::default() };

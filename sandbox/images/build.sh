@@ -72,7 +72,7 @@ build_root() {
   chroot "$tmp" python3 -c "import pytest, coverage, flake8, mypy, bandit, pytest_jsonreport"
   # What a sandbox needs and nothing it should not keep.
   # /env: where a prepared environment is mounted (plancd.yaml `environment:`).
-  mkdir -p "$tmp/workspace" "$tmp/run/plancd" "$tmp/env"
+  mkdir -p "$tmp/workspace" "$tmp/run/plancd" "$tmp/run/plancd-net" "$tmp/env"
   chown 65534:65534 "$tmp/workspace"
   : >"$tmp/etc/resolv.conf"
   rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"* "$tmp/root/.cache" "$tmp/tmp/"* "$tmp/.debootstrap-done"

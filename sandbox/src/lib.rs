@@ -13,6 +13,10 @@
 //! [`copyback`] writes what a session streams out into a host folder; [`escape`] makes a
 //! command's output safe to show on a terminal or in a log.
 //!
+//! A session has no network. Its one door out is a [`PortForward`]: [`forward`] relays
+//! `127.0.0.1:<port>` inside to a host unix socket, such as the [`egress`] proxy's, which lets
+//! installers reach only the registry hosts on an allowlist.
+//!
 //! What runs inside is untrusted, its reports too: [`report`] reads JUnit XML and pytest JSON
 //! defensively and sets them against the observed exit code. [`attacks`] is the adversarial
 //! suite every backend must contain in full (`plancd sandbox check`).
@@ -22,8 +26,10 @@ pub mod capture;
 pub mod copyback;
 pub mod copyout;
 pub mod docker;
+pub mod egress;
 pub mod escape;
 pub mod fake;
+pub mod forward;
 pub mod names;
 pub mod process;
 pub mod report;
@@ -69,6 +75,17 @@ pub enum Network {
     Loopback,
 }
 
+/// A host unix socket a session reaches over TCP at `127.0.0.1:<port>`: its one door out.
+/// Each connection to the port inside is relayed to the socket; nothing else of the network
+/// becomes reachable. The socket's folder is shown read-only inside the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortForward {
+    /// The TCP port on the session's loopback (not 0).
+    pub port: u16,
+    /// The host unix socket connections go to.
+    pub socket: std::path::PathBuf,
+}
+
 /// How to create a session.
 #[derive(Debug, Clone, Default)]
 pub struct SessionSpec {
@@ -85,6 +102,10 @@ pub struct SessionSpec {
     /// Environment variables every command gets; nothing else of the host's environment
     /// reaches the session (the backend adds only PATH, HOME, LANG and TMPDIR defaults).
     pub env: Vec<(String, String)>,
+    /// Ports on the session's loopback that lead to host unix sockets (an egress proxy, a
+    /// model gateway); the session's loopback is up whenever there are any, whatever
+    /// [`SessionSpec::network`] says.
+    pub ports: Vec<PortForward>,
     /// Host folders shown inside at a fixed path (a prepared environment at `/env`, say).
     pub mounts: Vec<Mount>,
 }

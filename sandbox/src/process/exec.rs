@@ -149,6 +149,7 @@ fn command(
         .zip(&mount_fds)
         .map(|(m, fd)| bwrap::BindFd { fd: fd.as_raw_fd(), inside: &m.inside, writable: m.writable })
         .collect();
+    let ca_bundle = (!s.spec.ports.is_empty() && s.spec.root.is_some()).then(crate::egress::host_ca_bundle).flatten();
     let plan = Plan {
         root: s.spec.root.as_deref(),
         extra_ro: &s.shared.extra_ro,
@@ -162,9 +163,13 @@ fn command(
         seccomp_fds: &seccomp_raw,
         status_fd: status_write.as_raw_fd(),
         disable_userns: s.shared.disable_userns,
+        forward_dirs: &s.forward_dirs,
+        forwarder: if s.spec.ports.is_empty() { None } else { s.shared.forwarder.as_deref() },
+        // The host's own root shows the host's bundle already.
+        ca_bundle: ca_bundle.as_deref(),
     };
     let mut cmd = tokio::process::Command::new(&s.shared.bwrap);
-    cmd.args(bwrap::args(&plan)).args(&req.argv).env_clear().envs(env);
+    cmd.args(bwrap::args(&plan)).args(crate::forward::wrap(&s.spec.ports, &req.argv)).env_clear().envs(env);
     cmd.stdin(if req.stdin.is_empty() { Stdio::null() } else { Stdio::piped() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     let procs: Vec<OwnedFd> = match leaf {

@@ -244,6 +244,7 @@ pub(super) fn session_spec(cx: &PassContext) -> SessionSpec {
         },
         env: Vec::new(),
         mounts: Vec::new(),
+        ports: Vec::new(),
     }
 }
 

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plancd_sandbox::{ExecRequest, FileEntry, Mount, Sandbox, SessionSpec};
+use plancd_sandbox::egress::{self, Allowlist, Ecosystem, EgressProxy};
+use plancd_sandbox::{ExecRequest, FileEntry, Mount, PortForward, Sandbox, SessionSpec};
 use tokio::sync::OnceCell;
 
 use super::{MOUNT_POINT, path_with_env};
@@ -181,21 +182,39 @@ impl Environments {
         result.map(|()| true)
     }
 
-    /// Runs the setup commands in order in a session with `tmp` at `/env`, writable.
+    /// Runs the setup commands in order in a session with `tmp` at `/env`, writable, and the
+    /// allowed hosts reachable through an egress proxy (when any host is allowed).
     async fn run_setup(&self, req: &BuildRequest<'_>, tmp: &Path) -> Result<(), SetupFailure> {
+        let fail = |message: String| SetupFailure { message, output: String::new() };
         let mut spec = req.spec.clone();
         spec.mounts.push(Mount { host: tmp.to_owned(), inside: MOUNT_POINT.into(), writable: true });
         spec.env.retain(|(k, _)| k != "PATH");
         spec.env.push(("PATH".into(), path_with_env()));
         spec.env.extend(self.carried.iter().cloned());
-        let session = req
-            .sandbox
-            .create(&spec)
-            .await
-            .map_err(|e| SetupFailure { message: format!("the sandbox could not start the setup: {e}"), output: String::new() })?;
+        let hosts: Vec<String> = match &req.declared.network {
+            Some(hosts) => hosts.clone(),
+            None => ecosystems(req.input.iter().map(|f| f.path.as_str())).iter().flat_map(|e| e.hosts()).map(|h| (*h).to_owned()).collect(),
+        };
+        let door = match hosts.is_empty() {
+            true => None,
+            false => Some(Door::open(&hosts).await.map_err(|e| fail(format!("the setup's egress proxy could not start: {e}")))?),
+        };
+        if let Some(door) = &door {
+            spec.ports.push(PortForward { port: SETUP_PROXY_PORT, socket: door.proxy.socket().to_owned() });
+            let ca = egress::host_ca_bundle().unwrap_or_else(|| PathBuf::from(egress::DEFAULT_CA_BUNDLE));
+            spec.env.retain(|(k, _)| !egress::session_env(SETUP_PROXY_PORT, &ca).iter().any(|(n, _)| n == k));
+            spec.env.extend(egress::session_env(SETUP_PROXY_PORT, &ca));
+        }
+        let session = req.sandbox.create(&spec).await.map_err(|e| fail(format!("the sandbox could not start the setup: {e}")))?;
         let result = setup_in(session.as_ref(), req).await;
         let _ = session.destroy().await;
-        result
+        let records = door.map(Door::close).unwrap_or_default();
+        result.map_err(|mut f| {
+            for r in records.iter().filter(|r| r.refused.is_some()) {
+                f.output.push_str(&format!("egress: {r} (allowed: {})\n", hosts.join(", ")));
+            }
+            f
+        })
     }
 
     /// Removes folders of builds that a crashed plancd left.
@@ -207,6 +226,52 @@ impl Environments {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
+    }
+}
+
+/// The port on the setup session's loopback where the egress proxy answers.
+const SETUP_PROXY_PORT: u16 = 3128;
+
+/// The package ecosystems `paths` show: Python (pyproject.toml, setup.py, setup.cfg,
+/// requirements*.txt), Node (package.json), Rust (Cargo.toml), at the repository root.
+pub fn ecosystems<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<Ecosystem> {
+    let mut found = Vec::new();
+    for p in paths {
+        let e = match p {
+            "pyproject.toml" | "setup.py" | "setup.cfg" => Ecosystem::Python,
+            p if p.starts_with("requirements") && p.ends_with(".txt") && !p.contains('/') => Ecosystem::Python,
+            "package.json" => Ecosystem::Node,
+            "Cargo.toml" => Ecosystem::Rust,
+            _ => continue,
+        };
+        if !found.contains(&e) {
+            found.push(e);
+        }
+    }
+    found
+}
+
+/// The setup's one door out: an egress proxy on a socket in a folder of its own (shown to the
+/// sandbox, so reachable by its host user), removed when closed.
+struct Door {
+    proxy: EgressProxy,
+    dir: tempfile::TempDir,
+}
+
+impl Door {
+    async fn open(hosts: &[String]) -> Result<Door, String> {
+        let allow = Allowlist::new(hosts).map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new().prefix("plancd-setup-net-").tempdir().map_err(|e| e.to_string())?;
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
+        let proxy = EgressProxy::start(&dir.path().join("egress.sock"), allow).await.map_err(|e| e.to_string())?;
+        Ok(Door { proxy, dir })
+    }
+
+    /// Stops the proxy: what went through it, and what it refused.
+    fn close(self) -> Vec<egress::EgressRecord> {
+        let records = self.proxy.stop();
+        drop(self.dir);
+        records
     }
 }
 
@@ -295,6 +360,19 @@ mod tests {
         assert_eq!(sandbox.commands().len(), 2, "setup stops at the failing command, and runs once");
         let left: Vec<_> = std::fs::read_dir(dir.path().join("environments")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, [std::ffi::OsString::from("env-2.lock")], "no half environment");
+    }
+
+    #[test]
+    fn the_default_network_is_the_registries_of_the_ecosystems_the_repository_shows() {
+        let rows: [(&[&str], &[Ecosystem]); 4] = [
+            (&["pyproject.toml", "src/a.py"], &[Ecosystem::Python]),
+            (&["requirements-dev.txt", "package.json", "Cargo.toml"], &[Ecosystem::Python, Ecosystem::Node, Ecosystem::Rust]),
+            (&["docs/requirements.txt", "web/package.json"], &[]),
+            (&["README.md"], &[]),
+        ];
+        for (paths, expected) in rows {
+            assert_eq!(ecosystems(paths.iter().copied()), expected, "{paths:?}");
+        }
     }
 
     #[test]
