@@ -109,7 +109,7 @@ impl Allowlist {
     /// Whether `host` may be reached.
     pub fn allows(&self, host: &str) -> bool {
         let host = normal(host);
-        self.exact.iter().any(|e| *e == host)
+        self.exact.contains(&host)
             || self.suffixes.iter().any(|s| host.strip_suffix(s.as_str()).is_some_and(|head| head.len() > 1 && head.ends_with('.')))
     }
 }

@@ -150,7 +150,7 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     upstream.pass_started(&snapshot, &before).await?;
     let sandbox = (opts.sandbox)(&snapshot.config).await?;
     let environments = {
-        let dir = Environments::default_dir(&store.repo().path().to_path_buf(), opts.env.get("PLANCD_CACHE_DIR"));
+        let dir = Environments::default_dir(store.repo().path(), opts.env.get("PLANCD_CACHE_DIR"));
         Arc::new(Environments::new(dir, opts.env.vars()))
     };
     let models = Arc::new(crate::agent::Models::new(opts.env, Some(store.clone())));

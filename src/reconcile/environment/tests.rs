@@ -38,8 +38,7 @@ fn the_key_follows_backend_base_setup_and_cache_file_content_only() {
 
 #[test]
 fn the_basis_names_the_image_or_root_and_the_roles_own_environment() {
-    let mut config = Config::default();
-    config.environment = Some(declared(&["a"], &[]));
+    let mut config = Config { environment: Some(declared(&["a"], &[])), ..Config::default() };
     assert_eq!(Basis::of(&config, Role::Coder).base, "host");
     config.sandbox.root = Some("/r".into());
     assert_eq!(Basis::of(&config, Role::Coder).base, "root:/r");
