@@ -113,7 +113,7 @@ fn an_environment_is_built_once_and_reused_by_every_later_attempt() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| !n.ends_with(".lock"))
         .collect();
-    assert_eq!(entries, [key.clone()], "one environment, no half-built folder left");
+    assert_eq!(entries, std::slice::from_ref(key), "one environment, no half-built folder left");
 }
 
 #[test]
