@@ -35,6 +35,8 @@ pub struct Config {
     pub failure_patterns: BTreeMap<String, FailurePattern>,
     /// Where agents and tests run.
     pub sandbox: SandboxConfig,
+    /// The environment every attempt runs in, built once per key and reused.
+    pub environment: Option<EnvironmentConfig>,
     /// Commands run after the coder, before acceptance tests.
     pub checks: Vec<CheckCommand>,
     /// How each role is played.
@@ -85,6 +87,7 @@ impl Default for Config {
             lease_grace_seconds: 120,
             failure_patterns: BTreeMap::new(),
             sandbox: SandboxConfig::default(),
+            environment: None,
             checks: Vec::new(),
             roles: BTreeMap::new(),
             models: BTreeMap::new(),
@@ -178,6 +181,30 @@ pub struct Limits {
     pub timeout_seconds: u64,
 }
 
+/// An environment: setup commands run once per key with `/env` writable, whose result is
+/// mounted read-only at `/env` in every later session with the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// Shell commands run in order in the workspace.
+    pub setup: Vec<String>,
+    /// Globs of the files whose content keys the environment.
+    #[serde(default)]
+    pub cache: Vec<String>,
+    /// docker: the image (default: `sandbox.image`).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Hosts setup may reach (default: the registries of the detected ecosystems).
+    #[serde(default)]
+    pub network: Option<Vec<String>>,
+    /// The whole setup's time limit (default [`DEFAULT_SETUP_SECONDS`]).
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
+}
+
+/// How long a setup may take unless `environment.timeout_seconds` says otherwise.
+pub const DEFAULT_SETUP_SECONDS: u32 = 1200;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits { cpus: 1.0, memory_mb: 2048, disk_mb: 1024, pids: 256, timeout_seconds: 300 }
@@ -220,6 +247,8 @@ pub struct RoleConfig {
     /// A name for a command agent in provenance (`Plancd-Model`), e.g. `scripted` for an agent
     /// that replays recorded work.
     pub label: Option<String>,
+    /// This role's environment instead of the top-level `environment:`.
+    pub environment: Option<EnvironmentConfig>,
 }
 
 /// A command, as an argument vector or as one shell string.
@@ -419,6 +448,11 @@ impl Env {
         self.vars.get(name).map(String::as_str)
     }
 
+    /// Every variable.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// This environment with `name` set to `value`.
     pub fn with(mut self, name: &str, value: &str) -> Env {
         self.vars.insert(name.to_owned(), value.to_owned());
@@ -450,7 +484,9 @@ impl Config {
             };
             let (config, diags) = parse_checked::<Config>(name, &bytes, Schema::Config);
             return match config {
-                Some((config, _)) if !diags.iter().any(Diagnostic::is_error) => config.checked(name).map(|c| (c, Some(name))),
+                Some((config, doc)) if !diags.iter().any(Diagnostic::is_error) => {
+                    config.checked_in(name, Some(&doc)).map(|c| (c, Some(name)))
+                }
                 _ => Err(diags),
             };
         }
@@ -467,7 +503,7 @@ impl Config {
             Err(e) => return Err(vec![Diagnostic::error(name, crate::spec::Pos::START, "io", format!("cannot read: {e}"))]),
         };
         match parse_checked::<Config>(name, &bytes, Schema::Config) {
-            (Some((config, _)), diags) if !diags.iter().any(Diagnostic::is_error) => config.checked(name),
+            (Some((config, doc)), diags) if !diags.iter().any(Diagnostic::is_error) => config.checked_in(name, Some(&doc)),
             (_, diags) => Err(diags),
         }
     }
@@ -519,17 +555,45 @@ impl Config {
     }
 
     /// This configuration, or the problems the schema cannot see: `protected_paths` entries
-    /// that are no valid pattern.
+    /// that are no valid pattern, `environment.cache` entries that are no valid glob.
     pub fn checked(self, file: &str) -> Result<Config, Vec<Diagnostic>> {
+        self.checked_in(file, None)
+    }
+
+    /// [`Config::checked`], with positions taken from the parsed `doc`.
+    pub fn checked_in(self, file: &str, doc: Option<&crate::spec::Document>) -> Result<Config, Vec<Diagnostic>> {
+        let at = |field: &str| doc.map_or(crate::spec::Pos::START, |d| d.locate(&crate::spec::FieldPath::parse(field)));
         let mut b = ignore::gitignore::GitignoreBuilder::new("/");
-        let problems: Vec<Diagnostic> = self
+        let mut problems: Vec<Diagnostic> = self
             .protected_paths
             .iter()
             .enumerate()
             .filter_map(|(i, p)| b.add_line(None, p).err().map(|e| (i, e)))
-            .map(|(i, e)| Diagnostic::error(file, crate::spec::Pos::START, "bad-glob", format!("protected_paths[{i}]: {e}")))
+            .map(|(i, e)| {
+                let field = format!("protected_paths[{i}]");
+                Diagnostic::error(file, at(&field), "bad-glob", format!("{field}: {e}"))
+            })
             .collect();
+        for (field, env) in self.environments() {
+            for (i, glob) in env.cache.iter().enumerate() {
+                if let Err(e) = globset::Glob::new(glob) {
+                    let field = format!("{field}.cache[{i}]");
+                    problems.push(Diagnostic::error(file, at(&field), "bad-glob", format!("{field}: {e}")));
+                }
+            }
+        }
         if problems.is_empty() { Ok(self) } else { Err(problems) }
+    }
+
+    /// Every environment the file declares, with the field that declares it.
+    fn environments(&self) -> Vec<(String, &EnvironmentConfig)> {
+        let roles = self.roles.iter().filter_map(|(r, c)| Some((format!("roles.{r}.environment"), c.environment.as_ref()?)));
+        self.environment.iter().map(|e| ("environment".to_owned(), e)).chain(roles).collect()
+    }
+
+    /// The environment `role` runs in: its own, else the top-level one, else none.
+    pub fn environment_for(&self, role: Role) -> Option<&EnvironmentConfig> {
+        self.roles.get(&role).and_then(|r| r.environment.as_ref()).or(self.environment.as_ref())
     }
 
     /// Failure types the configuration adds to the built-in ones.
@@ -627,6 +691,57 @@ mod tests {
                 "no agent plays role `planner`: plancd.yaml has no roles.planner",
             ]
         );
+    }
+
+    #[test]
+    fn an_environment_loads_at_the_top_and_per_role() {
+        let config = load(concat!(
+            "environment:\n",
+            "  setup:\n    - python3 -m venv /env\n    - /env/bin/pip install -e . pytest\n",
+            "  cache: [pyproject.toml, \"requirements*.txt\"]\n",
+            "  image: python:3.12-slim\n",
+            "  network: [pypi.org, files.pythonhosted.org]\n",
+            "  timeout_seconds: 1200\n",
+            "roles:\n  tester:\n    command: [t]\n    environment: { setup: [npm ci], cache: [package-lock.json] }\n",
+        ))
+        .unwrap();
+        let env = config.environment.clone().unwrap();
+        assert_eq!(
+            env,
+            EnvironmentConfig {
+                setup: vec!["python3 -m venv /env".into(), "/env/bin/pip install -e . pytest".into()],
+                cache: vec!["pyproject.toml".into(), "requirements*.txt".into()],
+                image: Some("python:3.12-slim".into()),
+                network: Some(vec!["pypi.org".into(), "files.pythonhosted.org".into()]),
+                timeout_seconds: Some(1200),
+            }
+        );
+        assert_eq!(config.environment_for(Role::Coder), Some(&env));
+        assert_eq!(config.environment_for(Role::Tester).map(|e| e.setup.clone()), Some(vec!["npm ci".to_owned()]));
+        assert_eq!(load("branch: main\n").unwrap().environment_for(Role::Coder), None);
+    }
+
+    #[test]
+    fn environment_problems_name_line_and_field() {
+        let cases: [(&str, &str); 6] = [
+            ("environment:\n  cache: [a]\n", "plancd.yaml:2:3: error[schema]: environment: missing required field `setup`"),
+            ("environment:\n  setup: []\n", "plancd.yaml:2:10: error[schema]: environment.setup"),
+            ("environment:\n  setup: [x]\n  timeout_seconds: 0\n", "plancd.yaml:3:20: error[schema]: environment.timeout_seconds"),
+            ("environment:\n  setup: [x]\n  network: [\"http://x/\"]\n", "plancd.yaml:3:13: error[schema]: environment.network[0]"),
+            ("environment:\n  setup: [x]\n  cache: [ok, \"bad[\"]\n", "plancd.yaml:3:15: error[bad-glob]: environment.cache[1]"),
+            (
+                "roles:\n  coder:\n    environment:\n      setup: [x]\n      stup: [y]\n",
+                "plancd.yaml:5:7: error[unknown-field]: roles.coder.environment.stup",
+            ),
+        ];
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter_map(|(text, expected)| {
+                let shown: Vec<String> = load(text).unwrap_err().iter().map(ToString::to_string).collect();
+                (!shown.iter().any(|s| s.starts_with(expected))).then(|| format!("{text:?}: {shown:?}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]

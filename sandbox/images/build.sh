@@ -29,6 +29,8 @@ done
 log() { echo "images: $*" >&2; }
 
 if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && [ -x "$ROOT/usr/bin/python3" ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  # A root built by an earlier version lacks the mount points added since.
+  [ -w "$ROOT" ] && mkdir -p "$ROOT/run/plancd-net" "$ROOT/env"
   log "$IMAGE and $ROOT exist (use --force to rebuild)"
   exit 0
 fi
@@ -71,7 +73,8 @@ build_root() {
   trap - EXIT
   chroot "$tmp" python3 -c "import pytest, coverage, flake8, mypy, bandit, pytest_jsonreport"
   # What a sandbox needs and nothing it should not keep.
-  mkdir -p "$tmp/workspace" "$tmp/run/plancd"
+  # /env: where a prepared environment is mounted (plancd.yaml `environment:`).
+  mkdir -p "$tmp/workspace" "$tmp/run/plancd" "$tmp/run/plancd-net" "$tmp/env"
   chown 65534:65534 "$tmp/workspace"
   : >"$tmp/etc/resolv.conf"
   rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"* "$tmp/root/.cache" "$tmp/tmp/"* "$tmp/.debootstrap-done"

@@ -13,6 +13,10 @@
 //! [`copyback`] writes what a session streams out into a host folder; [`escape`] makes a
 //! command's output safe to show on a terminal or in a log.
 //!
+//! A session has no network. Its one door out is a [`PortForward`]: [`forward`] relays
+//! `127.0.0.1:<port>` inside to a host unix socket, such as the [`egress`] proxy's, which lets
+//! installers reach only the registry hosts on an allowlist.
+//!
 //! What runs inside is untrusted, its reports too: [`report`] reads JUnit XML and pytest JSON
 //! defensively and sets them against the observed exit code. [`attacks`] is the adversarial
 //! suite every backend must contain in full (`plancd sandbox check`).
@@ -22,8 +26,10 @@ pub mod capture;
 pub mod copyback;
 pub mod copyout;
 pub mod docker;
+pub mod egress;
 pub mod escape;
 pub mod fake;
+pub mod forward;
 pub mod names;
 pub mod process;
 pub mod report;
@@ -69,6 +75,17 @@ pub enum Network {
     Loopback,
 }
 
+/// A host unix socket a session reaches over TCP at `127.0.0.1:<port>`: its one door out.
+/// Each connection to the port inside is relayed to the socket; nothing else of the network
+/// becomes reachable. The socket's folder is shown read-only inside the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortForward {
+    /// The TCP port on the session's loopback (not 0).
+    pub port: u16,
+    /// The host unix socket connections go to.
+    pub socket: std::path::PathBuf,
+}
+
 /// How to create a session.
 #[derive(Debug, Clone, Default)]
 pub struct SessionSpec {
@@ -85,6 +102,38 @@ pub struct SessionSpec {
     /// Environment variables every command gets; nothing else of the host's environment
     /// reaches the session (the backend adds only PATH, HOME, LANG and TMPDIR defaults).
     pub env: Vec<(String, String)>,
+    /// Ports on the session's loopback that lead to host unix sockets (an egress proxy, a
+    /// model gateway); the session's loopback is up whenever there are any, whatever
+    /// [`SessionSpec::network`] says.
+    pub ports: Vec<PortForward>,
+    /// Host folders shown inside at a fixed path (a prepared environment at `/env`, say).
+    pub mounts: Vec<Mount>,
+}
+
+/// A host folder shown inside a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The folder on the host (for docker: on the engine's host).
+    pub host: std::path::PathBuf,
+    /// Where it appears inside: an absolute path outside the workspace, the metadata folder and
+    /// the system folders (see [`check_mount_point`]).
+    pub inside: String,
+    /// Whether commands may write to it; read-only otherwise.
+    pub writable: bool,
+}
+
+/// Checks where a [`Mount`] goes: an absolute, normalised path of its own, not `/`, not a
+/// system folder, the workspace, the metadata folder or `/tmp`, nor inside or above them.
+pub fn check_mount_point(inside: &str) -> Result<(), SandboxError> {
+    const RESERVED: [&str; 14] =
+        ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/dev", "/tmp", "/run", WORKSPACE, "/opt"];
+    let rest = inside.strip_prefix('/').unwrap_or("");
+    let normal = !rest.is_empty() && check_relative(rest).is_ok();
+    let clashes = RESERVED
+        .iter()
+        .chain([&META_DIR])
+        .any(|r| inside == *r || inside.starts_with(&format!("{r}/")) || r.starts_with(&format!("{inside}/")));
+    if normal && !clashes { Ok(()) } else { Err(SandboxError::BadPath(inside.to_owned())) }
 }
 
 /// One command to run in a session.
@@ -345,6 +394,18 @@ mod tests {
         assert_eq!(get("HOME"), Some("/tmp"));
         assert_eq!(env.len(), 5);
         assert!(command_env(&[("A=B".to_owned(), String::new())], &[]).is_err());
+    }
+
+    #[test]
+    fn mounts_go_to_folders_of_their_own() {
+        for ok in ["/env", "/opt-env", "/cache/pip"] {
+            assert!(check_mount_point(ok).is_ok(), "{ok}");
+        }
+        for bad in
+            ["", "/", "env", "/usr", "/usr/local", "/workspace", "/workspace/x", "/run", "/run/plancd/x", "/tmp", "/env/../etc", "/env/"]
+        {
+            assert!(check_mount_point(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

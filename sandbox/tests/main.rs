@@ -4,6 +4,7 @@
 mod util;
 
 mod docker;
+mod egress;
 mod process;
 mod reports;
 mod suite;

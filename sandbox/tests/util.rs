@@ -17,9 +17,13 @@ pub fn run<F: Future<Output = ()>>(limit: Duration, test: F) {
     });
 }
 
+/// The port forwarder of this crate (a test binary cannot be one).
+pub const FORWARDER: &str = env!("CARGO_BIN_EXE_plancd-forward");
+
 /// The process backend; it must be available on a test machine (scripts/setup installs it).
 pub fn process() -> ProcessSandbox {
-    ProcessSandbox::new().expect("bubblewrap is installed (scripts/setup) and works here")
+    let config = plancd_sandbox::process::ProcessConfig { forwarder: Some(FORWARDER.into()), ..Default::default() };
+    ProcessSandbox::with_config(config).expect("bubblewrap is installed (scripts/setup) and works here")
 }
 
 /// The Docker backend, or `None` (with a visible note) when no engine answers, unless
@@ -29,7 +33,10 @@ pub async fn docker() -> Option<DockerSandbox> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let owner = format!("plancd-tests-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     match DockerSandbox::connect(&owner).await {
-        Ok(d) => Some(d),
+        Ok(d) => {
+            d.set_forwarder(FORWARDER.into());
+            Some(d)
+        }
         Err(e) if std::env::var("PLANCD_REQUIRE_DOCKER").as_deref() == Ok("1") => {
             panic!("PLANCD_REQUIRE_DOCKER=1 but the docker backend is unavailable: {e}")
         }

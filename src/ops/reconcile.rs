@@ -8,6 +8,7 @@ use plancd_sandbox::{Sandbox, SandboxError};
 use tokio::sync::watch;
 
 use crate::config::{Config, Env};
+use crate::reconcile::environment::Environments;
 use crate::reconcile::{
     Action, EventSink, Executor, LoadError, PassContext, PassReport, Snapshot, StalledWorkflow, Upstream, decide, read_actual,
 };
@@ -148,8 +149,13 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     let before = decide(&snapshot.desired(), &actual, &crate::reconcile::Context { now: jiff::Timestamp::now(), prune: false });
     upstream.pass_started(&snapshot, &before).await?;
     let sandbox = (opts.sandbox)(&snapshot.config).await?;
+    let environments = {
+        let dir = Environments::default_dir(store.repo().path(), opts.env.get("PLANCD_CACHE_DIR"));
+        Arc::new(Environments::new(dir, opts.env.vars()))
+    };
     let models = Arc::new(crate::agent::Models::new(opts.env, Some(store.clone())));
     let cx = PassContext {
+        environments,
         upstream,
         models,
         store,

@@ -40,6 +40,8 @@ pub struct DesiredTask {
     pub max_attempts: u32,
     /// Attempts of each of its branch todos before it is escalated.
     pub max_debug_attempts: u32,
+    /// The key of the environment it runs in (see `environment::key`), as of the watched commit.
+    pub environment: Option<String>,
 }
 
 /// What the refs say, plus what the caller learned about holders.
@@ -223,6 +225,16 @@ pub enum Blocker {
         /// Its latest attempt.
         attempt: u32,
     },
+    /// The environment the task runs in failed for another task (or for this one): nothing
+    /// runs in it until `environment.setup` or its cache files change, or that task is retried.
+    Environment {
+        /// The environment's key.
+        env: String,
+        /// The task whose record reports the failure.
+        reporter: TaskKey,
+        /// `EnvironmentFailed` or `EnvironmentIncomplete`.
+        reason: Reason,
+    },
 }
 
 impl fmt::Display for Blocker {
@@ -241,6 +253,10 @@ impl fmt::Display for Blocker {
                 write!(f, "waiting on {id}: Succeeded, but it runs again first")
             }
             Blocker::Dependency { id, phase: Some(p), .. } => write!(f, "waiting on {id}: {p}"),
+            Blocker::Environment { env, reporter, reason } => {
+                let what = if *reason == Reason::EnvironmentIncomplete { "lacks what the tests need" } else { "failed to build" };
+                write!(f, "environment {env} {what} (see plancd describe {reporter}); change environment.setup, or plancd retry {reporter}")
+            }
         }
     }
 }
@@ -321,6 +337,7 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
         states.entry(key.workflow.as_str()).or_default().insert(key.task.as_str(), state);
     }
     let empty = HashMap::new();
+    let failed_envs = failed_environments(actual);
     let mut out = Vec::with_capacity(actual.tasks.len().max(desired.workflows.iter().map(|w| w.tasks.len()).sum()));
     let mut known: HashMap<&str, HashSet<&str>> = HashMap::new();
     for wf in &desired.workflows {
@@ -328,7 +345,7 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
         let mut satisfied: HashMap<&str, bool> = HashMap::with_capacity(wf.tasks.len());
         for task in &wf.tasks {
             let state = wf_states.get(task.id.as_str()).copied();
-            let view = View { wf, states: wf_states, satisfied: &satisfied, actual, cx };
+            let view = View { wf, states: wf_states, satisfied: &satisfied, actual, cx, failed_envs: &failed_envs };
             let action = view.decide(task, state);
             satisfied.insert(&task.id, matches!(action, Action::UpToDate { .. }));
             known.entry(wf.id.as_str()).or_default().insert(&task.id);
@@ -410,8 +427,22 @@ fn inputs(task: &DesiredTask, states: &HashMap<&str, &TaskState>) -> BTreeMap<St
     task.dependencies.iter().filter_map(|d| Some((d.clone(), states.get(d.as_str())?.result?.to_string()))).collect()
 }
 
+/// The environments whose failure a record reports: key -> the reporting task and its reason.
+/// One report holds every task with that environment (the first reporter, in key order, names it).
+fn failed_environments(actual: &Actual) -> HashMap<&str, (&TaskKey, &Reason)> {
+    let mut failed = HashMap::new();
+    for (key, state) in &actual.tasks {
+        if let (Some(env), Some(reason)) = (state.environment_failure(), state.reason.as_ref()) {
+            failed.entry(env).or_insert((key, reason));
+        }
+    }
+    failed
+}
+
 /// What deciding one task of a workflow looks at.
 struct View<'a> {
+    /// Environments that failed, by key (see [`failed_environments`]).
+    failed_envs: &'a HashMap<&'a str, (&'a TaskKey, &'a Reason)>,
     wf: &'a DesiredWorkflow,
     states: &'a HashMap<&'a str, &'a TaskState>,
     satisfied: &'a HashMap<&'a str, bool>,
@@ -452,6 +483,10 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
         let dep_state = view.states.get(dep.as_str()).copied();
         let blocker =
             Blocker::Dependency { id: dep.clone(), phase: dep_state.map(|s| s.phase), attempt: dep_state.map_or(0, |s| s.attempt) };
+        return Action::Wait { key, blocker };
+    }
+    if let Some((env, (reporter, reason))) = task.environment.as_deref().and_then(|env| Some((env, view.failed_envs.get(env)?))) {
+        let blocker = Blocker::Environment { env: env.to_owned(), reporter: (*reporter).clone(), reason: (*reason).clone() };
         return Action::Wait { key, blocker };
     }
     let same_spec = state.is_some_and(|s| s.spec_hash.as_ref() == Some(hash));
@@ -521,6 +556,7 @@ mod tests {
             requires_approval: false,
             max_attempts: 3,
             max_debug_attempts: 3,
+            environment: Some("env1".into()),
         }
     }
 
@@ -541,8 +577,47 @@ mod tests {
             branch_todo: None,
             parent: None,
             max_attempts: None,
+            environment: None,
             subject: String::new(),
         }
+    }
+
+    fn env_failed(h: char, env: &str, reason: Reason) -> TaskState {
+        TaskState { reason: Some(reason), environment: Some(env.into()), ..state(Phase::Failed, h, 1) }
+    }
+
+    #[test]
+    fn one_environment_failure_holds_every_task_of_that_environment() {
+        let mut other = task("c", 'c', &[]);
+        other.environment = Some("env2".into());
+        let tasks = || vec![task("a", 'a', &[]), task("b", 'b', &[]), other.clone(), task("d", 'd', &["a"])];
+        let held = "Wait: environment env1 failed to build (see plancd describe wf/a); change environment.setup, or plancd retry wf/a";
+        let rows = run(tasks(), &[("a", env_failed('a', "env1", Reason::EnvironmentFailed))], |_| {});
+        assert_eq!(
+            table(&rows),
+            [format!("a {held}"), format!("b {held}"), "c Run: run attempt 1".into(), "d Wait: waiting on a: Failed, attempt 1".into()]
+        );
+        let rows = run(tasks(), &[("b", env_failed('b', "env1", Reason::EnvironmentIncomplete))], |_| {});
+        assert_eq!(
+            rows[0].1,
+            "Wait: environment env1 lacks what the tests need (see plancd describe wf/b); change environment.setup, or plancd retry wf/b"
+        );
+        // A changed environment (another key) lifts the hold: the task runs again.
+        let rows = run(tasks(), &[("a", env_failed('a', "env0", Reason::EnvironmentFailed))], |_| {});
+        assert_eq!(rows[0].1, "Run: run attempt 2: attempt 1 of 3 failed; trying again");
+        assert_eq!(rows[1].1, "Run: run attempt 1");
+        // So does a retry of the reporter: its record no longer reports the failure.
+        let retried =
+            TaskState { phase: Phase::Pending, reason: Some(Reason::RetryRequested), ..env_failed('a', "env1", Reason::RetryRequested) };
+        let rows = run(tasks(), &[("a", retried)], |_| {});
+        assert_eq!(rows[0].1, "Run: run attempt 2: a retry was requested");
+        // A failure that is not the environment's holds nothing.
+        let rows = run(tasks(), &[("a", env_failed('a', "env1", Reason::AttemptFailed))], |_| {});
+        assert_eq!(rows[1].1, "Run: run attempt 1");
+        // A released attempt that met the failed environment reports it too.
+        let released = TaskState { phase: Phase::Released, ..env_failed('b', "env1", Reason::EnvironmentFailed) };
+        let rows = run(tasks(), &[("b", released)], |_| {});
+        assert!(rows[0].1.contains("plancd retry wf/b"), "{rows:?}");
     }
 
     fn held(phase: Phase, h: char, attempt: u32, holder: &str, minutes: i64) -> TaskState {

@@ -71,9 +71,11 @@ impl Action {
     /// The class of the problem a final action stands for, if it is one.
     pub fn class(&self) -> Option<ErrorClass> {
         match self {
-            Action::Failed { .. } | Action::Escalated { .. } | Action::NeedsApproval { .. } | Action::Suspended { .. } => {
-                Some(ErrorClass::Stalled)
-            }
+            Action::Failed { .. }
+            | Action::Escalated { .. }
+            | Action::NeedsApproval { .. }
+            | Action::Suspended { .. }
+            | Action::Wait { blocker: Blocker::Environment { .. }, .. } => Some(ErrorClass::Stalled),
             Action::Wait { blocker: Blocker::Held { .. } | Blocker::Debugging { .. } | Blocker::Dependency { .. }, .. } => {
                 Some(ErrorClass::Waiting)
             }
@@ -91,7 +93,10 @@ impl PassReport {
         Counts {
             total: tasks.len(),
             satisfied: count(|a| matches!(a, Action::UpToDate { .. })),
-            failed: count(|a| matches!(a, Action::Failed { .. } | Action::Escalated { .. })),
+            // A task held by a failed environment needs a person as much as a failed one.
+            failed: count(|a| {
+                matches!(a, Action::Failed { .. } | Action::Escalated { .. } | Action::Wait { blocker: Blocker::Environment { .. }, .. })
+            }),
             approval: count(|a| matches!(a, Action::NeedsApproval { .. })),
         }
     }
@@ -173,5 +178,15 @@ mod tests {
         let end = AttemptEnd::Failed { failure_type: FailureType::TestTampering, message: String::new() };
         assert_eq!(end.class(), Some(ErrorClass::Stalled));
         assert_eq!(AttemptEnd::Infrastructure(String::new()).class().map(ErrorClass::reason), Some("Transient"));
+    }
+
+    #[test]
+    fn a_task_held_by_a_failed_environment_needs_a_person() {
+        let blocker = Blocker::Environment { env: "env-1".into(), reporter: key("a"), reason: crate::state::Reason::EnvironmentFailed };
+        let held = Action::Wait { key: key("b"), blocker };
+        assert_eq!(held.class(), Some(ErrorClass::Stalled));
+        let report = PassReport { actions: vec![Action::UpToDate { key: key("a") }, held], ..PassReport::default() };
+        assert_eq!(report.counts(), Counts { total: 2, satisfied: 1, failed: 1, approval: 0 });
+        assert_eq!(report.exit_code(), 1);
     }
 }

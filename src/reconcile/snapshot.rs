@@ -35,6 +35,9 @@ pub struct Snapshot {
     /// The workflows whose plans cannot run, with why: nothing of theirs runs, is marked or
     /// pruned, and every other workflow goes on.
     pub stalled: Vec<StalledWorkflow>,
+    /// Where the environment came from when plancd.yaml declares none and the repository has a
+    /// dev container or Copilot setup steps: the file(s), and what was not taken and why.
+    pub environment_from: Option<(String, Vec<String>)>,
 }
 
 /// Why a workflow is stalled: no pass gets further until a person changes something.
@@ -131,6 +134,7 @@ impl Snapshot {
         let mut config = Config::load_env(&TreeSource::new(repo_path, config_commit)?, env).map_err(LoadError::Invalid)?;
         config.apply_env(env)?;
         config.branch = branch.clone();
+        let environment_from = adopt_conventions(&mut config, &TreeSource::new(repo_path, config_commit)?);
         let specs = load_specs(&source, &config)?;
         let global = specs.global_errors();
         if !global.is_empty() {
@@ -150,7 +154,7 @@ impl Snapshot {
             }
             graphs.insert(wf.clone(), TaskGraph::from_list(&plan.list));
         }
-        Ok(Snapshot { branch, plan_commit, config, source, plans: specs.plans, hashes, graphs, warnings, stalled })
+        Ok(Snapshot { branch, plan_commit, config, source, plans: specs.plans, hashes, graphs, warnings, stalled, environment_from })
     }
 
     /// `actual` without the tasks of stalled workflows, so that no decision touches them: an
@@ -185,9 +189,32 @@ impl Snapshot {
         task.requires_approval || !Guard::new(&self.config).held_outputs(task).is_empty()
     }
 
+    /// The key of each role's environment as of the watched commit (the cache files read from
+    /// its tree): what holds tasks when an environment failed.
+    pub fn environment_keys(&self) -> HashMap<crate::spec::Role, String> {
+        use crate::spec::FileSource;
+        let roles: std::collections::BTreeSet<crate::spec::Role> =
+            self.plans.iter().flat_map(|p| p.list.tasks.iter().map(|t| t.agent_role)).collect();
+        let paths = self.source.files().unwrap_or_default();
+        roles
+            .into_iter()
+            .map(|role| {
+                let basis = super::environment::Basis::of(&self.config, role);
+                let files: Vec<(&str, Vec<u8>)> = basis
+                    .cache_paths(paths.iter().map(String::as_str))
+                    .into_iter()
+                    .filter_map(|p| Some((p, self.source.read(p).ok().flatten()?)))
+                    .collect();
+                let keyed: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (*p, d.as_slice())).collect();
+                (role, basis.key(&keyed))
+            })
+            .collect()
+    }
+
     /// What the plans ask for, each workflow's tasks in dependency order.
     pub fn desired(&self) -> Desired {
         let guard = Guard::new(&self.config);
+        let environments = self.environment_keys();
         let workflows = self
             .plans
             .iter()
@@ -205,6 +232,7 @@ impl Snapshot {
                             requires_approval: task.requires_approval || !guard.held_outputs(task).is_empty(),
                             max_attempts: task.max_attempts,
                             max_debug_attempts: task.max_debug_attempts,
+                            environment: environments.get(&task.agent_role).cloned(),
                         }
                     })
                     .collect();
@@ -220,4 +248,26 @@ fn branch_from_head(repo: &Repository, repo_path: &Path, env: &Env) -> Option<St
     let head = repo.head().ok()?.peel_to_commit().ok()?.id();
     let source = TreeSource::new(repo_path, head).ok()?;
     Config::load_env(&source, env).ok().map(|c| c.branch)
+}
+
+/// Without an `environment:` in plancd.yaml, the environment the repository's own conventions
+/// describe (a dev container, Copilot setup steps) when they have setup commands: taken into
+/// `config`, and where it came from returned, with what was not taken.
+fn adopt_conventions(config: &mut Config, source: &TreeSource) -> Option<(String, Vec<String>)> {
+    if config.environment.is_some() {
+        return None;
+    }
+    use crate::spec::FileSource;
+    let found = crate::init::conventions::from_conventions(|path| source.read(path).ok().flatten())?;
+    if found.setup.is_empty() {
+        return None;
+    }
+    config.environment = Some(crate::config::EnvironmentConfig {
+        setup: found.setup,
+        cache: found.cache,
+        image: found.image,
+        network: (!found.network.is_empty()).then_some(found.network),
+        timeout_seconds: None,
+    });
+    Some((found.source, found.notes))
 }

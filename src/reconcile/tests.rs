@@ -83,6 +83,7 @@ async fn pass(dir: &Path, sandbox: &FakeSandbox) -> PassReport {
     let snapshot = Snapshot::load(dir, None, &Env::default()).unwrap();
     let (_tx, cancel) = watch::channel(false);
     let cx = PassContext {
+        environments: Arc::new(environment::Environments::new(dir.join(".git/plancd/environments"), [])),
         upstream: Default::default(),
         models: Arc::new(crate::agent::Models::new(Env::default(), Some(store.clone()))),
         store,

@@ -24,8 +24,8 @@ pub use holder::Holder;
 pub use reason::{FailureType, Reason};
 pub use refs::cas_ref;
 pub use status::{
-    Acceptance, BranchInfo, Condition, Cost, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary, Verification, commit_message,
-    parse_trailers,
+    Acceptance, BranchInfo, Condition, Cost, EnvironmentHow, EnvironmentUse, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary,
+    Verification, commit_message, parse_trailers,
 };
 
 /// The prefix of task refs.

@@ -124,6 +124,11 @@ words! {
         PlanInvalid = "PlanInvalid",
         /// The result is published; its pull request waits for the forge (a cap or a failure).
         PullRequestPending = "PullRequestPending",
+        /// The environment's setup failed: the task waits for `environment.setup` to change.
+        EnvironmentFailed = "EnvironmentFailed",
+        /// The environment lacks what the tests need (their runner, a package that is not a
+        /// module of the repository): the task waits for `environment.setup` to change.
+        EnvironmentIncomplete = "EnvironmentIncomplete",
     }
 }
 
@@ -166,6 +171,14 @@ words! {
         Uncommittable = "uncommittable",
         /// The environment (not the code) is incomplete.
         Environment = "environment",
+    }
+}
+
+impl Reason {
+    /// Whether the record says the environment, not the work, failed: such a task, and every
+    /// task with the same environment, waits until the environment changes.
+    pub fn is_environment(&self) -> bool {
+        matches!(self, Reason::EnvironmentFailed | Reason::EnvironmentIncomplete)
     }
 }
 

@@ -332,6 +332,9 @@ pub struct TaskStatus {
     /// What model calls cost over all the task's attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// The environment the last attempt ran in (or failed to build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentUse>,
     /// The person behind this record (an approval, a retry): `--as`, git's `user.email`, or the
     /// forge login. `None` on the records plancd writes on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -374,6 +377,7 @@ impl TaskStatus {
             branch: None,
             review: None,
             cost: None,
+            environment: None,
             by: None,
             extra: BTreeMap::new(),
         }
@@ -466,7 +470,44 @@ impl TaskStatus {
         if let Some(inputs) = &self.inputs {
             t.push(("Plancd-Inputs", format_inputs(inputs)));
         }
+        if let Some(e) = &self.environment {
+            t.push(("Plancd-Environment", e.key.clone()));
+        }
         t
+    }
+}
+
+/// Which environment an attempt used, and how it got it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentUse {
+    /// The environment's key (see `reconcile::environment::key`).
+    pub key: String,
+    /// Built by this attempt, reused, or failed to build.
+    pub how: EnvironmentHow,
+    /// How long getting it took.
+    pub seconds: f64,
+}
+
+/// How an attempt got its environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvironmentHow {
+    /// Its setup ran for this attempt.
+    Built,
+    /// An environment with the same key was there (or another attempt built it meanwhile).
+    Reused,
+    /// Its setup failed, or what the tests need was missing from it.
+    Failed,
+}
+
+impl EnvironmentHow {
+    /// The word in status and pull requests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvironmentHow::Built => "built",
+            EnvironmentHow::Reused => "reused",
+            EnvironmentHow::Failed => "failed",
+        }
     }
 }
 
@@ -504,6 +545,8 @@ pub struct TaskState {
     pub parent: Option<String>,
     /// On a branch todo: attempts before the parent is escalated.
     pub max_attempts: Option<u32>,
+    /// The key of the environment the last attempt used.
+    pub environment: Option<String>,
     /// The commit subject.
     pub subject: String,
 }
@@ -529,6 +572,7 @@ impl TaskState {
             branch_todo: get("Plancd-Branch-Todo").map(str::to_owned),
             parent: get("Plancd-Parent").map(str::to_owned),
             max_attempts: get("Plancd-Max-Attempts").and_then(|v| v.parse().ok()),
+            environment: get("Plancd-Environment").map(str::to_owned),
             subject: message.lines().next().unwrap_or_default().to_owned(),
         })
     }
@@ -547,6 +591,12 @@ impl TaskState {
     /// Attempts spent since the last retry.
     pub fn attempts_used(&self) -> u32 {
         self.attempt.saturating_sub(self.attempts_base)
+    }
+
+    /// The key of the environment whose failure this record reports, if it reports one.
+    pub fn environment_failure(&self) -> Option<&str> {
+        let reported = matches!(self.phase, Phase::Failed | Phase::Released) && self.reason.as_ref().is_some_and(Reason::is_environment);
+        self.environment.as_deref().filter(|_| reported)
     }
 }
 

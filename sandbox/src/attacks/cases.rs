@@ -15,6 +15,7 @@ pub(super) async fn run(name: &str, ctx: &Ctx<'_>) -> Result<Verdict, SandboxErr
         "net-packet-socket" => socket_denied(ctx, "socket.AF_PACKET, socket.SOCK_RAW, 0").await,
         "net-vsock" => socket_denied(ctx, "40, socket.SOCK_STREAM, 0").await,
         "net-dns" => net_dns(ctx).await,
+        "net-egress-proxy" => super::doors::egress_proxy(ctx).await,
         "fork-bomb" => fork_bomb(ctx).await,
         "thread-bomb" => thread_bomb(ctx).await,
         "memory-bomb" => memory_bomb(ctx).await,

@@ -7,6 +7,7 @@
 
 mod boundary;
 mod cases;
+mod doors;
 mod host;
 mod owner;
 mod probes;
@@ -20,7 +21,7 @@ use crate::{ExecOutcome, ExecRequest, Limits, Sandbox, SandboxError, Session, Se
 pub use host::Host;
 
 /// The suite's version: bumped whenever a case is added, removed or judged differently.
-pub const SUITE_VERSION: &str = "1.2";
+pub const SUITE_VERSION: &str = "1.3";
 
 /// One attack.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +39,10 @@ pub const CASES: &[Case] = &[
     Case { name: "net-packet-socket", attack: "open an AF_PACKET socket" },
     Case { name: "net-vsock", attack: "open an AF_VSOCK socket (reaches the host of a VM)" },
     Case { name: "net-dns", attack: "resolve a public name" },
+    Case {
+        name: "net-egress-proxy",
+        attack: "ask the egress proxy for hosts and ports off its allowlist; reach a port that is not forwarded",
+    },
     Case { name: "fork-bomb", attack: "fork without end" },
     Case { name: "thread-bomb", attack: "start threads without end" },
     Case { name: "memory-bomb", attack: "allocate past the memory limit" },

@@ -49,6 +49,17 @@ fn volume_mount(source: &str, target: &str, read_only: bool) -> Mount {
     }
 }
 
+/// A read-only bind of the host path `source` at `target`.
+pub fn read_only_bind(source: &std::path::Path, target: &str) -> Mount {
+    Mount {
+        target: Some(target.to_owned()),
+        source: Some(source.to_string_lossy().into_owned()),
+        typ: Some(MountType::BIND),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
 fn ulimit(name: &str, value: i64) -> ResourcesUlimits {
     ResourcesUlimits { name: Some(name.to_owned()), soft: Some(value), hard: Some(value) }
 }

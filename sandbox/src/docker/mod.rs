@@ -57,6 +57,8 @@ struct Shared {
     docker: Docker,
     owner: String,
     seccomp: String,
+    /// The program that serves port forwards inside sessions (see [`crate::forward`]).
+    forwarder: std::sync::Mutex<Option<std::path::PathBuf>>,
     next: AtomicU64,
     exits: exits::Exits,
     pool: pool::Pool,
@@ -89,6 +91,7 @@ impl DockerSandbox {
             docker,
             owner: owner.to_owned(),
             seccomp: crate::seccomp::docker_profile().to_string(),
+            forwarder: std::sync::Mutex::new(crate::forward::default_program()),
             next: AtomicU64::new(0),
             pool: pool::Pool::default(),
             background: std::sync::Mutex::default(),
@@ -115,6 +118,30 @@ impl DockerSandbox {
     pub fn warm_sessions(&self, spec: &SessionSpec) -> usize {
         let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
         self.shared.pool.ready(&pool::key(&image, &spec.limits))
+    }
+
+    /// Sets the program that serves port forwards inside sessions; default: the running
+    /// binary, plancd. It runs in the session's image: it must suit its C library.
+    pub fn set_forwarder(&self, program: std::path::PathBuf) {
+        *self.shared.forwarder.lock().expect("the forwarder lock is never poisoned") = Some(program);
+    }
+
+    /// The read-only binds a session with `ports` adds to its runners: the socket folders,
+    /// the forwarder, and the host's CA bundle (at [`crate::egress::DEFAULT_CA_BUNDLE`]).
+    fn forward_binds(&self, ports: &[crate::PortForward]) -> Result<Vec<bollard::models::Mount>, SandboxError> {
+        if ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::forward::check(ports)?;
+        let program = self.shared.forwarder.lock().expect("the forwarder lock is never poisoned").clone();
+        let program = program.ok_or_else(|| backend("port forwards need a forwarder program, and none was found"))?;
+        let mut binds: Vec<_> =
+            crate::forward::socket_binds(ports).iter().map(|(host, inside)| config::read_only_bind(host, inside)).collect();
+        binds.push(config::read_only_bind(&program, crate::forward::INSIDE_PROGRAM));
+        if let Some(bundle) = crate::egress::host_ca_bundle() {
+            binds.push(config::read_only_bind(&bundle, crate::egress::DEFAULT_CA_BUNDLE));
+        }
+        Ok(binds)
     }
 
     /// The engine client.
@@ -190,9 +217,18 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn create(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, SandboxError> {
+        if let Some(m) = spec.mounts.first() {
+            return Err(backend(format!(
+                "mounting host folders (`{}` at {}) is not supported by this backend yet",
+                m.host.display(),
+                m.inside
+            )));
+        }
         let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
         let key = pool::key(&image, &spec.limits);
-        let warm = std::iter::from_fn(|| self.shared.pool.take(&key)).find_map(|mut p| {
+        let binds = self.forward_binds(&spec.ports)?;
+        // Warm sessions have no port forwards: a session with some is made for itself.
+        let warm = std::iter::from_fn(|| binds.is_empty().then(|| self.shared.pool.take(&key)).flatten()).find_map(|mut p| {
             if p.fresh() {
                 Some(p)
             } else {
@@ -210,11 +246,11 @@ impl Sandbox for DockerSandbox {
                         hint: "build it without a registry: sandbox/images/build.sh".into(),
                     });
                 }
-                pool::Provisioned::create(&self.shared, new_id(&self.shared), &image, &spec.limits).await?
+                pool::Provisioned::create(&self.shared, new_id(&self.shared), &image, &spec.limits, &binds).await?
             }
         };
         pool::Pool::refill(&self.shared, key, image.clone(), spec.limits.clone());
-        Ok(Box::new(DockerSession::new(Arc::clone(&self.shared), provisioned, image, spec)))
+        Ok(Box::new(DockerSession::new(Arc::clone(&self.shared), provisioned, image, spec, binds)))
     }
 
     async fn settle(&self) {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bollard::models::Mount;
 use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder};
 
 use super::channel::Channel;
@@ -36,8 +37,15 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
-    /// Creates the volumes, then starts the keeper and the first runner.
-    pub(super) async fn create(shared: &Shared, id: String, image: &str, limits: &Limits) -> Result<Provisioned, SandboxError> {
+    /// Creates the volumes, then starts the keeper and the first runner (with `binds`, the
+    /// session's port forwards).
+    pub(super) async fn create(
+        shared: &Shared,
+        id: String,
+        image: &str,
+        limits: &Limits,
+        binds: &[Mount],
+    ) -> Result<Provisioned, SandboxError> {
         let mut made = Provisioned {
             keeper: format!("{id}-keeper"),
             workspace: format!("{id}-ws"),
@@ -46,14 +54,14 @@ impl Provisioned {
             runner: None,
             channel: None,
         };
-        if let Err(e) = made.bring_up(shared, image, limits).await {
+        if let Err(e) = made.bring_up(shared, image, limits, binds).await {
             made.tear_down(shared).await;
             return Err(e);
         }
         Ok(made)
     }
 
-    async fn bring_up(&mut self, shared: &Shared, image: &str, limits: &Limits) -> Result<(), SandboxError> {
+    async fn bring_up(&mut self, shared: &Shared, image: &str, limits: &Limits, binds: &[Mount]) -> Result<(), SandboxError> {
         let docker = &shared.docker;
         let labels = labels(&self.id, &shared.owner);
         let workspace = docker.create_volume(config::tmpfs_volume(&self.workspace, limits.disk_mb.max(1), true, labels.clone()));
@@ -62,7 +70,7 @@ impl Provisioned {
         let (workspace, meta) = tokio::join!(workspace, meta);
         workspace.map_err(backend)?;
         meta.map_err(backend)?;
-        let place = Place { image, limits, workspace: &self.workspace, meta: &self.meta, labels };
+        let place = Place { image, limits, workspace: &self.workspace, meta: &self.meta, labels, binds };
         let (tether, runner) =
             tokio::join!(start_keeper(shared, &self.keeper, &place), Runner::start(shared, format!("{}-x0", self.id), &place));
         self.channel = Some(tether?);
@@ -163,7 +171,7 @@ impl Pool {
         let filler = runtime.spawn(async move {
             let shared = owner;
             loop {
-                let made = Provisioned::create(&shared, super::new_id(&shared), &image, &limits).await;
+                let made = Provisioned::create(&shared, super::new_id(&shared), &image, &limits, &[]).await;
                 let mut shelves = shared.pool.shelves.lock().expect("the pool lock is never poisoned");
                 let shelf = shelves.entry(key.clone()).or_default();
                 let full = match made {

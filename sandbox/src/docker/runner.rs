@@ -45,6 +45,8 @@ pub struct Place<'a> {
     pub meta: &'a str,
     /// The session's labels.
     pub labels: std::collections::HashMap<String, String>,
+    /// Read-only host binds of the session's port forwards (none for the keeper).
+    pub binds: &'a [bollard::models::Mount],
 }
 
 /// A started container waiting for its command.
@@ -96,6 +98,7 @@ impl Runner {
         let docker = &shared.docker;
         let mut host = config::host_config(place.limits, &shared.seccomp, place.workspace, place.meta, true);
         host.auto_remove = Some(true);
+        host.mounts.get_or_insert_with(Vec::new).extend(place.binds.iter().cloned());
         let cmd = vec!["/bin/sh".to_owned(), "-c".to_owned(), RUNNER.to_owned()];
         let env = vec![format!("PATH={}", crate::DEFAULT_PATH)];
         let body = config::container(place.image, cmd, env, "", true, host, place.labels.clone());

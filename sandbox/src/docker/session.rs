@@ -24,6 +24,8 @@ pub struct DockerSession {
     id: String,
     image: String,
     spec: SessionSpec,
+    /// Read-only host binds of its port forwards, for every runner.
+    binds: Arc<Vec<bollard::models::Mount>>,
     keeper: String,
     workspace: String,
     meta: String,
@@ -44,7 +46,13 @@ pub struct DockerSession {
 }
 
 impl DockerSession {
-    pub(super) fn new(shared: Arc<Shared>, mut provisioned: Provisioned, image: String, spec: &SessionSpec) -> DockerSession {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        mut provisioned: Provisioned,
+        image: String,
+        spec: &SessionSpec,
+        binds: Vec<bollard::models::Mount>,
+    ) -> DockerSession {
         let next = provisioned.runner.take().map(Next::Ready);
         let channel = provisioned.channel.take().expect("a provisioned session has its keeper's channel");
         DockerSession {
@@ -58,6 +66,7 @@ impl DockerSession {
             shared,
             image,
             spec: spec.clone(),
+            binds: Arc::new(binds),
             busy: tokio::sync::RwLock::new(()),
             execs: AtomicU64::new(1),
             commands: AtomicU64::new(0),
@@ -71,8 +80,9 @@ impl DockerSession {
         let name = format!("{}-x{}", self.id, self.execs.fetch_add(1, Ordering::Relaxed));
         let (image, limits, workspace, meta) = (self.image.clone(), self.spec.limits.clone(), self.workspace.clone(), self.meta.clone());
         let labels = labels(&self.id, &shared.owner);
+        let binds = Arc::clone(&self.binds);
         tokio::spawn(async move {
-            let place = Place { image: &image, limits: &limits, workspace: &workspace, meta: &meta, labels };
+            let place = Place { image: &image, limits: &limits, workspace: &workspace, meta: &meta, labels, binds: &binds };
             Runner::start(&shared, name, &place).await
         })
     }
@@ -207,7 +217,11 @@ impl Session for DockerSession {
         }
         let _shared = self.busy.read().await;
         self.check_keeper().await?;
-        self.runner().await?.run(&self.shared, &self.spec.env, req).await
+        if self.spec.ports.is_empty() {
+            return self.runner().await?.run(&self.shared, &self.spec.env, req).await;
+        }
+        let forwarded = ExecRequest { argv: crate::forward::wrap(&self.spec.ports, &req.argv), ..req.clone() };
+        self.runner().await?.run(&self.shared, &self.spec.env, &forwarded).await
     }
 
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {

@@ -27,6 +27,9 @@ pub struct Plan<'a> {
     pub workspace: &'a Path,
     /// The session's metadata folder on the host.
     pub meta: &'a Path,
+    /// Host folders shown at their own place inside, each as a descriptor plancd opened (so
+    /// that the sandbox's host user need not reach the folder's path).
+    pub mounts: &'a [BindFd<'a>],
     /// Size of the private /tmp, bytes (when there is no scratch mount).
     pub tmp_bytes: u64,
     /// Size of the private /dev/shm, bytes (when there is no scratch mount).
@@ -42,6 +45,24 @@ pub struct Plan<'a> {
     pub status_fd: RawFd,
     /// Whether this bubblewrap knows `--disable-userns`.
     pub disable_userns: bool,
+    /// Port forwards: host folders shown read-only at their place inside.
+    pub forward_dirs: &'a [(PathBuf, String)],
+    /// Port forwards: the forwarder program, shown read-only at
+    /// [`crate::forward::INSIDE_PROGRAM`].
+    pub forwarder: Option<&'a Path>,
+    /// The host's CA bundle, shown at [`crate::egress::DEFAULT_CA_BUNDLE`] over a root's own.
+    pub ca_bundle: Option<&'a Path>,
+}
+
+/// A folder opened by plancd, bound at `inside`.
+#[derive(Debug, Clone, Copy)]
+pub struct BindFd<'a> {
+    /// An `O_PATH` descriptor of the folder, inherited by bubblewrap.
+    pub fd: RawFd,
+    /// Where it appears.
+    pub inside: &'a str,
+    /// Read-write, or read-only.
+    pub writable: bool,
 }
 
 fn push(args: &mut Vec<OsString>, items: &[&str]) {
@@ -85,6 +106,21 @@ pub fn args(plan: &Plan<'_>) -> Vec<OsString> {
     push(&mut a, &["--remount-ro", "/dev"]);
     push_path(&mut a, "--bind", plan.workspace, WORKSPACE);
     push_path(&mut a, "--ro-bind", plan.meta, META_DIR);
+    for m in plan.mounts {
+        push(&mut a, &[if m.writable { "--bind-fd" } else { "--ro-bind-fd" }, &m.fd.to_string(), m.inside]);
+    }
+    if let Some(program) = plan.forwarder {
+        // A tmpfs holds the mount points, which a read-only root could not.
+        push(&mut a, &["--tmpfs", crate::forward::INSIDE_DIR]);
+        for (host, inside) in plan.forward_dirs {
+            push_path(&mut a, "--ro-bind", host, inside);
+        }
+        push_path(&mut a, "--ro-bind", program, crate::forward::INSIDE_PROGRAM);
+        push(&mut a, &["--remount-ro", crate::forward::INSIDE_DIR]);
+    }
+    if let Some(bundle) = plan.ca_bundle {
+        push_path(&mut a, "--ro-bind", bundle, crate::egress::DEFAULT_CA_BUNDLE);
+    }
     if plan.root.is_none() {
         push(&mut a, &["--remount-ro", "/"]);
     }
@@ -125,6 +161,7 @@ mod tests {
             extra_ro: &[],
             workspace: Path::new("/tmp/ws"),
             meta: Path::new("/tmp/meta"),
+            mounts: &[BindFd { fd: 11, inside: "/env", writable: false }, BindFd { fd: 12, inside: "/cache", writable: true }],
             tmp_bytes: 1 << 20,
             shm_bytes: 1 << 19,
             scratch: None,
@@ -132,6 +169,9 @@ mod tests {
             seccomp_fds: &[7, 8],
             status_fd: 9,
             disable_userns: true,
+            forward_dirs: &[],
+            forwarder: None,
+            ca_bundle: None,
         };
         let args: Vec<String> = args(&plan).into_iter().map(|a| a.into_string().expect("utf-8")).collect();
         let line = args.join(" ");
@@ -141,7 +181,7 @@ mod tests {
             "--disable-userns",
             "--uid 65534",
             "--bind /tmp/ws /workspace",
-            "--ro-bind /tmp/meta /run/plancd",
+            "--ro-bind /tmp/meta /run/plancd --ro-bind-fd 11 /env --bind-fd 12 /cache",
             "--size 1048576 --tmpfs /tmp",
             "--size 524288 --tmpfs /dev/shm --remount-ro /dev",
             "--chdir /workspace/src",
@@ -159,5 +199,11 @@ mod tests {
         let line = capped.join(" ");
         assert!(line.contains("--bind /tmp/s/x0/tmp /tmp --bind /tmp/s/x0/shm /dev/shm --remount-ro /dev"), "{line}");
         assert!(!line.contains("--tmpfs"), "{line}");
+        let dirs = [(PathBuf::from("/tmp/proxy"), "/run/plancd-net/0".to_owned())];
+        let forwarding = Plan { forward_dirs: &dirs, forwarder: Some(Path::new("/opt/plancd")), ..plan };
+        let line = super::args(&forwarding).into_iter().map(|a| a.into_string().expect("utf-8")).collect::<Vec<_>>().join(" ");
+        assert!(line.contains("--tmpfs /run/plancd-net --ro-bind /tmp/proxy /run/plancd-net/0"), "{line}");
+        assert!(line.contains("--ro-bind /opt/plancd /run/plancd-net/forward --remount-ro /run/plancd-net"), "{line}");
+        assert!(line.contains("--unshare-net"), "{line}");
     }
 }

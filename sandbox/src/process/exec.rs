@@ -116,6 +116,7 @@ impl Drop for Scratch {
 /// Descriptors the child inherits; the parent closes its copies once bubblewrap runs.
 struct Inherited {
     _seccomp: Vec<File>,
+    _mounts: Vec<OwnedFd>,
     _procs: Vec<OwnedFd>,
     _status: std::io::PipeWriter,
 }
@@ -131,11 +132,30 @@ fn command(
     let seccomp = seccomp_fds(&s.shared.seccomp)?;
     let (status_read, status_write) = std::io::pipe()?;
     let seccomp_raw: Vec<i32> = seccomp.iter().map(AsRawFd::as_raw_fd).collect();
+    let mount_fds = s
+        .spec
+        .mounts
+        .iter()
+        .map(|m| {
+            let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+            rustix::fs::open(&m.host, flags, rustix::fs::Mode::empty())
+                .map_err(|e| backend(format!("cannot open mount source `{}`: {e}", m.host.display())))
+        })
+        .collect::<Result<Vec<OwnedFd>, _>>()?;
+    let binds: Vec<bwrap::BindFd<'_>> = s
+        .spec
+        .mounts
+        .iter()
+        .zip(&mount_fds)
+        .map(|(m, fd)| bwrap::BindFd { fd: fd.as_raw_fd(), inside: &m.inside, writable: m.writable })
+        .collect();
+    let ca_bundle = (!s.spec.ports.is_empty() && s.spec.root.is_some()).then(crate::egress::host_ca_bundle).flatten();
     let plan = Plan {
         root: s.spec.root.as_deref(),
         extra_ro: &s.shared.extra_ro,
         workspace: &s.workspace,
         meta: &s.meta,
+        mounts: &binds,
         tmp_bytes: s.limits().disk_mb.max(1).saturating_mul(1 << 20),
         shm_bytes: s.limits().disk_mb.max(1).saturating_mul(1 << 20).min(256 << 20),
         scratch,
@@ -143,9 +163,13 @@ fn command(
         seccomp_fds: &seccomp_raw,
         status_fd: status_write.as_raw_fd(),
         disable_userns: s.shared.disable_userns,
+        forward_dirs: &s.forward_dirs,
+        forwarder: if s.spec.ports.is_empty() { None } else { s.shared.forwarder.as_deref() },
+        // The host's own root shows the host's bundle already.
+        ca_bundle: ca_bundle.as_deref(),
     };
     let mut cmd = tokio::process::Command::new(&s.shared.bwrap);
-    cmd.args(bwrap::args(&plan)).args(&req.argv).env_clear().envs(env);
+    cmd.args(bwrap::args(&plan)).args(crate::forward::wrap(&s.spec.ports, &req.argv)).env_clear().envs(env);
     cmd.stdin(if req.stdin.is_empty() { Stdio::null() } else { Stdio::piped() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     let procs: Vec<OwnedFd> = match leaf {
@@ -153,10 +177,12 @@ fn command(
         None => Vec::new(),
     };
     let mut inherit = seccomp_raw;
+    inherit.extend(mount_fds.iter().map(AsRawFd::as_raw_fd));
     inherit.push(status_write.as_raw_fd());
     let cgroup_procs = procs.iter().map(AsRawFd::as_raw_fd).collect();
     spawn::install(&mut cmd, ChildSetup { cgroup_procs, inherit, rlimits: Some(rlimits(s)), user: s.shared.host_user });
-    Ok((cmd, Inherited { _seccomp: seccomp, _procs: procs, _status: status_write }, status_read))
+    drop(binds);
+    Ok((cmd, Inherited { _seccomp: seccomp, _mounts: mount_fds, _status: status_write, _procs: procs }, status_read))
 }
 
 /// The tasks feeding stdin and draining stdout and stderr.

@@ -41,6 +41,9 @@ pub struct ProcessConfig {
     pub base_dir: Option<PathBuf>,
     /// Host folders shown read-only at the same path (toolchains outside /usr, say).
     pub extra_ro: Vec<PathBuf>,
+    /// The program that serves a session's port forwards inside it (see [`crate::forward`]);
+    /// default: the running binary, plancd.
+    pub forwarder: Option<PathBuf>,
 }
 
 /// The process backend.
@@ -57,6 +60,7 @@ struct Shared {
     seccomp: Vec<Vec<u8>>,
     base: PathBuf,
     extra_ro: Vec<PathBuf>,
+    forwarder: Option<PathBuf>,
     next: AtomicU64,
 }
 
@@ -112,6 +116,7 @@ impl ProcessSandbox {
             seccomp,
             base,
             extra_ro: config.extra_ro,
+            forwarder: config.forwarder.or_else(crate::forward::default_program),
             next: AtomicU64::new(0),
         };
         let sandbox = ProcessSandbox { shared: Arc::new(shared) };
@@ -202,6 +207,8 @@ pub struct ProcessSession {
     mounted: bool,
     group: Option<cgroup::SessionGroup>,
     spec: SessionSpec,
+    /// Port forwards: each socket's host folder and its mount point inside.
+    forward_dirs: Vec<(PathBuf, String)>,
     /// Commands hold it shared; file transfers exclusively, so copy-out never races a command.
     busy: tokio::sync::RwLock<()>,
     execs: AtomicU64,
@@ -232,11 +239,33 @@ impl ProcessSession {
         if let Some(root) = &spec.root {
             // A read-only root must already hold every mount point (sandbox/images/build.sh
             // makes roots that do).
-            let missing: Vec<&str> =
-                ["usr", "proc", "dev", "tmp", "workspace", "run/plancd"].into_iter().filter(|d| !root.join(d).is_dir()).collect();
+            let forwards = (!spec.ports.is_empty()).then_some(crate::forward::INSIDE_DIR.trim_start_matches('/'));
+            let needed = ["usr", "proc", "dev", "tmp", "workspace", "run/plancd"].into_iter().chain(forwards);
+            let missing: Vec<&str> = needed.filter(|d| !root.join(d).is_dir()).collect();
             if !missing.is_empty() {
                 return Err(backend(format!("root `{}` lacks the folders {}", root.display(), missing.join(", "))));
             }
+        }
+        for m in &spec.mounts {
+            crate::check_mount_point(&m.inside)?;
+            if !m.host.is_dir() {
+                return Err(backend(format!("mount source `{}` is not a folder", m.host.display())));
+            }
+            let point = m.inside.trim_start_matches('/');
+            if let Some(root) = spec.root.as_ref().filter(|r| !r.join(point).is_dir()) {
+                return Err(backend(format!(
+                    "root `{}` lacks the folder {point} to mount at (sandbox/images/build.sh makes it)",
+                    root.display()
+                )));
+            }
+            // A writable mount is written by the sandbox's host user.
+            if let (true, Some((uid, gid))) = (m.writable, shared.host_user) {
+                std::os::unix::fs::chown(&m.host, Some(uid), Some(gid))?;
+            }
+        }
+        crate::forward::check(&spec.ports)?;
+        if !spec.ports.is_empty() && shared.forwarder.is_none() {
+            return Err(backend("port forwards need a forwarder program, and none was found"));
         }
         mkdir_mode(&shared.base, 0o711)?;
         let dir = shared.base.join(&id);
@@ -248,6 +277,7 @@ impl ProcessSession {
         if let Some((_, gid)) = shared.host_user {
             std::os::unix::fs::chown(&meta, None, Some(gid))?;
         }
+        let forward_dirs = crate::forward::socket_binds(&spec.ports);
         let mut session = ProcessSession {
             id,
             dir,
@@ -256,6 +286,7 @@ impl ProcessSession {
             mounted: false,
             group: None,
             spec,
+            forward_dirs,
             busy: tokio::sync::RwLock::new(()),
             execs: AtomicU64::new(0),
             released: AtomicBool::new(false),

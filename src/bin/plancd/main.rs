@@ -62,6 +62,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Inside a sandbox with port forwards, plancd is the forwarder (not a user-facing command).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == plancd_sandbox::forward::SUBCOMMAND) {
+        std::process::exit(plancd_sandbox::forward::main(&args[2..]));
+    }
     let cli = Cli::parse();
     let cwd = match cli.repo.clone().map_or_else(std::env::current_dir, Ok) {
         Ok(dir) => dir,

@@ -51,6 +51,8 @@ pub struct PassContext {
     pub events: Option<super::EventSink>,
     /// Model access shared by the pass's model agents: keys, response cache, spending.
     pub models: Arc<crate::agent::Models>,
+    /// Built environments, shared by the pass's attempts (and, on disk, by later passes).
+    pub environments: Arc<super::environment::Environments>,
 }
 
 impl PassContext {
@@ -332,6 +334,7 @@ impl Attempt {
             Stop::Git(e) => (Reason::GitError, format!("git failed while recording the work: {e}")),
             Stop::Remote(why) => (Reason::RemoteError, why),
             Stop::Publish(why) => (Reason::GitError, why),
+            Stop::Environment(why) => (Reason::EnvironmentFailed, why),
         };
         self.finish(&Event::Released { reason, message }, logs, None)
     }
@@ -384,6 +387,9 @@ impl Attempt {
                 && let Some(logs) = logs.take()
             {
                 record.add_cost(std::mem::take(&mut logs.cost));
+                if let Some(used) = logs.environment.take() {
+                    record.environment = Some(used);
+                }
                 files = &logs.files;
                 trees.extend(logs.work.map(|w| (format!("{}/work", logs.dir()), w)));
             }
@@ -434,6 +440,11 @@ impl Attempt {
             Some((Phase::Escalated, s)) => AttemptEnd::Escalated { message: s.message.clone() },
             _ => match (last.phase, &last.reason) {
                 (Phase::Released, Some(Reason::Cancelled)) => AttemptEnd::Cancelled,
+                // Held by another attempt's failed setup: that attempt reports it; this one
+                // needs the same person.
+                (Phase::Released, Some(r)) if r.is_environment() => {
+                    AttemptEnd::Failed { failure_type: FailureType::Environment, message: last.message.clone() }
+                }
                 (Phase::Released, _) => AttemptEnd::Infrastructure(last.message.clone()),
                 (Phase::Running, _) => AttemptEnd::LostClaim,
                 _ => AttemptEnd::Failed { failure_type: failure_type(last), message: last.message.clone() },

@@ -27,6 +27,8 @@ pub(super) enum Stop {
     Remote(String),
     /// The result's branch or tag could not be written here.
     Publish(String),
+    /// The environment another attempt was building for this one failed; that attempt reports it.
+    Environment(String),
 }
 
 impl From<SandboxError> for Stop {
@@ -175,11 +177,13 @@ pub(super) struct Logs {
     pub cost: Cost,
     /// The attempt's work, kept in the runner's ref beside the logs.
     pub work: Option<git2::Oid>,
+    /// The environment the attempt used, for its status.
+    pub environment: Option<crate::state::EnvironmentUse>,
 }
 
 impl Logs {
     pub fn new(attempt: u32) -> Logs {
-        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default(), work: None }
+        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default(), work: None, environment: None }
     }
 
     /// The attempt's folder in the task's ref.
@@ -196,7 +200,7 @@ impl Logs {
         self.add("report.json", serde_json::to_vec_pretty(report).expect("a report always serialises"));
     }
 
-    fn command(log: &mut Vec<u8>, label: &str, o: &ExecOutcome) {
+    pub(super) fn command(log: &mut Vec<u8>, label: &str, o: &ExecOutcome) {
         log.extend_from_slice(format!("$ {label}\n").as_bytes());
         log.extend_from_slice(&output_of(o));
         log.extend_from_slice(format!("-> {o}\n\n").as_bytes());
@@ -206,7 +210,7 @@ impl Logs {
 /// A command's stdout then stderr, with a note where either was cut.
 /// Escaped (terminal controls shown, not interpreted; a line posing as plancd's own marked), so
 /// that what a sandboxed command printed reaches logs, status, issues and pull requests inert.
-fn output_of(o: &ExecOutcome) -> Vec<u8> {
+pub(super) fn output_of(o: &ExecOutcome) -> Vec<u8> {
     let mut out = Vec::new();
     for (stream, truncated) in [(&o.stdout, o.stdout_truncated), (&o.stderr, o.stderr_truncated)] {
         let stream = plancd_sandbox::escape::output(stream).into_bytes();
@@ -239,6 +243,8 @@ pub(super) fn session_spec(cx: &PassContext) -> SessionSpec {
             crate::config::NetworkPolicy::Loopback => plancd_sandbox::Network::Loopback,
         },
         env: Vec::new(),
+        mounts: Vec::new(),
+        ports: Vec::new(),
     }
 }
 

@@ -13,10 +13,11 @@ use super::steps::{self, Failure, Logs, Report, Stop};
 use super::{AttemptPlan, BranchPlan, PassContext, role_of};
 use crate::agent::{AgentRun, ContractFile, DependencyResult, TaskFile};
 use crate::publish;
+use crate::reconcile::environment;
 use crate::reconcile::lifecycle;
 use crate::reconcile::workspace;
 use crate::spec::{Document, Format, Limits, Role, Task};
-use crate::state::{FailureType, TestSummary};
+use crate::state::{EnvironmentHow, EnvironmentUse, FailureType, Reason, TestSummary};
 use crate::triage::python_requirement;
 
 /// What the work came to.
@@ -64,14 +65,109 @@ pub(super) async fn run(cx: &PassContext, plan: &AttemptPlan, task: &Task, logs:
     };
     logs.add("task.json", serde_json::to_vec_pretty(&prepared.task_file).expect("a task file always serialises"));
     let mut report = Report::default();
-    let outcome = match agent_phase(cx, plan, task, &prepared, deadline, logs, &mut report).await {
-        Ok(Ok(work)) => verify_phase(cx, task, &prepared, work, deadline, logs, &mut report).await,
+    let mut spec = steps::session_spec(cx);
+    let env = Env::of(cx, &prepared);
+    if let Some(failed) = env.prepare(cx, &mut spec, &prepared.input, logs).await? {
+        return Ok(Verdict::Failed(failed));
+    }
+    let outcome = match agent_phase(cx, plan, task, &prepared, &spec, deadline, logs, &mut report).await {
+        Ok(Ok(work)) => verify_phase(cx, task, &prepared, &spec, work, deadline, logs, &mut report).await,
         Ok(Err(outcome)) => Ok(outcome),
         Err(stop) => Err(stop),
     };
-    let outcome = outcome.map(|o| judge(cx, task, &prepared, o, &mut report));
+    let outcome = outcome.map(|o| judge(cx, task, &prepared, &env, o, &mut report, logs));
     logs.report(&report);
     outcome
+}
+
+/// The environment of an attempt: its key, and its declaration when plancd.yaml has one.
+struct Env<'a> {
+    key: String,
+    declared: Option<&'a crate::config::EnvironmentConfig>,
+}
+
+impl<'a> Env<'a> {
+    fn of(cx: &'a PassContext, prepared: &Prepared) -> Env<'a> {
+        let basis = environment::Basis::of(&cx.snapshot.config, prepared.role);
+        let keyed: Vec<(&str, &[u8])> = {
+            let paths = basis.cache_paths(prepared.input.iter().map(|f| f.path.as_str()));
+            prepared.input.iter().filter(|f| paths.contains(&f.path.as_str())).map(|f| (f.path.as_str(), f.data.as_slice())).collect()
+        };
+        Env { key: basis.key(&keyed), declared: basis.declared }
+    }
+
+    /// Gets the declared environment (built once, or reused) and mounts it in `spec`; a setup
+    /// that failed is this attempt's failure when it ran it, and holds the attempt otherwise.
+    async fn prepare(
+        &self,
+        cx: &PassContext,
+        spec: &mut plancd_sandbox::SessionSpec,
+        input: &[FileEntry],
+        logs: &mut Logs,
+    ) -> Result<Option<lifecycle::Failure>, Stop> {
+        let Some(declared) = self.declared else { return Ok(None) };
+        let start = Instant::now();
+        let request = environment::store::BuildRequest { key: &self.key, declared, sandbox: cx.sandbox.as_ref(), spec, input };
+        let (failure, ran_here) = match cx.environments.get(&request).await {
+            Ok(got) => {
+                got.apply(spec);
+                logs.environment = Some(got.used);
+                return Ok(None);
+            }
+            Err(failed) => failed,
+        };
+        logs.environment =
+            Some(EnvironmentUse { key: self.key.clone(), how: EnvironmentHow::Failed, seconds: start.elapsed().as_secs_f64() });
+        if !ran_here {
+            return Err(Stop::Environment(format!(
+                "held: the environment {} failed to build for another attempt: {}",
+                self.key, failure.message
+            )));
+        }
+        logs.add("environment.log", format!("$ environment {}\n{}\n-> {}\n", self.key, failure.output, failure.message).into_bytes());
+        let message = format!("the environment {} failed to build: {}", self.key, failure.message);
+        let mut f = lifecycle::Failure::new(FailureType::Environment, message.clone());
+        f.reason = Some(Reason::EnvironmentFailed);
+        f.instructions = format!("{message}\nFix environment.setup in plancd.yaml (see environment.log); no agent ran.");
+        Ok(Some(f))
+    }
+
+    /// The failure for what the environment lacks.
+    fn lacking(&self, missing: &str, evidence: &str, advice: &str) -> lifecycle::Failure {
+        let message = format!("the environment lacks `{missing}` ({evidence}): {advice} in environment.setup");
+        let mut f = lifecycle::Failure::new(FailureType::Environment, message);
+        f.reason = Some(Reason::EnvironmentIncomplete);
+        f.missing = Some(missing.to_owned());
+        f
+    }
+}
+
+/// Before any agent runs: every acceptance test's runner is there. `Some` names what is not.
+async fn probe_runners(
+    cx: &PassContext,
+    task: &Task,
+    session: &dyn Session,
+    logs: &mut Logs,
+) -> Result<Option<(String, String, String)>, Stop> {
+    let mut probes: Vec<environment::RunnerProbe> =
+        task.acceptance_criteria.tests.iter().filter_map(|t| environment::runner_probe(&t.cmd)).collect();
+    probes.dedup();
+    if probes.is_empty() {
+        return Ok(None);
+    }
+    let mut log = Vec::new();
+    let mut lacking = None;
+    for probe in probes {
+        let o = session.exec(&plancd_sandbox::ExecRequest::shell(&probe.script, Duration::from_secs(60))).await?;
+        cx.emit(crate::reconcile::Event::Exec { kind: "probe", duration: o.duration });
+        Logs::command(&mut log, &probe.script, &o);
+        if !o.success() && lacking.is_none() {
+            let evidence = format!("`{}` {}", probe.script, o);
+            lacking = Some((probe.runner, evidence, probe.advice));
+        }
+    }
+    logs.add("runners.log", log);
+    Ok(lacking)
 }
 
 /// What happened in the sessions, before triage.
@@ -91,6 +187,8 @@ enum Outcome {
         failure_type: FailureType,
         message: String,
     },
+    /// A test runner is not there (missing, evidence, advice): no agent ran.
+    Environment((String, String, String)),
 }
 
 /// The agent's work, committed as a tree and ready for verification.
@@ -102,17 +200,24 @@ struct Work {
 
 /// The agent's session: the input in, the agent (or a safe quick fix), the change streamed out
 /// and judged by the guard. The session is gone when this returns.
+#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
 async fn agent_phase(
     cx: &PassContext,
     plan: &AttemptPlan,
     task: &Task,
     prepared: &Prepared,
+    spec: &plancd_sandbox::SessionSpec,
     deadline: Instant,
     logs: &mut Logs,
     report: &mut Report,
 ) -> Result<Result<Work, Outcome>, Stop> {
-    let session = cx.sandbox.create(&steps::session_spec(cx)).await?;
-    let outcome = in_agent_session(cx, plan, task, session.as_ref(), prepared, deadline, logs, report).await;
+    let session = cx.sandbox.create(spec).await?;
+    // Before any agent runs: the acceptance tests' runners are there.
+    let outcome = match probe_runners(cx, task, session.as_ref(), logs).await {
+        Ok(None) => in_agent_session(cx, plan, task, session.as_ref(), prepared, deadline, logs, report).await,
+        Ok(Some(lacking)) => Ok(Err(Outcome::Environment(lacking))),
+        Err(stop) => Err(stop),
+    };
     // Destroy whatever happened; a failure to clean up is not the task's failure.
     let _ = session.destroy().await;
     let (agent, change, skipped) = match outcome? {
@@ -184,16 +289,18 @@ async fn in_agent_session(
 
 /// The verifying session: exactly the work's tree, then the checks, the acceptance tests (the
 /// pinned files as committed) and the probes. The session is gone when this returns.
+#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
 async fn verify_phase(
     cx: &PassContext,
     task: &Task,
     prepared: &Prepared,
+    spec: &plancd_sandbox::SessionSpec,
     work: Work,
     deadline: Instant,
     logs: &mut Logs,
     report: &mut Report,
 ) -> Result<Outcome, Stop> {
-    let session = cx.sandbox.create(&steps::session_spec(cx)).await?;
+    let session = cx.sandbox.create(spec).await?;
     let outcome = in_verify_session(cx, task, prepared, &work, session.as_ref(), deadline, logs, report).await;
     let _ = session.destroy().await;
     let Work { tree, agent, .. } = work;
@@ -238,8 +345,31 @@ async fn in_verify_session(
 }
 
 /// Triage of a failure, and the verdict.
-fn judge(cx: &PassContext, task: &Task, prepared: &Prepared, outcome: Outcome, report: &mut Report) -> Verdict {
+fn judge(
+    cx: &PassContext,
+    task: &Task,
+    prepared: &Prepared,
+    env: &Env<'_>,
+    outcome: Outcome,
+    report: &mut Report,
+    logs: &mut Logs,
+) -> Verdict {
+    let mut lacked = |missing: &str, evidence: &str, advice: &str| {
+        if logs.environment.is_none() {
+            logs.environment = Some(EnvironmentUse { key: env.key.clone(), how: EnvironmentHow::Failed, seconds: 0.0 });
+        }
+        Verdict::Failed(env.lacking(missing, evidence, advice))
+    };
+    if let Outcome::Failed { failure, tests: Some(_), .. } = &outcome {
+        let mut paths: Vec<String> = prepared.input.iter().map(|f| f.path.clone()).collect();
+        paths.extend(report.changed_files.iter().cloned());
+        paths.extend(task.outputs.iter().cloned());
+        if let Some(lack) = environment::lack_in(&failure.output, &paths, env.declared.is_some()) {
+            return lacked(&lack.missing, &lack.evidence, "install it");
+        }
+    }
     match outcome {
+        Outcome::Environment((missing, evidence, advice)) => lacked(&missing, &evidence, &advice),
         Outcome::Passed { tree, tests, agent } => {
             let files = {
                 let repo = cx.store.repo();

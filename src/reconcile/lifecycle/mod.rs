@@ -184,13 +184,24 @@ pub struct Failure {
     pub instructions: String,
     /// What is missing (missing dependencies).
     pub missing: Option<String>,
+    /// A reason that says more than the failure type's (`EnvironmentFailed`, ...).
+    pub reason: Option<Reason>,
 }
 
 impl Failure {
     /// A failure with only a type and a message.
     pub fn new(failure_type: FailureType, message: impl Into<String>) -> Failure {
         let message = message.into();
-        Failure { failure_type, instructions: message.clone(), message, work: None, tests: None, suggested: Role::Debugger, missing: None }
+        Failure {
+            failure_type,
+            instructions: message.clone(),
+            message,
+            work: None,
+            tests: None,
+            suggested: Role::Debugger,
+            missing: None,
+            reason: None,
+        }
     }
 }
 

@@ -152,7 +152,7 @@ fn task_failed(claim: &TaskStatus, f: &Failure, rules: &Rules, now: Timestamp) -
     }
     let over_budget = f.failure_type == FailureType::BudgetExceeded;
     let mut s = claim.next(if over_budget { Phase::BudgetExceeded } else { Phase::Failed }, now);
-    s.reason = Some(failure_reason(&f.failure_type));
+    s.reason = Some(f.reason.clone().unwrap_or_else(|| failure_reason(&f.failure_type)));
     s.failure_type = Some(f.failure_type.clone());
     s.message = f.message.clone();
     s.tests = f.tests.clone();
@@ -198,7 +198,7 @@ fn branch_failed(parent: &TaskStatus, info: &BranchInfo, claim: &TaskStatus, f: 
         return deepen(parent, info, claim, f, rules, now);
     }
     let mut s = claim.next(Phase::Failed, now);
-    s.reason = Some(failure_reason(&f.failure_type));
+    s.reason = Some(f.reason.clone().unwrap_or_else(|| failure_reason(&f.failure_type)));
     s.failure_type = Some(f.failure_type.clone());
     s.message = f.message.clone();
     s.tests = f.tests.clone();
@@ -257,7 +257,9 @@ pub(super) fn released(subject: Subject<'_>, reason: &Reason, message: &str, now
     s.finished_at = Some(now);
     s.reason = Some(reason.clone());
     s.message = message.to_owned();
-    if *reason != Reason::Cancelled {
+    if reason.is_environment() {
+        s.failure_type = Some(FailureType::Environment);
+    } else if *reason != Reason::Cancelled {
         s.failure_type = Some(FailureType::Infrastructure);
     }
     set_conditions(&mut s, Some(prev), now);

@@ -353,3 +353,22 @@ fn a_branch_whose_parent_moved_on_is_closed() {
         Refusal::BranchClosed("t_branch_01".into())
     );
 }
+
+#[test]
+fn an_environment_failure_fails_the_attempt_with_its_reason_and_opens_no_branch() {
+    let rows: [(Option<Reason>, bool, Reason); 3] = [
+        (Some(Reason::EnvironmentFailed), false, Reason::EnvironmentFailed),
+        // Even with work left (the tests ran and said a package is missing): no branch todo.
+        (Some(Reason::EnvironmentIncomplete), true, Reason::EnvironmentIncomplete),
+        (None, false, Reason::AttemptFailed),
+    ];
+    for (reason, work, expected) in rows {
+        let f = Failure { reason: reason.clone(), ..failure(FailureType::Environment, work) };
+        let s = run(&[claim("t", 1, &[]), Event::Failed(f)]);
+        assert_eq!((s.phase, s.reason.clone(), s.failure_type.clone()), (Phase::Failed, Some(expected), Some(FailureType::Environment)));
+        assert!(s.open_branch.is_none() && s.branch_todos.is_empty(), "{reason:?}");
+    }
+    // An attempt held by another's failed setup gives its claim back, typed as the environment's.
+    let released = run(&[claim("t", 1, &[]), Event::Released { reason: Reason::EnvironmentFailed, message: "held".into() }]);
+    assert_eq!((released.phase, released.failure_type.clone()), (Phase::Released, Some(FailureType::Environment)));
+}

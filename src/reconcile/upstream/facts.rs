@@ -42,6 +42,9 @@ pub fn pr_facts(store: &Store, snapshot: &Snapshot, key: &TaskKey, published: &P
     if let Some(cost) = spent(store, key, status.as_ref())? {
         provenance.push(("cost".into(), cost));
     }
+    if let Some(e) = status.as_ref().and_then(|s| s.environment.as_ref()) {
+        provenance.push(("environment".into(), format!("{} ({} in {:.2}s)", e.key, e.how.as_str(), e.seconds)));
+    }
     Ok(PrFacts {
         workflow: key.workflow.clone(),
         task: key.task.clone(),

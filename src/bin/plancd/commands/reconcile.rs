@@ -110,6 +110,12 @@ pub fn summarise(report: &PassReport) -> ExitCode {
 /// reconcile reads the commit, so those edits do nothing until they are committed.
 pub fn warn_of_drift(cwd: &Path, branch: Option<&str>, env: &Env) {
     let Ok(snapshot) = plancd::reconcile::Snapshot::load(cwd, branch, env) else { return };
+    if let Some((from, notes)) = &snapshot.environment_from {
+        eprintln!("environment: taken from {from} (plancd.yaml declares none)");
+        for note in notes {
+            eprintln!("  note: {note}");
+        }
+    }
     let Ok(files) = plancd::ops::drift::drift(cwd, snapshot.plan_commit, &snapshot.config) else { return };
     if !files.is_empty() {
         eprintln!(

@@ -1,0 +1,185 @@
+//! Environments declared in plancd.yaml on a real Python project (an installable package in a
+//! src layout, installed editable into `/env`): built once, reused by every later attempt, and
+//! environment problems (a failing setup, a missing test runner) reported as `environment`
+//! without any agent run or branch todo.
+
+use crate::util::Repo;
+
+const PYPROJECT: &str = "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"calc\"\nversion = \"0.1.0\"\n\n[tool.setuptools.packages.find]\nwhere = [\"src\"]\n";
+
+/// Writes `src/calc/<task>.py` with the function the task's test wants.
+const AGENT: &str = r#"import json, os
+task = json.load(open(os.environ["PLANCD_TASK"]))["task_id"]
+ops = {"mul": "a * b", "sub": "a - b", "power": "a ** b"}
+with open(f"src/calc/{task}.py", "w") as f:
+    f.write(f"def {task}(a, b):\n    return {ops[task]}\n")
+"#;
+
+/// A test that passes only with the package installed (a src layout is not on sys.path) and
+/// run by the environment's Python.
+fn test_of(task: &str, a: i32, b: i32, expected: i32) -> String {
+    format!(
+        "import sys, unittest\nfrom calc.{task} import {task}\n\n\nclass T(unittest.TestCase):\n    def test_it(self):\n        self.assertEqual(sys.prefix, \"/env\")\n        self.assertEqual({task}({a}, {b}), {expected})\n\n\nif __name__ == \"__main__\":\n    unittest.main()\n"
+    )
+}
+
+fn task(id: &str, deps: &str, cmd: &str) -> String {
+    format!(
+        "  - id: {id}\n    title: Add {id}\n    agent_role: coder\n    dependencies: [{deps}]\n    outputs: [src/calc/{id}.py]\n    acceptance_criteria:\n      tests:\n        - cmd: {cmd}\n          timeout_seconds: 60\n      files: [tests/test_{id}.py]\n"
+    )
+}
+
+/// The Python project with `setup` as its environment and `tasks` as its plan.
+fn project(setup: &[&str], tasks: &[String]) -> Repo {
+    let repo = Repo::new();
+    let mut config = "branch: main\nconcurrency: 2\nroles:\n  coder: { command: [\"python3\", \"agents/write.py\"] }\n".to_owned();
+    if !setup.is_empty() {
+        config.push_str("environment:\n  setup:\n");
+        for cmd in setup {
+            config.push_str(&format!("    - \"{cmd}\"\n"));
+        }
+        config.push_str("  cache: [pyproject.toml]\n");
+    }
+    repo.write("plancd.yaml", &config);
+    repo.write("agents/write.py", AGENT);
+    repo.write("pyproject.toml", PYPROJECT);
+    repo.write("src/calc/__init__.py", "def add(a, b):\n    return a + b\n");
+    for (id, a, b, r) in [("mul", 6, 7, 42), ("sub", 9, 4, 5), ("power", 2, 5, 32)] {
+        repo.write(&format!("tests/test_{id}.py"), &test_of(id, a, b, r));
+    }
+    repo.write("plans/calc.yaml", &format!("todo_list_id: calc\ntitle: Calculator\ntasks:\n{}", tasks.concat()));
+    repo.commit("A calculator and its plan");
+    repo
+}
+
+const SETUP: [&str; 2] = ["python3 -m venv --system-site-packages /env", "/env/bin/pip install -q --no-index --no-build-isolation -e ."];
+
+fn unittest(id: &str) -> String {
+    format!("python3 -m unittest -v tests/test_{id}.py")
+}
+
+fn status(repo: &Repo, task: &str) -> serde_json::Value {
+    serde_json::from_str(&repo.git(&["show", &format!("refs/ai/tasks/calc/{task}:status.json")])).unwrap()
+}
+
+fn branch_todos(repo: &Repo) -> usize {
+    repo.git(&["for-each-ref", "--format=%(refname)", "refs/ai/tasks/"]).lines().filter(|r| r.contains("_branch_")).count()
+}
+
+/// Whether an agent ran in any attempt of `task`.
+fn agent_ran(repo: &Repo, task: &str) -> bool {
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", &format!("refs/ai/tasks/calc/{task}")]);
+    tree.lines().any(|l| l.ends_with("/agent.log"))
+}
+
+#[test]
+fn an_environment_is_built_once_and_reused_by_every_later_attempt() {
+    let repo = project(&SETUP, &[task("mul", "", &unittest("mul")), task("sub", "", &unittest("sub"))]);
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    // Two attempts started at once: one built the environment, the other waited and reused it.
+    let used: Vec<(String, String)> = ["mul", "sub"]
+        .iter()
+        .map(|t| {
+            let s = status(&repo, t);
+            assert_eq!(s["phase"], "Succeeded", "{t}: {s}");
+            (s["environment"]["key"].as_str().unwrap().to_owned(), s["environment"]["how"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(used[0].0, used[1].0, "one key for one environment");
+    let mut hows: Vec<&str> = used.iter().map(|(_, h)| h.as_str()).collect();
+    hows.sort();
+    assert_eq!(hows, ["built", "reused"], "{used:?}");
+    let listing = repo.git(&["for-each-ref", "--format=%(contents)", "refs/ai/tasks/calc/mul"]);
+    assert!(listing.contains(&format!("Plancd-Environment: {}", used[0].0)), "{listing}");
+    let key = &used[0].0;
+    let kept = repo.path().join(".git/plancd/environments").join(key);
+    assert!(kept.join("bin/python3").exists(), "{} holds the environment", kept.display());
+
+    // A later pass, a new task: the environment on disk is reused, not built again.
+    let plan = format!(
+        "todo_list_id: calc\ntitle: Calculator\ntasks:\n{}",
+        [task("mul", "", &unittest("mul")), task("sub", "", &unittest("sub")), task("power", "mul", &unittest("power"))].concat()
+    );
+    repo.write("plans/calc.yaml", &plan);
+    repo.commit("Add power");
+    repo.plancd(&["reconcile"]).expect_code(0);
+    let power = status(&repo, "power");
+    assert_eq!((power["phase"].as_str(), power["environment"]["how"].as_str()), (Some("Succeeded"), Some("reused")), "{power}");
+    assert_eq!(power["environment"]["key"].as_str(), Some(key.as_str()));
+    assert!(power["environment"]["seconds"].as_f64().unwrap() < 1.0, "{power}");
+    let entries: Vec<String> = std::fs::read_dir(repo.path().join(".git/plancd/environments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert_eq!(entries, std::slice::from_ref(key), "one environment, no half-built folder left");
+}
+
+#[test]
+fn a_failing_setup_is_one_environment_report_with_no_agent_and_no_branch_todo() {
+    let setup = ["python3 -m venv /env", "echo 'resolving deps' && exit 7"];
+    let repo = project(&setup, &[task("mul", "", &unittest("mul")), task("sub", "", &unittest("sub"))]);
+    let run = repo.plancd(&["reconcile"]);
+    assert_ne!(run.code, Some(0), "{}", run.all());
+    assert_eq!(branch_todos(&repo), 0);
+    assert!(!agent_ran(&repo, "mul") && !agent_ran(&repo, "sub"));
+    let statuses = [status(&repo, "mul"), status(&repo, "sub")];
+    let reported: Vec<&serde_json::Value> = statuses.iter().filter(|s| s["phase"] == "Failed").collect();
+    assert_eq!(reported.len(), 1, "one setup failure, one report: {statuses:?}");
+    let report = reported[0];
+    assert_eq!((report["reason"].as_str(), report["failure_type"].as_str()), (Some("EnvironmentFailed"), Some("environment")));
+    assert!(report["message"].as_str().unwrap().contains("environment.setup[1]"), "{report}");
+    assert_eq!(report["environment"]["how"], "failed");
+    // Everything with that environment waits; a second pass runs nothing.
+    let again = repo.plancd(&["reconcile"]);
+    assert!(again.stdout.contains("0 attempt(s) run"), "{}", again.all());
+    let shown = repo.plancd(&["status"]).all();
+    assert!(shown.contains("failed to build") && shown.contains("change environment.setup"), "{shown}");
+    assert_eq!(branch_todos(&repo), 0);
+    // A fixed setup is another environment: the tasks run again, and pass.
+    let fixed = std::fs::read_to_string(repo.path().join("plancd.yaml"))
+        .unwrap()
+        .replace("echo 'resolving deps' && exit 7", "/env/bin/pip install -q --no-index --no-build-isolation -e .");
+    repo.write("plancd.yaml", &fixed.replace("python3 -m venv /env", "python3 -m venv --system-site-packages /env"));
+    repo.commit("Fix the environment");
+    repo.plancd(&["reconcile"]).expect_code(0);
+    assert_eq!((status(&repo, "mul")["phase"].as_str(), status(&repo, "sub")["phase"].as_str()), (Some("Succeeded"), Some("Succeeded")));
+}
+
+#[test]
+fn a_missing_test_runner_is_an_incomplete_environment_before_any_agent_runs() {
+    // No environment: the host's Python has no pytest.
+    let repo = project(&[], &[task("mul", "", "python3 -m pytest -q tests/test_mul.py")]);
+    let run = repo.plancd(&["reconcile"]);
+    assert_ne!(run.code, Some(0), "{}", run.all());
+    let s = status(&repo, "mul");
+    assert_eq!((s["reason"].as_str(), s["failure_type"].as_str()), (Some("EnvironmentIncomplete"), Some("environment")), "{s}");
+    assert!(s["message"].as_str().unwrap().contains("lacks `pytest`"), "{s}");
+    assert!(s["message"].as_str().unwrap().contains("environment.setup"), "{s}");
+    assert!(!agent_ran(&repo, "mul"));
+    assert_eq!(branch_todos(&repo), 0);
+    let again = repo.plancd(&["reconcile"]);
+    assert!(again.stdout.contains("0 attempt(s) run"), "{}", again.all());
+}
+
+/// Without `environment:` in plancd.yaml, a dev container's commands are the environment: taken,
+/// said, built once, and the tests run with the project installed into `/env`.
+#[test]
+fn a_dev_containers_commands_are_the_environment_when_plancd_yaml_declares_none() {
+    let repo = project(&[], &[task("mul", "", &unittest("mul"))]);
+    repo.write(
+        ".devcontainer/devcontainer.json",
+        &format!(
+            "{{\n  // the project's dev container\n  \"image\": \"python:3.11\",\n  \"postCreateCommand\": \"{} && {}\",\n}}\n",
+            SETUP[0], SETUP[1]
+        ),
+    );
+    repo.commit("A dev container");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("environment: taken from .devcontainer/devcontainer.json"), "{}", run.all());
+    let s = status(&repo, "mul");
+    assert_eq!(s["phase"], "Succeeded", "{s}");
+    assert_eq!(s["environment"]["how"], "built", "{s}");
+}
