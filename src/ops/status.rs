@@ -46,6 +46,10 @@ pub struct StatusRow {
     pub failure_type: Option<String>,
     /// What model calls cost over all attempts, when any did.
     pub cost: Option<Cost>,
+    /// The environment the last attempt used: its key, and whether it was built, reused or
+    /// failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<crate::state::EnvironmentUse>,
 }
 
 /// The whole picture.
@@ -164,6 +168,7 @@ fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Opti
         message: s.map(|s| s.message.clone()).unwrap_or_default(),
         failure_type: s.and_then(|s| s.failure_type.as_ref()).map(ToString::to_string),
         cost: s.and_then(|s| s.cost),
+        environment: s.and_then(|s| s.environment.clone()),
     }
 }
 
@@ -309,6 +314,7 @@ mod tests {
             message: "1 acceptance test(s) passed".into(),
             failure_type: None,
             cost: None,
+            environment: None,
         };
         let waiting = StatusRow {
             task: "bb".into(),
