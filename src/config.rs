@@ -575,6 +575,12 @@ impl Config {
             })
             .collect();
         for (field, env) in self.environments() {
+            if self.sandbox.backend == SandboxBackend::Docker {
+                let message = format!(
+                    "{field}: environments run on the process backend only for now; set sandbox.backend: process, or remove {field}"
+                );
+                problems.push(Diagnostic::error(file, at(&field), "environment-backend", message));
+            }
             for (i, glob) in env.cache.iter().enumerate() {
                 if let Err(e) = globset::Glob::new(glob) {
                     let field = format!("{field}.cache[{i}]");
@@ -645,6 +651,15 @@ mod tests {
         assert_eq!(config.models["offline"].provider, Provider::Scripted);
         assert_eq!(config.sandbox.limits.memory_mb, 2048);
         assert_eq!(config.forge.github.as_ref().unwrap().max_prs_per_hour, 20);
+    }
+
+    #[test]
+    fn an_environment_on_the_docker_backend_is_refused_where_it_is_declared() {
+        let errors = load("sandbox: { backend: docker }\nenvironment:\n  setup: [\"true\"]\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!((errors[0].code, errors[0].line), ("environment-backend", 3), "{errors:?}");
+        assert!(errors[0].message.contains("sandbox.backend: process"), "{errors:?}");
+        assert!(load("environment:\n  setup: [\"true\"]\n").is_ok());
     }
 
     #[test]
