@@ -336,9 +336,12 @@ pub(super) async fn put_work(cx: &PassContext, session: &dyn Session, input: &[F
     const BATCH_BYTES: usize = 4 << 20;
     let replaced: std::collections::BTreeSet<&str> =
         change.removed.iter().map(String::as_str).chain(change.written.iter().map(|f| f.path.as_str())).collect();
-    let kept: Vec<FileEntry> = input.iter().filter(|f| !replaced.contains(f.path.as_str())).cloned().collect();
-    session.put_files(&kept).await?;
-    drop(kept);
+    if replaced.is_empty() {
+        session.put_files(input).await?;
+    } else {
+        let kept: Vec<FileEntry> = input.iter().filter(|f| !replaced.contains(f.path.as_str())).cloned().collect();
+        session.put_files(&kept).await?;
+    }
     let mut pending = change.written.iter().peekable();
     while pending.peek().is_some() {
         let mut batch = Vec::new();
