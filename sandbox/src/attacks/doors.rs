@@ -37,7 +37,11 @@ for host in ('127.0.0.1', '::1'):
 /// the door itself works), no direct connection got through, and the host's listener saw
 /// nothing.
 pub(super) async fn egress_proxy(ctx: &Ctx<'_>) -> Result<Verdict, SandboxError> {
-    let dir = std::env::temp_dir().join(format!("plancd-suite-doors-{}", std::process::id()));
+    // One folder per run: the suite runs on several backends at once in one process, and a
+    // shared folder would be removed under the other run's proxy.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("plancd-suite-doors-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let allow = Allowlist::new([ALLOWED]).expect("a host name");
