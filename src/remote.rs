@@ -171,6 +171,22 @@ impl Remote {
         self.run("fetch", &args).await.map(drop)
     }
 
+    /// Fetches `refspecs` (without `+`, e.g. `refs/ai/*:refs/ai/*`) fast-forward only, in one
+    /// run of git: refs this repository lacks are made, refs the remote has grown are moved, and
+    /// a local ref that is not an ancestor of the remote's is kept as it is. Returns those kept
+    /// refs, by full name.
+    pub async fn fetch_fast_forward(&self, refspecs: &[&str]) -> Result<Vec<String>, RemoteError> {
+        let mut args = ["fetch", "--porcelain", "--no-tags", "--no-write-fetch-head", "--no-auto-gc", "--no-auto-maintenance", "--"]
+            .map(String::from)
+            .to_vec();
+        args.push(self.name.clone());
+        args.extend(refspecs.iter().map(|r| (*r).to_owned()));
+        let (ok, stdout, stderr) = self.output(&args).await?;
+        let kept = parse_fetch_porcelain_rejected(&stdout);
+        // git exits non-zero when it refuses a ref; anything else is a failure to fetch.
+        if ok || !kept.is_empty() { Ok(kept) } else { Err(self.command_error("fetch", &stderr)) }
+    }
+
     /// Pushes every update in one run of git. `atomic`: all move or none does. A refused ref is
     /// an outcome in the report, not an error; errors are failures to talk to the remote.
     pub async fn push(&self, updates: &[RefUpdate], atomic: bool) -> Result<PushReport, RemoteError> {
@@ -430,6 +446,11 @@ impl crate::state::Authority for RemoteAuthority {
     fn tip(&self, name: &str) -> Result<Option<Oid>, String> {
         self.remote.ls_remote_blocking(&[name]).map(|refs| refs.get(name).copied()).map_err(|e| e.to_string())
     }
+}
+
+/// The local refs `git fetch --porcelain` refused to update (`! <old> <new> <ref>` lines).
+fn parse_fetch_porcelain_rejected(out: &str) -> Vec<String> {
+    out.lines().filter_map(|l| l.strip_prefix("! ")).filter_map(|rest| rest.split_whitespace().nth(2)).map(str::to_owned).collect()
 }
 
 /// `ls-remote` output as ref -> object, without peeled tags' `^{}` lines.

@@ -104,6 +104,11 @@ impl ReconcileError {
     }
 }
 
+/// What a reconcile brings in from its remote first, fast-forward only: records, cache,
+/// results and their tags.
+const STATE_FETCH: [&str; 3] =
+    ["refs/ai/*:refs/ai/*", "refs/heads/ai/generated/*:refs/heads/ai/generated/*", "refs/tags/ai/*:refs/tags/ai/*"];
+
 /// A fresh correlation id: 16 hex digits.
 pub fn correlation_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -134,6 +139,7 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     }
     let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
     let upstream = Upstream::open(store.path(), &snapshot.config, &opts.env).await?;
+    let mut warnings = Vec::new();
     if opts.shared {
         let remote = upstream.remote().ok_or_else(|| ReconcileError::NoSharedRemote(snapshot.config.remote.clone()))?;
         store = store.with_authority(Arc::new(crate::remote::RemoteAuthority::new(remote.clone())));
@@ -142,6 +148,17 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         let remote_tip = store.authority_tip(&format!("refs/heads/{}", snapshot.branch))?;
         if remote_tip != Some(snapshot.plan_commit) {
             return Err(ReconcileError::NotShared { branch: snapshot.branch.clone(), remote: snapshot.config.remote.clone() });
+        }
+    } else if let Some(remote) = upstream.remote() {
+        // A clone knows only what was fetched into it: bring in the records, results and cache
+        // the remote holds, so that work done elsewhere is neither done again nor pushed over.
+        match remote.fetch_fast_forward(&STATE_FETCH).await {
+            Ok(kept) => warnings.extend(kept.into_iter().map(|name| {
+                format!("{name} here and on `{}` have diverged; this repository's is kept, and its push will be refused", remote.name())
+            })),
+            Err(e) => {
+                warnings.push(format!("could not bring in the records of `{}` ({e}); work done elsewhere may be done again", remote.name()))
+            }
         }
     }
     let store = Arc::new(store);
@@ -173,6 +190,7 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     cx.sandbox.settle().await;
     report.stalled = cx.snapshot.stalled.clone();
     report.broken = cx.store.scan()?.1;
+    report.warnings = warnings;
     let problems = cx.upstream.pass_ended(&cx, &report).await;
     if !problems.is_empty() && report.infrastructure.is_none() {
         report.infrastructure = Some(problems.join("; "));

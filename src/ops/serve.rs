@@ -406,6 +406,9 @@ async fn pass(
         cancel,
     };
     let result = reconcile(opts).await;
+    for warning in result.iter().flat_map(|r| &r.warnings) {
+        tracing::warn!(source = %source.name, "{warning}");
+    }
     shared.metrics.reconcile_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
     let outcome = match &result {
         Ok(report) if report.infrastructure.is_none() && !report.cancelled => {

@@ -71,6 +71,8 @@ pub struct PassReport {
     pub stalled: Vec<super::StalledWorkflow>,
     /// Task refs that cannot be read: their workflows were left alone.
     pub broken: Vec<crate::state::BrokenTask>,
+    /// What the operator should know that did not stop the pass, one sentence each.
+    pub warnings: Vec<String>,
 }
 
 /// Reads every task's and workflow's state from the refs, and which holders are dead.

@@ -354,3 +354,25 @@ fn identical_pushes_racing_each_other_all_succeed() {
     }
     assert!(refused.is_empty(), "{} refusals, e.g. {:?}", refused.len(), refused.first());
 }
+
+#[test]
+fn a_fast_forward_fetch_takes_what_grew_or_is_missing_and_keeps_what_diverged() {
+    let p = pair();
+    // Another line of history from the first commit: neither side descends from the other.
+    let tree = git(&p.work, &["rev-parse", "HEAD^{tree}"]);
+    let other = git(&p.work, &["commit-tree", tree.trim(), "-p", &p.first.to_string(), "-m", "elsewhere"]);
+    git(&p.work, &["push", "-q", "origin", "main", &format!("{}:refs/heads/elsewhere", other.trim())]);
+    for (name, there) in [("grown", p.second.to_string()), ("missing", p.second.to_string()), ("diverged", other.trim().to_owned())] {
+        git(&p.bare, &["update-ref", &format!("refs/ai/tasks/wf/{name}"), &there]);
+    }
+    git(&p.work, &["update-ref", "refs/ai/tasks/wf/grown", &p.first.to_string()]);
+    git(&p.work, &["update-ref", "refs/ai/tasks/wf/diverged", &p.second.to_string()]);
+    let kept = run(remote(&p).fetch_fast_forward(&["refs/ai/*:refs/ai/*"])).unwrap();
+    assert_eq!(kept, ["refs/ai/tasks/wf/diverged"]);
+    let here = |name: &str| git(&p.work, &["rev-parse", &format!("refs/ai/tasks/wf/{name}")]).trim().to_owned();
+    assert_eq!((here("grown"), here("missing"), here("diverged")), (p.second.to_string(), p.second.to_string(), p.second.to_string()));
+
+    git(&p.work, &["remote", "set-url", "origin", "/nonexistent/plancd-remote.git"]);
+    let err = run(remote(&p).fetch_fast_forward(&["refs/ai/*:refs/ai/*"])).unwrap_err();
+    assert!(err.to_string().starts_with("git fetch origin failed: "), "{err}");
+}

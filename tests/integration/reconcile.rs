@@ -105,6 +105,41 @@ fn a_second_reconcile_writes_nothing() {
     repo.plancd(&["diff"]).expect_code(0);
 }
 
+#[test]
+fn a_fresh_clone_takes_the_remotes_records_and_runs_nothing_again() {
+    let origin = crate::util::bare();
+    let repo = diamond();
+    repo.git(&["remote", "add", "origin", origin.path().to_str().unwrap()]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    repo.plancd(&["reconcile"]).expect_code(0);
+    let pushed = crate::util::git_in(origin.path(), &["for-each-ref", "--format=%(refname) %(objectname)", "refs/ai/tasks/"]);
+    assert_eq!(pushed.lines().count(), 4, "{pushed}");
+
+    // `git clone` brings the watched branch and the tags, not the records.
+    let clone = tempfile::tempdir().unwrap();
+    let dir = clone.path().join("clone");
+    crate::util::git_in(clone.path(), &["clone", "-q", "-b", "main", origin.path().to_str().unwrap(), "clone"]);
+    let run = crate::util::plancd_in(&dir, &["reconcile"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("4/4 tasks satisfied, 0 attempt(s) run"), "{}", run.all());
+    assert!(!run.stderr.contains("warning"), "{}", run.all());
+    assert_eq!(crate::util::git_in(origin.path(), &["for-each-ref", "--format=%(refname) %(objectname)", "refs/ai/tasks/"]), pushed);
+    let local = crate::util::git_in(&dir, &["for-each-ref", "--format=%(refname) %(objectname)", "refs/ai/tasks/"]);
+    assert_eq!(local, pushed, "the clone holds the remote's records");
+    crate::util::git_in(&dir, &["rev-parse", "--verify", "refs/heads/ai/generated/wf/d"]);
+
+    // A record the remote has grown since this repository last saw it is brought in.
+    let a = repo.git(&["rev-parse", "refs/ai/tasks/wf/a"]);
+    repo.git(&["update-ref", "refs/ai/tasks/wf/a", "refs/ai/tasks/wf/a~1"]);
+    crate::util::git_in(origin.path(), &["update-ref", "refs/ai/tasks/wf/a", a.trim()]);
+    let older = repo.git(&["rev-parse", "refs/ai/tasks/wf/a"]);
+    assert_ne!(older, a);
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("0 attempt(s) run"), "{}", run.all());
+    assert_eq!(repo.git(&["rev-parse", "refs/ai/tasks/wf/a"]), a);
+}
+
 /// Kills plancd after each of its ref writes in turn (and once more at the same point while it
 /// recovers), restarts it, and compares the end state with an uninterrupted run. Returns how
 /// many kill points were tried.

@@ -94,6 +94,9 @@ pub fn summarise(report: &PassReport) -> ExitCode {
     for broken in &report.broken {
         eprintln!("error: {broken}");
     }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
     if report.superseded {
         line.push_str("; the remote's branch moved meanwhile: pull, and reconcile again for its plans");
     }
