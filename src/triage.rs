@@ -468,7 +468,11 @@ mod rules {
             None => {
                 let code = d.exit_code.map_or_else(|| "no exit code".to_owned(), |c| format!("exit {c}"));
                 let last = d.output.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned());
-                Found::new("unknown", format!("failed ({code}) without output that says why"), last.into_iter().collect())
+                let summary = match &last {
+                    None => format!("failed ({code}) without output"),
+                    Some(_) => format!("failed ({code}); nothing in its output names a known cause (see the last line, and the log)"),
+                };
+                Found::new("unknown", summary, last.into_iter().collect())
             }
         }
     }
@@ -621,7 +625,10 @@ mod tests {
         assert_eq!((flaky.failure_type.as_str(), flaky.target_agent), ("flaky_test", Role::Tester));
         assert_eq!(classify("Ran 3 tests\nFAILED (failures=1)").failure_type, "test_failure");
         let unknown = classify("");
-        assert_eq!((unknown.failure_type.as_str(), unknown.summary.as_str()), ("unknown", "failed (exit 1) without output that says why"));
+        assert_eq!((unknown.failure_type.as_str(), unknown.summary.as_str()), ("unknown", "failed (exit 1) without output"));
+        let unexplained = classify("collecting ...\nsomething odd happened");
+        assert_eq!(unexplained.summary, "failed (exit 1); nothing in its output names a known cause (see the last line, and the log)");
+        assert_eq!(unexplained.evidence, ["something odd happened"]);
         let infra = t.classify(&Diagnostics { infrastructure: Some("bwrap: No permissions"), ..Default::default() });
         assert_eq!(infra.failure_type, "infrastructure");
     }

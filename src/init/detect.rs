@@ -66,10 +66,15 @@ impl<'a> Root<'a> {
             .entries
             .iter()
             .map(String::as_str)
-            .filter(|e| (e.starts_with("requirements") || e.ends_with("requirements.txt")) && e.ends_with(".txt"))
+            .filter(|e| !e.contains('/') && (e.starts_with("requirements") || e.ends_with("requirements.txt")) && e.ends_with(".txt"))
             .collect();
         found.sort_by_key(|f| (*f != "requirements.txt", *f));
         found
+    }
+
+    /// The test requirements file in the `requirements/` folder, if any.
+    fn test_requirements(&self) -> Option<&'static str> {
+        ["requirements/tests.txt", "requirements/test.txt", "requirements/testing.txt"].into_iter().find(|f| (self.read)(f).is_some())
     }
 }
 
@@ -160,6 +165,13 @@ fn python(root: &Root<'_>) -> Project {
     if !requirements.is_empty() {
         reasons.push(format!("requirements: {}", requirements.join(", ")));
     }
+    // Pinned test requirements in a folder: the versions the project's tests were written for
+    // (a newer pytest may turn their warnings into errors).
+    let test_requirements = root.has("requirements/").then(|| root.test_requirements()).flatten();
+    if let Some(file) = test_requirements {
+        install.push(format!("-r {file}"));
+        reasons.push(format!("{file}: the project's own test requirements"));
+    }
     let pytest_config = [
         has_section(&pyproject, "tool.pytest.ini_options").then_some("pyproject.toml [tool.pytest.ini_options]"),
         root.has("pytest.ini").then_some("pytest.ini"),
@@ -197,6 +209,7 @@ fn python(root: &Root<'_>) -> Project {
     if !requirements.is_empty() {
         cache.push("requirements*.txt".to_owned());
     }
+    cache.extend(test_requirements.map(str::to_owned));
     Project {
         language: Language::Python,
         test_command: test_command.unwrap_or("python3 -m unittest discover -v").to_owned(),
@@ -348,6 +361,19 @@ testpaths = ["tests"]
                 Language::Python,
                 "python3 -m unittest discover -v",
                 vec!["python3 -m venv /env", "/env/bin/pip install -r requirements.txt -r requirements-dev.txt"],
+            ),
+            (
+                "setup.py with pinned test requirements in requirements/ (pallets projects, say)",
+                vec![
+                    ("setup.py", "from setuptools import setup\nsetup()\n"),
+                    ("setup.cfg", "[tool:pytest]\nfilterwarnings = error\n"),
+                    ("requirements/", ""),
+                    ("requirements/tests.txt", "pytest==7.4.0\n"),
+                    ("requirements/docs.txt", "sphinx\n"),
+                ],
+                Language::Python,
+                "python3 -m pytest -q",
+                vec!["python3 -m venv /env", "/env/bin/pip install -e . -r requirements/tests.txt pytest"],
             ),
             (
                 "setup.cfg with pytest configured",

@@ -133,8 +133,8 @@ impl<'a> Env<'a> {
     }
 
     /// The failure for what the environment lacks.
-    fn lacking(&self, missing: &str, evidence: &str, advice: &str) -> lifecycle::Failure {
-        let message = format!("the environment lacks `{missing}` ({evidence}): {advice} in environment.setup");
+    fn lacking(&self, problem: &str, missing: &str, evidence: &str, advice: &str) -> lifecycle::Failure {
+        let message = format!("the environment {problem} ({evidence}): {advice} in environment.setup");
         let mut f = lifecycle::Failure::new(FailureType::Environment, message);
         f.reason = Some(Reason::EnvironmentIncomplete);
         f.missing = Some(missing.to_owned());
@@ -354,22 +354,22 @@ fn judge(
     report: &mut Report,
     logs: &mut Logs,
 ) -> Verdict {
-    let mut lacked = |missing: &str, evidence: &str, advice: &str| {
+    let mut lacked = |problem: &str, missing: &str, evidence: &str, advice: &str| {
         if logs.environment.is_none() {
             logs.environment = Some(EnvironmentUse { key: env.key.clone(), how: EnvironmentHow::Failed, seconds: 0.0 });
         }
-        Verdict::Failed(env.lacking(missing, evidence, advice))
+        Verdict::Failed(env.lacking(problem, missing, evidence, advice))
     };
     if let Outcome::Failed { failure, tests: Some(_), .. } = &outcome {
         let mut paths: Vec<String> = prepared.input.iter().map(|f| f.path.clone()).collect();
         paths.extend(report.changed_files.iter().cloned());
         paths.extend(task.outputs.iter().cloned());
         if let Some(lack) = environment::lack_in(&failure.output, &paths, env.declared.is_some()) {
-            return lacked(&lack.missing, &lack.evidence, "install it");
+            return lacked(&lack.problem(), &lack.missing, &lack.evidence, lack.advice());
         }
     }
     match outcome {
-        Outcome::Environment((missing, evidence, advice)) => lacked(&missing, &evidence, &advice),
+        Outcome::Environment((missing, evidence, advice)) => lacked(&format!("lacks `{missing}`"), &missing, &evidence, &advice),
         Outcome::Passed { tree, tests, agent } => {
             let files = {
                 let repo = cx.store.repo();

@@ -155,15 +155,38 @@ pub struct Lack {
     pub missing: String,
     /// The line that says so.
     pub evidence: String,
+    /// What the environment does wrong, when it has the thing in a version that does not do.
+    pub wrong_version: bool,
+}
+
+impl Lack {
+    /// What is wrong, for a sentence that begins "the environment ...".
+    pub fn problem(&self) -> String {
+        if self.wrong_version { format!("has a `{}` that refuses the tests", self.missing) } else { format!("lacks `{}`", self.missing) }
+    }
+
+    /// What to do about it in `environment.setup`.
+    pub fn advice(&self) -> &'static str {
+        if self.wrong_version { "pin the version the tests were written for (the project's test requirements)" } else { "install it" }
+    }
 }
 
 /// Whether `output` (of failing acceptance tests) says the environment lacks something: a test
 /// runner not found (`pytest: not found`, `No module named pytest`), a Python module that is no
 /// module of the repository (`paths`: the files the tests ran on and the task's outputs; only
 /// when `declared`, an environment exists whose setup could provide it), or a package whose
-/// metadata is missing (the project itself not installed).
+/// metadata is missing (the project itself not installed); or a test runner newer than the
+/// tests, which turns its own deprecations into errors when it collects them.
 pub fn lack_in(output: &str, paths: &[String], declared: bool) -> Option<Lack> {
     for line in output.lines().map(str::trim) {
+        if runner_refuses(line) {
+            return Some(Lack {
+                reason: Reason::EnvironmentIncomplete,
+                missing: "pytest".into(),
+                evidence: line.to_owned(),
+                wrong_version: true,
+            });
+        }
         let module = missing_module(line);
         let missing = not_found_program(line)
             .filter(|p| RUNNERS.contains(p) || PY_RUNNERS.contains(p))
@@ -171,10 +194,22 @@ pub fn lack_in(output: &str, paths: &[String], declared: bool) -> Option<Lack> {
             .or_else(|| module.filter(|m| declared && !is_repo_module(m, paths)))
             .or_else(|| line.split("No package metadata was found for ").nth(1).map(str::trim));
         if let Some(missing) = missing.filter(|m| !m.is_empty()) {
-            return Some(Lack { reason: Reason::EnvironmentIncomplete, missing: missing.to_owned(), evidence: line.to_owned() });
+            return Some(Lack {
+                reason: Reason::EnvironmentIncomplete,
+                missing: missing.to_owned(),
+                evidence: line.to_owned(),
+                wrong_version: false,
+            });
         }
     }
     None
+}
+
+/// `E   pytest.PytestRemovedIn10Warning: ...`: pytest's own deprecation of what the tests do,
+/// raised as an error (the project's `filterwarnings = error`) by a pytest newer than they are.
+fn runner_refuses(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('E').map(str::trim_start) else { return false };
+    rest.strip_prefix("pytest.PytestRemovedIn").is_some_and(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()).starts_with("Warning:"))
 }
 
 /// `sh: 1: pytest: not found`, `bash: npm: command not found`, `pytest: not found`.
