@@ -254,8 +254,7 @@ fn branch_from_head(repo: &Repository, repo_path: &Path, env: &Env) -> Option<St
 /// describe (a dev container, Copilot setup steps) when they have setup commands: taken into
 /// `config`, and where it came from returned, with what was not taken.
 fn adopt_conventions(config: &mut Config, source: &TreeSource) -> Option<(String, Vec<String>)> {
-    // Environments run on the process backend only for now.
-    if config.environment.is_some() || config.sandbox.backend == crate::config::SandboxBackend::Docker {
+    if config.environment.is_some() {
         return None;
     }
     use crate::spec::FileSource;

@@ -17,9 +17,10 @@ with open(f"src/calc/{task}.py", "w") as f:
 
 /// A test that passes only with the package installed (a src layout is not on sys.path) and
 /// run by the environment's Python.
+/// It also checks that `/env` cannot be written during an attempt.
 fn test_of(task: &str, a: i32, b: i32, expected: i32) -> String {
     format!(
-        "import sys, unittest\nfrom calc.{task} import {task}\n\n\nclass T(unittest.TestCase):\n    def test_it(self):\n        self.assertEqual(sys.prefix, \"/env\")\n        self.assertEqual({task}({a}, {b}), {expected})\n\n\nif __name__ == \"__main__\":\n    unittest.main()\n"
+        "import errno, sys, unittest\nfrom calc.{task} import {task}\n\n\nclass T(unittest.TestCase):\n    def test_it(self):\n        self.assertEqual(sys.prefix, \"/env\")\n        self.assertEqual({task}({a}, {b}), {expected})\n\n    def test_env_is_read_only(self):\n        with self.assertRaises(OSError) as raised:\n            open(\"/env/written\", \"w\")\n        self.assertEqual(raised.exception.errno, errno.EROFS)\n\n\nif __name__ == \"__main__\":\n    unittest.main()\n"
     )
 }
 
@@ -31,8 +32,23 @@ fn task(id: &str, deps: &str, cmd: &str) -> String {
 
 /// The Python project with `setup` as its environment and `tasks` as its plan.
 fn project(setup: &[&str], tasks: &[String]) -> Repo {
+    project_on(Backend::Process, setup, tasks)
+}
+
+/// The backends the tests run on.
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Process,
+    Docker,
+}
+
+/// The project on `backend`.
+fn project_on(backend: Backend, setup: &[&str], tasks: &[String]) -> Repo {
     let repo = Repo::new();
     let mut config = "branch: main\nconcurrency: 2\nroles:\n  coder: { command: [\"python3\", \"agents/write.py\"] }\n".to_owned();
+    if backend == Backend::Docker {
+        config.push_str("sandbox: { backend: docker }\n");
+    }
     if !setup.is_empty() {
         config.push_str("environment:\n  setup:\n");
         for cmd in setup {
@@ -182,4 +198,112 @@ fn a_dev_containers_commands_are_the_environment_when_plancd_yaml_declares_none(
     let s = status(&repo, "mul");
     assert_eq!(s["phase"], "Succeeded", "{s}");
     assert_eq!(s["environment"]["how"], "built", "{s}");
+}
+
+/// The setup on the sandbox image, whose Python has pip but, in images built before
+/// `python3-venv` joined sandbox/images/build.sh, no `ensurepip`: the environment borrows the
+/// image's pip and pytest.
+const DOCKER_SETUP: [&str; 2] =
+    ["python3 -m venv --without-pip --system-site-packages /env", "/env/bin/python3 -m pip install -q --no-index --no-build-isolation -e ."];
+
+fn pytest(id: &str) -> String {
+    format!("python3 -m pytest -q tests/test_{id}.py")
+}
+
+/// Whether the docker tests run here: an engine with the sandbox image (a visible skip
+/// otherwise; a failure under PLANCD_REQUIRE_DOCKER=1).
+fn docker_here() -> bool {
+    crate::docker_sessions::engine_with_image()
+}
+
+/// On docker, the image's pytest runs the project's tests with the project installed
+/// editable into `/env` (a bind of the built folder, read-only in every attempt): built by one
+/// of two attempts started together, reused by the other and by a later pass.
+#[test]
+fn on_docker_a_python_project_is_reconciled_through_a_built_then_reused_environment() {
+    if !docker_here() {
+        return;
+    }
+    let repo = project_on(Backend::Docker, &DOCKER_SETUP, &[task("mul", "", &pytest("mul")), task("sub", "", &pytest("sub"))]);
+    repo.plancd(&["reconcile"]).expect_code(0);
+    let used: Vec<(String, String)> = ["mul", "sub"]
+        .iter()
+        .map(|t| {
+            let s = status(&repo, t);
+            assert_eq!(s["phase"], "Succeeded", "{t}: {s}");
+            (s["environment"]["key"].as_str().unwrap().to_owned(), s["environment"]["how"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(used[0].0, used[1].0);
+    let mut hows: Vec<&str> = used.iter().map(|(_, h)| h.as_str()).collect();
+    hows.sort();
+    assert_eq!(hows, ["built", "reused"], "{used:?}");
+    let kept = repo.path().join(".git/plancd/environments").join(&used[0].0);
+    assert!(kept.join("bin/python3").exists() && !kept.join("written").exists(), "{}", kept.display());
+    let process_key = {
+        let on_process = project(&DOCKER_SETUP, &[task("mul", "", &pytest("mul"))]);
+        on_process.plancd(&["reconcile"]);
+        status(&on_process, "mul")["environment"]["key"].as_str().unwrap().to_owned()
+    };
+    assert_ne!(process_key, used[0].0, "the backend is part of the key");
+
+    let plan = format!(
+        "todo_list_id: calc\ntitle: Calculator\ntasks:\n{}",
+        [task("mul", "", &pytest("mul")), task("sub", "", &pytest("sub")), task("power", "mul", &pytest("power"))].concat()
+    );
+    repo.write("plans/calc.yaml", &plan);
+    repo.commit("Add power");
+    repo.plancd(&["reconcile"]).expect_code(0);
+    let power = status(&repo, "power");
+    assert_eq!((power["phase"].as_str(), power["environment"]["how"].as_str()), (Some("Succeeded"), Some("reused")), "{power}");
+    assert_eq!(power["environment"]["key"].as_str(), Some(used[0].0.as_str()));
+}
+
+#[test]
+fn on_docker_a_failing_setup_and_a_missing_runner_are_environment_reports_with_no_branch_todo() {
+    if !docker_here() {
+        return;
+    }
+    let setup = [DOCKER_SETUP[0], "echo 'resolving deps' && exit 7"];
+    let repo = project_on(Backend::Docker, &setup, &[task("mul", "", &pytest("mul")), task("sub", "", &pytest("sub"))]);
+    let run = repo.plancd(&["reconcile"]);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let statuses = [status(&repo, "mul"), status(&repo, "sub")];
+    let reported: Vec<&serde_json::Value> = statuses.iter().filter(|s| s["phase"] == "Failed").collect();
+    assert_eq!(reported.len(), 1, "one setup failure, one report: {statuses:?}");
+    assert_eq!((reported[0]["reason"].as_str(), reported[0]["failure_type"].as_str()), (Some("EnvironmentFailed"), Some("environment")));
+    assert!(reported[0]["message"].as_str().unwrap().contains("environment.setup[1]"), "{}", reported[0]);
+    assert!(!agent_ran(&repo, "mul") && !agent_ran(&repo, "sub"));
+    assert_eq!(branch_todos(&repo), 0);
+
+    // The image has Python and pytest, not Node.
+    let repo = project_on(Backend::Docker, &DOCKER_SETUP, &[task("mul", "", "node --test tests/")]);
+    let run = repo.plancd(&["reconcile"]);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let s = status(&repo, "mul");
+    assert_eq!((s["reason"].as_str(), s["failure_type"].as_str()), (Some("EnvironmentIncomplete"), Some("environment")), "{s}");
+    assert!(s["message"].as_str().unwrap().contains("lacks `node`"), "{s}");
+    assert!(!agent_ran(&repo, "mul"));
+    assert_eq!(branch_todos(&repo), 0);
+}
+
+/// An environment's image is the image of every session of its attempts; one the engine lacks
+/// is an environment failure that says what to do (plancd never pulls).
+#[test]
+fn on_docker_the_environments_image_is_used_and_a_missing_one_says_what_to_do() {
+    if !docker_here() {
+        return;
+    }
+    let repo = project_on(Backend::Docker, &DOCKER_SETUP, &[task("mul", "", &pytest("mul"))]);
+    let config = std::fs::read_to_string(repo.path().join("plancd.yaml")).unwrap();
+    repo.write("plancd.yaml", &config.replace("environment:\n", "environment:\n  image: plancd-test-absent:1\n"));
+    repo.commit("An image this engine lacks");
+    let run = repo.plancd(&["reconcile"]);
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let s = status(&repo, "mul");
+    assert_eq!(s["reason"].as_str(), Some("EnvironmentFailed"), "{s}");
+    let message = s["message"].as_str().unwrap();
+    assert!(message.contains("plancd-test-absent:1") && message.contains("docker pull plancd-test-absent:1"), "{message}");
+    assert!(!agent_ran(&repo, "mul"));
+    assert_eq!(branch_todos(&repo), 0);
 }
