@@ -307,3 +307,110 @@ fn on_docker_the_environments_image_is_used_and_a_missing_one_says_what_to_do() 
     assert!(!agent_ran(&repo, "mul"));
     assert_eq!(branch_todos(&repo), 0);
 }
+
+/// Whether `program --version` runs on this host (the process backend's root); a visible skip
+/// otherwise.
+fn host_has(program: &str) -> bool {
+    let ok = std::process::Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipping: no {program} on this host");
+    }
+    ok
+}
+
+/// Whether PyPI answers from this host: the setup below installs pytest from it, through the
+/// egress proxy (a visible skip otherwise).
+fn pypi_reachable() -> bool {
+    use std::net::ToSocketAddrs;
+    let ok = ("pypi.org", 443).to_socket_addrs().ok().and_then(|mut a| a.next()).is_some_and(|addr| {
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5)).is_ok()
+    });
+    if !ok {
+        eprintln!("skipping: pypi.org does not answer from this host");
+    }
+    ok
+}
+
+/// On the process backend the host's Python has no pytest: setup installs it from PyPI through
+/// the egress proxy (its only network), with the project editable; every attempt then runs
+/// pytest offline from `/env`, read-only.
+#[test]
+fn on_process_a_pytest_project_gets_pytest_through_the_proxy_once_and_reuses_it() {
+    if !pypi_reachable() {
+        return;
+    }
+    let setup = ["python3 -m venv /env", "/env/bin/pip install -q pytest", "/env/bin/pip install -q -e ."];
+    let repo = project(&setup, &[task("mul", "", &pytest("mul")), task("sub", "", &pytest("sub"))]);
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    let mut hows: Vec<String> = ["mul", "sub"].iter().map(|t| status(&repo, t)["environment"]["how"].as_str().unwrap().to_owned()).collect();
+    hows.sort();
+    assert_eq!(hows, ["built", "reused"]);
+    let key = status(&repo, "mul")["environment"]["key"].as_str().unwrap().to_owned();
+    let kept = repo.path().join(".git/plancd/environments").join(&key);
+    assert!(kept.join("bin/pytest").exists(), "pytest came through the proxy into {}", kept.display());
+    let log = repo.git(&["show", "refs/ai/tasks/calc/mul:status.json"]);
+    assert!(log.contains("Succeeded"), "{log}");
+}
+
+const NODE_AGENT: &str = r#"const fs = require("fs");
+const task = JSON.parse(fs.readFileSync(process.env.PLANCD_TASK, "utf8")).task_id;
+const ops = { mul: "a * b", sub: "a - b" };
+fs.mkdirSync("src", { recursive: true });
+fs.writeFileSync(`src/${task}.js`, `exports.${task} = (a, b) => ${ops[task]};\n`);
+"#;
+
+/// A tool of the project's own, installed into `/env/bin` by setup: it checks the sources.
+const CHECK_NAMES: &str = r#"#!/usr/bin/env node
+const fs = require("fs");
+const bad = fs.readdirSync(process.argv[2]).filter((f) => !/^[a-z]+\.js$/.test(f));
+if (bad.length) { console.error(`bad names: ${bad}`); process.exit(1); }
+console.log("names ok");
+"#;
+
+fn node_test(task: &str, a: i32, b: i32, expected: i32) -> String {
+    format!(
+        "const test = require(\"node:test\");\nconst assert = require(\"node:assert\");\nconst fs = require(\"node:fs\");\nconst {{ {task} }} = require(\"../src/{task}.js\");\n\ntest(\"{task}\", () => assert.strictEqual({task}({a}, {b}), {expected}));\ntest(\"/env is read-only\", () => assert.throws(() => fs.writeFileSync(\"/env/written\", \"x\"), {{ code: \"EROFS\" }}));\n"
+    )
+}
+
+/// A Node project whose `npm test` runs `node --test` after a check by a tool that setup
+/// installs into `/env/bin` (packed from the repository and installed globally there, offline).
+#[test]
+fn on_process_a_node_project_runs_npm_test_through_a_built_then_reused_environment() {
+    if !host_has("node") || !host_has("npm") {
+        return;
+    }
+    let repo = Repo::new();
+    let setup = "cd /tmp && npm install --global --prefix /env --offline --no-audit --no-fund \"/tmp/$(npm pack --silent /workspace/tools/check-names)\"";
+    repo.write(
+        "plancd.yaml",
+        &format!(
+            "branch: main\nconcurrency: 2\nroles:\n  coder: {{ command: [\"node\", \"agents/write.js\"] }}\nenvironment:\n  setup:\n    - '{setup}'\n  cache: [package.json, \"tools/**\"]\n"
+        ),
+    );
+    repo.write("package.json", "{\n  \"name\": \"calc-js\",\n  \"version\": \"1.0.0\",\n  \"private\": true,\n  \"scripts\": { \"test\": \"check-names src && node --test\" }\n}\n");
+    repo.write("tools/check-names/package.json", "{ \"name\": \"check-names\", \"version\": \"1.0.0\", \"bin\": { \"check-names\": \"cli.js\" } }\n");
+    repo.write("tools/check-names/cli.js", CHECK_NAMES);
+    repo.write("agents/write.js", NODE_AGENT);
+    repo.write("src/add.js", "exports.add = (a, b) => a + b;\n");
+    repo.write("test/mul.test.js", &node_test("mul", 6, 7, 42));
+    repo.write("test/sub.test.js", &node_test("sub", 9, 4, 5));
+    let task = |id: &str| {
+        format!(
+            "  - id: {id}\n    title: Add {id}\n    agent_role: coder\n    outputs: [src/{id}.js]\n    acceptance_criteria:\n      tests:\n        - cmd: npm test -- test/{id}.test.js\n          timeout_seconds: 60\n      files: [test/{id}.test.js]\n"
+        )
+    };
+    repo.write("plans/calc.yaml", &format!("todo_list_id: calc\ntitle: Calculator\ntasks:\n{}{}", task("mul"), task("sub")));
+    repo.commit("A Node calculator and its plan");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    let statuses = [status(&repo, "mul"), status(&repo, "sub")];
+    let mut hows: Vec<&str> = statuses.iter().map(|s| s["environment"]["how"].as_str().unwrap()).collect();
+    hows.sort();
+    assert_eq!(hows, ["built", "reused"], "{statuses:?}");
+    let key = statuses[0]["environment"]["key"].as_str().unwrap();
+    assert!(repo.path().join(".git/plancd/environments").join(key).join("bin/check-names").exists());
+    let logs = repo.plancd(&["logs", "calc/mul"]).all();
+    assert!(logs.contains("names ok") && logs.contains("pass 2") && logs.contains("fail 0"), "the tool from /env ran, then both tests: {logs}");
+}
