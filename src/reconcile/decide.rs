@@ -657,11 +657,7 @@ mod tests {
         let held = "Wait: environment env-debug failed to build (see plancd logs wf/a_branch_01); change environment.setup";
         assert_eq!(
             decide_with(branch("env-debug"), &["env1", "env-debug"]),
-            [
-                "a Wait: debugging in branch todo a_branch_01".to_owned(),
-                format!("b {held}"),
-                format!("a_branch_01 {held}"),
-            ]
+            ["a Wait: debugging in branch todo a_branch_01".to_owned(), format!("b {held}"), format!("a_branch_01 {held}"),]
         );
         // A fixed environment (no role has the failed key any more) lifts the hold.
         let rows = decide_with(branch("env-debug"), &["env1", "env-debug-fixed"]);
@@ -743,7 +739,8 @@ mod tests {
         let retried =
             TaskState { attempts_base: 3, phase: Phase::Pending, reason: Some(Reason::RetryRequested), ..state(Phase::Failed, 'a', 3) };
         assert_eq!(run(vec![task("a", 'a', &[])], &[("a", retried)], |_| {})[0].1, "Run: run attempt 4: a retry was requested");
-        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'f', &[])] }], ..Default::default() };
+        let desired =
+            Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'f', &[])] }], ..Default::default() };
         let mut actual = Actual::default();
         actual.tasks.insert(TaskKey::new("wf", "a"), state(Phase::Failed, 'a', 3));
         match &decide(&desired, &actual, &Context { now: now(), prune: false })[0] {
@@ -796,7 +793,8 @@ mod tests {
 
     #[test]
     fn tasks_in_no_plan_are_orphaned_and_pruned_when_asked() {
-        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'a', &[])] }], ..Default::default() };
+        let desired =
+            Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'a', &[])] }], ..Default::default() };
         let mut actual = Actual::default();
         actual.tasks.insert(TaskKey::new("wf", "a"), state(Phase::Succeeded, 'a', 1));
         actual.tasks.insert(TaskKey::new("wf", "gone"), state(Phase::Succeeded, '9', 1));

@@ -203,8 +203,10 @@ fn a_dev_containers_commands_are_the_environment_when_plancd_yaml_declares_none(
 /// The setup on the sandbox image, whose Python has pip but, in images built before
 /// `python3-venv` joined sandbox/images/build.sh, no `ensurepip`: the environment borrows the
 /// image's pip and pytest.
-const DOCKER_SETUP: [&str; 2] =
-    ["python3 -m venv --without-pip --system-site-packages /env", "/env/bin/python3 -m pip install -q --no-index --no-build-isolation -e ."];
+const DOCKER_SETUP: [&str; 2] = [
+    "python3 -m venv --without-pip --system-site-packages /env",
+    "/env/bin/python3 -m pip install -q --no-index --no-build-isolation -e .",
+];
 
 fn pytest(id: &str) -> String {
     format!("python3 -m pytest -q tests/test_{id}.py")
@@ -322,9 +324,11 @@ fn host_has(program: &str) -> bool {
 /// egress proxy (a visible skip otherwise).
 fn pypi_reachable() -> bool {
     use std::net::ToSocketAddrs;
-    let ok = ("pypi.org", 443).to_socket_addrs().ok().and_then(|mut a| a.next()).is_some_and(|addr| {
-        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5)).is_ok()
-    });
+    let ok = ("pypi.org", 443)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5)).is_ok());
     if !ok {
         eprintln!("skipping: pypi.org does not answer from this host");
     }
@@ -343,7 +347,8 @@ fn on_process_a_pytest_project_gets_pytest_through_the_proxy_once_and_reuses_it(
     let repo = project(&setup, &[task("mul", "", &pytest("mul")), task("sub", "", &pytest("sub"))]);
     let run = repo.plancd(&["reconcile"]);
     run.expect_code(0);
-    let mut hows: Vec<String> = ["mul", "sub"].iter().map(|t| status(&repo, t)["environment"]["how"].as_str().unwrap().to_owned()).collect();
+    let mut hows: Vec<String> =
+        ["mul", "sub"].iter().map(|t| status(&repo, t)["environment"]["how"].as_str().unwrap().to_owned()).collect();
     hows.sort();
     assert_eq!(hows, ["built", "reused"]);
     let key = status(&repo, "mul")["environment"]["key"].as_str().unwrap().to_owned();
@@ -390,7 +395,10 @@ fn on_process_a_node_project_runs_npm_test_through_a_built_then_reused_environme
         ),
     );
     repo.write("package.json", "{\n  \"name\": \"calc-js\",\n  \"version\": \"1.0.0\",\n  \"private\": true,\n  \"scripts\": { \"test\": \"check-names src && node --test\" }\n}\n");
-    repo.write("tools/check-names/package.json", "{ \"name\": \"check-names\", \"version\": \"1.0.0\", \"bin\": { \"check-names\": \"cli.js\" } }\n");
+    repo.write(
+        "tools/check-names/package.json",
+        "{ \"name\": \"check-names\", \"version\": \"1.0.0\", \"bin\": { \"check-names\": \"cli.js\" } }\n",
+    );
     repo.write("tools/check-names/cli.js", CHECK_NAMES);
     repo.write("agents/write.js", NODE_AGENT);
     repo.write("src/add.js", "exports.add = (a, b) => a + b;\n");
@@ -412,5 +420,8 @@ fn on_process_a_node_project_runs_npm_test_through_a_built_then_reused_environme
     let key = statuses[0]["environment"]["key"].as_str().unwrap();
     assert!(repo.path().join(".git/plancd/environments").join(key).join("bin/check-names").exists());
     let logs = repo.plancd(&["logs", "calc/mul"]).all();
-    assert!(logs.contains("names ok") && logs.contains("pass 2") && logs.contains("fail 0"), "the tool from /env ran, then both tests: {logs}");
+    assert!(
+        logs.contains("names ok") && logs.contains("pass 2") && logs.contains("fail 0"),
+        "the tool from /env ran, then both tests: {logs}"
+    );
 }
