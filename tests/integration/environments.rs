@@ -425,3 +425,50 @@ fn on_process_a_node_project_runs_npm_test_through_a_built_then_reused_environme
         "the tool from /env ran, then both tests: {logs}"
     );
 }
+
+/// An image made from the sandbox image with a marker file (no registry: `docker build` of a
+/// local base and a COPY), removed when dropped.
+struct MarkedImage(String);
+
+impl MarkedImage {
+    fn build() -> MarkedImage {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("marker"), "marked\n").unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM plancd-sandbox:python\nCOPY marker /plancd-test-marker\n").unwrap();
+        let tag = format!("plancd-test-marked:{}", std::process::id());
+        let out = std::process::Command::new("docker").args(["build", "-q", "-t", &tag]).arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+        MarkedImage(tag)
+    }
+}
+
+impl Drop for MarkedImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// On docker, a dev container's image and commands are the environment when plancd.yaml
+/// declares none: setup, the agent and the tests all run in that image.
+#[test]
+fn on_docker_a_dev_containers_image_and_commands_are_the_environment() {
+    if !docker_here() {
+        return;
+    }
+    let image = MarkedImage::build();
+    let cmd = format!("test -f /plancd-test-marker && {}", pytest("mul"));
+    let repo = project_on(Backend::Docker, &[], &[task("mul", "", &cmd)]);
+    repo.write(
+        ".devcontainer/devcontainer.json",
+        &format!(
+            "{{\n  \"image\": \"{}\",\n  \"postCreateCommand\": \"test -f /plancd-test-marker && {} && {}\"\n}}\n",
+            image.0, DOCKER_SETUP[0], DOCKER_SETUP[1]
+        ),
+    );
+    repo.commit("A dev container");
+    let run = repo.plancd(&["reconcile"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("environment: taken from .devcontainer/devcontainer.json"), "{}", run.all());
+    let s = status(&repo, "mul");
+    assert_eq!((s["phase"].as_str(), s["environment"]["how"].as_str()), (Some("Succeeded"), Some("built")), "{s}");
+}
