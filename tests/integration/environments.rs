@@ -432,13 +432,18 @@ struct MarkedImage(String);
 
 impl MarkedImage {
     fn build() -> MarkedImage {
+        let image = MarkedImage(format!("plancd-test-marked:{}", std::process::id()));
+        image.rebuild("marked");
+        image
+    }
+
+    /// Builds it again under the same name, with `marker` in the marker file.
+    fn rebuild(&self, marker: &str) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("marker"), "marked\n").unwrap();
+        std::fs::write(dir.path().join("marker"), marker).unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM plancd-sandbox:python\nCOPY marker /plancd-test-marker\n").unwrap();
-        let tag = format!("plancd-test-marked:{}", std::process::id());
-        let out = std::process::Command::new("docker").args(["build", "-q", "-t", &tag]).arg(dir.path()).output().unwrap();
+        let out = std::process::Command::new("docker").args(["build", "-q", "-t", &self.0]).arg(dir.path()).output().unwrap();
         assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
-        MarkedImage(tag)
     }
 }
 
@@ -471,4 +476,15 @@ fn on_docker_a_dev_containers_image_and_commands_are_the_environment() {
     assert!(run.stderr.contains("environment: taken from .devcontainer/devcontainer.json"), "{}", run.all());
     let s = status(&repo, "mul");
     assert_eq!((s["phase"].as_str(), s["environment"]["how"].as_str()), (Some("Succeeded"), Some("built")), "{s}");
+
+    // The image rebuilt under the same name is another base: the environment is built again
+    // (same key), once.
+    image.rebuild("marked again");
+    let plan = format!("todo_list_id: calc\ntitle: Calculator\ntasks:\n{}{}", task("mul", "", &cmd), task("sub", "", &pytest("sub")));
+    repo.write("plans/calc.yaml", &plan);
+    repo.commit("Add sub");
+    repo.plancd(&["reconcile"]).expect_code(0);
+    let sub = status(&repo, "sub");
+    assert_eq!((sub["phase"].as_str(), sub["environment"]["how"].as_str()), (Some("Succeeded"), Some("built")), "{sub}");
+    assert_eq!(sub["environment"]["key"], s["environment"]["key"]);
 }

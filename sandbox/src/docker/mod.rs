@@ -284,6 +284,11 @@ impl Sandbox for DockerSandbox {
         Ok(Box::new(DockerSession::new(Arc::clone(&self.shared), provisioned, image, spec, binds)))
     }
 
+    async fn base_id(&self, spec: &SessionSpec) -> Option<String> {
+        let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
+        self.shared.docker.inspect_image(&image).await.ok()?.id
+    }
+
     async fn settle(&self) {
         self.shared.pool.set_target(0);
         loop {
