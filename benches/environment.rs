@@ -6,6 +6,9 @@
 //! 2. the overhead of a reused environment: such an attempt versus the same attempt in a
 //!    session without any environment (running `python3 -c pass`), measured in the same process.
 //!
+//! The same figures follow for the docker backend when an engine with the sandbox image answers
+//! (the environment a bind of the built folder; cold sessions, no warm pool, fewer rounds).
+//!
 //! Run with `cargo bench --bench environment` (needs bubblewrap and Debian's python3-venv).
 
 use std::time::{Duration, Instant};
@@ -34,9 +37,14 @@ fn project() -> Vec<FileEntry> {
 
 /// One attempt's sandbox work: a session (with the environment when `env` is given), the files,
 /// one command, destroy. Returns how long it took, getting the environment included.
-async fn attempt(sandbox: &ProcessSandbox, envs: Option<(&Environments, &BuildRequest<'_>)>, cmd: &str) -> (Duration, String) {
+async fn attempt(
+    sandbox: &dyn Sandbox,
+    base: &SessionSpec,
+    envs: Option<(&Environments, &BuildRequest<'_>)>,
+    cmd: &str,
+) -> (Duration, String) {
     let start = Instant::now();
-    let mut spec = SessionSpec { owner: "bench".into(), ..SessionSpec::default() };
+    let mut spec = base.clone();
     let mut how = "none".to_owned();
     if let Some((envs, req)) = envs {
         let got = envs.get(req).await.map_err(|(f, _)| f.message).expect("the environment builds");
@@ -56,43 +64,33 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-#[tokio::main]
-async fn main() {
-    let sandbox = match ProcessSandbox::new() {
-        Ok(s) => s,
-        Err(e) => {
-            println!("skipped: {e}");
-            return;
-        }
-    };
+/// Prints the figures for `sandbox`: first (built) versus later (reused) attempts, and the
+/// overhead of a reused environment over none.
+async fn measure(name: &str, sandbox: &dyn Sandbox, spec: &SessionSpec, setup: &[&str], rounds: usize) {
     let cache = tempfile::tempdir().expect("a temp dir");
     let envs = Environments::new(cache.path().join("environments"), []);
     let declared = EnvironmentConfig {
-        setup: vec![
-            "python3 -m venv --system-site-packages /env".into(),
-            "/env/bin/pip install -q --no-index --no-build-isolation -e .".into(),
-        ],
+        setup: setup.iter().map(|c| (*c).to_owned()).collect(),
         cache: vec!["pyproject.toml".into()],
         image: None,
         network: Some(Vec::new()),
         timeout_seconds: None,
     };
-    let spec = SessionSpec { owner: "bench".into(), ..SessionSpec::default() };
     let input = project();
-    let req = BuildRequest { key: "env-bench", declared: &declared, sandbox: &sandbox, spec: &spec, input: &input };
+    let req = BuildRequest { key: "env-bench", declared: &declared, sandbox, spec, input: &input };
     let test = "python3 -m unittest -q tests/test_add.py";
 
-    let (first, how) = attempt(&sandbox, Some((&envs, &req)), test).await;
+    let (first, how) = attempt(sandbox, spec, Some((&envs, &req)), test).await;
     assert_eq!(how, "built");
     let mut reused = Vec::new();
-    for _ in 0..ROUNDS {
-        let (t, how) = attempt(&sandbox, Some((&envs, &req)), test).await;
+    for _ in 0..rounds {
+        let (t, how) = attempt(sandbox, spec, Some((&envs, &req)), test).await;
         assert_eq!(how, "reused");
         reused.push(t);
     }
     let later = median(reused);
     println!(
-        "environment: first attempt (built) {:.2}s, later attempts (reused) {:.1} ms (median of {ROUNDS}): ratio {:.0}x",
+        "environment ({name}): first attempt (built) {:.2}s, later attempts (reused) {:.1} ms (median of {rounds}): ratio {:.0}x",
         first.as_secs_f64(),
         later.as_secs_f64() * 1e3,
         first.as_secs_f64() / later.as_secs_f64()
@@ -100,14 +98,14 @@ async fn main() {
 
     // Overhead: the same trivial command with a reused environment and without one.
     let (mut with, mut without) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        with.push(attempt(&sandbox, Some((&envs, &req)), "python3 -c pass").await.0);
-        without.push(attempt(&sandbox, None, "python3 -c pass").await.0);
+    for _ in 0..rounds {
+        with.push(attempt(sandbox, spec, Some((&envs, &req)), "python3 -c pass").await.0);
+        without.push(attempt(sandbox, spec, None, "python3 -c pass").await.0);
     }
     let (with, without) = (median(with), median(without));
     let overhead = with.as_secs_f64() - without.as_secs_f64();
     println!(
-        "environment: reused {:.1} ms vs none {:.1} ms per attempt (median of {ROUNDS}): overhead {:.1} ms (aim <= 50 ms)",
+        "environment ({name}): reused {:.1} ms vs none {:.1} ms per attempt (median of {rounds}): overhead {:.1} ms (aim <= 50 ms)",
         with.as_secs_f64() * 1e3,
         without.as_secs_f64() * 1e3,
         overhead * 1e3
@@ -116,5 +114,30 @@ async fn main() {
     for _ in 0..1000 {
         let _ = envs.get(&req).await;
     }
-    println!("environment: looking up a built environment: {:.1} µs", start.elapsed().as_secs_f64() * 1e3);
+    println!("environment ({name}): looking up a built environment: {:.1} µs", start.elapsed().as_secs_f64() * 1e3);
+}
+
+#[tokio::main]
+async fn main() {
+    let spec = SessionSpec { owner: "bench".into(), ..SessionSpec::default() };
+    match ProcessSandbox::new() {
+        Ok(sandbox) => {
+            let setup = ["python3 -m venv --system-site-packages /env", "/env/bin/pip install -q --no-index --no-build-isolation -e ."];
+            measure("process", &sandbox, &spec, &setup, ROUNDS).await;
+        }
+        Err(e) => println!("process skipped: {e}"),
+    }
+    match plancd_sandbox::docker::DockerSandbox::connect(&format!("plancd-bench-{}", std::process::id())).await {
+        Ok(sandbox) => {
+            let spec = SessionSpec { image: Some(plancd_sandbox::docker::DEFAULT_IMAGE.into()), ..spec };
+            // The image's pip and pytest, whatever its age (see README, Environments).
+            let setup = [
+                "python3 -m venv --without-pip --system-site-packages /env",
+                "/env/bin/python3 -m pip install -q --no-index --no-build-isolation -e .",
+            ];
+            measure("docker", &sandbox, &spec, &setup, 10).await;
+            sandbox.settle().await;
+        }
+        Err(e) => println!("docker skipped: {e}"),
+    }
 }

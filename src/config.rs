@@ -575,12 +575,6 @@ impl Config {
             })
             .collect();
         for (field, env) in self.environments() {
-            if self.sandbox.backend == SandboxBackend::Docker {
-                let message = format!(
-                    "{field}: environments run on the process backend only for now; set sandbox.backend: process, or remove {field}"
-                );
-                problems.push(Diagnostic::error(file, at(&field), "environment-backend", message));
-            }
             for (i, glob) in env.cache.iter().enumerate() {
                 if let Err(e) = globset::Glob::new(glob) {
                     let field = format!("{field}.cache[{i}]");
@@ -654,12 +648,12 @@ mod tests {
     }
 
     #[test]
-    fn an_environment_on_the_docker_backend_is_refused_where_it_is_declared() {
-        let errors = load("sandbox: { backend: docker }\nenvironment:\n  setup: [\"true\"]\n").unwrap_err();
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!((errors[0].code, errors[0].line), ("environment-backend", 3), "{errors:?}");
-        assert!(errors[0].message.contains("sandbox.backend: process"), "{errors:?}");
-        assert!(load("environment:\n  setup: [\"true\"]\n").is_ok());
+    fn an_environment_loads_on_either_backend() {
+        for backend in ["process", "docker"] {
+            let config = load(&format!("sandbox: {{ backend: {backend} }}\nenvironment:\n  setup: [\"true\"]\n  image: \"python:3.12\"\n"));
+            let config = config.unwrap_or_else(|e| panic!("{backend}: {e:?}"));
+            assert_eq!(config.environment.and_then(|e| e.image).as_deref(), Some("python:3.12"));
+        }
     }
 
     #[test]

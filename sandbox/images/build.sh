@@ -49,7 +49,7 @@ build_root() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
     }
     log "debootstrap $SUITE into $tmp"
-    debootstrap --variant=minbase --include=python3,python3-pip,ca-certificates \
+    debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates \
       "$SUITE" "$tmp" "$MIRROR" >/tmp/plancd-debootstrap.log 2>&1 || {
       tail -20 /tmp/plancd-debootstrap.log >&2
       exit 1

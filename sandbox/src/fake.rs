@@ -21,12 +21,18 @@ pub struct FakeSandbox {
     handler: Arc<Handler>,
     log: Arc<Mutex<Vec<Vec<String>>>>,
     next: Arc<AtomicU64>,
+    base_id: Arc<Mutex<Option<String>>>,
 }
 
 impl FakeSandbox {
     /// A fake that answers every command with `handler`.
     pub fn new(handler: impl Fn(&ExecRequest, &mut Files) -> ExecOutcome + Send + Sync + 'static) -> FakeSandbox {
-        FakeSandbox { handler: Arc::new(handler), log: Arc::default(), next: Arc::default() }
+        FakeSandbox { handler: Arc::new(handler), log: Arc::default(), next: Arc::default(), base_id: Arc::default() }
+    }
+
+    /// Sets what [`Sandbox::base_id`] answers (as an image rebuilt under its name would).
+    pub fn set_base_id(&self, id: Option<&str>) {
+        *self.base_id.lock().expect("the fake's lock is never poisoned") = id.map(str::to_owned);
     }
 
     /// Every command run so far, in order, across sessions.
@@ -44,6 +50,10 @@ impl Sandbox for FakeSandbox {
     async fn create(&self, _spec: &SessionSpec) -> Result<Box<dyn Session>, SandboxError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(FakeSession { id: format!("fake-{n}"), files: Mutex::default(), meta: Mutex::default(), sandbox: self.clone() }))
+    }
+
+    async fn base_id(&self, _spec: &SessionSpec) -> Option<String> {
+        self.base_id.lock().expect("the fake's lock is never poisoned").clone()
     }
 }
 

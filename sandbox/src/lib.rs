@@ -308,6 +308,13 @@ pub trait Sandbox: Send + Sync {
     /// Waits for what destroyed sessions left to the background (removals), and gives up
     /// warm sessions kept ahead. Call before the program ends.
     async fn settle(&self) {}
+
+    /// What `spec`'s sessions stand on, as the backend identifies it (docker: the image's id),
+    /// so that what was built on it can tell when a name now stands for something else. `None`
+    /// when the backend has no such identity or cannot tell.
+    async fn base_id(&self, _spec: &SessionSpec) -> Option<String> {
+        None
+    }
 }
 
 /// One isolated workspace with its limits. Dropping a session without [`Session::destroy`]

@@ -221,3 +221,65 @@ fn files_put_through_planted_links_stay_in_the_workspace_and_the_channel_stays_i
         session.destroy().await.unwrap();
     });
 }
+
+/// A host folder at `/env`: written through a writable mount (the sandbox user owns it), then
+/// read-only in later sessions; warm sessions are kept per mounts and never taken for others.
+#[test]
+fn mounts_are_read_only_unless_writable_and_warm_sessions_keep_to_their_mounts() {
+    run(Duration::from_secs(180), async {
+        let Some(sandbox) = docker().await else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("marker"), "b\n").unwrap();
+        let with = |host: &std::path::Path, writable| {
+            let mut spec = small_spec();
+            spec.mounts.push(plancd_sandbox::Mount { host: host.to_owned(), inside: "/env".into(), writable });
+            spec
+        };
+        let setup = sandbox.create(&with(&a, true)).await.unwrap();
+        let out = sh(&*setup, "echo a > /env/marker && mkdir /env/bin && echo ok", 30).await;
+        assert_eq!(out.output_text().0, "ok\n", "{out:?}");
+        setup.destroy().await.unwrap();
+        assert_eq!(std::fs::read_to_string(a.join("marker")).unwrap(), "a\n", "written on the host");
+
+        sandbox.keep_warm(1);
+        let (spec_a, spec_b) = (with(&a, false), with(&b, false));
+        sandbox.warm(&spec_a);
+        let start = std::time::Instant::now();
+        while sandbox.warm_sessions(&spec_a) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(60), "the pool never filled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(sandbox.warm_sessions(&spec_b), 0, "a warm session is kept for its own mounts");
+        assert_eq!(sandbox.warm_sessions(&small_spec()), 0);
+        for (spec, want) in [(&spec_a, "a"), (&spec_b, "b")] {
+            let session = sandbox.create(spec).await.unwrap();
+            let out = sh(&*session, "cat /env/marker; touch /env/x 2>&1; echo made > out.txt; cat out.txt", 30).await;
+            let text = out.output_text().0;
+            assert!(text.starts_with(&format!("{want}\n")) && text.contains("Read-only file system"), "{want}: {text}");
+            assert!(text.ends_with("made\n"), "the workspace stays writable: {text}");
+            session.destroy().await.unwrap();
+        }
+        let bare = sandbox.create(&small_spec()).await.unwrap();
+        // The image may have an empty /env (a mount point); nothing of a mount is there.
+        let out = sh(&*bare, "ls -A /env 2>/dev/null; echo end", 30).await;
+        assert_eq!(out.output_text().0, "end\n", "{out:?}");
+        bare.destroy().await.unwrap();
+        sandbox.settle().await;
+        assert!(!a.join("x").exists() && !b.join("x").exists());
+    });
+}
+
+#[test]
+fn an_image_the_engine_lacks_is_named_with_what_to_do() {
+    run(Duration::from_secs(60), async {
+        let Some(sandbox) = docker().await else { return };
+        let mut spec = small_spec();
+        spec.image = Some("plancd-test-absent:never".into());
+        let err = sandbox.create(&spec).await.err().expect("no such image");
+        let text = err.to_string();
+        assert!(text.contains("plancd-test-absent:never") && text.contains("docker pull plancd-test-absent:never"), "{text}");
+    });
+}

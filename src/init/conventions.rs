@@ -66,10 +66,7 @@ pub fn from_conventions(read: impl Fn(&str) -> Option<Vec<u8>>) -> Option<Detect
     }
     env.cache.extend(lockfiles(&read));
     if !env.setup.is_empty() && !env.setup.iter().any(|c| c.contains("/env")) {
-        env.notes.push(
-            "no command writes to /env: only /env persists into the cached environment (on docker, the committed image keeps the rest)"
-                .to_owned(),
-        );
+        env.notes.push("no command writes to /env: only /env persists into the cached environment, on either backend".to_owned());
     }
     Some(env)
 }

@@ -1,7 +1,7 @@
 //! `decide(desired, actual) -> actions`: the pure heart of reconciliation. It reads nothing
 //! and writes nothing; the executor performs what it returns.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use jiff::Timestamp;
@@ -14,6 +14,9 @@ use crate::state::{Phase, Reason, TaskKey, TaskState};
 pub struct Desired {
     /// Workflows by id.
     pub workflows: Vec<DesiredWorkflow>,
+    /// The key of every role's environment as of the watched commit: a branch todo's failed
+    /// environment holds it while its key is among them.
+    pub environments: BTreeSet<String>,
 }
 
 /// One workflow's tasks.
@@ -255,7 +258,12 @@ impl fmt::Display for Blocker {
             Blocker::Dependency { id, phase: Some(p), .. } => write!(f, "waiting on {id}: {p}"),
             Blocker::Environment { env, reporter, reason } => {
                 let what = if *reason == Reason::EnvironmentIncomplete { "lacks what the tests need" } else { "failed to build" };
-                write!(f, "environment {env} {what} (see plancd logs {reporter}); change environment.setup, or plancd retry {reporter}")
+                write!(f, "environment {env} {what} (see plancd logs {reporter}); change environment.setup")?;
+                // A branch todo is not retried on its own (its parent is, once it is over).
+                match is_branch_id(&reporter.task) {
+                    true => Ok(()),
+                    false => write!(f, ", or plancd retry {reporter}"),
+                }
             }
         }
     }
@@ -382,7 +390,7 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
         }
         let parent_known = state.parent.as_deref().is_some_and(|p| known.get(key.workflow.as_str()).is_some_and(|k| k.contains(p)));
         match open.get(&(key.workflow.as_str(), key.task.as_str())) {
-            Some(parent) => out.push(decide_branch(key.clone(), parent, state, actual, cx)),
+            Some(parent) => out.push(decide_branch(key.clone(), parent, state, actual, cx, &desired.environments)),
             None if parent_known => out.push(Action::BranchClosed { key: key.clone(), phase: state.phase }),
             None => out.push(Action::Orphaned { key: key.clone(), prune: cx.prune, mark: state.phase != Phase::Orphaned }),
         }
@@ -390,8 +398,10 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
     out
 }
 
-/// A branch todo at work: run it, or wait for the holder of its claim.
-fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx: &Context) -> Action {
+/// A branch todo at work: run it, wait for the holder of its claim, or wait for its environment
+/// (`environments`: the current keys) when its last attempt found that environment failed: no
+/// agent can fix it, and running it again would only spend the parent's debugging.
+fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx: &Context, environments: &BTreeSet<String>) -> Action {
     let mut takeover = None;
     if s.phase.is_held() {
         let holder = s.holder.clone().unwrap_or_default();
@@ -399,6 +409,12 @@ fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx:
             return Action::Wait { key, blocker: Blocker::Held { phase: s.phase, attempt: s.attempt, holder, until: s.lease_expires_at } };
         }
         takeover = Some(holder);
+    }
+    if let (Some(env), Some(reason), None) = (s.environment_failure(), &s.reason, &takeover)
+        && environments.contains(env)
+    {
+        let blocker = Blocker::Environment { env: env.to_owned(), reporter: key.clone(), reason: reason.clone() };
+        return Action::Wait { key, blocker };
     }
     // A branch out of attempts still gets a run: it escalates its parent without working (an
     // interrupted run may have stopped between its two writes).
@@ -620,6 +636,34 @@ mod tests {
         assert!(rows[0].1.contains("plancd retry wf/b"), "{rows:?}");
     }
 
+    #[test]
+    fn a_branch_todo_whose_environment_failed_waits_for_it_like_the_tasks_of_that_environment() {
+        let debugging = TaskState { branch_todo: Some("a_branch_01".into()), ..state(Phase::Debugging, 'a', 1) };
+        let branch = |env: &str| TaskState { parent: Some("a".into()), ..env_failed('a', env, Reason::EnvironmentFailed) };
+        let mut other = task("b", 'b', &[]);
+        other.environment = Some("env-debug".into());
+        let decide_with = |branch_state: TaskState, current: &[&str]| {
+            let desired = Desired {
+                workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'a', &[]), other.clone()] }],
+                environments: current.iter().map(|e| (*e).to_owned()).collect(),
+            };
+            let mut actual = Actual::default();
+            for (id, s) in [("a", debugging.clone()), ("a_branch_01", branch_state)] {
+                actual.tasks.insert(TaskKey::new("wf", id), s);
+            }
+            let actions = decide(&desired, &actual, &Context { now: now(), prune: false });
+            actions.iter().map(|a| format!("{} {}: {a}", a.key().task, a.name())).collect::<Vec<_>>()
+        };
+        let held = "Wait: environment env-debug failed to build (see plancd logs wf/a_branch_01); change environment.setup";
+        assert_eq!(
+            decide_with(branch("env-debug"), &["env1", "env-debug"]),
+            ["a Wait: debugging in branch todo a_branch_01".to_owned(), format!("b {held}"), format!("a_branch_01 {held}"),]
+        );
+        // A fixed environment (no role has the failed key any more) lifts the hold.
+        let rows = decide_with(branch("env-debug"), &["env1", "env-debug-fixed"]);
+        assert_eq!(rows[2], "a_branch_01 Run: run attempt 2: debugging a");
+    }
+
     fn held(phase: Phase, h: char, attempt: u32, holder: &str, minutes: i64) -> TaskState {
         TaskState {
             holder: Some(holder.into()),
@@ -629,7 +673,7 @@ mod tests {
     }
 
     fn run(tasks: Vec<DesiredTask>, states: &[(&str, TaskState)], tweak: impl FnOnce(&mut Actual)) -> Vec<(String, String)> {
-        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks }] };
+        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks }], ..Default::default() };
         let mut actual = Actual::default();
         for (id, s) in states {
             actual.tasks.insert(TaskKey::new("wf", id), s.clone());
@@ -695,7 +739,8 @@ mod tests {
         let retried =
             TaskState { attempts_base: 3, phase: Phase::Pending, reason: Some(Reason::RetryRequested), ..state(Phase::Failed, 'a', 3) };
         assert_eq!(run(vec![task("a", 'a', &[])], &[("a", retried)], |_| {})[0].1, "Run: run attempt 4: a retry was requested");
-        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'f', &[])] }] };
+        let desired =
+            Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'f', &[])] }], ..Default::default() };
         let mut actual = Actual::default();
         actual.tasks.insert(TaskKey::new("wf", "a"), state(Phase::Failed, 'a', 3));
         match &decide(&desired, &actual, &Context { now: now(), prune: false })[0] {
@@ -748,7 +793,8 @@ mod tests {
 
     #[test]
     fn tasks_in_no_plan_are_orphaned_and_pruned_when_asked() {
-        let desired = Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'a', &[])] }] };
+        let desired =
+            Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'a', &[])] }], ..Default::default() };
         let mut actual = Actual::default();
         actual.tasks.insert(TaskKey::new("wf", "a"), state(Phase::Succeeded, 'a', 1));
         actual.tasks.insert(TaskKey::new("wf", "gone"), state(Phase::Succeeded, '9', 1));
@@ -796,7 +842,7 @@ mod tests {
         assert_eq!(run(tasks(), &[("a", a.clone()), ("b", escalated)], |_| {})[1].1, "Run: run attempt 3: a has a new result (attempt 3)");
         let failed = built_on(state(Phase::Failed, 'b', 3), &[("a", '1')]);
         match &decide(
-            &Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: tasks() }] },
+            &Desired { workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: tasks() }], ..Default::default() },
             &Actual {
                 tasks: [(TaskKey::new("wf", "a"), a.clone()), (TaskKey::new("wf", "b"), failed)].into_iter().collect(),
                 ..Actual::default()

@@ -193,8 +193,8 @@ impl Snapshot {
     /// its tree): what holds tasks when an environment failed.
     pub fn environment_keys(&self) -> HashMap<crate::spec::Role, String> {
         use crate::spec::FileSource;
-        let roles: std::collections::BTreeSet<crate::spec::Role> =
-            self.plans.iter().flat_map(|p| p.list.tasks.iter().map(|t| t.agent_role)).collect();
+        // Every role: branch todos run in the roles they are routed to.
+        let roles = crate::spec::Role::ALL;
         let paths = self.source.files().unwrap_or_default();
         roles
             .into_iter()
@@ -239,7 +239,7 @@ impl Snapshot {
                 DesiredWorkflow { id: wf.clone(), tasks }
             })
             .collect();
-        Desired { workflows }
+        Desired { workflows, environments: environments.into_values().collect() }
     }
 }
 
@@ -254,8 +254,7 @@ fn branch_from_head(repo: &Repository, repo_path: &Path, env: &Env) -> Option<St
 /// describe (a dev container, Copilot setup steps) when they have setup commands: taken into
 /// `config`, and where it came from returned, with what was not taken.
 fn adopt_conventions(config: &mut Config, source: &TreeSource) -> Option<(String, Vec<String>)> {
-    // Environments run on the process backend only for now.
-    if config.environment.is_some() || config.sandbox.backend == crate::config::SandboxBackend::Docker {
+    if config.environment.is_some() {
         return None;
     }
     use crate::spec::FileSource;

@@ -8,7 +8,7 @@ use crate::util::{plancd_command, project_root};
 
 /// Whether an engine answers and has the sandbox image; a visible skip otherwise, a failure
 /// under PLANCD_REQUIRE_DOCKER=1.
-fn engine_with_image() -> bool {
+pub(crate) fn engine_with_image() -> bool {
     let ok = Command::new("docker")
         .args(["image", "inspect", "plancd-sandbox:python"])
         .stdout(Stdio::null())

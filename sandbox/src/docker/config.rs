@@ -10,6 +10,8 @@ use crate::{Limits, META_DIR, WORKSPACE};
 
 /// The user and group commands run as (nobody).
 pub const USER: &str = "65534:65534";
+/// [`USER`] as ids.
+pub const USER_IDS: (u32, u32) = (65534, 65534);
 /// Label naming the session a container or volume belongs to.
 pub const SESSION_LABEL: &str = "plancd.session";
 /// Label naming the owner (a controller instance) whose crash leftovers are swept.
@@ -51,11 +53,16 @@ fn volume_mount(source: &str, target: &str, read_only: bool) -> Mount {
 
 /// A read-only bind of the host path `source` at `target`.
 pub fn read_only_bind(source: &std::path::Path, target: &str) -> Mount {
+    bind(source, target, true)
+}
+
+/// A bind of the host path `source` at `target`.
+pub fn bind(source: &std::path::Path, target: &str, read_only: bool) -> Mount {
     Mount {
         target: Some(target.to_owned()),
         source: Some(source.to_string_lossy().into_owned()),
         typ: Some(MountType::BIND),
-        read_only: Some(true),
+        read_only: Some(read_only),
         ..Default::default()
     }
 }

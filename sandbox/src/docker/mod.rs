@@ -111,13 +111,14 @@ impl DockerSandbox {
     /// Starts filling the pool for `spec` now rather than at its first session.
     pub fn warm(&self, spec: &SessionSpec) {
         let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
-        pool::Pool::refill(&self.shared, pool::key(&image, &spec.limits), image, spec.limits.clone());
+        let Ok(mounts) = mount_binds(&spec.mounts) else { return };
+        pool::Pool::refill(&self.shared, pool::key(&image, &spec.limits, &spec.mounts), image, spec.limits.clone(), mounts);
     }
 
     /// How many warm sessions are ready for `spec`.
     pub fn warm_sessions(&self, spec: &SessionSpec) -> usize {
         let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
-        self.shared.pool.ready(&pool::key(&image, &spec.limits))
+        self.shared.pool.ready(&pool::key(&image, &spec.limits, &spec.mounts))
     }
 
     /// Sets the program that serves port forwards inside sessions; default: the running
@@ -185,6 +186,41 @@ impl DockerSandbox {
     }
 }
 
+/// The binds of a session's mounts, for every runner (the keeper needs none). A writable one is
+/// handed to the sandbox user first: commands run as it, and the engine's host folder is this
+/// host's (a remote engine would not see it).
+fn mount_binds(mounts: &[crate::Mount]) -> Result<Vec<bollard::models::Mount>, SandboxError> {
+    mounts
+        .iter()
+        .map(|m| {
+            crate::check_mount_point(&m.inside)?;
+            if !m.host.is_absolute() || !m.host.is_dir() {
+                return Err(backend(format!("mount source `{}` is not a folder of this host", m.host.display())));
+            }
+            if m.writable {
+                let (uid, gid) = config::USER_IDS;
+                if let Err(e) = std::os::unix::fs::chown(&m.host, Some(uid), Some(gid)) {
+                    // Not root: the folder is opened to everyone instead.
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&m.host, std::fs::Permissions::from_mode(0o777))
+                        .map_err(|e2| backend(format!("cannot hand `{}` to the sandbox user: {e}; {e2}", m.host.display())))?;
+                }
+            }
+            Ok(config::bind(&m.host, &m.inside, !m.writable))
+        })
+        .collect()
+}
+
+/// The error for an image the engine does not have: plancd never pulls one.
+fn missing_image(image: &str) -> SandboxError {
+    let hint = if image == DEFAULT_IMAGE {
+        "build it without a registry: sandbox/images/build.sh".to_owned()
+    } else {
+        format!("plancd never pulls images: `docker pull {image}` (or `docker build`/`docker load` it) on the engine's host")
+    };
+    SandboxError::Unavailable { backend: BACKEND, reason: format!("the image {image} is not on this engine ({hint})"), hint }
+}
+
 /// A new session id: unique per engine user (the pid) and run.
 fn new_id(shared: &Shared) -> String {
     let n = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -217,18 +253,14 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn create(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, SandboxError> {
-        if let Some(m) = spec.mounts.first() {
-            return Err(backend(format!(
-                "mounting host folders (`{}` at {}) is not supported by this backend yet",
-                m.host.display(),
-                m.inside
-            )));
-        }
         let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
-        let key = pool::key(&image, &spec.limits);
-        let binds = self.forward_binds(&spec.ports)?;
-        // Warm sessions have no port forwards: a session with some is made for itself.
-        let warm = std::iter::from_fn(|| binds.is_empty().then(|| self.shared.pool.take(&key)).flatten()).find_map(|mut p| {
+        let mounts = mount_binds(&spec.mounts)?;
+        let key = pool::key(&image, &spec.limits, &spec.mounts);
+        let ports = self.forward_binds(&spec.ports)?;
+        // Warm sessions have no port forwards and no writable mounts: a session with some is
+        // made for itself.
+        let own = !ports.is_empty() || spec.mounts.iter().any(|m| m.writable);
+        let warm = std::iter::from_fn(|| (!own).then(|| self.shared.pool.take(&key)).flatten()).find_map(|mut p| {
             if p.fresh() {
                 Some(p)
             } else {
@@ -236,21 +268,25 @@ impl Sandbox for DockerSandbox {
                 None
             }
         });
+        let binds: Vec<bollard::models::Mount> = mounts.iter().chain(&ports).cloned().collect();
         let provisioned = match warm {
             Some(warm) => warm,
             None => {
                 if self.shared.docker.inspect_image(&image).await.is_err() {
-                    return Err(SandboxError::Unavailable {
-                        backend: BACKEND,
-                        reason: format!("the image {image} is not on this engine"),
-                        hint: "build it without a registry: sandbox/images/build.sh".into(),
-                    });
+                    return Err(missing_image(&image));
                 }
                 pool::Provisioned::create(&self.shared, new_id(&self.shared), &image, &spec.limits, &binds).await?
             }
         };
-        pool::Pool::refill(&self.shared, key, image.clone(), spec.limits.clone());
+        if !spec.mounts.iter().any(|m| m.writable) {
+            pool::Pool::refill(&self.shared, key, image.clone(), spec.limits.clone(), mounts);
+        }
         Ok(Box::new(DockerSession::new(Arc::clone(&self.shared), provisioned, image, spec, binds)))
+    }
+
+    async fn base_id(&self, spec: &SessionSpec) -> Option<String> {
+        let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
+        self.shared.docker.inspect_image(&image).await.ok()?.id
     }
 
     async fn settle(&self) {

@@ -38,7 +38,7 @@ pub struct Provisioned {
 
 impl Provisioned {
     /// Creates the volumes, then starts the keeper and the first runner (with `binds`, the
-    /// session's port forwards).
+    /// session's mounts and port forwards).
     pub(super) async fn create(
         shared: &Shared,
         id: String,
@@ -133,9 +133,14 @@ struct Shelf {
     filling: bool,
 }
 
-/// The shelf a spec's sessions come from.
-pub fn key(image: &str, limits: &Limits) -> String {
-    format!("{image}|{}|{}|{}|{}", limits.cpus, limits.memory_mb, limits.disk_mb, limits.pids)
+/// The shelf a spec's sessions come from: its image, limits and mounts (a session is never
+/// taken for a spec whose mounts differ).
+pub fn key(image: &str, limits: &Limits, mounts: &[crate::Mount]) -> String {
+    let mut key = format!("{image}|{}|{}|{}|{}", limits.cpus, limits.memory_mb, limits.disk_mb, limits.pids);
+    for m in mounts {
+        key.push_str(&format!("|{}={}:{}", m.inside, m.host.display(), if m.writable { "rw" } else { "ro" }));
+    }
+    key
 }
 
 impl Pool {
@@ -156,7 +161,7 @@ impl Pool {
     }
 
     /// Fills `key`'s shelf up to the target in the background, one session after the other.
-    pub(super) fn refill(shared: &Arc<Shared>, key: String, image: String, limits: Limits) {
+    pub(super) fn refill(shared: &Arc<Shared>, key: String, image: String, limits: Limits, binds: Vec<Mount>) {
         let target = shared.pool.target.load(Ordering::Relaxed);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         {
@@ -171,7 +176,7 @@ impl Pool {
         let filler = runtime.spawn(async move {
             let shared = owner;
             loop {
-                let made = Provisioned::create(&shared, super::new_id(&shared), &image, &limits, &[]).await;
+                let made = Provisioned::create(&shared, super::new_id(&shared), &image, &limits, &binds).await;
                 let mut shelves = shared.pool.shelves.lock().expect("the pool lock is never poisoned");
                 let shelf = shelves.entry(key.clone()).or_default();
                 let full = match made {

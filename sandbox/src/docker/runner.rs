@@ -45,7 +45,7 @@ pub struct Place<'a> {
     pub meta: &'a str,
     /// The session's labels.
     pub labels: std::collections::HashMap<String, String>,
-    /// Read-only host binds of the session's port forwards (none for the keeper).
+    /// Host binds of the session's mounts and port forwards (none for the keeper).
     pub binds: &'a [bollard::models::Mount],
 }
 

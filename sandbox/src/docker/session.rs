@@ -24,7 +24,7 @@ pub struct DockerSession {
     id: String,
     image: String,
     spec: SessionSpec,
-    /// Read-only host binds of its port forwards, for every runner.
+    /// Host binds of its mounts and port forwards, for every runner.
     binds: Arc<Vec<bollard::models::Mount>>,
     keeper: String,
     workspace: String,

@@ -84,6 +84,8 @@ pub(super) async fn run(cx: &PassContext, plan: &AttemptPlan, task: &Task, logs:
 struct Env<'a> {
     key: String,
     declared: Option<&'a crate::config::EnvironmentConfig>,
+    /// The declared image, on the docker backend: every session of the attempt runs in it.
+    image: Option<String>,
 }
 
 impl<'a> Env<'a> {
@@ -93,7 +95,7 @@ impl<'a> Env<'a> {
             let paths = basis.cache_paths(prepared.input.iter().map(|f| f.path.as_str()));
             prepared.input.iter().filter(|f| paths.contains(&f.path.as_str())).map(|f| (f.path.as_str(), f.data.as_slice())).collect()
         };
-        Env { key: basis.key(&keyed), declared: basis.declared }
+        Env { key: basis.key(&keyed), declared: basis.declared, image: basis.image().map(str::to_owned) }
     }
 
     /// Gets the declared environment (built once, or reused) and mounts it in `spec`; a setup
@@ -106,6 +108,9 @@ impl<'a> Env<'a> {
         logs: &mut Logs,
     ) -> Result<Option<lifecycle::Failure>, Stop> {
         let Some(declared) = self.declared else { return Ok(None) };
+        if let Some(image) = &self.image {
+            spec.image = Some(image.clone());
+        }
         let start = Instant::now();
         let request = environment::store::BuildRequest { key: &self.key, declared, sandbox: cx.sandbox.as_ref(), spec, input };
         let (failure, ran_here) = match cx.environments.get(&request).await {

@@ -51,6 +51,12 @@ impl<'a> Basis<'a> {
         Basis { backend, base, declared }
     }
 
+    /// The image its sessions run in on the docker backend, when the declaration names one
+    /// (else the sandbox's); the process backend has none.
+    pub fn image(&self) -> Option<&str> {
+        (self.backend == "docker").then(|| self.declared.and_then(|d| d.image.as_deref())).flatten()
+    }
+
     /// The globs of the files that key it.
     pub fn cache_globs(&self) -> &[String] {
         self.declared.map_or(&[], |d| &d.cache)

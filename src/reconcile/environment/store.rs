@@ -131,16 +131,18 @@ impl Environments {
         let start = Instant::now();
         let dir = self.path(req.key);
         let used = |how| EnvironmentUse { key: req.key.to_owned(), how, seconds: start.elapsed().as_secs_f64() };
-        if dir.is_dir() {
+        let base = req.sandbox.base_id(req.spec).await;
+        if self.is_current(req.key, base.as_deref()) {
             return Ok(Got { used: used(EnvironmentHow::Reused), dir });
         }
-        let cell = Arc::clone(self.builds.lock().expect("the builds lock is never poisoned").entry(req.key.to_owned()).or_default());
+        let build = format!("{}@{}", req.key, base.as_deref().unwrap_or("-"));
+        let cell = Arc::clone(self.builds.lock().expect("the builds lock is never poisoned").entry(build).or_default());
         // Set by the one caller whose closure runs: whether it ran, and whether it built.
         let (ran_here, built_here) = (AtomicBool::new(false), AtomicBool::new(false));
         let outcome = cell
             .get_or_init(|| async {
                 ran_here.store(true, Ordering::Relaxed);
-                let built = self.build_locked(req).await;
+                let built = self.build_locked(req, base.as_deref()).await;
                 built_here.store(matches!(built, Ok(true)), Ordering::Relaxed);
                 built.map(|_| ())
             })
@@ -152,9 +154,17 @@ impl Environments {
         }
     }
 
+    /// Whether `key`'s environment is built on `base` (the backend's identity of the image the
+    /// key names: an image rebuilt under the same name is another base). Without an identity,
+    /// a built folder is current.
+    fn is_current(&self, key: &str, base: Option<&str>) -> bool {
+        let stamp = || std::fs::read_to_string(self.dir.join(format!("{key}.base"))).ok();
+        self.path(key).is_dir() && base.is_none_or(|id| stamp().as_deref() == Some(id))
+    }
+
     /// Under the key's lock file: reuses what another process built meanwhile (`Ok(false)`), or
-    /// builds (`Ok(true)`).
-    async fn build_locked(&self, req: &BuildRequest<'_>) -> Result<bool, SetupFailure> {
+    /// builds (`Ok(true)`), replacing a folder built on another base.
+    async fn build_locked(&self, req: &BuildRequest<'_>, base: Option<&str>) -> Result<bool, SetupFailure> {
         let infra = |what: &str, e: &dyn std::fmt::Display| SetupFailure { message: format!("{what}: {e}"), output: String::new() };
         std::fs::create_dir_all(&self.dir).map_err(|e| infra(&format!("cannot make {}", self.dir.display()), &e))?;
         let lock_path = self.dir.join(format!("{}.lock", req.key));
@@ -166,20 +176,39 @@ impl Environments {
         .await
         .map_err(|e| infra("locking the environment", &e))?
         .map_err(|e| infra("locking the environment", &e))?;
-        let dir = self.path(req.key);
-        if dir.is_dir() {
+        if self.is_current(req.key, base) {
             return Ok(false);
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let tmp = self.dir.join(format!(".tmp-{}-{}-{n}", req.key, std::process::id()));
         std::fs::create_dir_all(&tmp).map_err(|e| infra(&format!("cannot make {}", tmp.display()), &e))?;
         let result = self.run_setup(req, &tmp).await;
-        let result = result.and_then(|()| std::fs::rename(&tmp, &dir).map_err(|e| infra("cannot keep the environment", &e)));
+        let result = result.and_then(|()| self.keep(req.key, &tmp, base, n).map_err(|e| infra("cannot keep the environment", &e)));
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
         drop(lock);
         result.map(|()| true)
+    }
+
+    /// Puts the folder `tmp` in place as `key`'s environment built on `base`. One built on
+    /// another base is set aside, not removed (sessions still running may mount it): the sweep
+    /// of the next plancd to start removes it.
+    fn keep(&self, key: &str, tmp: &Path, base: Option<&str>, n: u64) -> std::io::Result<()> {
+        let dir = self.path(key);
+        let stamp = self.dir.join(format!("{key}.base"));
+        let _ = std::fs::remove_file(&stamp);
+        if dir.exists() {
+            let old = self.dir.join(format!(".tmp-{key}-{}-old{n}", std::process::id()));
+            std::fs::rename(&dir, &old)?;
+        }
+        std::fs::rename(tmp, &dir)?;
+        if let Some(id) = base {
+            let written = self.dir.join(format!(".tmp-{key}-{}-{n}.base", std::process::id()));
+            std::fs::write(&written, id)?;
+            std::fs::rename(&written, &stamp)?;
+        }
+        Ok(())
     }
 
     /// Runs the setup commands in order in a session with `tmp` at `/env`, writable, and the
@@ -223,7 +252,7 @@ impl Environments {
             let name = entry.file_name().to_string_lossy().into_owned();
             let pid = name.strip_prefix(".tmp-").and_then(|r| r.split('-').nth(2)).and_then(|p| p.parse::<u32>().ok());
             if pid.is_some_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()) {
-                let _ = std::fs::remove_dir_all(entry.path());
+                let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
             }
         }
     }
@@ -344,6 +373,30 @@ mod tests {
         got.apply(&mut spec);
         assert_eq!(spec.mounts, [Mount { host: envs.path("env-1"), inside: "/env".into(), writable: false }]);
         assert_eq!(spec.env, [("PATH".to_owned(), path_with_env())]);
+    }
+
+    #[tokio::test]
+    async fn an_environment_built_on_an_image_rebuilt_under_its_name_is_built_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sandbox, spec, setup) = (fake(), SessionSpec::default(), declared(&["python3 -m venv /env"]));
+        let req = BuildRequest { key: "env-4", declared: &setup, sandbox: &sandbox, spec: &spec, input: &[] };
+        sandbox.set_base_id(Some("sha256:one"));
+        let envs = Environments::new(dir.path().join("environments"), []);
+        assert_eq!(envs.get(&req).await.unwrap().used.how, EnvironmentHow::Built);
+        assert_eq!(envs.get(&req).await.unwrap().used.how, EnvironmentHow::Reused);
+        // The image is rebuilt under the same name: this process and another build again, once.
+        sandbox.set_base_id(Some("sha256:two"));
+        assert_eq!(envs.get(&req).await.unwrap().used.how, EnvironmentHow::Built);
+        let other = Environments::new(dir.path().join("environments"), []);
+        assert_eq!(other.get(&req).await.unwrap().used.how, EnvironmentHow::Reused);
+        assert_eq!(sandbox.commands().len(), 2);
+        let left: std::collections::BTreeSet<String> = std::fs::read_dir(dir.path().join("environments"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let aside = format!(".tmp-env-4-{}-old1", std::process::id());
+        assert_eq!(left, [aside.as_str(), "env-4", "env-4.base", "env-4.lock"].map(String::from).into(), "the old folder set aside");
+        assert_eq!(std::fs::read_to_string(dir.path().join("environments/env-4.base")).unwrap(), "sha256:two");
     }
 
     #[tokio::test]

@@ -44,8 +44,13 @@ fn the_basis_names_the_image_or_root_and_the_roles_own_environment() {
     assert_eq!(Basis::of(&config, Role::Coder).base, "root:/r");
     config.sandbox.backend = SandboxBackend::Docker;
     assert_eq!(Basis::of(&config, Role::Coder).base, "image:plancd-sandbox:python");
+    assert_eq!(Basis::of(&config, Role::Coder).image(), None, "the sandbox's image");
     config.environment.as_mut().unwrap().image = Some("python:3.12-slim".into());
     assert_eq!(Basis::of(&config, Role::Coder).base, "image:python:3.12-slim");
+    assert_eq!(Basis::of(&config, Role::Coder).image(), Some("python:3.12-slim"), "the sessions run in it");
+    config.sandbox.backend = SandboxBackend::Process;
+    assert_eq!(Basis::of(&config, Role::Coder).image(), None, "no image on the process backend");
+    config.sandbox.backend = SandboxBackend::Docker;
     let role = crate::config::RoleConfig { environment: Some(declared(&["b"], &[])), ..Default::default() };
     config.roles.insert(Role::Tester, role);
     assert_eq!(Basis::of(&config, Role::Tester).declared.unwrap().setup, ["b"]);

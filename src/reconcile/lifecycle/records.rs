@@ -187,6 +187,19 @@ fn branch_failed(parent: &TaskStatus, info: &BranchInfo, claim: &TaskStatus, f: 
         let f = Failure { suggested: role, work: Some(info.base_tree.clone()), ..f.clone() };
         return deepen(parent, info, claim, &f, rules, now);
     }
+    if f.failure_type == FailureType::Environment {
+        // No agent can fix the environment: the branch waits for it (see `decide`) without
+        // spending one of its debug attempts, and the parent keeps debugging.
+        let mut s = claim.next(Phase::Failed, now);
+        s.attempts_base += 1;
+        s.reason = Some(f.reason.clone().unwrap_or(Reason::EnvironmentFailed));
+        s.failure_type = Some(FailureType::Environment);
+        s.message = f.message.clone();
+        s.tests = f.tests.clone();
+        s.finished_at = Some(now);
+        set_conditions(&mut s, Some(claim), now);
+        return Step { records: vec![(Whom::Branch, s)], next: Next::Done };
+    }
     if f.work.is_some() && f.failure_type.is_debuggable() {
         if info.depth >= rules.max_branch_depth {
             let message = format!(

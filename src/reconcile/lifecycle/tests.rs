@@ -372,3 +372,22 @@ fn an_environment_failure_fails_the_attempt_with_its_reason_and_opens_no_branch(
     let released = run(&[claim("t", 1, &[]), Event::Released { reason: Reason::EnvironmentFailed, message: "held".into() }]);
     assert_eq!((released.phase, released.failure_type.clone()), (Phase::Released, Some(FailureType::Environment)));
 }
+
+#[test]
+fn a_branch_whose_environment_fails_is_held_and_spends_no_debug_attempt() {
+    let (parent, info) = debugging_parent(1);
+    let env_failed = |reason| Event::Failed(Failure { reason: Some(reason), ..failure(FailureType::Environment, true) });
+    let mut own = branch_claim(&parent, &info, 1);
+    // max_debug_attempts is 2: a third environment failure would have escalated a code failure.
+    for (attempt, reason) in [(1, Reason::EnvironmentFailed), (2, Reason::EnvironmentIncomplete), (3, Reason::EnvironmentFailed)] {
+        let out = branch_step(&parent, &info, Some(&own), &env_failed(reason.clone()));
+        assert_eq!(shape(&out), [(Whom::Branch, Phase::Failed, Some(reason))], "attempt {attempt}: the parent keeps debugging");
+        let failed = &out.records[0].1;
+        assert_eq!((failed.failure_type.clone(), failed.attempts_used()), (Some(FailureType::Environment), 0), "attempt {attempt}");
+        // The next claim carries the record's base, as `decide` gives it.
+        let Event::Claim(mut next) = claim(&info.id, attempt + 1, &[]) else { unreachable!() };
+        next.attempts_base = failed.attempts_base;
+        own = branch_step(&parent, &info, Some(failed), &Event::Claim(next)).records.remove(0).1;
+        assert_eq!(own.phase, Phase::Running, "attempt {attempt}: the branch may run again once its environment is fixed");
+    }
+}
