@@ -667,7 +667,10 @@ mod tests {
             ("{ command: [agent] }", None),
             ("{ model: offline }", None),
             ("{ command: [agent], model: nowhere }", Some("roles.coder.model: `nowhere` is not defined in `models:`")),
-            ("{ command: [agent], model: offline }", Some("roles.coder.model: `offline` is a scripted model, which cannot serve a command agent")),
+            (
+                "{ command: [agent], model: offline }",
+                Some("roles.coder.model: `offline` is a scripted model, which cannot serve a command agent"),
+            ),
             ("{ command: [agent], model: nameless }", Some("roles.coder.model: `nameless` names no model at its provider")),
         ];
         for (coder, want) in cases {
