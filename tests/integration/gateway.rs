@@ -59,6 +59,15 @@ if sdk == "openai":
             return f"refused {e.status_code} {e.code}"
     if tid == "whole":
         text = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}]).choices[0].message.content
+    elif tid == "twice":
+        first = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}]).choices[0].message.content
+        with open("partial.py", "w") as f:
+            f.write(first)
+        try:
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "and again"}])
+        except openai.RateLimitError as e:
+            print("second call refused:", e.status_code, e.code)
+            raise
     elif tid == "streamed":
         chunks = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}], stream=True)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -98,11 +107,16 @@ fn task(id: &str, deps: &str) -> String {
 
 /// A plan of `tasks` (id, dependencies) played by the `sdk` client against `fake` as `provider`.
 fn project(fake: &FakeUpstream, provider: &str, sdk: &str, root: &std::path::Path, tasks: &[(&str, &str)]) -> Repo {
+    project_with(fake, provider, sdk, root, tasks, "")
+}
+
+/// [`project`] with more of plancd.yaml.
+fn project_with(fake: &FakeUpstream, provider: &str, sdk: &str, root: &std::path::Path, tasks: &[(&str, &str)], more: &str) -> Repo {
     let repo = Repo::new();
     repo.write(
         "plancd.yaml",
         &format!(
-            "branch: main\nconcurrency: 2\nsandbox:\n  root: {}\nroles:\n  coder: {{ command: [\"python3\", \"agents/coder.py\", \"{sdk}\"], model: default }}\nmodels:\n  default:\n    provider: {provider}\n    base_url: \"{}\"\n    model: fake-1\n    api_key_env: FAKE_UPSTREAM_KEY\n    prices: {{ input_per_mtok: 3.0, output_per_mtok: 15.0 }}\n",
+            "branch: main\nconcurrency: 2\n{more}sandbox:\n  root: {}\nroles:\n  coder: {{ command: [\"python3\", \"agents/coder.py\", \"{sdk}\"], model: default }}\nmodels:\n  default:\n    provider: {provider}\n    base_url: \"{}\"\n    model: fake-1\n    api_key_env: FAKE_UPSTREAM_KEY\n    prices: {{ input_per_mtok: 3.0, output_per_mtok: 15.0 }}\n",
             root.display(),
             fake.base_url(provider)
         ),
@@ -208,6 +222,30 @@ fn run(test: impl Future<Output = ()>) {
 #[test]
 fn the_openai_sdk_plays_the_coder_through_the_gateway_whole_streamed_and_over_responses() {
     run(play("openai", "openai", &[("whole", ""), ("streamed", "whole"), ("responses", "whole")]));
+}
+
+#[test]
+fn a_request_over_the_budget_is_refused_in_the_apis_shape_and_the_attempt_keeps_its_partial_work() {
+    run(async {
+        let Some(root) = clients_root() else { return };
+        let fake = FakeUpstream::start(FakeConfig::new(CANARY, REPLY)).await.unwrap();
+        let budget = "budget: { tokens_per_attempt: 20 }\n";
+        let repo = project_with(&fake, "openai", "openai", &root, &[("twice", "")], budget);
+        let run = plancd_async(repo.path(), &["reconcile"], &[("FAKE_UPSTREAM_KEY", CANARY)]).await;
+        assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+        assert_eq!(fake.calls(), 1, "the second request never left plancd");
+        let s = status(&repo, "twice");
+        assert_eq!(s["phase"], "BudgetExceeded", "{s}");
+        assert!(s["message"].as_str().unwrap().contains("the attempt's budget is spent"), "{s}");
+        assert_eq!(s["cost"]["output_tokens"].as_u64(), Some(REPLY_TOKENS), "{s}");
+        let attempt = "refs/ai/tasks/wf/twice:attempts/1";
+        let agent_log = repo.git(&["show", &format!("{attempt}/agent.log")]);
+        assert!(agent_log.contains("second call refused: 429 insufficient_quota"), "{agent_log}");
+        assert_eq!(repo.git(&["show", &format!("{attempt}/work/partial.py")]), REPLY, "the partial work is kept");
+        let transcript = repo.git(&["show", &format!("{attempt}/transcript.jsonl")]);
+        assert!(transcript.contains("\"event\":\"refused\""), "{transcript}");
+        assert_no_canary(&repo, &[&run.stdout, &run.stderr]);
+    });
 }
 
 #[test]
