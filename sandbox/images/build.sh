@@ -41,7 +41,13 @@ has_clients() {
   done
 }
 
-if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && [ -x "$ROOT/usr/bin/python3" ] && has_clients && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+# Whether the image holds the clients (an image imported before they were added lacks them).
+image_has_clients() {
+  docker image inspect "$IMAGE" >/dev/null 2>&1 &&
+    docker run --rm --network none "$IMAGE" python3 -c "import $PY_CLIENT_MODULES" >/dev/null 2>&1
+}
+
+if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && [ -x "$ROOT/usr/bin/python3" ] && has_clients && image_has_clients; then
   # A root built by an earlier version lacks the mount points added since.
   [ -w "$ROOT" ] && mkdir -p "$ROOT/run/plancd-net" "$ROOT/env"
   log "$IMAGE and $ROOT exist (use --force to rebuild)"

@@ -18,22 +18,57 @@ const REPLY: &str = "def add(a, b):\n    return a + b\n";
 /// What the fake counts for REPLY: a token per word or blank.
 const REPLY_TOKENS: u64 = 11;
 
+/// Where the clients run: the process backend on the image's root folder, or docker.
+enum Backend {
+    Process(PathBuf),
+    Docker,
+}
+
+impl Backend {
+    /// The `sandbox:` section of plancd.yaml.
+    fn config(&self) -> String {
+        match self {
+            Backend::Process(root) => format!("sandbox:\n  root: {}\n", root.display()),
+            Backend::Docker => "sandbox:\n  backend: docker\n  image: plancd-sandbox:python\n".to_owned(),
+        }
+    }
+}
+
+/// Skips visibly, or fails where CI requires what is missing (`require` names the variable).
+fn skip(why: &str, require: &str) {
+    if std::env::var(require).as_deref() == Ok("1") {
+        panic!("{require}=1 but {why}");
+    }
+    eprintln!("skipping: {why}");
+}
+
+/// The docker backend when an engine answers with the image and the image has the clients.
+fn clients_image() -> Option<Backend> {
+    let docker = |args: &[&str]| std::process::Command::new("docker").args(args).output().is_ok_and(|o| o.status.success());
+    if !docker(&["image", "inspect", "plancd-sandbox:python"]) {
+        skip("no docker engine with plancd-sandbox:python", "PLANCD_REQUIRE_DOCKER");
+        return None;
+    }
+    if !docker(&["run", "--rm", "--network", "none", "plancd-sandbox:python", "python3", "-c", "import openai, anthropic"]) {
+        skip("the image plancd-sandbox:python lacks the Python clients (sandbox/images/build.sh adds them)", "PLANCD_REQUIRE_CLIENTS");
+        return None;
+    }
+    Some(Backend::Docker)
+}
+
 /// The sandbox root with the clients installed, or `None` (and a visible skip) when it lacks
 /// them; with `PLANCD_REQUIRE_CLIENTS=1`, a missing client fails the test instead.
-fn clients_root() -> Option<PathBuf> {
+fn clients_root() -> Option<Backend> {
     let root = PathBuf::from(std::env::var("PLANCD_SANDBOX_ROOT").unwrap_or_else(|_| "/var/cache/plancd/sandbox-root".into()));
     let lib = std::fs::read_dir(root.join("usr/local/lib")).into_iter().flatten().flatten().map(|e| e.path().join("dist-packages"));
     let libs: Vec<PathBuf> = lib.collect();
     let missing: Vec<&str> =
         ["openai", "anthropic"].into_iter().filter(|m| !libs.iter().any(|l| l.join(m).join("__init__.py").exists())).collect();
     if missing.is_empty() {
-        return Some(root);
+        return Some(Backend::Process(root));
     }
     let why = format!("the sandbox root {} lacks the Python clients {missing:?} (sandbox/images/build.sh adds them)", root.display());
-    if std::env::var("PLANCD_REQUIRE_CLIENTS").as_deref() == Ok("1") {
-        panic!("PLANCD_REQUIRE_CLIENTS=1 but {why}");
-    }
-    eprintln!("skipping: {why}");
+    skip(&why, "PLANCD_REQUIRE_CLIENTS");
     None
 }
 
@@ -106,18 +141,18 @@ fn task(id: &str, deps: &str) -> String {
 }
 
 /// A plan of `tasks` (id, dependencies) played by the `sdk` client against `fake` as `provider`.
-fn project(fake: &FakeUpstream, provider: &str, sdk: &str, root: &std::path::Path, tasks: &[(&str, &str)]) -> Repo {
-    project_with(fake, provider, sdk, root, tasks, "")
+fn project(fake: &FakeUpstream, provider: &str, sdk: &str, backend: &Backend, tasks: &[(&str, &str)]) -> Repo {
+    project_with(fake, provider, sdk, backend, tasks, "")
 }
 
 /// [`project`] with more of plancd.yaml.
-fn project_with(fake: &FakeUpstream, provider: &str, sdk: &str, root: &std::path::Path, tasks: &[(&str, &str)], more: &str) -> Repo {
+fn project_with(fake: &FakeUpstream, provider: &str, sdk: &str, backend: &Backend, tasks: &[(&str, &str)], more: &str) -> Repo {
     let repo = Repo::new();
     repo.write(
         "plancd.yaml",
         &format!(
-            "branch: main\nconcurrency: 2\n{more}sandbox:\n  root: {}\nroles:\n  coder: {{ command: [\"python3\", \"agents/coder.py\", \"{sdk}\"], model: default }}\nmodels:\n  default:\n    provider: {provider}\n    base_url: \"{}\"\n    model: fake-1\n    api_key_env: FAKE_UPSTREAM_KEY\n    prices: {{ input_per_mtok: 3.0, output_per_mtok: 15.0 }}\n",
-            root.display(),
+            "branch: main\nconcurrency: 2\n{more}{}roles:\n  coder: {{ command: [\"python3\", \"agents/coder.py\", \"{sdk}\"], model: default }}\nmodels:\n  default:\n    provider: {provider}\n    base_url: \"{}\"\n    model: fake-1\n    api_key_env: FAKE_UPSTREAM_KEY\n    prices: {{ input_per_mtok: 3.0, output_per_mtok: 15.0 }}\n",
+            backend.config(),
             fake.base_url(provider)
         ),
     );
@@ -152,12 +187,12 @@ fn assert_no_canary(repo: &Repo, extra: &[&str]) {
 
 /// Plays `tasks` with `sdk` through the gateway, checks everything the gateway promises, then
 /// replays the plan in a copy that keeps only the cache refs.
-async fn play(provider: &str, sdk: &str, tasks: &[(&str, &str)]) {
-    let Some(root) = clients_root() else { return };
+async fn play(backend: Option<Backend>, provider: &str, sdk: &str, tasks: &[(&str, &str)]) {
+    let Some(backend) = backend else { return };
     let mut config = FakeConfig::new(CANARY, REPLY);
     config.rate_limited = 1; // the first call gets a 429 with retry-after: the client waits and retries
     let fake = FakeUpstream::start(config).await.unwrap();
-    let repo = project(&fake, provider, sdk, &root, tasks);
+    let repo = project(&fake, provider, sdk, &backend, tasks);
     let env = [("FAKE_UPSTREAM_KEY", CANARY)];
     let run = plancd_async(repo.path(), &["reconcile"], &env).await;
     let logs = plancd_async(repo.path(), &["logs", "wf/streamed"], &[]).await;
@@ -221,16 +256,21 @@ fn run(test: impl Future<Output = ()>) {
 
 #[test]
 fn the_openai_sdk_plays_the_coder_through_the_gateway_whole_streamed_and_over_responses() {
-    run(play("openai", "openai", &[("whole", ""), ("streamed", "whole"), ("responses", "whole")]));
+    run(play(clients_root(), "openai", "openai", &[("whole", ""), ("streamed", "whole"), ("responses", "whole")]));
+}
+
+#[test]
+fn the_openai_sdk_plays_the_coder_through_the_gateway_in_docker() {
+    run(play(clients_image(), "openai", "openai", &[("whole", ""), ("streamed", "whole")]));
 }
 
 #[test]
 fn a_request_over_the_budget_is_refused_in_the_apis_shape_and_the_attempt_keeps_its_partial_work() {
     run(async {
-        let Some(root) = clients_root() else { return };
+        let Some(backend) = clients_root() else { return };
         let fake = FakeUpstream::start(FakeConfig::new(CANARY, REPLY)).await.unwrap();
         let budget = "budget: { tokens_per_attempt: 20 }\n";
-        let repo = project_with(&fake, "openai", "openai", &root, &[("twice", "")], budget);
+        let repo = project_with(&fake, "openai", "openai", &backend, &[("twice", "")], budget);
         let run = plancd_async(repo.path(), &["reconcile"], &[("FAKE_UPSTREAM_KEY", CANARY)]).await;
         assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
         assert_eq!(fake.calls(), 1, "the second request never left plancd");
@@ -250,5 +290,5 @@ fn a_request_over_the_budget_is_refused_in_the_apis_shape_and_the_attempt_keeps_
 
 #[test]
 fn the_anthropic_sdk_plays_the_coder_through_the_gateway_whole_and_streamed() {
-    run(play("anthropic", "anthropic", &[("whole", ""), ("streamed", "whole")]));
+    run(play(clients_root(), "anthropic", "anthropic", &[("whole", ""), ("streamed", "whole")]));
 }
