@@ -292,3 +292,28 @@ fn a_request_over_the_budget_is_refused_in_the_apis_shape_and_the_attempt_keeps_
 fn the_anthropic_sdk_plays_the_coder_through_the_gateway_whole_and_streamed() {
     run(play(clients_root(), "anthropic", "anthropic", &[("whole", ""), ("streamed", "whole")]));
 }
+
+#[test]
+fn the_openai_sdk_example_plays_through_the_gateway() {
+    run(async {
+        let Some(backend) = clients_root() else { return };
+        let fake = FakeUpstream::start(FakeConfig::new(CANARY, REPLY)).await.unwrap();
+        let repo = Repo::new();
+        let example = crate::util::project_root().join("examples/openai-sdk/.");
+        assert!(std::process::Command::new("cp").arg("-a").arg(example).arg(repo.path()).status().unwrap().success());
+        let config = std::fs::read_to_string(repo.path().join("plancd.yaml")).unwrap();
+        let config = config
+            .replace("https://api.openai.com/v1", &fake.base_url("openai"))
+            .replace("sandbox:\n  root: /var/cache/plancd/sandbox-root\n", &backend.config());
+        repo.write("plancd.yaml", &config);
+        repo.commit("the openai-sdk example, against the local upstream");
+        let run = plancd_async(repo.path(), &["reconcile"], &[("OPENAI_API_KEY", CANARY)]).await;
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+        assert_eq!(repo.git(&["show", "refs/heads/ai/generated/sums/add:add.py"]), REPLY);
+        assert_eq!(fake.calls(), 1);
+        assert!(fake.received()[0].body["stream"].as_bool().unwrap_or(false), "the example streams");
+        let s = serde_json::from_str::<Value>(&repo.git(&["show", "refs/ai/tasks/sums/add:status.json"])).unwrap();
+        assert_eq!(s["cost"]["output_tokens"].as_u64(), Some(REPLY_TOKENS), "{s}");
+        assert_no_canary(&repo, &[&run.stdout, &run.stderr]);
+    });
+}
