@@ -6,7 +6,7 @@
 //! model agent gets: the budget checked before sending ([`usage`]), usage metered and priced,
 //! the response cache in the repository, and the transcript. The token dies with the attempt.
 //!
-//! [`route`] decides what a request asks for; [`server`] answers it; [`fake`] is a local
+//! [`route`] decides what a request asks for; `server` answers it; [`fake`] is a local
 //! upstream that speaks the providers' wire formats, for tests and the benchmark.
 
 pub mod fake;

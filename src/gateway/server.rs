@@ -21,6 +21,7 @@ use super::usage::{self, Refusal};
 use crate::agent::model::budget::price;
 use crate::agent::model::cache::mask_durations;
 use crate::agent::model::http::{self as model_http, Auth};
+use crate::config::Provider;
 use crate::spec::{canonical_json, sha256_hex};
 
 /// The largest request body taken from a client.
@@ -85,8 +86,13 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
         Route::Models(f) => json_reply(StatusCode::OK, &route::models_list(f, &shared.upstream.model)),
         Route::Unknown(f) => refuse(f, &Refusal::NotFound(uri.path().to_owned())),
         Route::Call(api) if !route::served(&api, shared.upstream.provider) => {
-            let provider = format!("{:?}", shared.upstream.provider);
-            refuse(family, &Refusal::NotServed { provider })
+            let provider = match shared.upstream.provider {
+                Provider::Openai => "OpenAI",
+                Provider::Anthropic => "Anthropic Messages",
+                Provider::Gemini => "Gemini",
+                Provider::Scripted => "no",
+            };
+            refuse(family, &Refusal::NotServed { provider: provider.to_owned() })
         }
         Route::Call(api) => call(&shared, guard, api, &uri, &headers, &body).await,
     }

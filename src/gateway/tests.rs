@@ -301,7 +301,9 @@ async fn an_api_the_provider_does_not_speak_is_refused_and_models_are_listed() {
         let r = rig("openai", FakeConfig::new(KEY, REPLY), json!({}), None).await;
         let (status, _, body) = post(&r.url, "/v1/messages", ("x-api-key", &r.token), &json!({"messages": []})).await;
         assert_eq!(status, 404);
-        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["type"], "not_found_error");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"]["type"], "not_found_error");
+        assert!(error["error"]["message"].as_str().unwrap().contains("over the OpenAI API"), "{error}");
         let listed = crate::agent::model::http::client().get(format!("{}/v1/models", r.url)).bearer_auth(&r.token).send().await.unwrap();
         let listed: Value = serde_json::from_str(&listed.text().await.unwrap()).unwrap();
         assert_eq!(listed["data"][0]["id"], "m-1");
