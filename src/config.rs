@@ -582,7 +582,31 @@ impl Config {
                 }
             }
         }
+        for (field, message) in self.gateway_problems() {
+            problems.push(Diagnostic::error(file, at(&field), "gateway-model", message));
+        }
         if problems.is_empty() { Ok(self) } else { Err(problems) }
+    }
+
+    /// Roles with both a `command` and a `model` reach the model through the gateway, which
+    /// forwards to a provider's API: the model must be defined, name its model, and not be
+    /// scripted. Each problem with its field.
+    fn gateway_problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (role, rc) in &self.roles {
+            let (Some(_), Some(name)) = (&rc.command, &rc.model) else { continue };
+            let field = format!("roles.{role}.model");
+            let why = match self.models.get(name) {
+                None => format!("{field}: `{name}` is not defined in `models:`"),
+                Some(m) if m.provider == Provider::Scripted => format!(
+                    "{field}: `{name}` is a scripted model, which cannot serve a command agent: the gateway forwards to a provider's API (openai, anthropic or gemini)"
+                ),
+                Some(m) if m.model.is_none() => format!("{field}: `{name}` names no model at its provider; set models.{name}.model"),
+                Some(_) => continue,
+            };
+            problems.push((field, why));
+        }
+        problems
     }
 
     /// Every environment the file declares, with the field that declares it.
@@ -626,6 +650,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("plancd.yaml"), text).unwrap();
         Config::load(&DirSource::new(dir.path())).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn a_command_with_a_model_needs_a_model_the_gateway_can_forward_to() {
+        let models = "models:\n  real: { provider: openai, model: m }\n  offline: { provider: scripted, file: r.yaml }\n  nameless: { provider: anthropic }\n";
+        // (the coder's config, the problem)
+        let cases = [
+            ("{ command: [agent], model: real }", None),
+            ("{ command: [agent] }", None),
+            ("{ model: offline }", None),
+            ("{ command: [agent], model: nowhere }", Some("roles.coder.model: `nowhere` is not defined in `models:`")),
+            (
+                "{ command: [agent], model: offline }",
+                Some("roles.coder.model: `offline` is a scripted model, which cannot serve a command agent"),
+            ),
+            ("{ command: [agent], model: nameless }", Some("roles.coder.model: `nameless` names no model at its provider")),
+        ];
+        for (coder, want) in cases {
+            let got = load(&format!("roles:\n  coder: {coder}\n{models}"));
+            match want {
+                None => assert!(got.is_ok(), "{coder}: {:?}", got.err()),
+                Some(want) => {
+                    let diags = got.expect_err(coder);
+                    assert_eq!(diags.len(), 1, "{coder}");
+                    assert!(diags[0].message.starts_with(want), "{coder}: {}", diags[0].message);
+                    assert_eq!(diags[0].line, 2, "{coder}: the field's own line");
+                }
+            }
+        }
     }
 
     #[test]

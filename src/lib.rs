@@ -22,6 +22,9 @@
 //! - [`agent`] plays a role: a command in the sandbox, or a model agent — a tool-calling loop
 //!   in the controller over a chat model ([`agent::model`]: providers, retries, budgets, the
 //!   response cache in `refs/ai/cache/`, transcripts) whose tools run in the sandbox.
+//! - [`gateway`] gives a command agent that also has a model the model's API inside its
+//!   sandbox: a per-attempt socket and token, passed through to the provider with the real key,
+//!   with the same budgets, cache and transcript as a model agent.
 //! - [`init`] reads an existing repository for `plancd init`: its project and test command,
 //!   and the environment its dev container or Copilot setup steps declare.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
@@ -30,6 +33,7 @@
 pub mod agent;
 pub mod config;
 pub mod forge;
+pub mod gateway;
 pub mod graph;
 pub mod init;
 pub mod ops;

@@ -5,8 +5,10 @@
 #
 # The root folder is cached (PLANCD_SANDBOX_ROOT, default /var/cache/plancd/sandbox-root) and
 # can serve the process backend as SessionSpec.root. Idempotent: does nothing when the image
-# exists, unless --force (rebuilds the image from the cached root) or --fresh (rebuilds the
-# root as well). --root-only builds the folder and skips Docker.
+# exists and the root holds every tool, unless --force (rebuilds the image from the cached root)
+# or --fresh (rebuilds the root as well). A cached root that lacks tools added to this recipe
+# since (the model clients, say) gets them added, and the image is imported again.
+# --root-only builds the folder and skips Docker.
 set -euo pipefail
 
 IMAGE="${PLANCD_SANDBOX_IMAGE:-plancd-sandbox:python}"
@@ -14,6 +16,9 @@ ROOT="${PLANCD_SANDBOX_ROOT:-/var/cache/plancd/sandbox-root}"
 SUITE="${PLANCD_SANDBOX_SUITE:-bookworm}"
 MIRROR="${PLANCD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PY_TOOLS=(pytest pytest-json-report coverage flake8 mypy bandit)
+# The official model API clients: command agents reach models through plancd's gateway with them.
+PY_CLIENTS=(openai anthropic)
+PY_CLIENT_MODULES="openai, anthropic"
 
 force=0 fresh=0 root_only=0
 for arg in "$@"; do
@@ -28,7 +33,21 @@ done
 
 log() { echo "images: $*" >&2; }
 
-if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && [ -x "$ROOT/usr/bin/python3" ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+# Whether the root holds the clients (read from its files: no root needed to ask).
+has_clients() {
+  local c
+  for c in "${PY_CLIENTS[@]}"; do
+    compgen -G "$ROOT/usr/local/lib/python3*/dist-packages/$c/__init__.py" >/dev/null || return 1
+  done
+}
+
+# Whether the image holds the clients (an image imported before they were added lacks them).
+image_has_clients() {
+  docker image inspect "$IMAGE" >/dev/null 2>&1 &&
+    docker run --rm --network none "$IMAGE" python3 -c "import $PY_CLIENT_MODULES" >/dev/null 2>&1
+}
+
+if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && [ -x "$ROOT/usr/bin/python3" ] && has_clients && image_has_clients; then
   # A root built by an earlier version lacks the mount points added since.
   [ -w "$ROOT" ] && mkdir -p "$ROOT/run/plancd-net" "$ROOT/env"
   log "$IMAGE and $ROOT exist (use --force to rebuild)"
@@ -38,6 +57,27 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "build.sh: needs root (debootstrap and chroot)" >&2
   exit 1
 fi
+
+# Runs pip install in the root `$1` (with /proc mounted) with the host's CA, index and proxies.
+pip_in() {
+  local dir="$1"; shift
+  cp /etc/resolv.conf "$dir/etc/resolv.conf"
+  cp /etc/ssl/certs/ca-certificates.crt "$dir/tmp/host-ca.crt"
+  mount -t proc proc "$dir/proc"
+  trap 'umount "'"$dir"'/proc" 2>/dev/null || true' EXIT
+  log "pip install $*"
+  local pass=()
+  for var in PIP_INDEX_URL PIP_EXTRA_INDEX_URL HTTP_PROXY HTTPS_PROXY http_proxy https_proxy NO_PROXY no_proxy; do
+    [ -n "${!var:-}" ] && pass+=("$var=${!var}")
+  done
+  chroot "$dir" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root PIP_NO_CACHE_DIR=1 \
+    PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "${pass[@]}" \
+    python3 -m pip install -q --no-warn-script-location --break-system-packages "$@"
+  umount "$dir/proc"
+  trap - EXIT
+  : >"$dir/etc/resolv.conf"
+  rm -rf "$dir/root/.cache" "$dir/tmp/host-ca.crt"
+}
 
 build_root() {
   local tmp="$ROOT.partial"
@@ -57,21 +97,8 @@ build_root() {
     touch "$tmp/.debootstrap-done"
   fi
   # pip inside the root trusts what the host trusts (a proxy's CA, for one), only while building.
-  cp /etc/resolv.conf "$tmp/etc/resolv.conf"
-  cp /etc/ssl/certs/ca-certificates.crt "$tmp/tmp/host-ca.crt"
-  mount -t proc proc "$tmp/proc"
-  trap 'umount "'"$tmp"'/proc" 2>/dev/null || true' EXIT
-  log "pip install ${PY_TOOLS[*]}"
-  local pass=()
-  for var in PIP_INDEX_URL PIP_EXTRA_INDEX_URL HTTP_PROXY HTTPS_PROXY http_proxy https_proxy NO_PROXY no_proxy; do
-    [ -n "${!var:-}" ] && pass+=("$var=${!var}")
-  done
-  chroot "$tmp" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root PIP_NO_CACHE_DIR=1 \
-    PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "${pass[@]}" \
-    python3 -m pip install -q --no-warn-script-location --break-system-packages "${PY_TOOLS[@]}"
-  umount "$tmp/proc"
-  trap - EXIT
-  chroot "$tmp" python3 -c "import pytest, coverage, flake8, mypy, bandit, pytest_jsonreport"
+  pip_in "$tmp" "${PY_TOOLS[@]}" "${PY_CLIENTS[@]}"
+  chroot "$tmp" python3 -c "import pytest, coverage, flake8, mypy, bandit, pytest_jsonreport, $PY_CLIENT_MODULES"
   # What a sandbox needs and nothing it should not keep.
   # /env: where a prepared environment is mounted (plancd.yaml `environment:`).
   mkdir -p "$tmp/workspace" "$tmp/run/plancd" "$tmp/run/plancd-net" "$tmp/env"
@@ -84,6 +111,10 @@ build_root() {
 
 if [ "$fresh" -eq 1 ] || [ ! -x "$ROOT/usr/bin/python3" ]; then
   build_root
+elif ! has_clients; then
+  log "adding ${PY_CLIENTS[*]} to the cached root $ROOT"
+  pip_in "$ROOT" "${PY_CLIENTS[@]}"
+  chroot "$ROOT" python3 -c "import $PY_CLIENT_MODULES"
 else
   log "using the cached root $ROOT"
 fi

@@ -96,6 +96,8 @@ pub struct AgentContext<'a> {
     pub source: &'a dyn FileSource,
     /// The pass's model access: keys, cache, spending.
     pub models: &'a Models,
+    /// The attempt's model gateway, for a command agent whose role also names a model.
+    pub gateway: Option<&'a crate::gateway::Gateway>,
 }
 
 /// Why an agent did not finish, beyond its exit status.
@@ -213,8 +215,11 @@ pub async fn run(
         ("PLANCD_WORKFLOW".into(), task.workflow_id.clone()),
         ("PLANCD_TASK_ID".into(), task.task_id.clone()),
     ];
+    if let Some(gateway) = cx.gateway {
+        req.env.extend(gateway.env());
+    }
     let outcome = session.exec(&req).await?;
-    Ok(AgentRun {
+    let mut run = AgentRun {
         outcome,
         agent: format!("{role}: command {}", argv.join(" ")),
         model: config.label.clone().unwrap_or_else(|| "none".into()),
@@ -223,7 +228,29 @@ pub async fn run(
         logs: Vec::new(),
         cost: Cost::default(),
         failure: None,
-    })
+    };
+    if let Some(gateway) = cx.gateway {
+        let ending = gateway.end().await;
+        run.agent = format!("{} (model {} through the gateway)", run.agent, gateway.identity());
+        run.model = gateway.identity().to_owned();
+        run.cost = ending.cost;
+        run.failure = gateway_failure(&ending, run.outcome.success());
+        run.logs.push(("transcript.jsonl".into(), ending.transcript));
+    }
+    Ok(run)
+}
+
+/// How a command agent's exchanges through its gateway end its attempt: a request refused for
+/// the budget ends it `budget_exceeded` (whatever the agent did next); an upstream that could
+/// not be reached is the model's failure, not the task's, when the agent then failed.
+pub fn gateway_failure(ending: &crate::gateway::Ending, agent_succeeded: bool) -> Option<AgentFailure> {
+    if let Some(why) = &ending.budget {
+        return Some(AgentFailure::Verdict { failure_type: "budget_exceeded".into(), message: format!("stopped at the budget: {why}") });
+    }
+    match &ending.unreachable {
+        Some(why) if !agent_succeeded => Some(AgentFailure::Outside(format!("the model gateway: {why}"))),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -239,7 +266,7 @@ mod tests {
         let config = Config { roles: roles.iter().cloned().collect(), ..Config::default() };
         let source = DirSource::new(std::env::temp_dir().join("plancd-no-such-repo"));
         let models = Models::new(Env::default(), None);
-        let cx = AgentContext { config: &config, source: &source, models: &models };
+        let cx = AgentContext { config: &config, source: &source, models: &models, gateway: None };
         run(&cx, role, &task_file(), session, timeout).await
     }
 
@@ -282,6 +309,24 @@ mod tests {
         assert_eq!(run.agent, "coder: command /bin/sh -c ./agent.sh");
         let out = session.get_files(&Default::default()).await.unwrap();
         assert_eq!(out.files[0].data, b"/run/plancd/task.json 2");
+    }
+
+    #[test]
+    fn a_budget_refusal_ends_the_attempt_and_an_unreachable_upstream_is_not_the_tasks_fault() {
+        use crate::gateway::Ending;
+        let spent = Ending { budget: Some("the attempt's budget is spent: 10 of 10 tokens".into()), ..Ending::default() };
+        let down = Ending { unreachable: Some("cannot reach http://up".into()), ..Ending::default() };
+        // (ending, the agent exited 0, the failure's kind)
+        let cases = [
+            (&spent, true, Some("budget_exceeded")),
+            (&spent, false, Some("budget_exceeded")),
+            (&down, false, Some("model_error")),
+            (&down, true, None),
+            (&Ending::default(), false, None),
+        ];
+        for (ending, succeeded, want) in cases {
+            assert_eq!(gateway_failure(ending, succeeded).as_ref().map(AgentFailure::kind), want, "{ending:?} {succeeded}");
+        }
     }
 
     #[tokio::test]

@@ -48,6 +48,19 @@ impl Models {
         &self.ledger
     }
 
+    /// What the gateway of an attempt of `key` needs besides its upstream: the budgets it
+    /// shares with the pass, what the task spent before, the cache.
+    pub fn opening(&self, upstream: crate::gateway::Upstream, key: &TaskKey) -> crate::gateway::Opening {
+        self.ledger.get_or_seed(&key.workflow, || self.workflow_spent(&key.workflow));
+        crate::gateway::Opening {
+            upstream,
+            ledger: self.ledger.clone(),
+            workflow: key.workflow.clone(),
+            task_spent: self.task_spent(key),
+            cache: self.cache(),
+        }
+    }
+
     /// What the task spent in earlier attempts (its status's `cost`).
     fn task_spent(&self, key: &TaskKey) -> Cost {
         let status = self.store.as_ref().and_then(|s| s.status(key).ok().flatten());

@@ -32,7 +32,7 @@ pub struct Conversation<'a> {
     /// The model.
     pub model: &'a Model,
     /// The budgets.
-    pub meter: &'a Meter<'a>,
+    pub meter: &'a Meter,
     /// Where every request and reply is recorded.
     pub transcript: &'a Transcript,
     /// Where tools run.

@@ -12,6 +12,7 @@ mod docker_sessions;
 mod environments;
 mod examples;
 mod fake_github;
+mod gateway;
 mod github;
 mod guard;
 mod init;

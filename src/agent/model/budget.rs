@@ -3,7 +3,7 @@
 //! budget is spent, no further request is sent (a hard stop).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::Usage;
 use crate::config::{Budget, ModelConfig, Prices};
@@ -68,10 +68,10 @@ pub fn price(usage: &Usage, prices: Option<&Prices>) -> Cost {
 
 /// What a pass knows each workflow has spent: what its task refs said when first asked, plus
 /// what this process spent since. Shared by the pass's attempts, so that tasks running at once
-/// stop at one workflow budget.
-#[derive(Debug, Default)]
+/// stop at one workflow budget. A clone is the same ledger (the gateway's attempts hold one).
+#[derive(Debug, Default, Clone)]
 pub struct Ledger {
-    workflows: Mutex<HashMap<String, Cost>>,
+    workflows: Arc<Mutex<HashMap<String, Cost>>>,
 }
 
 impl Ledger {
@@ -91,18 +91,18 @@ impl Ledger {
 
 /// The account of one attempt.
 #[derive(Debug)]
-pub struct Meter<'a> {
+pub struct Meter {
     limits: Limits,
-    ledger: &'a Ledger,
+    ledger: Ledger,
     workflow: String,
     task_before: Cost,
     attempt: Mutex<Cost>,
 }
 
-impl<'a> Meter<'a> {
+impl Meter {
     /// An attempt of a task in `workflow` that had spent `task_before` in earlier attempts.
-    pub fn new(limits: Limits, ledger: &'a Ledger, workflow: &str, task_before: Cost) -> Meter<'a> {
-        Meter { limits, ledger, workflow: workflow.to_owned(), task_before, attempt: Mutex::new(Cost::default()) }
+    pub fn new(limits: Limits, ledger: &Ledger, workflow: &str, task_before: Cost) -> Meter {
+        Meter { limits, ledger: ledger.clone(), workflow: workflow.to_owned(), task_before, attempt: Mutex::new(Cost::default()) }
     }
 
     /// What this attempt spent.

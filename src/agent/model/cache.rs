@@ -91,24 +91,35 @@ impl Cache {
 
     /// The reply stored under `key`.
     pub fn get(&self, key: &str) -> Result<Option<ChatResponse>, git2::Error> {
-        let repo = self.store.repo();
-        let commit = match repo.find_reference(&ref_name(key)) {
-            Ok(r) => r.peel_to_commit()?,
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let entry = commit.tree()?.get_name("response.json").map(|e| e.id());
-        let Some(blob) = entry.map(|id| repo.find_blob(id)).transpose()? else { return Ok(None) };
-        Ok(serde_json::from_slice(blob.content()).ok())
+        Ok(self.get_file(key, "response.json")?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
     /// Stores `reply` under `key` (an entry that exists already stays: it is the same reply,
     /// or an equally valid one).
     pub fn put(&self, key: &str, identity: &str, reply: &ChatResponse) -> Result<(), git2::Error> {
         let json = serde_json::to_vec_pretty(reply).expect("a reply always serialises");
+        self.put_file(key, identity, "response.json", &json)
+    }
+
+    /// The file `name` of the entry under `key` (the gateway keeps whole HTTP replies).
+    pub fn get_file(&self, key: &str, name: &str) -> Result<Option<Vec<u8>>, git2::Error> {
+        let repo = self.store.repo();
+        let commit = match repo.find_reference(&ref_name(key)) {
+            Ok(r) => r.peel_to_commit()?,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let entry = commit.tree()?.get_name(name).map(|e| e.id());
+        let Some(blob) = entry.map(|id| repo.find_blob(id)).transpose()? else { return Ok(None) };
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    /// Stores `bytes` as the file `name` of the entry under `key` (an entry that exists
+    /// already stays).
+    pub fn put_file(&self, key: &str, identity: &str, name: &str, bytes: &[u8]) -> Result<(), git2::Error> {
         let repo = self.store.repo();
         let mut tree = repo.treebuilder(None)?;
-        tree.insert("response.json", repo.blob(&json)?, git2::FileMode::Blob.into())?;
+        tree.insert(name, repo.blob(bytes)?, git2::FileMode::Blob.into())?;
         let tree = repo.find_tree(tree.write()?)?;
         let sig = signature()?;
         let message = format!("cache {identity}\n\nPlancd-Cache-Key: {key}\n");

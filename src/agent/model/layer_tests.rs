@@ -37,7 +37,7 @@ fn model(server: &Server, extra: Value, cache: Option<Cache>) -> Model {
     open("m", &config(server, extra), &Env::from_pairs([("KEY", "sk-layer")]), &source, cache).unwrap()
 }
 
-async fn ask(model: &Model, meter: &Meter<'_>) -> (Result<super::Reply, AskError>, String) {
+async fn ask(model: &Model, meter: &Meter) -> (Result<super::Reply, AskError>, String) {
     let transcript = Transcript::new(model.secrets.clone());
     let req = testing::request(vec![Message::User { text: "go".into() }]);
     let result = model.ask(&req, meter, &transcript, Instant::now() + Duration::from_secs(30)).await;

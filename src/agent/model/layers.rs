@@ -116,7 +116,7 @@ fn retry_policy(mc: &ModelConfig) -> RetryPolicy {
 }
 
 /// The key named by `api_key_env` or `api_key_file`; none for a local server without either.
-fn auth(name: &str, mc: &ModelConfig, env: &Env) -> Result<Auth, ModelError> {
+pub(crate) fn auth(name: &str, mc: &ModelConfig, env: &Env) -> Result<Auth, ModelError> {
     let problem = |problem: String| ModelError::Config { model: name.to_owned(), problem };
     let key = if let Some(var) = &mc.api_key_env {
         Some(
@@ -163,7 +163,7 @@ impl Model {
     }
 
     /// Asks for the next reply: from the cache, or (budget allowing) from the provider.
-    pub async fn ask(&self, req: &ChatRequest, meter: &Meter<'_>, transcript: &Transcript, deadline: Instant) -> Result<Reply, AskError> {
+    pub async fn ask(&self, req: &ChatRequest, meter: &Meter, transcript: &Transcript, deadline: Instant) -> Result<Reply, AskError> {
         let turn = req.turn();
         let key = cache::key(&self.identity, req);
         transcript.request(&self.identity, &key, req);

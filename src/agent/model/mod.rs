@@ -11,7 +11,7 @@ pub mod anthropic;
 pub mod budget;
 pub mod cache;
 pub mod gemini;
-mod http;
+pub mod http;
 pub mod layers;
 pub mod openai;
 pub mod retry;

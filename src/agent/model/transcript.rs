@@ -52,6 +52,14 @@ impl Transcript {
         lines.push(b'\n');
     }
 
+    /// An event of its own kind, e.g. the gateway's `request` and `reply` of an HTTP exchange.
+    pub fn event(&self, name: &str, mut fields: Value) {
+        if let Some(obj) = fields.as_object_mut() {
+            obj.insert("event".into(), json!(name));
+        }
+        self.write(fields);
+    }
+
     /// The first line: who is talking to what.
     pub fn start(&self, fields: Value) {
         self.write(json!({"event": "start", "agent": fields}));

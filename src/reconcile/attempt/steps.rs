@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use super::PassContext;
 use crate::agent::{self, AgentContext, AgentError, AgentFailure, AgentRun, TaskFile};
+use crate::config::RoleConfig;
+use crate::gateway::{Gateway, Upstream};
 use crate::reconcile::guard::{self, Guard, ProbePlan, Refusal};
 use crate::reconcile::workspace::{AgentChange, ChangeSink, Ignore};
 use crate::spec::{AcceptanceCriteria, AcceptanceTest, Role, Task};
@@ -253,10 +255,23 @@ pub(super) fn remaining(deadline: Instant, cap: Duration) -> Duration {
     deadline.saturating_duration_since(Instant::now()).min(cap)
 }
 
+/// The model gateway of an attempt of `role`, when the role has both a command and a model.
+/// A model plancd cannot use is the model's problem; a gateway that cannot start is plancd's.
+pub(super) async fn open_gateway(cx: &PassContext, role: Role, task: &TaskFile) -> Result<Option<Gateway>, Stop> {
+    let config = &cx.snapshot.config;
+    let Some(RoleConfig { command: Some(_), model: Some(model), .. }) = config.roles.get(&role) else { return Ok(None) };
+    let upstream = Upstream::open(model, config, cx.models.env()).map_err(|e| Stop::Model(e.to_string()))?;
+    let key = crate::state::TaskKey::new(&task.workflow_id, &task.task_id);
+    let gateway = Gateway::open(cx.models.opening(upstream, &key)).await.map_err(|e| Stop::Infrastructure(e.to_string()))?;
+    Ok(Some(gateway))
+}
+
 /// Runs `role`'s agent. An agent that does not finish is a failure, not an error.
+#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
 pub(super) async fn run_agent(
     cx: &PassContext,
     role: Role,
+    gateway: Option<&Gateway>,
     session: &dyn Session,
     task_file: &TaskFile,
     deadline: Instant,
@@ -265,7 +280,7 @@ pub(super) async fn run_agent(
 ) -> Result<Result<AgentRun, Failure>, Stop> {
     let config = &cx.snapshot.config;
     let role_timeout = config.roles.get(&role).and_then(|r| r.timeout_seconds).map_or(Duration::MAX, Duration::from_secs);
-    let agents = AgentContext { config, source: &cx.snapshot.source, models: &cx.models };
+    let agents = AgentContext { config, source: &cx.snapshot.source, models: &cx.models, gateway };
     let run = match agent::run(&agents, role, task_file, session, remaining(deadline, role_timeout)).await {
         Ok(run) => run,
         Err(AgentError::Sandbox(e)) => return Err(e.into()),

@@ -216,15 +216,22 @@ async fn agent_phase(
     logs: &mut Logs,
     report: &mut Report,
 ) -> Result<Result<Work, Outcome>, Stop> {
-    let session = cx.sandbox.create(spec).await?;
+    // The model gateway, when the role's command has a model: the session's one door out.
+    let gateway = steps::open_gateway(cx, prepared.role, &prepared.task_file).await?;
+    let mut spec = spec.clone();
+    if let Some(gateway) = &gateway {
+        spec.ports.push(gateway.forward());
+    }
+    let session = cx.sandbox.create(&spec).await?;
     // Before any agent runs: the acceptance tests' runners are there.
     let outcome = match probe_runners(cx, task, session.as_ref(), logs).await {
-        Ok(None) => in_agent_session(cx, plan, task, session.as_ref(), prepared, deadline, logs, report).await,
+        Ok(None) => in_agent_session(cx, plan, task, session.as_ref(), gateway.as_ref(), prepared, deadline, logs, report).await,
         Ok(Some(lacking)) => Ok(Err(Outcome::Environment(lacking))),
         Err(stop) => Err(stop),
     };
     // Destroy whatever happened; a failure to clean up is not the task's failure.
     let _ = session.destroy().await;
+    drop(gateway);
     let (agent, change, skipped) = match outcome? {
         Ok(collected) => collected,
         Err(outcome) => return Ok(Err(outcome)),
@@ -270,6 +277,7 @@ async fn in_agent_session(
     plan: &AttemptPlan,
     task: &Task,
     session: &dyn Session,
+    gateway: Option<&crate::gateway::Gateway>,
     prepared: &Prepared,
     deadline: Instant,
     logs: &mut Logs,
@@ -283,9 +291,16 @@ async fn in_agent_session(
     };
     let agent = match quick {
         Some(fixed) => fixed,
-        None => match steps::run_agent(cx, prepared.role, session, &prepared.task_file, deadline, logs, report).await? {
+        None => match steps::run_agent(cx, prepared.role, gateway, session, &prepared.task_file, deadline, logs, report).await? {
             Ok(agent) => agent,
-            Err(failure) => return Ok(Err(Outcome::Failed { failure, tests: None, work: None })),
+            Err(failure) => {
+                if failure.failure_type == FailureType::BudgetExceeded.as_str() {
+                    // Stopped at the budget: what it did so far is kept beside the logs.
+                    let (change, _) = steps::collect_change(cx, session, input, &task.acceptance_criteria.files, report).await?;
+                    logs.work = workspace::apply_agent_change(&cx.store.repo(), prepared.input_tree, &change).ok();
+                }
+                return Ok(Err(Outcome::Failed { failure, tests: None, work: None }));
+            }
         },
     };
     let (change, skipped) = steps::collect_change(cx, session, input, &task.acceptance_criteria.files, report).await?;
