@@ -255,7 +255,7 @@ impl fmt::Display for Blocker {
             Blocker::Dependency { id, phase: Some(p), .. } => write!(f, "waiting on {id}: {p}"),
             Blocker::Environment { env, reporter, reason } => {
                 let what = if *reason == Reason::EnvironmentIncomplete { "lacks what the tests need" } else { "failed to build" };
-                write!(f, "environment {env} {what} (see plancd logs {reporter}); change environment.setup, or plancd retry {reporter}")
+                write!(f, "environment {env} {what} (see plancd describe {reporter}); change environment.setup, or plancd retry {reporter}")
             }
         }
     }
@@ -591,7 +591,7 @@ mod tests {
         let mut other = task("c", 'c', &[]);
         other.environment = Some("env2".into());
         let tasks = || vec![task("a", 'a', &[]), task("b", 'b', &[]), other.clone(), task("d", 'd', &["a"])];
-        let held = "Wait: environment env1 failed to build (see plancd logs wf/a); change environment.setup, or plancd retry wf/a";
+        let held = "Wait: environment env1 failed to build (see plancd describe wf/a); change environment.setup, or plancd retry wf/a";
         let rows = run(tasks(), &[("a", env_failed('a', "env1", Reason::EnvironmentFailed))], |_| {});
         assert_eq!(
             table(&rows),
@@ -600,7 +600,7 @@ mod tests {
         let rows = run(tasks(), &[("b", env_failed('b', "env1", Reason::EnvironmentIncomplete))], |_| {});
         assert_eq!(
             rows[0].1,
-            "Wait: environment env1 lacks what the tests need (see plancd logs wf/b); change environment.setup, or plancd retry wf/b"
+            "Wait: environment env1 lacks what the tests need (see plancd describe wf/b); change environment.setup, or plancd retry wf/b"
         );
         // A changed environment (another key) lifts the hold: the task runs again.
         let rows = run(tasks(), &[("a", env_failed('a', "env0", Reason::EnvironmentFailed))], |_| {});

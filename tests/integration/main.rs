@@ -18,6 +18,7 @@ mod init;
 mod lifecycle;
 mod manage;
 mod models;
+mod observe;
 mod operations;
 mod reconcile;
 mod replicas;
