@@ -146,6 +146,8 @@ pub struct AgentRun {
     pub logs: Vec<(String, Vec<u8>)>,
     /// What model calls cost.
     pub cost: Cost,
+    /// Replies that came from the response cache.
+    pub cache_hits: u32,
     /// Why it did not finish, when there is more to say than its exit status.
     pub failure: Option<AgentFailure>,
 }
@@ -161,6 +163,7 @@ impl AgentRun {
             argv: vec!["model".into(), model.into()],
             logs: Vec::new(),
             cost: Cost::default(),
+            cache_hits: 0,
             failure: Some(AgentFailure::Outside(why)),
         }
     }
@@ -222,6 +225,7 @@ pub async fn run(
         argv,
         logs: Vec::new(),
         cost: Cost::default(),
+        cache_hits: 0,
         failure: None,
     })
 }

@@ -8,7 +8,7 @@ use crate::util::Repo;
 
 /// Tasks a -> b. The coder writes the wrong answer; the debugger fixes a's work, never b's, so
 /// a succeeds through its branch todo and b is escalated (`max_branch_depth: 1`).
-fn debugged() -> Repo {
+pub(crate) fn debugged() -> Repo {
     let repo = Repo::new();
     repo.write(
         "plancd.yaml",
