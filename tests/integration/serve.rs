@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use crate::util::{Repo, plancd_command};
 
 /// A controller running in `repo`, killed when dropped; its JSON log goes to `log`.
-struct Controller {
+pub(crate) struct Controller {
     child: Child,
     port: u16,
     log: tempfile::NamedTempFile,
 }
 
 impl Controller {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 }
@@ -32,7 +32,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn start(repo: &Repo, env: &[(&str, &str)]) -> Controller {
+pub(crate) fn start(repo: &Repo, env: &[(&str, &str)]) -> Controller {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -65,7 +65,7 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
     Some((code, body))
 }
 
-fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(start.elapsed() < limit, "not within {limit:?}");
@@ -178,7 +178,7 @@ fn sigterm_stops_the_controller_with_exit_zero_and_releases_claims() {
 }
 
 /// The sum of the samples of `name` whose labels include `labels`; `None` when there is none.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let found: Vec<f64> = metrics
         .lines()
         .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
@@ -188,7 +188,7 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     (!found.is_empty()).then(|| found.iter().sum())
 }
 
-fn scrape(c: &Controller) -> String {
+pub(crate) fn scrape(c: &Controller) -> String {
     let (code, metrics) = http(c.port, "GET", "/metrics", &[], b"").unwrap();
     assert_eq!(code, 200);
     metrics
@@ -330,4 +330,20 @@ fn series_names_are_read_from_promql() {
         ),
         ["plancd_attempts_total", "plancd_x", "up"]
     );
+}
+
+/// Seen: a push that failed was never counted (`plancd_git_push_failures_total` stayed empty).
+#[test]
+fn a_failed_push_is_counted() {
+    let repo = repo_with_agent();
+    repo.write("plans/p.yaml", PLAN);
+    repo.commit("a plan");
+    let gone = tempfile::tempdir().unwrap();
+    repo.git(&["remote", "add", "origin", gone.path().join("missing.git").to_str().unwrap()]);
+    let c = start(&repo, &[]);
+    let source = repo.path().file_name().unwrap().to_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(60), || {
+        sample(&scrape(&c), "plancd_git_push_failures_total", &[("source", &source)]).unwrap_or(0.0) >= 1.0
+    });
+    assert_eq!(sample(&scrape(&c), "plancd_forge_failures_total", &[("source", &source)]), Some(0.0));
 }
