@@ -210,9 +210,16 @@ struct Report {
 /// Describes `key`, with the plans read at `branch` (or the configured watched branch).
 pub fn describe(repo: &Path, branch: Option<&str>, env: &Env, key: &TaskKey) -> Result<Description, ManageError> {
     let store = Store::open(repo)?;
-    let Some((_, record)) = store.status(key)? else { return Err(ManageError::UnknownTask(key.clone())) };
-    let history = store.history(key)?;
     let snapshot = Snapshot::load(store.path(), branch, env).ok();
+    // A task of the plan that never ran is described too: its spec and what it waits for.
+    let record = match store.status(key)? {
+        Some((_, record)) => record,
+        None if snapshot.as_ref().is_some_and(|s| s.task(key).is_some()) => {
+            TaskStatus::new(&key.workflow, &key.task, Phase::Pending, jiff::Timestamp::now())
+        }
+        None => return Err(ManageError::UnknownTask(key.clone())),
+    };
+    let history = store.history(key)?;
     let row: Option<StatusRow> =
         status(repo, branch, env, Some(&key.to_string()))?.tasks.into_iter().find(|r| r.workflow == key.workflow && r.task == key.task);
     let task = snapshot.as_ref().and_then(|s| s.task(key));
@@ -284,7 +291,7 @@ fn spec_view(store: &Store, snapshot: Option<&Snapshot>, key: &TaskKey, record: 
         })
         .collect();
     view.why = Some(match (recorded.is_some(), changed_upstream.is_empty()) {
-        (false, _) => "the record names no spec hash".into(),
+        (false, _) => "it has not run for any spec yet".into(),
         (true, true) => "its own spec changed since it last ran: the task in the plan, its contract or its test files".into(),
         (true, false) => {
             format!("an upstream spec changed: {} (the next reconcile runs them, then this task)", changed_upstream.join(", "))
@@ -346,9 +353,15 @@ fn branch_view(b: &TaskStatus) -> BranchView {
 /// The tests that decided: those of the attempt that accepted the result, else those of the
 /// latest attempt that ran tests.
 fn decision(store: &Store, key: &TaskKey, record: &TaskStatus) -> Option<Decision> {
-    let (task, attempt) = match record.result.as_ref().and_then(|r| r.accepted_in.as_ref()) {
-        Some(a) => (a.task_id.clone(), a.attempt),
-        None => (key.task.clone(), record.attempt),
+    // After a branch todo, the last tests run were its (against this task's tests).
+    let last_branch = record.branch_todos.last().and_then(|id| {
+        let b = store.state(&TaskKey::new(&key.workflow, id)).ok().flatten()?;
+        (b.attempt > 0).then(|| (id.clone(), b.attempt))
+    });
+    let (task, attempt) = match (record.result.as_ref().and_then(|r| r.accepted_in.as_ref()), last_branch) {
+        (Some(a), _) => (a.task_id.clone(), a.attempt),
+        (None, Some(branch)) if record.phase != Phase::Succeeded => branch,
+        (None, _) => (key.task.clone(), record.attempt),
     };
     let at = TaskKey::new(&key.workflow, &task);
     let bytes = store.read_file(&at, &format!("attempts/{attempt}/report.json")).ok().flatten()?;
@@ -378,16 +391,24 @@ pub fn text(d: &Description, now: jiff::Timestamp) -> String {
         field("Message", d.message.lines().next().unwrap_or_default());
     }
     if let Some(next) = &d.next {
-        field("Next", next);
+        let key = format!("{}/{}", d.workflow, d.task);
+        let hint = match d.phase {
+            Phase::Escalated | Phase::Failed if d.parent.is_none() => {
+                format!(" — fix the plan or its inputs and `plancd retry {key}`, or `plancd retry {key} -m '<what to do differently>'`")
+            }
+            _ => String::new(),
+        };
+        field("Next", &format!("{next}{hint}"));
     }
     let spec = match (&d.spec.recorded, &d.spec.current, d.spec.matches) {
         (Some(r), _, true) => format!("{} (the plan's current spec)", short(r)),
         (Some(r), Some(c), false) => format!("{} — the plan's is now {}", short(r), short(c)),
         (Some(r), None, _) => short(r).to_owned(),
-        (None, _, _) => "-".into(),
+        (None, Some(c), _) => format!("- (it has not run yet; the plan's spec is {})", short(c)),
+        (None, None, _) => "-".into(),
     };
     field("Spec hash", &spec);
-    if let Some(why) = d.spec.why.as_ref().filter(|_| !d.spec.matches || d.parent.is_some()) {
+    if let Some(why) = d.spec.why.as_ref().filter(|_| (!d.spec.matches && d.spec.recorded.is_some()) || d.parent.is_some()) {
         field("", why);
     }
     if let Some(c) = &d.spec.plan_commit {

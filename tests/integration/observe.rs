@@ -110,7 +110,14 @@ fn describe_shows_one_task_and_why_its_spec_differs_from_the_plan() {
     let branch = &b["branch_todos"][0];
     assert_eq!(branch["id"], "b_branch_01", "{b:#}");
     assert!(branch["failure_type"].is_string() && !branch["evidence"].as_str().unwrap().is_empty(), "{branch:#}");
-    assert_eq!(b["decided_by"]["tests"][0]["passed"], false, "{b:#}");
+    // The tests that decided are the branch todo's last run of b's tests.
+    assert_eq!(
+        (b["decided_by"]["task"].as_str(), b["decided_by"]["tests"][0]["passed"].as_bool()),
+        (Some("b_branch_01"), Some(false)),
+        "{b:#}"
+    );
+    let text = repo.plancd(&["describe", "wf/b"]).expect_code(0).stdout.clone();
+    assert!(text.contains("Next:         escalated to a person — fix the plan or its inputs and `plancd retry wf/b`"), "{text}");
 
     // A plan change: a's own spec changed, b's through a.
     repo.write("plans/wf.yaml", &plan("Write out/a.txt, carefully."));
@@ -120,6 +127,18 @@ fn describe_shows_one_task_and_why_its_spec_differs_from_the_plan() {
     assert!(a.contains("Next:         run attempt 2: its spec changed"), "{a}");
     let b = repo.plancd(&["describe", "wf/b"]).expect_code(0).stdout.clone();
     assert!(b.contains("an upstream spec changed: a"), "{b}");
+
+    // A task that never ran: its spec, and what it waits for.
+    repo.write("plans/wf.yaml", &format!("{}  - id: c\n    title: Task c\n    agent_role: coder\n    dependencies: [b]\n    acceptance_criteria:\n      tests: [{{cmd: \"true\"}}]\n", plan("Write out/a.txt, carefully.")));
+    repo.commit("Add task c");
+    let c = repo.plancd(&["describe", "wf/c"]);
+    let c = &c.expect_code(0).stdout;
+    assert!(
+        c.contains("Phase:        Pending")
+            && c.contains("it has not run yet; the plan's spec is")
+            && c.contains("Next:         waiting on b"),
+        "{c}"
+    );
 
     let unknown = repo.plancd(&["describe", "wf/nope"]);
     unknown.expect_code(2);
