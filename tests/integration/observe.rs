@@ -144,3 +144,37 @@ fn describe_shows_one_task_and_why_its_spec_differs_from_the_plan() {
     unknown.expect_code(2);
     assert!(unknown.stderr.contains("no task wf/nope"), "{}", unknown.stderr);
 }
+
+/// `plancd status --watch` prints the table again when a task's state changes.
+#[test]
+fn status_watch_redraws_when_a_phase_changes() {
+    use std::io::{BufRead, BufReader};
+    let repo = debugged();
+    let mut child = crate::util::plancd_command(repo.path(), &["status", "--watch", "--interval", "0.1"], &[])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |text: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !seen.iter().any(|l: &String| l.contains(text)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            seen.push(rx.recv_timeout(left).unwrap_or_else(|_| panic!("`{text}` never shown:\n{}", seen.join("\n"))));
+        }
+    };
+    wait_for("wf/a");
+    repo.plancd(&["reconcile"]).no_panic();
+    wait_for("Escalated");
+    wait_for("--- ");
+    let _ = child.kill();
+    let _ = child.wait();
+}
