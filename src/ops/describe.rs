@@ -373,7 +373,9 @@ fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-/// The description as people read it.
+/// The description as people read it. One field after the other, in the order a person asks
+/// about a task (what, where it stands, why, what was tried, what came of it): long, and
+/// flat on purpose.
 pub fn text(d: &Description, now: jiff::Timestamp) -> String {
     let mut out = String::new();
     let mut field = |name: &str, value: &str| out.push_str(&format!("{:<14}{value}\n", format!("{name}:")));
