@@ -1,6 +1,7 @@
 //! What a running controller tells the outside: Prometheus metrics (text format) and logs
 //! (tracing; JSON in controller mode, filtered by `RUST_LOG`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -11,7 +12,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::reconcile::{AttemptEnd, Event};
+use crate::reconcile::{AttemptEnd, Event, Snapshot, UpstreamPart};
+use crate::spec::Role;
+use crate::state::{FailureType, Phase, Store};
 
 /// A repository source.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -20,22 +23,57 @@ pub struct SourceLabel {
     pub source: String,
 }
 
-/// Tasks by phase.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PhaseLabels {
-    /// The source's name.
-    pub source: String,
-    /// The phase.
-    pub phase: String,
-}
-
-/// Attempts by how they ended.
+/// Passes by result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     /// The source's name.
     pub source: String,
-    /// How the attempt ended: succeeded, failed, debugging, escalated, ...
+    /// `ok` or `error`.
     pub outcome: String,
+}
+
+/// A workflow of a source.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkflowLabels {
+    /// The source's name.
+    pub source: String,
+    /// The workflow.
+    pub workflow: String,
+}
+
+/// Tasks (or branch todos) of a workflow by phase.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// The source's name.
+    pub source: String,
+    /// The workflow.
+    pub workflow: String,
+    /// The phase.
+    pub phase: String,
+}
+
+/// Attempts of a workflow's role by how they ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// The source's name.
+    pub source: String,
+    /// The workflow.
+    pub workflow: String,
+    /// The role that played the attempt.
+    pub role: String,
+    /// How it ended: succeeded, failed, debugging, escalated, ...
+    pub outcome: String,
+}
+
+/// Attempts of a workflow's role.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    /// The source's name.
+    pub source: String,
+    /// The workflow.
+    pub workflow: String,
+    /// The role.
+    pub role: String,
 }
 
 /// Failures by type.
@@ -43,17 +81,38 @@ pub struct OutcomeLabels {
 pub struct FailureLabels {
     /// The source's name.
     pub source: String,
+    /// The workflow.
+    pub workflow: String,
     /// The triage's failure type.
     pub failure_type: String,
 }
 
-/// Model use by role and model.
+/// Model use by workflow, role and model.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UsageLabels {
+    /// The source's name.
+    pub source: String,
+    /// The workflow.
+    pub workflow: String,
     /// The role.
     pub role: String,
-    /// The model.
+    /// The configured model's name (`models:` in plancd.yaml).
     pub model: String,
+}
+
+/// Tokens by direction.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// The source's name.
+    pub source: String,
+    /// The workflow.
+    pub workflow: String,
+    /// The role.
+    pub role: String,
+    /// The configured model's name.
+    pub model: String,
+    /// `input` or `output`.
+    pub direction: String,
 }
 
 /// Sandbox commands by kind (agent, check, test).
@@ -63,27 +122,56 @@ pub struct ExecLabels {
     pub kind: String,
 }
 
+/// The version of the running binary.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// plancd's version.
+    pub version: String,
+}
+
+/// Every outcome an attempt can have, as the `outcome` label says it.
+pub const OUTCOMES: [&str; 8] = ["succeeded", "adopted", "debugging", "failed", "escalated", "lost_claim", "cancelled", "infrastructure"];
+
+/// The roles that play tasks and branch todos.
+const ROLES: [Role; 4] = [Role::Architect, Role::Coder, Role::Tester, Role::Debugger];
+
 /// Every metric plancd exports.
 #[derive(Clone)]
 pub struct Metrics {
+    /// The running version (always 1).
+    pub build_info: Family<BuildLabels, Gauge>,
     /// How long passes take.
     pub reconcile_duration: Family<SourceLabel, Histogram>,
     /// Passes by result.
     pub passes: Family<OutcomeLabels, Counter>,
-    /// Tasks by phase, after the last pass.
+    /// When the last pass that ended well ended (Unix seconds; 0 before the first).
+    pub last_success: Family<SourceLabel, Gauge<f64, AtomicU64>>,
+    /// Tasks by workflow and phase, after the last pass (branch todos apart).
     pub tasks: Family<PhaseLabels, Gauge>,
-    /// Attempts by outcome.
-    pub attempts: Family<OutcomeLabels, Counter>,
+    /// Branch todos by workflow and phase, after the last pass.
+    pub branch_todos: Family<PhaseLabels, Gauge>,
+    /// Attempts by workflow, role and outcome.
+    pub attempts: Family<AttemptLabels, Counter>,
+    /// Attempts that were not a task's first: a later attempt, or a branch todo's.
+    pub retries: Family<RoleLabels, Counter>,
     /// Failures by type.
     pub failures: Family<FailureLabels, Counter>,
     /// Model tokens used.
-    pub tokens: Family<UsageLabels, Counter>,
+    pub tokens: Family<TokenLabels, Counter>,
     /// Model spend, in US dollars.
     pub cost: Family<UsageLabels, Counter<f64, AtomicU64>>,
+    /// Model replies from the response cache.
+    pub cache_hits: Family<UsageLabels, Counter>,
+    /// What each workflow's tasks spent, from the refs.
+    pub spend: Family<WorkflowLabels, Gauge<f64, AtomicU64>>,
+    /// Each workflow's budget (`budget.usd_per_workflow`; 0 when none).
+    pub budget: Family<WorkflowLabels, Gauge<f64, AtomicU64>>,
     /// Sandbox command durations.
     pub exec_duration: Family<ExecLabels, Histogram>,
     /// Pushes to a remote that failed.
     pub push_failures: Family<SourceLabel, Counter>,
+    /// Forge requests (pull requests, issues, commit statuses) that failed.
+    pub forge_failures: Family<SourceLabel, Counter>,
     /// Tasks ready to run but not yet started.
     pub queue_depth: Family<SourceLabel, Gauge>,
 }
@@ -93,45 +181,166 @@ impl Metrics {
     pub fn new() -> (Metrics, Registry) {
         let seconds = || Histogram::new(exponential_buckets(0.01, 2.0, 16));
         let m = Metrics {
+            build_info: Family::default(),
             reconcile_duration: Family::new_with_constructor(seconds),
             passes: Family::default(),
+            last_success: Family::default(),
             tasks: Family::default(),
+            branch_todos: Family::default(),
             attempts: Family::default(),
+            retries: Family::default(),
             failures: Family::default(),
             tokens: Family::default(),
             cost: Family::default(),
+            cache_hits: Family::default(),
+            spend: Family::default(),
+            budget: Family::default(),
             exec_duration: Family::new_with_constructor(seconds),
             push_failures: Family::default(),
+            forge_failures: Family::default(),
             queue_depth: Family::default(),
         };
+        m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        for kind in ["agent", "check", "test"] {
+            let _ = m.exec_duration.get_or_create(&ExecLabels { kind: kind.into() });
+        }
         let mut r = Registry::with_prefix("plancd");
+        r.register("build_info", "The running plancd's version (always 1)", m.build_info.clone());
         r.register("reconcile_duration_seconds", "How long a reconcile pass takes", m.reconcile_duration.clone());
         r.register("passes", "Reconcile passes by result", m.passes.clone());
-        r.register("tasks", "Tasks by phase after the last pass", m.tasks.clone());
-        r.register("attempts", "Attempts by how they ended", m.attempts.clone());
-        r.register("failures", "Failed attempts by failure type", m.failures.clone());
-        r.register("model_tokens", "Model tokens used, by role and model", m.tokens.clone());
-        r.register("model_cost_usd", "Model spend in US dollars, by role and model", m.cost.clone());
+        r.register(
+            "last_successful_pass_timestamp_seconds",
+            "When the last pass that ended well ended (Unix time; 0 before the first)",
+            m.last_success.clone(),
+        );
+        r.register("tasks", "Tasks by workflow and phase after the last pass (branch todos apart)", m.tasks.clone());
+        r.register("branch_todos", "Branch todos by workflow and phase after the last pass", m.branch_todos.clone());
+        r.register("attempts", "Attempts by workflow, role and how they ended", m.attempts.clone());
+        r.register("attempt_retries", "Attempts that were not a task's first (a later attempt or a branch todo's)", m.retries.clone());
+        r.register("failures", "Failed attempts by workflow and failure type", m.failures.clone());
+        r.register("model_tokens", "Model tokens used, by workflow, role, model and direction", m.tokens.clone());
+        r.register("model_cost_usd", "Model spend in US dollars, by workflow, role and model", m.cost.clone());
+        r.register("model_cache_hits", "Model replies from the response cache, by workflow, role and model", m.cache_hits.clone());
+        r.register("workflow_spend_usd", "What each workflow's tasks spent on models, from the refs", m.spend.clone());
+        r.register("workflow_budget_usd", "Each workflow's budget (budget.usd_per_workflow; 0 when none)", m.budget.clone());
         r.register("sandbox_exec_duration_seconds", "How long sandboxed commands run, by kind", m.exec_duration.clone());
         r.register("git_push_failures", "Pushes to a remote that failed", m.push_failures.clone());
+        r.register("forge_failures", "Forge requests (pull requests, issues, commit statuses) that failed", m.forge_failures.clone());
         r.register("queue_depth", "Tasks ready to run and not yet started", m.queue_depth.clone());
         (m, r)
+    }
+
+    /// Every series of a source, at 0, before its first pass.
+    pub fn prepare_source(&self, source: &str) {
+        let label = SourceLabel { source: source.into() };
+        for outcome in ["ok", "error"] {
+            let _ = self.passes.get_or_create(&OutcomeLabels { source: source.into(), outcome: outcome.into() });
+        }
+        let _ = self.reconcile_duration.get_or_create(&label);
+        let _ = self.last_success.get_or_create(&label);
+        let _ = self.push_failures.get_or_create(&label);
+        let _ = self.forge_failures.get_or_create(&label);
+        let _ = self.queue_depth.get_or_create(&label);
+    }
+
+    /// Every series of the workflows the plans at `snapshot` name, at 0 where not yet counted:
+    /// attempts by role and outcome, tasks and branch todos by phase, model use by each role's
+    /// configured model, spend and budget.
+    pub fn prepare_workflows(&self, source: &str, snapshot: &Snapshot) {
+        for plan in &snapshot.plans {
+            let workflow = plan.list.todo_list_id.as_str();
+            let wf = WorkflowLabels { source: source.into(), workflow: workflow.into() };
+            let _ = self.spend.get_or_create(&wf);
+            self.budget.get_or_create(&wf).set(snapshot.config.budget.usd_per_workflow.unwrap_or(0.0));
+            for phase in Phase::ALL {
+                let labels = PhaseLabels { source: source.into(), workflow: workflow.into(), phase: phase.as_str().into() };
+                let _ = self.tasks.get_or_create(&labels);
+                let _ = self.branch_todos.get_or_create(&labels);
+            }
+            for failure_type in FailureType::ALL {
+                let labels = FailureLabels { source: source.into(), workflow: workflow.into(), failure_type: failure_type.as_str().into() };
+                let _ = self.failures.get_or_create(&labels);
+            }
+            for role in ROLES {
+                let role_name = role.to_string();
+                let _ =
+                    self.retries.get_or_create(&RoleLabels { source: source.into(), workflow: workflow.into(), role: role_name.clone() });
+                for outcome in OUTCOMES {
+                    let labels = AttemptLabels {
+                        source: source.into(),
+                        workflow: workflow.into(),
+                        role: role_name.clone(),
+                        outcome: outcome.into(),
+                    };
+                    let _ = self.attempts.get_or_create(&labels);
+                }
+                let Some(model) = snapshot.config.roles.get(&role).and_then(|r| r.model.clone()) else { continue };
+                let usage = UsageLabels { source: source.into(), workflow: workflow.into(), role: role_name.clone(), model: model.clone() };
+                let _ = self.cost.get_or_create(&usage);
+                let _ = self.cache_hits.get_or_create(&usage);
+                for direction in ["input", "output"] {
+                    let labels = TokenLabels {
+                        source: source.into(),
+                        workflow: workflow.into(),
+                        role: role_name.clone(),
+                        model: model.clone(),
+                        direction: direction.into(),
+                    };
+                    let _ = self.tokens.get_or_create(&labels);
+                }
+            }
+        }
     }
 
     /// Counts what a pass reports as it goes.
     pub fn observe(&self, source: &str, event: &Event) {
         match event {
-            Event::Finished { end, .. } => {
-                let outcome = outcome(end);
-                self.attempts.get_or_create(&OutcomeLabels { source: source.into(), outcome: outcome.into() }).inc();
+            Event::Finished { key, role, end, .. } => {
+                let labels = AttemptLabels {
+                    source: source.into(),
+                    workflow: key.workflow.clone(),
+                    role: role.clone(),
+                    outcome: outcome(end).into(),
+                };
+                self.attempts.get_or_create(&labels).inc();
                 let failure_type = match end {
                     AttemptEnd::Failed { failure_type, .. } | AttemptEnd::Debugging { failure_type, .. } => Some(failure_type.as_str()),
                     AttemptEnd::Infrastructure(_) => Some("infrastructure"),
                     _ => None,
                 };
                 if let Some(t) = failure_type {
-                    self.failures.get_or_create(&FailureLabels { source: source.into(), failure_type: t.into() }).inc();
+                    let labels = FailureLabels { source: source.into(), workflow: key.workflow.clone(), failure_type: t.into() };
+                    self.failures.get_or_create(&labels).inc();
                 }
+            }
+            Event::Started { key, role, retry, .. } => {
+                let labels = RoleLabels { source: source.into(), workflow: key.workflow.clone(), role: role.clone() };
+                let counter = self.retries.get_or_create(&labels);
+                if *retry {
+                    counter.inc();
+                }
+            }
+            Event::Spent { key, role, model, cost, cache_hits } => {
+                let usage = UsageLabels { source: source.into(), workflow: key.workflow.clone(), role: role.clone(), model: model.clone() };
+                self.cost.get_or_create(&usage).inc_by(cost.usd);
+                self.cache_hits.get_or_create(&usage).inc_by(u64::from(*cache_hits));
+                for (direction, n) in [("input", cost.input_tokens), ("output", cost.output_tokens)] {
+                    let labels = TokenLabels {
+                        source: source.into(),
+                        workflow: key.workflow.clone(),
+                        role: role.clone(),
+                        model: model.clone(),
+                        direction: direction.into(),
+                    };
+                    self.tokens.get_or_create(&labels).inc_by(n);
+                }
+            }
+            Event::UpstreamFailed { part } => {
+                let label = SourceLabel { source: source.into() };
+                match part {
+                    UpstreamPart::Remote => self.push_failures.get_or_create(&label).inc(),
+                    UpstreamPart::Forge => self.forge_failures.get_or_create(&label).inc(),
+                };
             }
             Event::Exec { kind, duration } => {
                 self.exec_duration.get_or_create(&ExecLabels { kind: (*kind).into() }).observe(duration.as_secs_f64())
@@ -139,11 +348,42 @@ impl Metrics {
             Event::Queue { ready } => {
                 self.queue_depth.get_or_create(&SourceLabel { source: source.into() }).set(i64::try_from(*ready).unwrap_or(i64::MAX));
             }
-            Event::Started { .. } => {}
         }
+    }
+
+    /// Tasks and branch todos by workflow and phase, and each workflow's spend, as `store`'s refs
+    /// say after a pass. Every phase of every workflow seen is set, to 0 when none is in it.
+    pub fn count_refs(&self, source: &str, store: &Store) {
+        let Ok(tasks) = store.list() else { return };
+        let mut counts: HashMap<(String, bool, Phase), i64> = HashMap::new();
+        let mut spend: HashMap<String, f64> = HashMap::new();
+        for (key, state) in &tasks {
+            *counts.entry((key.workflow.clone(), state.parent.is_some(), state.phase)).or_default() += 1;
+            let usd = store.status(key).ok().flatten().and_then(|(_, s)| s.cost).map_or(0.0, |c| c.usd);
+            *spend.entry(key.workflow.clone()).or_default() += usd;
+        }
+        let mut workflows: Vec<String> = tasks.keys().map(|k| k.workflow.clone()).collect();
+        workflows.dedup();
+        for workflow in &workflows {
+            for phase in Phase::ALL {
+                let labels = PhaseLabels { source: source.into(), workflow: workflow.clone(), phase: phase.as_str().into() };
+                let count = |branch: bool| counts.get(&(workflow.clone(), branch, phase)).copied().unwrap_or(0);
+                self.tasks.get_or_create(&labels).set(count(false));
+                self.branch_todos.get_or_create(&labels).set(count(true));
+            }
+            let labels = WorkflowLabels { source: source.into(), workflow: workflow.clone() };
+            self.spend.get_or_create(&labels).set(spend.get(workflow).copied().unwrap_or(0.0));
+        }
+    }
+
+    /// Notes a pass that ended well, now.
+    pub fn pass_succeeded(&self, source: &str) {
+        let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+        self.last_success.get_or_create(&SourceLabel { source: source.into() }).set(now);
     }
 }
 
+/// The `outcome` label of an attempt's end (one of [`OUTCOMES`]).
 fn outcome(end: &AttemptEnd) -> &'static str {
     match end {
         AttemptEnd::Succeeded { .. } => "succeeded",

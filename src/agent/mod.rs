@@ -148,6 +148,8 @@ pub struct AgentRun {
     pub logs: Vec<(String, Vec<u8>)>,
     /// What model calls cost.
     pub cost: Cost,
+    /// Replies that came from the response cache.
+    pub cache_hits: u32,
     /// Why it did not finish, when there is more to say than its exit status.
     pub failure: Option<AgentFailure>,
 }
@@ -163,6 +165,7 @@ impl AgentRun {
             argv: vec!["model".into(), model.into()],
             logs: Vec::new(),
             cost: Cost::default(),
+            cache_hits: 0,
             failure: Some(AgentFailure::Outside(why)),
         }
     }
@@ -227,6 +230,7 @@ pub async fn run(
         argv,
         logs: Vec::new(),
         cost: Cost::default(),
+        cache_hits: 0,
         failure: None,
     };
     if let Some(gateway) = cx.gateway {

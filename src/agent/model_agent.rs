@@ -150,6 +150,7 @@ pub async fn run(
         argv: vec!["model".into(), name.into()],
         logs: vec![("transcript.jsonl".into(), transcript.bytes())],
         cost: meter.spent(),
+        cache_hits: meter.cache_hits(),
         failure,
     })
 }

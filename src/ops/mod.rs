@@ -4,7 +4,9 @@
 pub mod action;
 pub mod approve;
 pub mod demo;
+pub mod describe;
 pub mod drift;
+pub mod events;
 pub mod graph;
 pub mod init;
 pub mod logs;

@@ -27,11 +27,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::reconcile::{ReconcileOptions, SandboxOpener, reconcile};
 use crate::config::{Config, Env};
-use crate::reconcile::{Event, EventSink, read_actual};
+use crate::reconcile::{Event, EventSink};
 use crate::remote::Remote;
 use crate::spec::{Diagnostic, DirSource, Schema, TreeSource, parse_checked};
 use crate::state::{ReconcileRequest, Store};
-use crate::telemetry::{Metrics, OutcomeLabels, PhaseLabels, SourceLabel};
+use crate::telemetry::{Metrics, OutcomeLabels, SourceLabel};
 use crate::watch::{Trigger, poll_remote, resync_every, watch_local};
 
 /// The controller's own configuration (`plancd serve --config FILE`).
@@ -218,6 +218,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     let secret = webhook_secret(&opts, &sources);
     let shared = Arc::new(Shared { sources, metrics, registry, secret });
+    // Every series is there at 0 from the start, not only once something happened.
+    for source in &shared.sources {
+        shared.metrics.prepare_source(&source.name);
+        count_refs(source, &shared, &opts.env);
+    }
     let mut loops = tokio::task::JoinSet::new();
     // Warm sandbox sessions outlive a pass; they are given up when the controller stops.
     let lasting = Arc::new(super::reconcile::Lasting::default());
@@ -388,7 +393,9 @@ async fn pass(
     let name = source.name.clone();
     let sink: EventSink = Arc::new(move |event: &Event| {
         metrics.observe(&name, event);
-        if let (Some(events), false) = (&events, matches!(event, Event::Exec { .. } | Event::Queue { .. })) {
+        if let (Some(events), false) =
+            (&events, matches!(event, Event::Exec { .. } | Event::Queue { .. } | Event::Spent { .. } | Event::UpstreamFailed { .. }))
+        {
             events(event);
         }
         if let Event::Finished { key, attempt, end, .. } = event {
@@ -421,18 +428,24 @@ async fn pass(
     tracing::info!(source = %source.name, seconds = started.elapsed().as_secs_f64(), %outcome, "pass ended");
     let result_label = if outcome == "ok" { "ok" } else { "error" };
     shared.metrics.passes.get_or_create(&OutcomeLabels { source: source.name.clone(), outcome: result_label.into() }).inc();
-    count_phases(source, shared);
+    if outcome == "ok" {
+        shared.metrics.pass_succeeded(&source.name);
+    }
+    count_refs(source, shared, env);
     if let Some((tip, mut request)) = request {
         acknowledge(source, tip, &mut request, &outcome);
     }
 }
 
-/// The tasks-by-phase gauge, from the refs.
-fn count_phases(source: &Source, shared: &Shared) {
-    let Ok(actual) = Store::open(&source.path).and_then(|s| read_actual(&s)) else { return };
-    for phase in ["Pending", "Running", "Succeeded", "Failed", "Debugging", "Escalated", "NeedsApproval", "Orphaned", "Released"] {
-        let count = actual.tasks.values().filter(|s| s.phase.as_str() == phase).count();
-        shared.metrics.tasks.get_or_create(&PhaseLabels { source: source.name.clone(), phase: phase.into() }).set(count as i64);
+/// The series of the source's workflows (at 0 where nothing was counted yet), and the
+/// tasks-by-phase and spend gauges, from the plans and the refs.
+fn count_refs(source: &Source, shared: &Shared, env: &Env) {
+    let branch = source.remote.as_ref().map(|_| source.branch.as_str());
+    if let Ok(snapshot) = crate::reconcile::Snapshot::load(&source.path, branch, env) {
+        shared.metrics.prepare_workflows(&source.name, &snapshot);
+    }
+    if let Ok(store) = Store::open(&source.path) {
+        shared.metrics.count_refs(&source.name, &store);
     }
 }
 

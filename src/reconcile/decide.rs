@@ -258,7 +258,7 @@ impl fmt::Display for Blocker {
             Blocker::Dependency { id, phase: Some(p), .. } => write!(f, "waiting on {id}: {p}"),
             Blocker::Environment { env, reporter, reason } => {
                 let what = if *reason == Reason::EnvironmentIncomplete { "lacks what the tests need" } else { "failed to build" };
-                write!(f, "environment {env} {what} (see plancd logs {reporter}); change environment.setup")?;
+                write!(f, "environment {env} {what} (see plancd describe {reporter}); change environment.setup")?;
                 // A branch todo is not retried on its own (its parent is, once it is over).
                 match is_branch_id(&reporter.task) {
                     true => Ok(()),
@@ -607,7 +607,7 @@ mod tests {
         let mut other = task("c", 'c', &[]);
         other.environment = Some("env2".into());
         let tasks = || vec![task("a", 'a', &[]), task("b", 'b', &[]), other.clone(), task("d", 'd', &["a"])];
-        let held = "Wait: environment env1 failed to build (see plancd logs wf/a); change environment.setup, or plancd retry wf/a";
+        let held = "Wait: environment env1 failed to build (see plancd describe wf/a); change environment.setup, or plancd retry wf/a";
         let rows = run(tasks(), &[("a", env_failed('a', "env1", Reason::EnvironmentFailed))], |_| {});
         assert_eq!(
             table(&rows),
@@ -616,7 +616,7 @@ mod tests {
         let rows = run(tasks(), &[("b", env_failed('b', "env1", Reason::EnvironmentIncomplete))], |_| {});
         assert_eq!(
             rows[0].1,
-            "Wait: environment env1 lacks what the tests need (see plancd logs wf/b); change environment.setup, or plancd retry wf/b"
+            "Wait: environment env1 lacks what the tests need (see plancd describe wf/b); change environment.setup, or plancd retry wf/b"
         );
         // A changed environment (another key) lifts the hold: the task runs again.
         let rows = run(tasks(), &[("a", env_failed('a', "env0", Reason::EnvironmentFailed))], |_| {});
@@ -654,7 +654,7 @@ mod tests {
             let actions = decide(&desired, &actual, &Context { now: now(), prune: false });
             actions.iter().map(|a| format!("{} {}: {a}", a.key().task, a.name())).collect::<Vec<_>>()
         };
-        let held = "Wait: environment env-debug failed to build (see plancd logs wf/a_branch_01); change environment.setup";
+        let held = "Wait: environment env-debug failed to build (see plancd describe wf/a_branch_01); change environment.setup";
         assert_eq!(
             decide_with(branch("env-debug"), &["env1", "env-debug"]),
             ["a Wait: debugging in branch todo a_branch_01".to_owned(), format!("b {held}"), format!("a_branch_01 {held}"),]

@@ -24,6 +24,10 @@ pub enum Event {
         key: TaskKey,
         /// The attempt's number.
         attempt: u32,
+        /// The role that plays it.
+        role: String,
+        /// Whether it is not the task's first attempt (a later one, or a branch todo's).
+        retry: bool,
     },
     /// A sandboxed command ran.
     Exec {
@@ -43,11 +47,50 @@ pub enum Event {
         key: TaskKey,
         /// The attempt's number.
         attempt: u32,
+        /// The role that played it.
+        role: String,
         /// How.
         end: AttemptEnd,
         /// How long it took.
         elapsed: Duration,
     },
+    /// An agent's model calls spent something (or were answered from the cache).
+    Spent {
+        /// The task.
+        key: TaskKey,
+        /// The role.
+        role: String,
+        /// The model (the configured name, or `none`).
+        model: String,
+        /// Tokens and dollars.
+        cost: crate::state::Cost,
+        /// Replies from the response cache.
+        cache_hits: u32,
+    },
+    /// Publishing beyond the repository failed.
+    UpstreamFailed {
+        /// Which part.
+        part: UpstreamPart,
+    },
+}
+
+/// An outside part whose failure a pass met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamPart {
+    /// The git remote (a push or a look at its refs).
+    Remote,
+    /// The forge (pull requests, issues, commit statuses).
+    Forge,
+}
+
+impl UpstreamPart {
+    /// The word in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamPart::Remote => "remote",
+            UpstreamPart::Forge => "forge",
+        }
+    }
 }
 
 /// Receives events; must be quick.
@@ -117,6 +160,15 @@ impl Executor {
         self.cx.emit(event);
     }
 
+    /// The role that plays `key`: the plan's, or a branch todo's own (from its record).
+    fn role_of(&self, key: &TaskKey) -> String {
+        if let Some(task) = self.cx.snapshot.task(key) {
+            return task.agent_role.to_string();
+        }
+        let record = self.cx.store.status(key).ok().flatten().map(|(_, s)| s);
+        record.and_then(|s| s.branch.map(|b| b.role).or(s.role)).unwrap_or_else(|| "unknown".into())
+    }
+
     /// What the refs say, less the tasks of stalled workflows, which no decision may touch.
     fn read_actual(&self) -> Result<Actual, StateError> {
         read_actual(&self.cx.store).map(|actual| self.cx.snapshot.screen(actual))
@@ -135,7 +187,8 @@ impl Executor {
         if result.is_err() {
             while let Some(joined) = inflight.join_next().await {
                 if let Ok((key, attempt, started, _, Ok(end))) = joined {
-                    self.emit(Event::Finished { key, attempt, end, elapsed: started.elapsed() });
+                    let role = self.role_of(&key);
+                    self.emit(Event::Finished { key, attempt, role, end, elapsed: started.elapsed() });
                 }
             }
         }
@@ -182,12 +235,15 @@ impl Executor {
                     if running.len() >= self.concurrency {
                         break;
                     }
-                    if let Action::Run { key, attempt, .. } = action
+                    if let Action::Run { key, attempt, attempts_base, .. } = action
                         && !running.contains(key)
                     {
                         let Some(plan) = self.plan(action, &desired, &actual)? else { continue };
                         running.insert(key.clone());
-                        self.emit(Event::Started { key: key.clone(), attempt: *attempt });
+                        let retry = *attempt > attempts_base + 1 || plan.branch.is_some();
+                        // A branch todo has no record of its own before its first attempt: its role is in the plan.
+                        let role = plan.branch.as_ref().map_or_else(|| self.role_of(key), |b| b.info.role.clone());
+                        self.emit(Event::Started { key: key.clone(), attempt: *attempt, role, retry });
                         // A branch todo writes its parent's status too.
                         let parent = plan.branch.as_ref().map(|b| b.parent.clone());
                         let (cx, key, attempt) = (self.cx.clone(), key.clone(), *attempt);
@@ -280,7 +336,8 @@ impl Executor {
             _ => {}
         }
         self.refresh(&key, actual)?;
-        self.emit(Event::Finished { key: key.clone(), attempt, end: end.clone(), elapsed: started.elapsed() });
+        let role = self.role_of(&key);
+        self.emit(Event::Finished { key: key.clone(), attempt, role, end: end.clone(), elapsed: started.elapsed() });
         report.attempts.push((key, attempt, end));
         Ok(())
     }

@@ -16,7 +16,7 @@ pub mod workspace;
 
 pub use attempt::{AttemptEnd, AttemptPlan, BranchPlan, PassContext};
 pub use decide::{Action, Actual, Blocker, Context, Desired, DesiredTask, DesiredWorkflow, RunReason, decide};
-pub use executor::{Event, EventSink, Executor, PassReport, read_actual};
+pub use executor::{Event, EventSink, Executor, PassReport, UpstreamPart, read_actual};
 pub use snapshot::{LoadError, Snapshot, StallReason, StalledWorkflow};
 pub use upstream::Upstream;
 

@@ -109,6 +109,32 @@ pub struct ReconcileRequest {
     pub outcome: String,
 }
 
+/// One record of a task's chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The record's commit.
+    pub commit: Oid,
+    /// The record (built from the trailers when `status.json` cannot be read).
+    pub status: TaskStatus,
+}
+
+/// The record a commit of a task's chain holds; `None` for a commit that is no status record.
+fn history_entry(repo: &Repository, key: &TaskKey, commit: &git2::Commit<'_>) -> Option<HistoryEntry> {
+    let message = String::from_utf8_lossy(commit.message_bytes()).into_owned();
+    let state = TaskState::from_message(commit.id(), &message)?;
+    let from_json = read_blob(repo, commit.id(), "status.json").ok().flatten().and_then(|b| serde_json::from_slice::<TaskStatus>(&b).ok());
+    let status = from_json.unwrap_or_else(|| {
+        let time = jiff::Timestamp::from_second(commit.time().seconds()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut s = TaskStatus::new(&key.workflow, &key.task, state.phase, time);
+        s.attempt = state.attempt;
+        s.spec_hash = state.spec_hash;
+        s.reason = state.reason;
+        s.holder = state.holder;
+        s
+    });
+    Some(HistoryEntry { commit: commit.id(), status })
+}
+
 /// Task refs and their tips.
 type Tips = Vec<(TaskKey, Oid)>;
 
@@ -452,6 +478,23 @@ impl Store {
         let status = serde_json::from_slice(&bytes)
             .map_err(|e| StateError::Corrupt { ref_name: key.ref_name(), why: format!("status.json: {e}") })?;
         Ok(Some((tip, status)))
+    }
+
+    /// Every record in a task's chain, oldest first: one per state change (the audit trail).
+    /// A commit whose `status.json` cannot be read still counts, from its trailers.
+    pub fn history(&self, key: &TaskKey) -> Result<Vec<HistoryEntry>, StateError> {
+        let repo = self.repo();
+        let Some(tip) = ref_target(&repo, &key.ref_name())? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        let mut next = Some(repo.find_commit(tip)?);
+        while let Some(commit) = next {
+            if let Some(entry) = history_entry(&repo, key, &commit) {
+                out.push(entry);
+            }
+            next = commit.parents().next();
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// A file of the task's tip tree (e.g. `attempts/2/agent.log`).

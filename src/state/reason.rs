@@ -182,6 +182,47 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// The reason in words, for people reading an audit trail.
+    pub fn describe(&self) -> &str {
+        match self {
+            Reason::Claimed => "a controller took the task and starts an attempt",
+            Reason::TakenOver => "taken over from a holder that died or whose lease ran out",
+            Reason::Verified => "the acceptance tests passed; the result is being published",
+            Reason::Succeeded => "the result is published and accepted",
+            Reason::Adopted => "a result this attempt published before an interruption is recorded",
+            Reason::AttemptFailed => "the attempt did not pass",
+            Reason::BranchTodoOpened => "the acceptance tests failed; a branch todo debugs the work",
+            Reason::Deepened => "the branch todo's work still fails; a deeper branch goes on from it",
+            Reason::Resolved => "the branch todo's work passed the parent's tests",
+            Reason::Superseded => "closed: the parent moved on (new spec, new dependency result or a retry)",
+            Reason::BranchAttemptsExhausted => "the branch todo used up its attempts",
+            Reason::MaxBranchDepth => "no branch depth is left; handed to a person",
+            Reason::SpecMismatch => "the tests and the specification disagree",
+            Reason::BudgetExceeded => "a spending limit was reached",
+            Reason::Cancelled => "the pass was stopped; the claim is given back",
+            Reason::SandboxError => "the sandbox failed; the claim is given back",
+            Reason::ModelError => "the model's API failed; the claim is given back",
+            Reason::GitError => "git failed while recording the work; the claim is given back",
+            Reason::RemoteError => "the remote refused or could not be reached; the claim is given back",
+            Reason::UncommittableWork => "the agent wrote what cannot be committed",
+            Reason::ProtectedPath => "the result would add or change a protected path",
+            Reason::TestTampering => "the tests could be made to pass without the code being right",
+            Reason::MissingOutputs => "a declared output is missing from the work",
+            Reason::RetryRequested => "a person asked for another attempt",
+            Reason::RevisionRequested => "a reviewer asked for changes",
+            Reason::Approved => "a person approved the spec",
+            Reason::NeedsApproval => "waits for a person's approval (plancd approve)",
+            Reason::Orphaned => "no plan names the task any more",
+            Reason::PlanInvalid => "the workflow's plan is invalid",
+            Reason::PullRequestPending => "the result is published; its pull request waits for the forge",
+            Reason::EnvironmentFailed => "the environment's setup failed; the task waits for environment.setup to change",
+            Reason::EnvironmentIncomplete => "the environment lacks what the tests need; the task waits for environment.setup to change",
+            Reason::Other(word) => word,
+        }
+    }
+}
+
 impl FailureType {
     /// Whether a branch todo can help: a failure of the work that an agent could fix. A refused
     /// result (protected path, tampering), a spent budget or a broken environment is not one.
@@ -225,6 +266,9 @@ mod tests {
         for f in FailureType::ALL {
             assert_eq!(&FailureType::parse(f.as_str()), f);
             assert!(f.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{f} is snake_case");
+        }
+        for r in Reason::ALL {
+            assert!(!r.describe().is_empty() && r.describe() != r.as_str(), "{r} has words for people");
         }
         let later: Reason = serde_json::from_str("\"SomethingNew\"").unwrap();
         assert_eq!(later, Reason::Other("SomethingNew".into()));

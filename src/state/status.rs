@@ -42,6 +42,23 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, for tables and metrics.
+    pub const ALL: [Phase; 13] = [
+        Phase::Pending,
+        Phase::Claimed,
+        Phase::Running,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::NeedsApproval,
+        Phase::Approved,
+        Phase::Escalated,
+        Phase::Suspended,
+        Phase::Orphaned,
+        Phase::BudgetExceeded,
+        Phase::Released,
+        Phase::Debugging,
+    ];
+
     /// The CamelCase name used in status, trailers and tables.
     pub fn as_str(self) -> &'static str {
         match self {

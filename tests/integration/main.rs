@@ -19,6 +19,7 @@ mod init;
 mod lifecycle;
 mod manage;
 mod models;
+mod observe;
 mod operations;
 mod reconcile;
 mod replicas;

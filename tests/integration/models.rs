@@ -296,3 +296,42 @@ fn the_pull_request_of_a_model_agents_result_shows_the_model_and_what_it_cost() 
         assert!(!fake.everything_sent().await.contains(CANARY), "the model's key reached GitHub");
     });
 }
+
+/// Seen: model tokens and dollars were registered metrics that nothing ever counted. Through a
+/// running controller: the coder's and tester's tokens and dollars by workflow, role and model;
+/// then, with the task refs gone and a pass requested, the same work replayed from the cache.
+#[test]
+fn a_controller_counts_model_tokens_dollars_and_cache_hits_by_workflow_role_and_model() {
+    use crate::serve::{sample, scrape, start, wait_for};
+    with_server(|| async {
+        let server = openai_server(script()).await;
+        let repo = repo(&server, "");
+        tokio::task::spawn_blocking(move || {
+            let c = start(&repo, &[("MODEL_API_KEY", CANARY)]);
+            let coder = [("workflow", "hello"), ("role", "coder"), ("model", "default")];
+            let tester_output = [("role", "tester"), ("direction", "output")];
+            wait_for(Duration::from_secs(120), || sample(&scrape(&c), "plancd_model_tokens_total", &tester_output).unwrap_or(0.0) > 0.0);
+            let m = scrape(&c);
+            let tokens = |role: &str, direction: &str| {
+                sample(&m, "plancd_model_tokens_total", &[coder[0], ("role", role), coder[2], ("direction", direction)])
+            };
+            assert_eq!((tokens("coder", "input"), tokens("coder", "output")), (Some(400.0), Some(80.0)), "{m}");
+            assert_eq!((tokens("tester", "input"), tokens("tester", "output")), (Some(300.0), Some(60.0)), "{m}");
+            let usd = sample(&m, "plancd_model_cost_usd_total", &coder).unwrap();
+            assert!((usd - 0.00072).abs() < 1e-9, "{m}");
+            wait_for(Duration::from_secs(30), || sample(&scrape(&c), "plancd_workflow_spend_usd", &[coder[0]]).unwrap_or(0.0) > 0.001);
+            assert_eq!(sample(&m, "plancd_model_cache_hits_total", &coder), Some(0.0), "{m}");
+
+            // The replay: every reply from the cache, nothing more spent.
+            for name in repo.git(&["for-each-ref", "--format=%(refname)", "refs/ai/tasks", "refs/heads/ai", "refs/tags/ai"]).lines() {
+                repo.git(&["update-ref", "-d", name]);
+            }
+            repo.plancd(&["reconcile", "--request"]).expect_code(0);
+            wait_for(Duration::from_secs(120), || sample(&scrape(&c), "plancd_model_cache_hits_total", &coder).unwrap_or(0.0) >= 4.0);
+            let again = scrape(&c);
+            assert_eq!(sample(&again, "plancd_model_tokens_total", &[coder[0], coder[1], ("direction", "input")]), Some(400.0), "{again}");
+        })
+        .await
+        .unwrap();
+    });
+}

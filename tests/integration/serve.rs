@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use crate::util::{Repo, plancd_command};
 
 /// A controller running in `repo`, killed when dropped; its JSON log goes to `log`.
-struct Controller {
+pub(crate) struct Controller {
     child: Child,
     port: u16,
     log: tempfile::NamedTempFile,
 }
 
 impl Controller {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 }
@@ -32,7 +32,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn start(repo: &Repo, env: &[(&str, &str)]) -> Controller {
+pub(crate) fn start(repo: &Repo, env: &[(&str, &str)]) -> Controller {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -65,7 +65,7 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u
     Some((code, body))
 }
 
-fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(start.elapsed() < limit, "not within {limit:?}");
@@ -175,4 +175,175 @@ fn sigterm_stops_the_controller_with_exit_zero_and_releases_claims() {
     };
     assert_eq!(exit.code(), Some(0));
     assert!(task_refs(&repo).contains("Released p/t attempt 1"), "{}", task_refs(&repo));
+}
+
+/// The sum of the samples of `name` whose labels include `labels`; `None` when there is none.
+pub(crate) fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!found.is_empty()).then(|| found.iter().sum())
+}
+
+pub(crate) fn scrape(c: &Controller) -> String {
+    let (code, metrics) = http(c.port, "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(code, 200);
+    metrics
+}
+
+/// Seen: branch todos counted as tasks (one escalation showed as 2 Escalated + 1 Failed), no
+/// workflow or role label, and series that appeared only once something happened.
+#[test]
+fn metrics_count_tasks_apart_from_branch_todos_by_workflow_and_role_with_zeros_from_the_start() {
+    let repo = crate::observe::debugged();
+    let c = start(&repo, &[]);
+    let source = repo.path().file_name().unwrap().to_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(60), || sample(&scrape(&c), "plancd_tasks", &[("workflow", "wf"), ("phase", "Escalated")]) == Some(1.0));
+    let m = scrape(&c);
+    let wf = [("source", source.as_str()), ("workflow", "wf")];
+    let tasks = |phase: &str| sample(&m, "plancd_tasks", &[wf[0], wf[1], ("phase", phase)]);
+    assert_eq!(
+        (tasks("Succeeded"), tasks("Escalated"), tasks("Failed"), tasks("Debugging")),
+        (Some(1.0), Some(1.0), Some(0.0), Some(0.0)),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "plancd_tasks", &wf), Some(2.0), "two tasks in all: {m}");
+    let branches = sample(&m, "plancd_branch_todos", &wf).unwrap();
+    assert!(branches >= 2.0, "a's and b's branch todos, counted apart: {m}");
+    // Attempts by workflow, role and outcome; retries are the branch todos' attempts here.
+    let attempts = |role: &str, outcome: &str| sample(&m, "plancd_attempts_total", &[wf[1], ("role", role), ("outcome", outcome)]);
+    assert_eq!(attempts("coder", "debugging"), Some(2.0), "{m}");
+    assert!(attempts("debugger", "succeeded").unwrap() >= 1.0, "{m}");
+    assert_eq!(attempts("tester", "failed"), Some(0.0), "a series at 0 for every role and outcome: {m}");
+    assert!(sample(&m, "plancd_attempt_retries_total", &[wf[1], ("role", "debugger")]).unwrap() >= 2.0, "{m}");
+    assert_eq!(sample(&m, "plancd_attempt_retries_total", &[wf[1], ("role", "coder")]), Some(0.0), "{m}");
+    // The controller's own series.
+    assert_eq!(sample(&m, "plancd_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0), "{m}");
+    assert!(sample(&m, "plancd_last_successful_pass_timestamp_seconds", &[wf[0]]).unwrap() > 1.7e9, "{m}");
+    for zero in ["plancd_git_push_failures_total", "plancd_forge_failures_total"] {
+        assert_eq!(sample(&m, zero, &[wf[0]]), Some(0.0), "{zero} at 0: {m}");
+    }
+    assert_eq!(sample(&m, "plancd_workflow_spend_usd", &wf), Some(0.0), "{m}");
+    assert_eq!(sample(&m, "plancd_workflow_budget_usd", &wf), Some(0.0), "{m}");
+}
+
+/// Every expression of deploy/prometheus/alerts.yaml and deploy/grafana/plancd.json names only
+/// series that a running `plancd serve` exports (`up` is Prometheus's own); promtool checks
+/// the rules when it is installed.
+#[test]
+fn the_shipped_alerts_and_dashboard_use_only_series_plancd_serve_exports() {
+    let repo = repo_with_agent();
+    repo.write(
+        "plancd.yaml",
+        "branch: main\nmodels:\n  default: { provider: openai, base_url: \"http://127.0.0.1:9/v1\", model: m, api_key_env: NO_KEY }\nroles:\n  coder: { command: [\"sh\", \"-c\", \"cp answer out.txt\"] }\n  architect: { model: default }\nbudget: { usd_per_workflow: 2.5 }\n",
+    );
+    repo.write("plans/p.yaml", PLAN);
+    repo.commit("a plan");
+    let c = start(&repo, &[]);
+    let m = scrape(&c);
+    let exported: std::collections::BTreeSet<&str> =
+        m.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(|l| l.split(['{', ' ']).next().unwrap()).collect();
+    // Present from the start: the workflow's series and each configured model's.
+    assert_eq!(sample(&m, "plancd_workflow_budget_usd", &[("workflow", "p")]), Some(2.5), "{m}");
+    assert_eq!(
+        sample(&m, "plancd_model_tokens_total", &[("workflow", "p"), ("role", "architect"), ("model", "default")]),
+        Some(0.0),
+        "{m}"
+    );
+
+    let root = crate::util::project_root();
+    let text = std::fs::read_to_string(root.join("deploy/prometheus/alerts.yaml")).unwrap();
+    let rules = plancd::spec::Document::parse(text.as_bytes(), plancd::spec::Format::Yaml, &plancd::spec::Limits::default()).unwrap().value;
+    assert_eq!(rules["kind"], "PrometheusRule");
+    let alerts: Vec<&serde_json::Value> =
+        rules["spec"]["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap()).collect();
+    let names: Vec<&str> = alerts.iter().map(|a| a["alert"].as_str().unwrap()).collect();
+    for wanted in ["PlancdWorkflowFailureRateHigh", "PlancdTaskRetryRateHigh", "PlancdControllerDown", "PlancdSpendOverBudget"] {
+        assert!(names.contains(&wanted), "{wanted} in {names:?}");
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("deploy/grafana/plancd.json")).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10);
+    let mut exprs: Vec<String> = alerts.iter().map(|a| a["expr"].as_str().unwrap().to_owned()).collect();
+    exprs.extend(panels.iter().flat_map(|p| p["targets"].as_array().unwrap()).map(|t| t["expr"].as_str().unwrap().to_owned()));
+    let mut used = 0;
+    for expr in &exprs {
+        for name in series_names(expr) {
+            used += 1;
+            assert!(name == "up" || exported.contains(name.as_str()), "`{name}` of `{expr}` is not exported:\n{m}");
+        }
+    }
+    assert!(used >= exprs.len(), "every expression names a series");
+
+    match std::process::Command::new("promtool").arg("--version").output() {
+        Ok(_) => {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("rules.yaml");
+            let groups = serde_json::json!({ "groups": rules["spec"]["groups"] });
+            std::fs::write(&file, serde_json::to_string(&groups).unwrap()).unwrap();
+            let out = std::process::Command::new("promtool").args(["check", "rules"]).arg(&file).output().unwrap();
+            assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        Err(_) => eprintln!("promtool is not installed (Debian: apt-get install prometheus): the rules' syntax is not checked"),
+    }
+}
+
+/// The series a PromQL expression selects: the `plancd_` names (and `up`) outside label
+/// matchers, strings and ranges.
+fn series_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut word, mut skip_until) = (String::new(), None::<char>);
+    for ch in expr.chars().chain([' ']) {
+        if let Some(end) = skip_until {
+            if ch == end {
+                skip_until = None;
+            }
+            continue;
+        }
+        if ch.is_ascii_alphanumeric() || ch == '_' || ch == ':' {
+            word.push(ch);
+            continue;
+        }
+        let w = std::mem::take(&mut word);
+        if w.starts_with("plancd_") || w == "up" {
+            out.push(w);
+        }
+        skip_until = match ch {
+            '{' => Some('}'),
+            '"' => Some('"'),
+            '[' => Some(']'),
+            _ => None,
+        };
+    }
+    out
+}
+
+#[test]
+fn series_names_are_read_from_promql() {
+    assert_eq!(
+        series_names(
+            "sum by (workflow) (increase(plancd_attempts_total{outcome=~\"a|b\"}[1h])) / plancd_x > 0.2 or absent(up{job=\"plancd\"})"
+        ),
+        ["plancd_attempts_total", "plancd_x", "up"]
+    );
+}
+
+/// Seen: a push that failed was never counted (`plancd_git_push_failures_total` stayed empty).
+#[test]
+fn a_failed_push_is_counted() {
+    let repo = repo_with_agent();
+    repo.write("plans/p.yaml", PLAN);
+    repo.commit("a plan");
+    let gone = tempfile::tempdir().unwrap();
+    repo.git(&["remote", "add", "origin", gone.path().join("missing.git").to_str().unwrap()]);
+    let c = start(&repo, &[]);
+    let source = repo.path().file_name().unwrap().to_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(60), || {
+        sample(&scrape(&c), "plancd_git_push_failures_total", &[("source", &source)]).unwrap_or(0.0) >= 1.0
+    });
+    assert_eq!(sample(&scrape(&c), "plancd_forge_failures_total", &[("source", &source)]), Some(0.0));
 }

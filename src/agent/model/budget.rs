@@ -97,17 +97,35 @@ pub struct Meter {
     workflow: String,
     task_before: Cost,
     attempt: Mutex<Cost>,
+    cache_hits: std::sync::atomic::AtomicU32,
 }
 
 impl Meter {
     /// An attempt of a task in `workflow` that had spent `task_before` in earlier attempts.
     pub fn new(limits: Limits, ledger: &Ledger, workflow: &str, task_before: Cost) -> Meter {
-        Meter { limits, ledger: ledger.clone(), workflow: workflow.to_owned(), task_before, attempt: Mutex::new(Cost::default()) }
+        Meter {
+            limits,
+            ledger: ledger.clone(),
+            workflow: workflow.to_owned(),
+            task_before,
+            attempt: Mutex::new(Cost::default()),
+            cache_hits: Default::default(),
+        }
     }
 
     /// What this attempt spent.
     pub fn spent(&self) -> Cost {
         *self.attempt.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a reply that came from the response cache.
+    pub fn cache_hit(&self) {
+        self.cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Replies this attempt got from the response cache.
+    pub fn cache_hits(&self) -> u32 {
+        self.cache_hits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counts what a request cost.

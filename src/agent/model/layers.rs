@@ -171,6 +171,7 @@ impl Model {
             match cache.get(&key) {
                 Ok(Some(response)) => {
                     transcript.reply(turn, &response, true, &Cost::default());
+                    meter.cache_hit();
                     return Ok(Reply { response, cached: true, cost: Cost::default() });
                 }
                 Ok(None) => {}

@@ -39,6 +39,10 @@ enum Command {
     Status(commands::status::Args),
     /// Print an attempt's logs.
     Logs(commands::logs::Args),
+    /// Show the audit trail: every state change of every task, oldest first.
+    Events(commands::events::Args),
+    /// Show everything about one task: spec, attempts, branch todos, tests, environment, result.
+    Describe(commands::describe::Args),
     /// Approve a task that waits for approval.
     Approve(commands::manage::TaskArgs),
     /// Re-open a failed or escalated task with a fresh count of attempts, or ask for changes (-m).
@@ -81,6 +85,8 @@ fn main() -> ExitCode {
         Command::Diff(args) => commands::diff::run(args, &cwd),
         Command::Status(args) => commands::status::run(args, &cwd),
         Command::Logs(args) => commands::logs::run(args, &cwd),
+        Command::Events(args) => commands::events::run(args, &cwd),
+        Command::Describe(args) => commands::describe::run(args, &cwd),
         Command::Approve(args) => commands::manage::approve(args, &cwd),
         Command::Retry(args) => commands::manage::retry(args, &cwd),
         Command::Suspend(args) => commands::manage::suspend(args, &cwd, true),

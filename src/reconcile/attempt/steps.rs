@@ -295,6 +295,15 @@ pub(super) async fn run_agent(
         logs.add(name, data.clone());
     }
     logs.cost += run.cost;
+    if !run.cost.is_zero() || run.cache_hits > 0 {
+        cx.emit(crate::reconcile::Event::Spent {
+            key: crate::state::TaskKey::new(&task_file.workflow_id, &task_file.task_id),
+            role: role.to_string(),
+            model: config.roles.get(&role).and_then(|r| r.model.clone()).unwrap_or_else(|| "none".into()),
+            cost: run.cost,
+            cache_hits: run.cache_hits,
+        });
+    }
     report.agent = Some(CommandRecord::new("agent", &label, &run.outcome));
     match &run.failure {
         Some(AgentFailure::Outside(why)) => return Err(Stop::Model(why.clone())),

@@ -540,6 +540,7 @@ async fn quick_fix(branch: &BranchPlan, input: &[FileEntry], session: &dyn Sessi
         argv: vec!["quickfix".into()],
         logs: Vec::new(),
         cost: Default::default(),
+        cache_hits: 0,
         failure: None,
     }))
 }

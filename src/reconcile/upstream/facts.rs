@@ -202,7 +202,7 @@ pub fn escalation_body(store: &Store, snapshot: &Snapshot, key: &TaskKey, status
         out.push_str(&format!("\n### Last test output\n\n```text\n{tail}\n```\n"));
     }
     out.push_str(&format!(
-        "\n### What to do\n\n- Comment `/plancd retry <what to do differently>` on this issue (with write access to the repository): the next attempt gets your words as instructions. From a shell: `plancd retry {key} -m '<instructions>'`, or `plancd retry {key}` once the plan or the code it depends on is fixed.\n- `plancd logs {key}` shows every attempt's logs.\n\nThis issue is closed when the task succeeds.\n"
+        "\n### What to do\n\n- Comment `/plancd retry <what to do differently>` on this issue (with write access to the repository): the next attempt gets your words as instructions. From a shell: `plancd retry {key} -m '<instructions>'`, or `plancd retry {key}` once the plan or the code it depends on is fixed.\n- `plancd describe {key}` shows its attempts, branch todos, failure types and evidence; `plancd logs {key}` every attempt's logs.\n\nThis issue is closed when the task succeeds.\n"
     ));
     Ok(out)
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::config::{Config, Env};
 use crate::forge::{self, CommitStatus, Forge, ForgeError, IssueSpec, NoForge, PullRequestSpec, StatusState};
 use crate::publish::Published;
+use crate::reconcile::UpstreamPart;
 use crate::reconcile::{Action, AttemptEnd, PassContext, PassReport, Snapshot};
 use crate::remote::{RefUpdate, Remote, RemoteError};
 use crate::state::{StateError, TaskKey};
@@ -46,6 +47,24 @@ pub enum UpstreamError {
     /// Git failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+}
+
+impl UpstreamError {
+    /// The outside part at fault, if one is.
+    pub fn part(&self) -> Option<UpstreamPart> {
+        match self {
+            UpstreamError::Remote(_) | UpstreamError::Rejected(_) => Some(UpstreamPart::Remote),
+            UpstreamError::Forge(_) => Some(UpstreamPart::Forge),
+            UpstreamError::State(_) | UpstreamError::Git(_) => None,
+        }
+    }
+}
+
+/// Tells the pass's listeners (metrics) that an outside part failed.
+fn count_failure(cx: &PassContext, e: &UpstreamError) {
+    if let Some(part) = e.part() {
+        cx.emit(crate::reconcile::Event::UpstreamFailed { part });
+    }
 }
 
 /// The remote (if the repository has the one plancd.yaml names) and the forge.
@@ -96,6 +115,14 @@ impl Upstream {
     /// an error (the attempt gives its claim back); a forge that does not take the pull request
     /// (its cap, a failure) leaves the result published and its pull request pending.
     pub async fn result_published(&self, cx: &PassContext, key: &TaskKey, published: &Published) -> Result<PullRequest, UpstreamError> {
+        let result = self.push_result(cx, key, published).await;
+        if let Err(e) = &result {
+            count_failure(cx, e);
+        }
+        result
+    }
+
+    async fn push_result(&self, cx: &PassContext, key: &TaskKey, published: &Published) -> Result<PullRequest, UpstreamError> {
         let Some(remote) = &self.remote else { return Ok(PullRequest::default()) };
         let branch = format!("refs/heads/{}", published.branch);
         let tag = format!("refs/tags/{}", published.tag);
@@ -110,6 +137,7 @@ impl Upstream {
         match self.pull_request(cx, key, published).await {
             Ok(url) => Ok(PullRequest { url, pending: None }),
             Err(UpstreamError::Forge(e)) => {
+                cx.emit(crate::reconcile::Event::UpstreamFailed { part: UpstreamPart::Forge });
                 tracing::warn!(task = %key, error = %e, "the result is published; its pull request waits for the forge");
                 Ok(PullRequest { url: None, pending: Some(e.to_string()) })
             }
@@ -172,19 +200,25 @@ impl Upstream {
                         .map(|(r, why)| format!("{r} ({why})"))
                         .collect();
                     if !refused.is_empty() {
+                        cx.emit(crate::reconcile::Event::UpstreamFailed { part: UpstreamPart::Remote });
                         problems.push(format!("the remote refused {}", refused.join(", ")));
                     }
                 }
-                Err(e) => problems.push(format!("pushing task refs: {e}")),
+                Err(e) => {
+                    cx.emit(crate::reconcile::Event::UpstreamFailed { part: UpstreamPart::Remote });
+                    problems.push(format!("pushing task refs: {e}"));
+                }
             }
         }
         for action in report.actions.iter().filter(|a| matches!(a, Action::Escalated { .. })) {
             if let Err(e) = self.escalated(cx, action.key()).await {
+                count_failure(cx, &e);
                 problems.push(format!("reporting the escalation of {}: {e}", action.key()));
             }
         }
         for key in succeeded(cx, report) {
             if let Err(e) = self.resolved(cx, &key).await {
+                count_failure(cx, &e);
                 problems.push(format!("closing the escalation issue of {key}: {e}"));
             }
         }
@@ -196,6 +230,7 @@ impl Upstream {
             .chain(report.stalled.iter().filter_map(stalled_status))
             .collect();
         if let Err(e) = self.set_statuses(&cx.snapshot.plan_commit.to_string(), wanted).await {
+            count_failure(cx, &e);
             problems.push(format!("setting commit statuses: {e}"));
         }
         problems

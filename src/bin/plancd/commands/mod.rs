@@ -3,7 +3,9 @@
 pub mod action;
 pub mod completions;
 pub mod demo;
+pub mod describe;
 pub mod diff;
+pub mod events;
 pub mod graph;
 pub mod init;
 pub mod logs;

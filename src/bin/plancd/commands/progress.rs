@@ -47,18 +47,18 @@ impl Progress {
     }
 
     fn on(&self, event: &Event) {
-        if matches!(event, Event::Exec { .. } | Event::Queue { .. }) {
+        if matches!(event, Event::Exec { .. } | Event::Queue { .. } | Event::Spent { .. } | Event::UpstreamFailed { .. }) {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
-            Event::Started { key, attempt } => {
+            Event::Started { key, attempt, .. } => {
                 state.running.insert(key.to_string());
                 if self.bar.is_none() {
                     eprintln!("started   {key} attempt {attempt}");
                 }
             }
-            Event::Finished { key, attempt, end, elapsed } => {
+            Event::Finished { key, attempt, end, elapsed, .. } => {
                 state.running.remove(&key.to_string());
                 state.done += 1;
                 let took = human_duration(elapsed.as_secs_f64());
@@ -84,7 +84,7 @@ impl Progress {
                 };
                 self.line(text);
             }
-            Event::Exec { .. } | Event::Queue { .. } => {}
+            Event::Exec { .. } | Event::Queue { .. } | Event::Spent { .. } | Event::UpstreamFailed { .. } => {}
         }
         if let Some(bar) = &self.bar {
             let running: Vec<&str> = state.running.iter().map(String::as_str).collect();

@@ -23,6 +23,14 @@ pub struct Args {
     /// The watched branch (default: `branch:` in plancd.yaml, or PLANCD_BRANCH).
     #[arg(long)]
     branch: Option<String>,
+
+    /// Keep watching: print the table again whenever it changes (Ctrl-C stops).
+    #[arg(short, long)]
+    watch: bool,
+
+    /// With --watch: seconds between looks at the refs.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    interval: f64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -42,6 +50,9 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
         && report.stalled.is_empty()
     {
         return Err(Failure::input(anyhow::anyhow!("no workflow or task `{target}`")));
+    }
+    if args.watch {
+        return watch(&args, cwd, &env, report);
     }
     match args.output {
         Format::Table => print_table(&report),
@@ -66,4 +77,36 @@ pub fn print_table(report: &StatusReport) {
         print!("{}", table(report));
     }
     print!("{}", stalled_text(report));
+}
+
+/// Prints the table, then again each time it changes: on a terminal over the last one, else
+/// after it with the time of the change. Durations of running tasks are left out of the
+/// comparison, so that only a change of state redraws.
+fn watch(args: &Args, cwd: &Path, env: &Env, mut report: StatusReport) -> Result<ExitCode, Failure> {
+    use std::io::{IsTerminal, Write};
+    let every = std::time::Duration::from_secs_f64(args.interval.clamp(0.05, 3600.0));
+    let terminal = std::io::stdout().is_terminal();
+    let mut last: Option<String> = None;
+    loop {
+        let key = report
+            .tasks
+            .iter()
+            .map(|r| format!("{}/{} {} {} {:?}", r.workflow, r.task, r.phase, r.attempt, r.why))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if last.as_deref() != Some(key.as_str()) {
+            let mut out = std::io::stdout().lock();
+            if terminal {
+                let _ = write!(out, "\x1b[H\x1b[2J");
+            } else if last.is_some() {
+                let _ = writeln!(out, "\n--- {}", jiff::Timestamp::now().strftime("%H:%M:%S"));
+            }
+            drop(out);
+            print_table(&report);
+            let _ = std::io::stdout().flush();
+            last = Some(key);
+        }
+        std::thread::sleep(every);
+        report = status(cwd, args.branch.as_deref(), env, args.target.as_deref()).map_err(Failure::outside)?;
+    }
 }
