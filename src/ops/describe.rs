@@ -420,7 +420,7 @@ pub fn text(d: &Description, now: jiff::Timestamp) -> String {
         field("Environment", &format!("{} ({}, {})", e.key, e.how.as_str(), super::status::human_duration(e.seconds)));
     }
     if let Some(c) = &d.cost {
-        field("Cost", &format!("{} in, {} out tokens, ${:.4}", c.input_tokens, c.output_tokens, c.usd));
+        field("Cost", &format!("{} in, {} out tokens, {}", c.input_tokens, c.output_tokens, c.dollars()));
     }
     if let Some(r) = &d.review {
         field("Review", &format!("{} asked: {}", r.by, r.instructions.lines().next().unwrap_or_default()));

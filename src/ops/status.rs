@@ -179,7 +179,7 @@ pub fn human_cost(cost: &Cost) -> String {
         n if n < 10_000_000 => format!("{:.1}k", n as f64 / 1000.0),
         n => format!("{:.1}M", n as f64 / 1_000_000.0),
     };
-    format!("{tokens} tok ${:.4}", cost.usd)
+    format!("{tokens} tok {}", cost.dollars())
 }
 
 /// A duration as people read it: `850ms`, `12.3s`, `4m05s`, `2h10m`.
@@ -293,6 +293,8 @@ mod tests {
     fn costs_read_well() {
         assert_eq!(human_cost(&Cost { input_tokens: 400, output_tokens: 80, usd: 0.00072 }), "480 tok $0.0007");
         assert_eq!(human_cost(&Cost { input_tokens: 48_000, output_tokens: 250, usd: 0.0312 }), "48.2k tok $0.0312");
+        assert_eq!(human_cost(&Cost { input_tokens: 40, output_tokens: 12, usd: 0.0000132 }), "52 tok <$0.0001");
+        assert_eq!(human_cost(&Cost { input_tokens: 40, output_tokens: 0, usd: 0.0 }), "40 tok $0.0000");
     }
 
     #[test]

@@ -243,6 +243,11 @@ impl Cost {
     pub fn is_zero(&self) -> bool {
         self.tokens() == 0 && self.usd == 0.0
     }
+
+    /// The dollars to four places; a spend too small for them says so rather than `$0.0000`.
+    pub fn dollars(&self) -> String {
+        if self.usd > 0.0 && self.usd < 0.00005 { "<$0.0001".to_owned() } else { format!("${:.4}", self.usd) }
+    }
 }
 
 impl std::ops::Add for Cost {

@@ -172,7 +172,7 @@ fn spent(store: &Store, key: &TaskKey, status: Option<&TaskStatus>) -> Result<Op
             total += branch.cost.unwrap_or_default();
         }
     }
-    Ok((!total.is_zero()).then(|| format!("${:.4} ({} tokens)", total.usd, total.tokens())))
+    Ok((!total.is_zero()).then(|| format!("{} ({} tokens)", total.dollars(), total.tokens())))
 }
 
 /// The workflow's flowchart with `key`'s task marked.

@@ -73,6 +73,8 @@ pub fn run(args: Args) -> Result<ExitCode, Failure> {
          git -C {d} log -1 --format=%B ai/generated/sma-crossover/t2_indicators\n\
          or with plancd:\n  \
          plancd -C {d} status\n  \
+         plancd -C {d} events                                         # every state change\n  \
+         plancd -C {d} describe sma-crossover/t2_indicators            # one task: attempts, branch todo, tests, result\n  \
          plancd -C {d} logs sma-crossover/t2_indicators --attempt 1    # the failing test\n  \
          plancd -C {d} logs sma-crossover/t2_indicators_branch_01      # the fix, tested"
     );
