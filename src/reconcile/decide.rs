@@ -168,6 +168,12 @@ pub enum RunReason {
     },
     /// The last claim was given back unfinished (a signal, the sandbox, the remote).
     Released,
+    /// Its last attempt was stopped by a part outside the work (a model's key not set, the
+    /// sandbox engine); the attempt did not count.
+    Stopped {
+        /// What stopped it, as its record says.
+        reason: Reason,
+    },
     /// Its holder died or its lease ran out.
     TakeOver {
         /// The holder.
@@ -193,6 +199,17 @@ impl fmt::Display for RunReason {
             RunReason::Approved => f.write_str("approved"),
             RunReason::AttemptFailed { used, max } => write!(f, "attempt {used} of {max} failed; trying again"),
             RunReason::Released => f.write_str("the last attempt was interrupted"),
+            RunReason::Stopped { reason } => {
+                let what = match reason {
+                    Reason::ModelError => "the model's API failed, or its key is not set",
+                    Reason::SandboxError => "the sandbox failed",
+                    Reason::GitError => "git failed",
+                    Reason::RemoteError => "the remote failed",
+                    Reason::EnvironmentFailed => "its environment failed to build",
+                    _ => "a part outside the work failed",
+                };
+                write!(f, "the last attempt was stopped: {what} (see its message in plancd describe)")
+            }
             RunReason::TakeOver { holder } => write!(f, "taking over from {holder}"),
             RunReason::Debugging { parent } => write!(f, "debugging {parent}"),
             RunReason::Pending => f.write_str("pending"),
@@ -543,7 +560,8 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
             (Phase::Pending, Some(Reason::RetryRequested)) => RunReason::RetryRequested,
             (Phase::Pending, Some(Reason::RevisionRequested)) => RunReason::RevisionRequested,
             (Phase::Approved, _) => RunReason::Approved,
-            (Phase::Released, _) => RunReason::Released,
+            (Phase::Released, Some(Reason::Cancelled) | None) => RunReason::Released,
+            (Phase::Released, Some(reason)) => RunReason::Stopped { reason: reason.clone() },
             (Phase::Failed, _) => RunReason::AttemptFailed { used: s.attempts_used(), max: task.max_attempts },
             _ => RunReason::Pending,
         },
@@ -595,6 +613,27 @@ mod tests {
             max_attempts: None,
             environment: None,
             subject: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_released_task_runs_again_saying_what_stopped_it() {
+        let released = |reason: Option<Reason>| TaskState { reason, ..state(Phase::Released, 'a', 1) };
+        let rows: [(Option<Reason>, &str); 4] = [
+            (Some(Reason::Cancelled), "Run: run attempt 2: the last attempt was interrupted"),
+            (None, "Run: run attempt 2: the last attempt was interrupted"),
+            (
+                Some(Reason::ModelError),
+                "Run: run attempt 2: the last attempt was stopped: the model's API failed, or its key is not set (see its message in plancd describe)",
+            ),
+            (
+                Some(Reason::SandboxError),
+                "Run: run attempt 2: the last attempt was stopped: the sandbox failed (see its message in plancd describe)",
+            ),
+        ];
+        for (reason, expected) in rows {
+            let out = run(vec![task("a", 'a', &[])], &[("a", released(reason.clone()))], |_| {});
+            assert_eq!(out[0].1, expected, "{reason:?}");
         }
     }
 
