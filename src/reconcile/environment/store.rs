@@ -38,7 +38,7 @@ const CARRIED: [&str; 12] = [
     "REQUESTS_CA_BUNDLE",
 ];
 
-/// The variables of `vars` that setup gets: the registry settings of [`CARRIED`], without any
+/// The variables of `vars` that setup gets: the registry settings plancd carries (`CARRIED`), without any
 /// whose value holds credentials (`user:password@` in a URL).
 pub fn carried_env<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
     let has_credentials = |v: &str| {

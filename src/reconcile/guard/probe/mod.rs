@@ -69,7 +69,7 @@ pub struct ProbeRunner {
 }
 
 /// How a command calls a runner (after `VAR=value` words, and after the package scripts and
-/// `npx` that [`node::launched`] unwraps).
+/// `npx` that `node::launched` unwraps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Calls {
     /// A program, by its file name (`./node_modules/.bin/jest` is `jest`).
