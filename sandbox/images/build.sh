@@ -41,13 +41,20 @@ has_clients() {
   done
 }
 
-# Whether the image holds the clients (an image imported before they were added lacks them).
-image_has_clients() {
-  docker image inspect "$IMAGE" >/dev/null 2>&1 &&
-    docker run --rm --network none "$IMAGE" python3 -c "import $PY_CLIENT_MODULES" >/dev/null 2>&1
+# Whether the root is of the current recipe: python3 with venv's ensurepip (a root built
+# before python3-venv was in the recipe cannot make `python3 -m venv /env`).
+root_current() {
+  [ -x "$ROOT/usr/bin/python3" ] && compgen -G "$ROOT/usr/lib/python3*/ensurepip/__init__.py" >/dev/null
 }
 
-if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && [ -x "$ROOT/usr/bin/python3" ] && has_clients && image_has_clients; then
+# Whether the image holds the clients and venv (an image imported before they were added
+# lacks them).
+image_has_clients() {
+  docker image inspect "$IMAGE" >/dev/null 2>&1 &&
+    docker run --rm --network none "$IMAGE" python3 -c "import ensurepip, $PY_CLIENT_MODULES" >/dev/null 2>&1
+}
+
+if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && root_current && has_clients && image_has_clients; then
   # A root built by an earlier version lacks the mount points added since.
   [ -w "$ROOT" ] && mkdir -p "$ROOT/run/plancd-net" "$ROOT/env"
   log "$IMAGE and $ROOT exist (use --force to rebuild)"
@@ -109,7 +116,8 @@ build_root() {
   mv "$tmp" "$ROOT"
 }
 
-if [ "$fresh" -eq 1 ] || [ ! -x "$ROOT/usr/bin/python3" ]; then
+if [ "$fresh" -eq 1 ] || ! root_current; then
+  [ -x "$ROOT/usr/bin/python3" ] && log "$ROOT is of an older recipe (no python3-venv): building it again"
   build_root
 elif ! has_clients; then
   log "adding ${PY_CLIENTS[*]} to the cached root $ROOT"
