@@ -180,3 +180,15 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Every ref, every object of `repo` and every text of `extra`: none may hold `secret`.
+pub fn assert_secret_nowhere(repo: &Repo, secret: &str, extra: &[&str]) {
+    let refs = repo.git(&["for-each-ref", "--format=%(refname) %(objectname) %(contents)"]);
+    assert!(!refs.contains(secret), "a ref holds the key");
+    let all = git_command(repo.path()).args(["cat-file", "--batch-all-objects", "--batch"]).output().unwrap().stdout;
+    assert!(all.len() > 1000, "the object search found little to search");
+    assert!(all.windows(secret.len()).all(|w| w != secret.as_bytes()), "an object holds the key");
+    for text in extra {
+        assert!(!text.contains(secret), "output holds the key: {text}");
+    }
+}
