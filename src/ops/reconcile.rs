@@ -104,11 +104,6 @@ impl ReconcileError {
     }
 }
 
-/// What a reconcile brings in from its remote first, fast-forward only: records, cache,
-/// results and their tags.
-const STATE_FETCH: [&str; 3] =
-    ["refs/ai/*:refs/ai/*", "refs/heads/ai/generated/*:refs/heads/ai/generated/*", "refs/tags/ai/*:refs/tags/ai/*"];
-
 /// A fresh correlation id: 16 hex digits.
 pub fn correlation_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -152,7 +147,9 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     } else if let Some(remote) = upstream.remote() {
         // A clone knows only what was fetched into it: bring in the records, results and cache
         // the remote holds, so that work done elsewhere is neither done again nor pushed over.
-        match remote.fetch_fast_forward(&STATE_FETCH).await {
+        // The state refs an Action run fetches, fast-forward only: this repository may be ahead.
+        let refspecs = crate::ops::action::STATE_REFSPECS.map(|r| r.trim_start_matches('+'));
+        match remote.fetch_fast_forward(&refspecs).await {
             Ok(kept) => warnings.extend(kept.into_iter().map(|name| {
                 format!("{name} here and on `{}` have diverged; this repository's is kept, and its push will be refused", remote.name())
             })),
