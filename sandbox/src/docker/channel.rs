@@ -155,8 +155,13 @@ fn entry_size(header: &[u8]) -> u64 {
     u64::from_str_radix(text.trim_matches(|c: char| c == '\0' || c == ' '), 8).unwrap_or(0)
 }
 
+/// How much of an archive whose reader went away is read to its end, so that the channel
+/// stays usable; past it the channel is given up.
+const DRAIN: u64 = 64 << 20;
+
 /// The tar of `PARENT/NAME` as the keeper makes it, streamed. The channel stays taken until
-/// the stream ends; a stream dropped midway breaks it.
+/// the archive ends; a stream dropped midway has the rest read and thrown away (up to
+/// [`DRAIN`] bytes, past which the channel is broken).
 pub fn get(channel: Shared, parent: &str, name: &str) -> impl Stream<Item = Result<Bytes, bollard::errors::Error>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, bollard::errors::Error>>(8);
     let request = format!("get {parent} {name}");
@@ -180,6 +185,9 @@ async fn pump(
         return Err(backend(format!("the keeper's channel: {e}")));
     }
     let (mut framing, mut block) = (Framing::default(), Vec::with_capacity(512));
+    // Bytes read after the reader went away. A tar reader stops at the first zero block, so
+    // the usual case is one block; a reader that gave up early leaves more.
+    let mut drained: Option<u64> = None;
     while !framing.ended() {
         if channel.pending.is_empty() && !channel.fill().await {
             channel.broken = true;
@@ -187,9 +195,16 @@ async fn pump(
         }
         let used = framing.advance(&channel.pending, &mut block);
         let part = channel.pending.split_to(used).freeze();
-        if tx.send(Ok(part)).await.is_err() {
-            channel.broken = true;
-            return Ok(());
+        match &mut drained {
+            Some(n) => {
+                *n += part.len() as u64;
+                if *n > DRAIN {
+                    channel.broken = true;
+                    return Ok(());
+                }
+            }
+            None if tx.send(Ok(part)).await.is_err() => drained = Some(0),
+            None => {}
         }
     }
     match channel.status(&tag).await? {
@@ -230,6 +245,46 @@ mod tests {
             assert!(framing.ended(), "chunks of {chunk}");
             assert_eq!(used, tar.len(), "chunks of {chunk}: the archive, not the answer after it");
         }
+    }
+
+    /// A keeper whose standard output the test writes, frame by frame.
+    fn keeper() -> (Shared, tokio::sync::mpsc::UnboundedSender<Bytes>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let output = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|message| (Ok(LogOutput::StdOut { message }), rx))
+        });
+        let channel = Channel::new(Box::pin(tokio::io::sink()), Box::pin(output));
+        (Arc::new(tokio::sync::Mutex::new(channel)), tx)
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stops_at_the_first_zero_block_leaves_the_channel_usable() {
+        let (channel, keeper) = keeper();
+        let tar = archive(&[("workspace/a", 1000)]);
+        let (head, tail) = tar.split_at(tar.len() - 512);
+        keeper.send(Bytes::copy_from_slice(head)).unwrap();
+        let mut stream = Box::pin(get(Arc::clone(&channel), "/", "workspace"));
+        let first = stream.next().await.expect("a chunk").expect("no error");
+        assert_eq!(first.len(), head.len());
+        drop(stream);
+        keeper.send([tail, b"t1 0\n"].concat().into()).unwrap();
+        keeper.send(Bytes::from_static(b"t2 0\n")).unwrap();
+        channel.lock().await.put("/workspace", &[]).await.expect("the next transfer works");
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_gives_up_on_a_large_archive_breaks_the_channel() {
+        let (channel, keeper) = keeper();
+        let tar = archive(&[("workspace/big", (DRAIN + (1 << 20)) as usize)]);
+        keeper.send(Bytes::copy_from_slice(&tar[..512])).unwrap();
+        let mut stream = Box::pin(get(Arc::clone(&channel), "/", "workspace"));
+        stream.next().await.expect("a chunk").expect("no error");
+        drop(stream);
+        for part in tar[512..].chunks(1 << 20) {
+            keeper.send(Bytes::copy_from_slice(part)).unwrap();
+        }
+        let err = channel.lock().await.put("/workspace", &[]).await.expect_err("the channel is given up");
+        assert!(err.to_string().contains("broke during an earlier transfer"), "{err}");
     }
 
     #[test]
