@@ -390,6 +390,9 @@ impl Attempt {
                 if let Some(used) = logs.environment.take() {
                     record.environment = Some(used);
                 }
+                if let Some(network) = logs.network.take() {
+                    record.network = Some(network);
+                }
                 files = &logs.files;
                 trees.extend(logs.work.map(|w| (format!("{}/work", logs.dir()), w)));
             }
