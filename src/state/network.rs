@@ -77,6 +77,13 @@ impl NetworkUse {
         NetworkUse { attempt, allow: allow.to_vec(), used, blocked, failed, blocked_total }
     }
 
+    /// What a record of attempt `attempt` says of the network: what the attempt's door
+    /// recorded (`fresh`), else what an earlier record of the same attempt said; an earlier
+    /// attempt's network is not this one's.
+    pub fn carried(previous: Option<NetworkUse>, fresh: Option<NetworkUse>, attempt: u32) -> Option<NetworkUse> {
+        fresh.or(previous.filter(|n| n.attempt == attempt))
+    }
+
     /// `host:port ×n, ...` of `list`, at most `max` entries, then how many more.
     pub fn list_text(list: &[HostCount], max: usize) -> String {
         let mut parts: Vec<String> = list.iter().take(max).map(|h| format!("{}:{} ×{}", h.host, h.port, h.count)).collect();
@@ -114,6 +121,17 @@ mod tests {
         // Nothing asked: nothing listed.
         let quiet = NetworkUse::tally(1, &allow, []);
         assert!(quiet.used.is_empty() && quiet.blocked.is_empty() && quiet.blocked_total == 0);
+    }
+
+    #[test]
+    fn a_record_keeps_its_own_attempts_network_only() {
+        let of = |attempt| Some(NetworkUse { attempt, ..NetworkUse::default() });
+        // (previous, fresh, the record's attempt, kept)
+        let rows =
+            [(of(1), of(2), 2, of(2)), (of(2), None, 2, of(2)), (of(1), None, 2, None), (None, None, 2, None), (None, of(3), 3, of(3))];
+        for (previous, fresh, attempt, want) in rows {
+            assert_eq!(NetworkUse::carried(previous.clone(), fresh.clone(), attempt), want, "{previous:?} {fresh:?} {attempt}");
+        }
     }
 
     #[test]
