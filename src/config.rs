@@ -249,6 +249,18 @@ pub struct RoleConfig {
     pub label: Option<String>,
     /// This role's environment instead of the top-level `environment:`.
     pub environment: Option<EnvironmentConfig>,
+    /// Hosts the agent may reach through plancd's egress proxy; none when absent.
+    pub network: Option<RoleNetwork>,
+}
+
+/// A role's network: the hosts its agent's session reaches through plancd's egress proxy (every
+/// other request is refused and recorded in the attempt's status).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleNetwork {
+    /// Host patterns: `pypi.org`, `*.pythonhosted.org`, or `host:port` for that port alone.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// A command, as an argument vector or as one shell string.
@@ -582,6 +594,14 @@ impl Config {
                 }
             }
         }
+        for (role, rc) in &self.roles {
+            for (i, host) in rc.network.iter().flat_map(|n| n.allow.iter()).enumerate() {
+                if let Err(e) = plancd_sandbox::egress::Allowlist::new([host]) {
+                    let field = format!("roles.{role}.network.allow[{i}]");
+                    problems.push(Diagnostic::error(file, at(&field), "bad-host", format!("{field}: {e}")));
+                }
+            }
+        }
         for (field, message) in self.gateway_problems() {
             problems.push(Diagnostic::error(file, at(&field), "gateway-model", message));
         }
@@ -801,6 +821,36 @@ mod tests {
             .filter_map(|(text, expected)| {
                 let shown: Vec<String> = load(text).unwrap_err().iter().map(ToString::to_string).collect();
                 (!shown.iter().any(|s| s.starts_with(expected))).then(|| format!("{text:?}: {shown:?}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn a_roles_network_allows_hosts_and_bad_entries_name_line_and_field() {
+        let config = load(
+            "roles:\n  coder:\n    command: [agent]\n    network: { allow: [pypi.org, \"*.pythonhosted.org\", \"devpi.internal:3141\"] }\n",
+        )
+        .unwrap();
+        let allow = &config.roles[&Role::Coder].network.as_ref().unwrap().allow;
+        assert_eq!(allow, &["pypi.org", "*.pythonhosted.org", "devpi.internal:3141"]);
+        assert_eq!(load("roles:\n  coder: { command: [agent] }\n").unwrap().roles[&Role::Coder].network, None, "no network by default");
+        // (the coder's network, the problem)
+        let cases = [
+            ("{ allow: [\"https://pypi.org/\"] }", "plancd.yaml:4:24: error[schema]: roles.coder.network.allow[0]"),
+            ("{ allow: [pypi.org, \"a..b\"] }", "plancd.yaml:4:34: error[schema]: roles.coder.network.allow[1]"),
+            (
+                "{ allow: [\"pypi.org:70000\"] }",
+                "plancd.yaml:4:24: error[bad-host]: roles.coder.network.allow[0]: allowlist entry `pypi.org:70000` is not",
+            ),
+            ("{ alow: [pypi.org] }", "plancd.yaml:4:16: error[unknown-field]: roles.coder.network.alow"),
+        ];
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter_map(|(network, expected)| {
+                let text = format!("roles:\n  coder:\n    command: [agent]\n    network: {network}\n");
+                let shown: Vec<String> = load(&text).unwrap_err().iter().map(ToString::to_string).collect();
+                (!shown.iter().any(|s| s.starts_with(expected))).then(|| format!("{network}: {shown:?}"))
             })
             .collect();
         assert!(wrong.is_empty(), "{wrong:#?}");

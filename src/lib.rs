@@ -24,7 +24,9 @@
 //!   response cache in `refs/ai/cache/`, transcripts) whose tools run in the sandbox.
 //! - [`gateway`] gives a command agent that also has a model the model's API inside its
 //!   sandbox: a per-attempt socket and token, passed through to the provider with the real key,
-//!   with the same budgets, cache and transcript as a model agent.
+//!   with the same budgets, cache and transcript as a model agent. [`reconcile::door`] is the
+//!   sandbox's other door: the egress proxy for environment setup and for a role's
+//!   `network.allow`, whose refusals are counted in the attempt's status.
 //! - [`init`] reads an existing repository for `plancd init`: its project and test command,
 //!   and the environment its dev container or Copilot setup steps declare.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,

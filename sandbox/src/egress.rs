@@ -4,7 +4,8 @@
 //! A session reaches it through a [`PortForward`](crate::PortForward) at `127.0.0.1:<port>`
 //! with [`session_env`] set. `CONNECT host:443` to an allowed host opens a tunnel (TLS stays
 //! end to end: the proxy sees names and byte counts, never contents nor credentials); a plain
-//! `GET`/`HEAD http://host/...` to an allowed host is passed on with `Connection: close`.
+//! `GET`/`HEAD http://host/...` to an allowed host is passed on with `Connection: close`. An
+//! allowlist entry `host:port` opens that port of the host instead, to both.
 //! Everything else gets an error status with a body that says why. Names are resolved on the
 //! host. Every request leaves an [`EgressRecord`] (also logged), for the attempt's log.
 
@@ -53,7 +54,7 @@ impl Ecosystem {
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
     /// A pattern that is neither a host name nor `*.` and a host name.
-    #[error("allowlist entry `{0}` is not a host name nor `*.` followed by one")]
+    #[error("allowlist entry `{0}` is not a host name or `*.` and one, each with an optional `:port` (1 to 65535)")]
     BadPattern(String),
     /// The proxy's socket.
     #[error("egress proxy socket {path}: {source}")]
@@ -66,11 +67,13 @@ pub enum EgressError {
 }
 
 /// Host names a session may reach: exact names and `*.suffix` patterns (any name below the
-/// suffix, not the suffix itself). Names compare without case and trailing dot.
+/// suffix, not the suffix itself), each on the usual ports (443 for tunnels, 80 for plain HTTP)
+/// or, written `name:port`, on that port alone (a private index such as devpi on 3141). Names
+/// compare without case and trailing dot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allowlist {
-    exact: Vec<String>,
-    suffixes: Vec<String>,
+    exact: Vec<(String, Option<u16>)>,
+    suffixes: Vec<(String, Option<u16>)>,
 }
 
 fn is_host_name(name: &str) -> bool {
@@ -84,19 +87,24 @@ fn normal(name: &str) -> String {
 }
 
 impl Allowlist {
-    /// An allowlist of `patterns`: `pypi.org`, `*.pythonhosted.org`.
+    /// An allowlist of `patterns`: `pypi.org`, `*.pythonhosted.org`, `devpi.internal:3141`.
     pub fn new<S: AsRef<str>>(patterns: impl IntoIterator<Item = S>) -> Result<Allowlist, EgressError> {
         let mut list = Allowlist::default();
         for pattern in patterns {
             let pattern = pattern.as_ref();
-            let (wild, name) = match pattern.strip_prefix("*.") {
+            let bad = || EgressError::BadPattern(pattern.to_owned());
+            let (name, port) = match pattern.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?)),
+                None => (pattern, None),
+            };
+            let (wild, name) = match name.strip_prefix("*.") {
                 Some(rest) => (true, normal(rest)),
-                None => (false, normal(pattern)),
+                None => (false, normal(name)),
             };
             if !is_host_name(&name) {
-                return Err(EgressError::BadPattern(pattern.to_owned()));
+                return Err(bad());
             }
-            if wild { list.suffixes.push(name) } else { list.exact.push(name) }
+            if wild { list.suffixes.push((name, port)) } else { list.exact.push((name, port)) }
         }
         Ok(list)
     }
@@ -106,11 +114,23 @@ impl Allowlist {
         Allowlist::new(ecosystems.iter().flat_map(|e| e.hosts().iter())).expect("the ecosystems' hosts are host names")
     }
 
-    /// Whether `host` may be reached.
+    /// Whether `host` may be reached (on some port).
     pub fn allows(&self, host: &str) -> bool {
+        !self.ports_of(host).is_empty()
+    }
+
+    /// Whether `host` may be reached on `port`, where `usual` is the port of an entry that
+    /// names none (443 for tunnels, 80 for plain HTTP).
+    pub fn allows_on(&self, host: &str, port: u16, usual: u16) -> bool {
+        self.ports_of(host).iter().any(|p| p.unwrap_or(usual) == port)
+    }
+
+    /// The ports of the entries that match `host` (`None`: the usual ones).
+    fn ports_of(&self, host: &str) -> Vec<Option<u16>> {
         let host = normal(host);
-        self.exact.contains(&host)
-            || self.suffixes.iter().any(|s| host.strip_suffix(s.as_str()).is_some_and(|head| head.len() > 1 && head.ends_with('.')))
+        let below = |s: &str| host.strip_suffix(s).is_some_and(|head| head.len() > 1 && head.ends_with('.'));
+        let exact = self.exact.iter().filter(|(name, _)| *name == host);
+        exact.chain(self.suffixes.iter().filter(|(s, _)| below(s))).map(|(_, port)| *port).collect()
     }
 }
 
@@ -128,7 +148,7 @@ pub enum Method {
 pub enum Refusal {
     /// The host is not on the allowlist.
     NotAllowed,
-    /// A port other than 443 for tunnels, 80 for plain HTTP.
+    /// A port other than 443 for tunnels, 80 for plain HTTP, or the port the allowlist names.
     PortNotAllowed,
     /// A method other than CONNECT, GET and HEAD, or a URL other than `http://`.
     MethodNotAllowed,
@@ -167,7 +187,9 @@ impl Refusal {
     fn body(self, host: &str, port: u16) -> String {
         let why = match self {
             Refusal::NotAllowed => format!("{host} is not on this sandbox's egress allowlist"),
-            Refusal::PortNotAllowed => format!("port {port} of {host} is closed: tunnels go to 443, plain HTTP to 80"),
+            Refusal::PortNotAllowed => {
+                format!("port {port} of {host} is closed: tunnels go to 443, plain HTTP to 80, unless the allowlist names a port")
+            }
             Refusal::MethodNotAllowed => "only CONNECT host:443 and GET/HEAD of http:// URLs pass".to_owned(),
             Refusal::Malformed => "not an HTTP proxy request".to_owned(),
             Refusal::Unresolvable => format!("{host} does not resolve"),
@@ -229,8 +251,8 @@ pub fn decide(head: &str, allow: &Allowlist) -> Result<Target, (Refusal, String,
     if !allow.allows(&host) {
         return Err((Refusal::NotAllowed, host, port));
     }
-    let wanted = if method == Method::Connect { 443 } else { 80 };
-    if port != wanted {
+    let usual = if method == Method::Connect { 443 } else { 80 };
+    if !allow.allows_on(&host, port, usual) {
         return Err((Refusal::PortNotAllowed, host, port));
     }
     let upstream_head = match method {
@@ -294,10 +316,18 @@ impl fmt::Display for EgressRecord {
 
 type Records = Arc<Mutex<Vec<EgressRecord>>>;
 
+/// Connections being served, and a signal each time one ends.
+#[derive(Default)]
+struct Open {
+    count: std::sync::atomic::AtomicUsize,
+    ended: tokio::sync::Notify,
+}
+
 /// A running proxy. Stopping or dropping it closes every connection and removes its socket.
 pub struct EgressProxy {
     socket: PathBuf,
     records: Records,
+    open: Arc<Open>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -313,8 +343,9 @@ impl EgressProxy {
         let listener = tokio::net::UnixListener::bind(socket).map_err(fail)?;
         std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).map_err(fail)?;
         let records = Records::default();
-        let task = tokio::spawn(serve(listener, Arc::new(allow), Arc::clone(&records)));
-        Ok(EgressProxy { socket: socket.to_owned(), records, task })
+        let open = Arc::new(Open::default());
+        let task = tokio::spawn(serve(listener, Arc::new(allow), Arc::clone(&records), Arc::clone(&open)));
+        Ok(EgressProxy { socket: socket.to_owned(), records, open, task })
     }
 
     /// The socket it serves on.
@@ -331,6 +362,24 @@ impl EgressProxy {
     pub fn stop(self) -> Vec<EgressRecord> {
         self.records()
     }
+
+    /// Waits (at most `patience`) for the connections being served to end, so that their
+    /// records are in (once the session's processes are gone, their connections end at
+    /// once); then stops as [`EgressProxy::stop`] does.
+    pub async fn finish(self, patience: Duration) -> Vec<EgressRecord> {
+        let open = Arc::clone(&self.open);
+        let wait = async {
+            loop {
+                let ended = open.ended.notified();
+                if open.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return;
+                }
+                ended.await;
+            }
+        };
+        let _ = tokio::time::timeout(patience, wait).await;
+        self.stop()
+    }
 }
 
 impl Drop for EgressProxy {
@@ -341,7 +390,7 @@ impl Drop for EgressProxy {
     }
 }
 
-async fn serve(listener: tokio::net::UnixListener, allow: Arc<Allowlist>, records: Records) {
+async fn serve(listener: tokio::net::UnixListener, allow: Arc<Allowlist>, records: Records, open: Arc<Open>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -349,17 +398,22 @@ async fn serve(listener: tokio::net::UnixListener, allow: Arc<Allowlist>, record
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let (allow, records) = (Arc::clone(&allow), Arc::clone(&records));
+        let (allow, records, open) = (Arc::clone(&allow), Arc::clone(&records), Arc::clone(&open));
+        open.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         connections.spawn(async move {
             let record = handle(client, &allow).await;
             match record.refused {
                 None => tracing::info!(host = %record.host, port = record.port, up = record.bytes_up, down = record.bytes_down, "egress allowed"),
                 Some(r) => tracing::warn!(host = %record.host, port = record.port, reason = r.reason(), "egress refused"),
             }
-            let mut records = records.lock().expect("the records lock is never poisoned");
-            if records.len() < MAX_RECORDS {
-                records.push(record);
+            {
+                let mut records = records.lock().expect("the records lock is never poisoned");
+                if records.len() < MAX_RECORDS {
+                    records.push(record);
+                }
             }
+            open.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            open.ended.notify_waiters();
         });
     }
 }
@@ -532,8 +586,24 @@ mod tests {
         for (host, allowed) in cases {
             assert_eq!(list.allows(host), allowed, "{host}");
         }
-        for bad in ["", "*", "*.", "a..b", "a/b", "a b", "**.x", "x.*", "a:80"] {
+        for bad in ["", "*", "*.", "a..b", "a/b", "a b", "**.x", "x.*", "a:", "a:0", "a:65536", "a:x", ":80", "a:80:80"] {
             assert!(Allowlist::new([bad]).is_err(), "{bad:?}");
+        }
+        // An entry with a port allows that port alone; one without, the usual port.
+        let ported = Allowlist::new(["devpi.internal:3141", "*.mirror.test:8080", "pypi.org"]).unwrap();
+        // Host, port, usual port, allowed.
+        let ports = [
+            ("devpi.internal", 3141, 443, true),
+            ("devpi.internal", 3141, 80, true),
+            ("devpi.internal", 443, 443, false),
+            ("a.mirror.test", 8080, 80, true),
+            ("a.mirror.test", 80, 80, false),
+            ("pypi.org", 443, 443, true),
+            ("pypi.org", 3141, 443, false),
+            ("other.org", 3141, 443, false),
+        ];
+        for (host, port, usual, allowed) in ports {
+            assert_eq!(ported.allows_on(host, port, usual), allowed, "{host}:{port}");
         }
         let python = Allowlist::for_ecosystems(&[Ecosystem::Python]);
         assert!(python.allows("files.pythonhosted.org") && !python.allows("registry.npmjs.org"));
@@ -541,7 +611,7 @@ mod tests {
 
     #[test]
     fn requests_are_decided_by_method_host_and_port() {
-        let allow = Allowlist::new(["pypi.org", "*.example.org"]).unwrap();
+        let allow = Allowlist::new(["pypi.org", "*.example.org", "index.test:8080"]).unwrap();
         let ok = |method, host: &str, port| Ok::<_, (Refusal, String, u16)>((method, host.to_owned(), port));
         let no = |r, host: &str, port| Err::<(Method, String, u16), _>((r, host.to_owned(), port));
         // The head, the decision.
@@ -555,6 +625,9 @@ mod tests {
             ("CONNECT [::1]:443 HTTP/1.1", no(Refusal::Malformed, "", 0)),
             ("GET http://pypi.org/simple/ HTTP/1.1", ok(Method::Http, "pypi.org", 80)),
             ("GET http://pypi.org:8080/ HTTP/1.1", no(Refusal::PortNotAllowed, "pypi.org", 8080)),
+            ("GET http://index.test:8080/simple/ HTTP/1.1", ok(Method::Http, "index.test", 8080)),
+            ("CONNECT index.test:8080 HTTP/1.1", ok(Method::Connect, "index.test", 8080)),
+            ("GET http://index.test/simple/ HTTP/1.1", no(Refusal::PortNotAllowed, "index.test", 80)),
             ("GET http://evil.com/ HTTP/1.1", no(Refusal::NotAllowed, "evil.com", 80)),
             ("POST http://pypi.org/ HTTP/1.1", no(Refusal::MethodNotAllowed, "", 0)),
             ("GET /simple/ HTTP/1.1", no(Refusal::MethodNotAllowed, "", 0)),

@@ -89,6 +89,8 @@ pub struct PrFacts {
     pub provenance: Vec<(String, String)>,
     /// A Mermaid flowchart of the workflow with the task marked.
     pub diagram: String,
+    /// The network the accepted attempt's agent had through its role's `network.allow`.
+    pub network: Option<crate::state::NetworkUse>,
 }
 
 /// The pull request's title.
@@ -117,6 +119,7 @@ pub fn render(f: &PrFacts) -> String {
         let _ = writeln!(out, "{description}\n");
     }
     tests(&mut out, f, &mut notes);
+    network(&mut out, f);
     files(&mut out, f, &mut notes);
     attempts(&mut out, f, &mut notes);
     provenance(&mut out, f);
@@ -144,6 +147,31 @@ fn tests(out: &mut String, f: &PrFacts, notes: &mut Vec<String>) {
         let _ = writeln!(out, "\nThe agent changed pinned test files; they were restored before the tests ran: {}.", files.join(", "));
     }
     out.push('\n');
+}
+
+/// The requests the agent's egress proxy refused, as a warning (as GitHub's Copilot agent
+/// reports its firewall's blocks), and the allowed hosts it used.
+fn network(out: &mut String, f: &PrFacts) {
+    let Some(n) = &f.network else { return };
+    let allowed: Vec<String> = n.allow.iter().take(ROWS).map(|h| code(h)).collect();
+    let allowed = if allowed.is_empty() { "nothing".to_owned() } else { allowed.join(", ") };
+    if !n.blocked.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Blocked network requests\n\n> [!WARNING]\n> The agent's sandbox made {} request(s) outside its role's `network.allow` in plancd.yaml; plancd's egress proxy refused them. If the work needs one of these hosts, add it to the allowlist.\n\n| host | port | requests |\n|---|---|---|",
+            n.blocked_total
+        );
+        for h in n.blocked.iter().take(ROWS) {
+            let _ = writeln!(out, "| {} | {} | {} |", code(&h.host), h.port, h.count);
+        }
+        if n.blocked.len() > ROWS {
+            let _ = writeln!(out, "\n…and {} more host(s).", n.blocked.len() - ROWS);
+        }
+        out.push('\n');
+    }
+    let used = crate::state::NetworkUse::list_text(&n.used, ROWS);
+    let used = if used.is_empty() { "none used".to_owned() } else { format!("used: {}", cell(&used, 2000)) };
+    let _ = writeln!(out, "Network of attempt {}: allowed {allowed}; {used}.\n", n.attempt);
 }
 
 fn files(out: &mut String, f: &PrFacts, notes: &mut Vec<String>) {

@@ -117,6 +117,9 @@ pub fn config(inputs: &Inputs<'_>) -> String {
          # naming a JSON file that describes the task; the files it changes are its work.\n\
          #\n\
          #   coder: {{ command: [\"python3\", \"agents/coder.py\"] }}\n\
+         #\n\
+         # Agents have no network; under a role, `network: {{ allow: [pypi.org, \"*.pythonhosted.org\"] }}`\n\
+         # lets its agent reach those hosts, and only those, through plancd's egress proxy.\n\
          models:\n  \
            offline: {{ provider: scripted, file: {REPLIES_FILE} }}\n\
          roles:\n  \

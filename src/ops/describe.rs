@@ -63,6 +63,9 @@ pub struct Description {
     /// The environment the last attempt used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<EnvironmentUse>,
+    /// The network the last attempt's agent had through its role's `network.allow`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::state::NetworkUse>,
     /// The published result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<ResultRef>,
@@ -247,6 +250,7 @@ pub fn describe(repo: &Path, branch: Option<&str>, env: &Env, key: &TaskKey) -> 
         branch_todos,
         decided_by: decision(&store, key, &record),
         environment: record.environment.clone(),
+        network: record.network.clone(),
         result: record.result.clone(),
         review: record.review.clone(),
         cost: record.cost,
@@ -418,6 +422,15 @@ pub fn text(d: &Description, now: jiff::Timestamp) -> String {
     }
     if let Some(e) = &d.environment {
         field("Environment", &format!("{} ({}, {})", e.key, e.how.as_str(), super::status::human_duration(e.seconds)));
+    }
+    if let Some(n) = &d.network {
+        let allowed = if n.allow.is_empty() { "nothing".to_owned() } else { n.allow.join(", ") };
+        field("Network", &format!("attempt {}: allowed {allowed}", n.attempt));
+        let used = crate::state::NetworkUse::list_text(&n.used, 10);
+        field("", &format!("used: {}", if used.is_empty() { "none" } else { &used }));
+        if !n.blocked.is_empty() {
+            field("", &format!("blocked {} request(s): {}", n.blocked_total, crate::state::NetworkUse::list_text(&n.blocked, 10)));
+        }
     }
     if let Some(c) = &d.cost {
         field("Cost", &format!("{} in, {} out tokens, {}", c.input_tokens, c.output_tokens, c.dollars()));

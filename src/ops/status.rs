@@ -50,6 +50,10 @@ pub struct StatusRow {
     /// failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<crate::state::EnvironmentUse>,
+    /// The network the last attempt's agent had through its role's `network.allow`: the hosts
+    /// it reached and the requests refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::state::NetworkUse>,
 }
 
 /// The whole picture.
@@ -169,7 +173,23 @@ fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Opti
         failure_type: s.and_then(|s| s.failure_type.as_ref()).map(ToString::to_string),
         cost: s.and_then(|s| s.cost),
         environment: s.and_then(|s| s.environment.clone()),
+        network: s.and_then(|s| s.network.clone()),
     }
+}
+
+/// The requests the agents' egress proxies refused, one line per task, as `plancd status`
+/// shows them under the table (nothing when none was refused).
+pub fn network_text(report: &StatusReport) -> String {
+    let mut out = String::new();
+    for r in &report.tasks {
+        let Some(n) = r.network.as_ref().filter(|n| !n.blocked.is_empty()) else { continue };
+        if out.is_empty() {
+            out.push_str("\nblocked network requests (hosts outside the role's network.allow):\n");
+        }
+        let hosts = crate::state::NetworkUse::list_text(&n.blocked, 10);
+        out.push_str(&format!("  {}/{} attempt {}: {hosts}\n", r.workflow, r.task, n.attempt));
+    }
+    out
 }
 
 /// Tokens and dollars in a few characters: `48.2k tok $0.0312`.
@@ -297,9 +317,8 @@ mod tests {
         assert_eq!(human_cost(&Cost { input_tokens: 40, output_tokens: 0, usd: 0.0 }), "40 tok $0.0000");
     }
 
-    #[test]
-    fn the_table_aligns_columns() {
-        let r = StatusRow {
+    fn succeeded_row() -> StatusRow {
+        StatusRow {
             workflow: "wf".into(),
             task: "a".into(),
             role: Some("coder".into()),
@@ -317,7 +336,13 @@ mod tests {
             failure_type: None,
             cost: None,
             environment: None,
-        };
+            network: None,
+        }
+    }
+
+    #[test]
+    fn the_table_aligns_columns() {
+        let r = succeeded_row();
         let waiting = StatusRow {
             task: "bb".into(),
             phase: "Pending".into(),
@@ -335,6 +360,28 @@ mod tests {
             "TASK   ROLE   PHASE      ATTEMPT  DURATION  RESULT     WHY\n\
              wf/a   coder  Succeeded  1        1.5s      ai/wf/a/1\n\
              wf/bb  coder  Pending    -        -         -          waiting on a: Running, attempt 1\n"
+        );
+    }
+
+    #[test]
+    fn blocked_requests_are_shown_under_the_table_and_in_the_job_summary() {
+        use crate::state::{Egress, NetworkUse};
+        let row = succeeded_row();
+        let quiet = StatusReport { plan_commit: None, tasks: vec![row.clone()], plans_error: None, stalled: Vec::new() };
+        assert_eq!(network_text(&quiet), "", "nothing refused, nothing said");
+        let requests = [(Egress::Used, "pypi.org", 443), (Egress::Blocked, "evil.example", 443), (Egress::Blocked, "evil.example", 80)];
+        let network = NetworkUse::tally(2, &["pypi.org".to_owned()], requests);
+        let blocked = StatusRow { network: Some(network), ..row.clone() };
+        let report = StatusReport { plan_commit: None, tasks: vec![row, blocked], plans_error: None, stalled: Vec::new() };
+        assert_eq!(
+            network_text(&report),
+            "\nblocked network requests (hosts outside the role's network.allow):\n  wf/a attempt 2: evil.example:80 ×1, evil.example:443 ×1\n"
+        );
+        let summary = crate::ops::action::summary::pass("1 attempt run", &report, None);
+        assert!(
+            summary.contains("### Blocked network requests\n\n> [!WARNING]\n")
+                && summary.contains("| `wf/a` | 2 | `evil.example` | 80 | 1 |\n| `wf/a` | 2 | `evil.example` | 443 | 1 |\n"),
+            "{summary}"
         );
     }
 }

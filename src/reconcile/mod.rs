@@ -4,6 +4,7 @@
 
 pub mod attempt;
 mod decide;
+pub mod door;
 pub mod environment;
 pub mod executor;
 pub mod guard;

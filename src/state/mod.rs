@@ -9,6 +9,7 @@
 
 pub mod fault;
 mod holder;
+mod network;
 mod reason;
 mod refs;
 mod status;
@@ -21,6 +22,7 @@ use git2::{ErrorCode, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 pub use holder::Holder;
+pub use network::{Egress, HostCount, NetworkUse};
 pub use reason::{FailureType, Reason};
 pub use refs::cas_ref;
 pub use status::{

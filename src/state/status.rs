@@ -357,6 +357,10 @@ pub struct TaskStatus {
     /// The environment the last attempt ran in (or failed to build).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<EnvironmentUse>,
+    /// The network the last attempt's agent had through a role's `network.allow`: the hosts it
+    /// reached and the requests refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<super::NetworkUse>,
     /// The person behind this record (an approval, a retry): `--as`, git's `user.email`, or the
     /// forge login. `None` on the records plancd writes on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -400,6 +404,7 @@ impl TaskStatus {
             review: None,
             cost: None,
             environment: None,
+            network: None,
             by: None,
             extra: BTreeMap::new(),
         }

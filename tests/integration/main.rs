@@ -9,6 +9,7 @@ mod commands;
 mod damage;
 mod deploy;
 mod docker_sessions;
+mod egress;
 mod environments;
 mod examples;
 mod fake_github;

@@ -53,7 +53,28 @@ fn facts() -> PrFacts {
             ("cost".into(), "$0.0042 (1,500 tokens)".into()),
         ],
         diagram: "flowchart TD\n  a --> b\n  class b current\n".into(),
+        network: None,
     }
+}
+
+#[test]
+fn blocked_network_requests_are_a_warning_naming_each_host() {
+    use crate::state::{Egress, NetworkUse};
+    let mut f = facts();
+    let requests = [(Egress::Used, "pypi.org", 443), (Egress::Blocked, "evil.example", 443), (Egress::Blocked, "evil.example", 443)];
+    f.network = Some(NetworkUse::tally(2, &["pypi.org".to_owned()], requests));
+    let body = render(&f);
+    let section = "### Blocked network requests\n\n> [!WARNING]\n> The agent's sandbox made 2 request(s) outside its role's `network.allow` in plancd.yaml; plancd's egress proxy refused them. If the work needs one of these hosts, add it to the allowlist.\n\n| host | port | requests |\n|---|---|---|\n| `evil.example` | 443 | 2 |\n\nNetwork of attempt 2: allowed `pypi.org`; used: pypi.org:443 ×1.\n";
+    assert!(body.contains(section), "{body}");
+    // Nothing refused: no warning, the network still said.
+    f.network = Some(NetworkUse::tally(2, &["pypi.org".to_owned()], [(Egress::Used, "pypi.org", 443)]));
+    let body = render(&f);
+    assert!(
+        !body.contains("Blocked network requests") && body.contains("Network of attempt 2: allowed `pypi.org`; used: pypi.org:443 ×1."),
+        "{body}"
+    );
+    // No network: nothing said.
+    assert!(!render(&facts()).contains("Network of attempt"));
 }
 
 #[test]

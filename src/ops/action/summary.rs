@@ -51,8 +51,23 @@ pub fn pass(headline: &str, status: &StatusReport, snapshot: Option<&Snapshot>) 
             r.result_tag.as_deref().map_or_else(|| "-".into(), |t| format!("`{t}`")),
         ));
     }
+    blocked(&mut out, status);
     out.push_str(&format!("\n```mermaid\n{}```\n", crate::ops::status::mermaid(status, snapshot)));
     out
+}
+
+/// The requests the agents' egress proxies refused, by task and host, as a warning.
+fn blocked(out: &mut String, status: &StatusReport) {
+    let rows: Vec<_> = status.tasks.iter().filter_map(|r| Some((r, r.network.as_ref().filter(|n| !n.blocked.is_empty())?))).collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("\n### Blocked network requests\n\n> [!WARNING]\n> Agents tried to reach hosts outside their role's `network.allow` in plancd.yaml; plancd's egress proxy refused them.\n\n| task | attempt | host | port | requests |\n|---|---|---|---|---|\n");
+    for (r, n) in rows {
+        for h in n.blocked.iter().take(20) {
+            out.push_str(&format!("| `{}/{}` | {} | `{}` | {} | {} |\n", r.workflow, r.task, n.attempt, h.host, h.port, h.count));
+        }
+    }
 }
 
 /// The job summary of invalid plans.

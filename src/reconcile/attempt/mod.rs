@@ -390,6 +390,7 @@ impl Attempt {
                 if let Some(used) = logs.environment.take() {
                     record.environment = Some(used);
                 }
+                record.network = crate::state::NetworkUse::carried(record.network.take(), logs.network.take(), record.attempt);
                 files = &logs.files;
                 trees.extend(logs.work.map(|w| (format!("{}/work", logs.dir()), w)));
             }

@@ -12,6 +12,7 @@ use super::PassContext;
 use crate::agent::{self, AgentContext, AgentError, AgentFailure, AgentRun, TaskFile};
 use crate::config::RoleConfig;
 use crate::gateway::{Gateway, Upstream};
+use crate::reconcile::door::Door;
 use crate::reconcile::guard::{self, Guard, ProbePlan, Refusal};
 use crate::reconcile::workspace::{AgentChange, ChangeSink, Ignore};
 use crate::spec::{AcceptanceCriteria, AcceptanceTest, Role, Task};
@@ -181,11 +182,13 @@ pub(super) struct Logs {
     pub work: Option<git2::Oid>,
     /// The environment the attempt used, for its status.
     pub environment: Option<crate::state::EnvironmentUse>,
+    /// The network the agent had through its role's `network.allow`, for its status.
+    pub network: Option<crate::state::NetworkUse>,
 }
 
 impl Logs {
     pub fn new(attempt: u32) -> Logs {
-        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default(), work: None, environment: None }
+        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default(), work: None, environment: None, network: None }
     }
 
     /// The attempt's folder in the task's ref.
@@ -264,6 +267,28 @@ pub(super) async fn open_gateway(cx: &PassContext, role: Role, task: &TaskFile) 
     let key = crate::state::TaskKey::new(&task.workflow_id, &task.task_id);
     let gateway = Gateway::open(cx.models.opening(upstream, &key)).await.map_err(|e| Stop::Infrastructure(e.to_string()))?;
     Ok(Some(gateway))
+}
+
+/// The egress door of an attempt of `role`, when the role has `network.allow`: a proxy that
+/// lets the agent's session reach those hosts and refuses (and records) everything else.
+pub(super) async fn open_door(cx: &PassContext, role: Role) -> Result<Option<Door>, Stop> {
+    let Some(network) = cx.snapshot.config.roles.get(&role).and_then(|r| r.network.as_ref()) else { return Ok(None) };
+    let door = Door::open(&network.allow, "plancd-agent-net-").await;
+    door.map(Some).map_err(|e| Stop::Infrastructure(format!("the agent's egress proxy could not start: {e}")))
+}
+
+/// Closes the agent's door once its session is gone: every request in `egress.log`, and what
+/// they came to in the attempt's status.
+pub(super) async fn close_door(door: Door, attempt: u32, logs: &mut Logs) {
+    let allow = door.hosts().to_vec();
+    let records = door.close().await;
+    let mut log =
+        format!("# egress of attempt {attempt}; allowed: {}\n", if allow.is_empty() { "nothing".to_owned() } else { allow.join(", ") });
+    for r in &records {
+        log.push_str(&format!("{r}\n"));
+    }
+    logs.add("egress.log", log.into_bytes());
+    logs.network = Some(crate::reconcile::door::network_use(attempt, &allow, &records));
 }
 
 /// Runs `role`'s agent. An agent that does not finish is a failure, not an error.

@@ -218,9 +218,15 @@ async fn agent_phase(
 ) -> Result<Result<Work, Outcome>, Stop> {
     // The model gateway, when the role's command has a model: the session's one door out.
     let gateway = steps::open_gateway(cx, prepared.role, &prepared.task_file).await?;
+    // The role's egress allowlist, when it has one: this session's only other door. The
+    // verifying session (checks, acceptance tests) gets neither.
+    let door = steps::open_door(cx, prepared.role).await?;
     let mut spec = spec.clone();
     if let Some(gateway) = &gateway {
         spec.ports.push(gateway.forward());
+    }
+    if let Some(door) = &door {
+        door.apply(&mut spec);
     }
     let session = cx.sandbox.create(&spec).await?;
     // Before any agent runs: the acceptance tests' runners are there.
@@ -232,6 +238,9 @@ async fn agent_phase(
     // Destroy whatever happened; a failure to clean up is not the task's failure.
     let _ = session.destroy().await;
     drop(gateway);
+    if let Some(door) = door {
+        steps::close_door(door, plan.attempt, logs).await;
+    }
     let (agent, change, skipped) = match outcome? {
         Ok(collected) => collected,
         Err(outcome) => return Ok(Err(outcome)),

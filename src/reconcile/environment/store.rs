@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plancd_sandbox::egress::{self, Allowlist, Ecosystem, EgressProxy};
-use plancd_sandbox::{ExecRequest, FileEntry, Mount, PortForward, Sandbox, SessionSpec};
+use plancd_sandbox::egress::Ecosystem;
+use plancd_sandbox::{ExecRequest, FileEntry, Mount, Sandbox, SessionSpec};
 use tokio::sync::OnceCell;
 
 use super::{MOUNT_POINT, path_with_env};
 use crate::config::{DEFAULT_SETUP_SECONDS, EnvironmentConfig};
+use crate::reconcile::door::Door;
 use crate::state::{EnvironmentHow, EnvironmentUse};
 
 /// Variables of plancd's own environment that make package registries reachable from this
@@ -226,18 +227,22 @@ impl Environments {
         };
         let door = match hosts.is_empty() {
             true => None,
-            false => Some(Door::open(&hosts).await.map_err(|e| fail(format!("the setup's egress proxy could not start: {e}")))?),
+            false => Some(
+                Door::open(&hosts, "plancd-setup-net-")
+                    .await
+                    .map_err(|e| fail(format!("the setup's egress proxy could not start: {e}")))?,
+            ),
         };
         if let Some(door) = &door {
-            spec.ports.push(PortForward { port: SETUP_PROXY_PORT, socket: door.proxy.socket().to_owned() });
-            let ca = egress::host_ca_bundle().unwrap_or_else(|| PathBuf::from(egress::DEFAULT_CA_BUNDLE));
-            spec.env.retain(|(k, _)| !egress::session_env(SETUP_PROXY_PORT, &ca).iter().any(|(n, _)| n == k));
-            spec.env.extend(egress::session_env(SETUP_PROXY_PORT, &ca));
+            door.apply(&mut spec);
         }
         let session = req.sandbox.create(&spec).await.map_err(|e| fail(format!("the sandbox could not start the setup: {e}")))?;
         let result = setup_in(session.as_ref(), req).await;
         let _ = session.destroy().await;
-        let records = door.map(Door::close).unwrap_or_default();
+        let records = match door {
+            Some(door) => door.close().await,
+            None => Vec::new(),
+        };
         result.map_err(|mut f| {
             for r in records.iter().filter(|r| r.refused.is_some()) {
                 f.output.push_str(&format!("egress: {r} (allowed: {})\n", hosts.join(", ")));
@@ -258,9 +263,6 @@ impl Environments {
     }
 }
 
-/// The port on the setup session's loopback where the egress proxy answers.
-const SETUP_PROXY_PORT: u16 = 3128;
-
 /// The package ecosystems `paths` show: Python (pyproject.toml, setup.py, setup.cfg,
 /// requirements*.txt), Node (package.json), Rust (Cargo.toml), at the repository root.
 pub fn ecosystems<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<Ecosystem> {
@@ -278,30 +280,6 @@ pub fn ecosystems<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<Ecosystem
         }
     }
     found
-}
-
-/// The setup's one door out: an egress proxy on a socket in a folder of its own (shown to the
-/// sandbox, so reachable by its host user), removed when closed.
-struct Door {
-    proxy: EgressProxy,
-    dir: tempfile::TempDir,
-}
-
-impl Door {
-    async fn open(hosts: &[String]) -> Result<Door, String> {
-        let allow = Allowlist::new(hosts).map_err(|e| e.to_string())?;
-        let dir = tempfile::Builder::new().prefix("plancd-setup-net-").tempdir().map_err(|e| e.to_string())?;
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
-        let proxy = EgressProxy::start(&dir.path().join("egress.sock"), allow).await.map_err(|e| e.to_string())?;
-        Ok(Door { proxy, dir })
-    }
-
-    /// Stops the proxy: what went through it, and what it refused.
-    fn close(self) -> Vec<egress::EgressRecord> {
-        let records = self.proxy.stop();
-        drop(self.dir);
-        records
-    }
 }
 
 async fn setup_in(session: &dyn plancd_sandbox::Session, req: &BuildRequest<'_>) -> Result<(), SetupFailure> {

@@ -61,6 +61,16 @@ pub fn pr_facts(store: &Store, snapshot: &Snapshot, key: &TaskKey, published: &P
         branch_todos: branch_todos(store, key, status.as_ref())?,
         provenance,
         diagram: diagram(snapshot, key),
+        network: accepting_network(store, key, status.as_ref())?,
+    })
+}
+
+/// The network of the attempt whose work was accepted: the fixing branch todo's while the task
+/// is `Debugging`, else the task's own.
+fn accepting_network(store: &Store, key: &TaskKey, status: Option<&TaskStatus>) -> Result<Option<crate::state::NetworkUse>, StateError> {
+    Ok(match status.and_then(|s| s.open_branch.as_ref()) {
+        Some(branch) => store.status(&TaskKey::new(&key.workflow, &branch.id))?.and_then(|(_, s)| s.network),
+        None => status.and_then(|s| s.network.clone()),
     })
 }
 
