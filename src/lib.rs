@@ -27,6 +27,8 @@
 //!   with the same budgets, cache and transcript as a model agent.
 //! - [`init`] reads an existing repository for `plancd init`: its project and test command,
 //!   and the environment its dev container or Copilot setup steps declare.
+//! - [`live`] is what a running attempt prints, as it prints it, in files beside the git
+//!   folder that `plancd logs -f` and `plancd serve` follow.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
 
@@ -36,6 +38,7 @@ pub mod forge;
 pub mod gateway;
 pub mod graph;
 pub mod init;
+pub mod live;
 pub mod ops;
 mod par;
 pub mod publish;

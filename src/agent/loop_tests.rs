@@ -29,7 +29,7 @@ async fn converse(model: &Model, session: &dyn Session, role: Role, limits: Turn
     let transcript = Transcript::new(Vec::new());
     let pinned = vec!["tests/test_pinned.py".to_owned()];
     let workspace = Workspace { session, pinned: &pinned, command_timeout: Duration::from_secs(5), deadline: limits.deadline };
-    let conversation = Conversation { model, meter: &meter, transcript: &transcript, workspace: &workspace, limits, contracts };
+    let conversation = Conversation { model, meter: &meter, transcript: &transcript, workspace: &workspace, limits, contracts, live: None };
     let req = ChatRequest {
         system: "You write files.".into(),
         messages: vec![Message::User { text: "Write hello.py.".into() }],

@@ -10,8 +10,8 @@ use crate::util::{Repo, plancd_command};
 
 /// A controller running in `repo`, killed when dropped; its JSON log goes to `log`.
 pub(crate) struct Controller {
-    child: Child,
-    port: u16,
+    pub(crate) child: Child,
+    pub(crate) port: u16,
     log: tempfile::NamedTempFile,
 }
 
@@ -47,7 +47,7 @@ pub(crate) fn start(repo: &Repo, env: &[(&str, &str)]) -> Controller {
 }
 
 /// One HTTP/1.1 request; the status code and body, or `None` when nothing answers.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<(u16, String)> {
+pub(crate) fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());

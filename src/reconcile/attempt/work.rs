@@ -223,13 +223,15 @@ async fn agent_phase(
         spec.ports.push(gateway.forward());
     }
     let session = cx.sandbox.create(&spec).await?;
+    let teed = logs.teed(session.as_ref());
     // Before any agent runs: the acceptance tests' runners are there.
     let outcome = match probe_runners(cx, task, session.as_ref(), logs).await {
-        Ok(None) => in_agent_session(cx, plan, task, session.as_ref(), gateway.as_ref(), prepared, deadline, logs, report).await,
+        Ok(None) => in_agent_session(cx, plan, task, &teed, gateway.as_ref(), prepared, deadline, logs, report).await,
         Ok(Some(lacking)) => Ok(Err(Outcome::Environment(lacking))),
         Err(stop) => Err(stop),
     };
     // Destroy whatever happened; a failure to clean up is not the task's failure.
+    drop(teed);
     let _ = session.destroy().await;
     drop(gateway);
     let (agent, change, skipped) = match outcome? {
@@ -321,7 +323,9 @@ async fn verify_phase(
     report: &mut Report,
 ) -> Result<Outcome, Stop> {
     let session = cx.sandbox.create(spec).await?;
-    let outcome = in_verify_session(cx, task, prepared, &work, session.as_ref(), deadline, logs, report).await;
+    let teed = logs.teed(session.as_ref());
+    let outcome = in_verify_session(cx, task, prepared, &work, &teed, deadline, logs, report).await;
+    drop(teed);
     let _ = session.destroy().await;
     let Work { tree, agent, .. } = work;
     Ok(match outcome? {

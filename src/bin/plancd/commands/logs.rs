@@ -1,10 +1,10 @@
-//! `plancd logs WF/TASK [--attempt N]`
+//! `plancd logs WF/TASK [--attempt N] [-f]`
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use plancd::ops::logs::logs;
+use plancd::ops::logs::{follow, logs};
 
 use super::{Failure, manage_failure, task_key};
 
@@ -16,13 +16,21 @@ pub struct Args {
     task: String,
 
     /// The attempt (default: the latest).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     attempt: Option<u32>,
+
+    /// Follow the attempt that runs now (by any plancd in this repository): print its agent,
+    /// checks and tests output as it comes, until it ends. Without one, print the latest logs.
+    #[arg(short = 'f', long)]
+    follow: bool,
 }
 
 /// Prints the attempt's logs.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     let key = task_key(&args.task)?;
+    if args.follow && follow_live(cwd, &key)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let found = logs(cwd, &key, args.attempt).map_err(manage_failure)?;
     let mut out = std::io::stdout().lock();
     if found.files.is_empty() {
@@ -35,4 +43,30 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
         let _ = writeln!(out);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Follows `key`'s running attempt to its end; false when none runs.
+fn follow_live(cwd: &Path, key: &plancd::state::TaskKey) -> Result<bool, Failure> {
+    let mut current: Option<String> = None;
+    let mut header = |name: &str, attempt: &str| {
+        let mut out = std::io::stdout().lock();
+        if current.as_deref() != Some(name) {
+            let _ = writeln!(out, "==> {key} attempt {attempt} {name} (live) <==");
+            current = Some(name.to_owned());
+        }
+    };
+    let attempt = plancd::ops::logs::running_attempt(cwd, key).map_err(manage_failure)?.map(|v| v.attempt.to_string());
+    let Some(attempt) = attempt else { return Ok(false) };
+    let ended = follow(cwd, key, &mut |name, data| {
+        header(name, &attempt);
+        let mut out = std::io::stdout().lock();
+        // Escaped as it was written; escaped again in case the file is not plancd's own.
+        let _ = out.write_all(plancd_sandbox::escape::controls(data).as_bytes());
+        let _ = out.flush();
+    })
+    .map_err(manage_failure)?;
+    if let Some(view) = ended {
+        eprintln!("attempt {} of {key} ended (last step: {}); `plancd logs {key}` shows its recorded logs", view.attempt, view.marker.step);
+    }
+    Ok(true)
 }
