@@ -166,11 +166,12 @@ impl LiveAttempt {
         w.append(format!("-> {outcome}\n\n").as_bytes());
     }
 
-    /// A note of plancd's own in the current step's log (a model agent's turn, ...).
+    /// A line about the agent in the current step's log (a model agent's turn: what the model
+    /// said, which tools it called), escaped like a command's output.
     pub fn note(&self, text: &str) {
         let mut w = self.writer();
         w.flush_partial();
-        w.append(format!("{}\n", plancd_sandbox::escape::controls(text.as_bytes())).as_bytes());
+        w.append(plancd_sandbox::escape::output(format!("{text}\n").as_bytes()).as_bytes());
     }
 
     /// A tee for a command's output into this attempt's current log.

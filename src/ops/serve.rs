@@ -437,7 +437,15 @@ async fn pass(
         Ok(report) => report.infrastructure.clone().unwrap_or_else(|| "cancelled".into()),
         Err(e) => e.to_string(),
     };
-    tracing::info!(source = %source.name, seconds = started.elapsed().as_secs_f64(), %outcome, "pass ended");
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(report) if report.infrastructure.is_some() => {
+            tracing::error!(source = %source.name, seconds, error = outcome.as_str(), "pass ended: an outside part failed")
+        }
+        Ok(_) => tracing::info!(source = %source.name, seconds, %outcome, "pass ended"),
+        Err(e) if e.is_bad_input() => tracing::warn!(source = %source.name, seconds, error = %e, "pass not run: bad input"),
+        Err(e) => tracing::error!(source = %source.name, seconds, error = %e, "pass failed"),
+    }
     let result_label = if outcome == "ok" { "ok" } else { "error" };
     shared.metrics.passes.get_or_create(&OutcomeLabels { source: source.name.clone(), outcome: result_label.into() }).inc();
     if outcome == "ok" {

@@ -132,11 +132,11 @@ fn signed_push_webhooks_start_a_pass_and_others_are_refused() {
     assert_eq!(push(&plancd::ops::serve::sign(b"s3cret", issues), "issues", issues).0, 202);
     let other = br#"{"ref":"refs/heads/dev","repository":{"full_name":"o/r"}}"#;
     assert_eq!(push(&plancd::ops::serve::sign(b"s3cret", other), "push", other).0, 202);
-    assert!(!c.log().contains("\"trigger\":\"Webhook\""), "{}", c.log());
+    assert!(!c.log().contains("\"trigger\":\"webhook\""), "{}", c.log());
     let (code, text) = push(&sig, "push", body);
     assert_eq!(code, 200, "{text}");
     assert_eq!(text.trim(), format!("pass started for {}", repo.path().file_name().unwrap().to_string_lossy()));
-    wait_for(Duration::from_secs(20), || c.log().contains("\"trigger\":\"Webhook\""));
+    wait_for(Duration::from_secs(20), || c.log().contains("\"trigger\":\"webhook\""));
 }
 
 #[test]

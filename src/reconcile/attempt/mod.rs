@@ -250,7 +250,7 @@ impl Attempt {
         self.own = previous;
         let Some(step) = self.apply(&claim, None)? else { return Ok(AttemptEnd::LostClaim) };
         match step.next {
-            Next::Publish(commit) => return self.publish(&commit).await,
+            Next::Publish(commit) => return self.publish(&commit).instrument(tracing::info_span!("step", step = "publishing")).await,
             Next::Done => return self.end_of(&step),
             Next::Work => {}
         }
@@ -315,7 +315,7 @@ impl Attempt {
         let candidate = Candidate { commit: commit.to_string(), tests, files, missing_outputs };
         let Some(step) = self.apply(&Event::Verified(candidate), Some(&mut logs))? else { return Ok(AttemptEnd::LostClaim) };
         match step.next {
-            Next::Publish(commit) => self.publish(&commit).await,
+            Next::Publish(commit) => self.publish(&commit).instrument(tracing::info_span!("step", step = "publishing")).await,
             _ => self.end_of(&step),
         }
     }

@@ -204,7 +204,7 @@ impl Logs {
         if let Some(live) = live {
             live.step(step);
         }
-        tracing::debug!(%step, "step");
+        tracing::debug!(%step, "step started");
         cx.emit(crate::reconcile::Event::Step { key: key.clone(), attempt: *attempt, step });
     }
 
