@@ -143,6 +143,59 @@ fn read_from(path: &Path, offset: &mut u64, writing: bool) -> Vec<u8> {
     data
 }
 
+/// Why a controller's live attempt could not be followed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteFollowError {
+    /// The controller did not answer, or answered something else than its API.
+    #[error("{url}: {why}")]
+    Unreachable {
+        /// The URL asked (without credentials).
+        url: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Follows `key`'s running attempt at the controller serving `base` (`plancd serve`'s
+/// `/api/v1/live`): hands each log's new output to `on` as it comes, until the attempt ends;
+/// returns its last answer. `None` when no attempt of `key` runs there.
+pub async fn follow_remote(
+    base: &str,
+    key: &TaskKey,
+    on: &mut (dyn FnMut(&str, &str) + Send),
+) -> Result<Option<(u32, live::Step)>, RemoteFollowError> {
+    let mut offsets = [0u64; LOG_NAMES.len()];
+    loop {
+        let list: Vec<String> = offsets.iter().map(ToString::to_string).collect();
+        let url = format!("{}/api/v1/live/{}/{}?offsets={}", base.trim_end_matches('/'), key.workflow, key.task, list.join(","));
+        let shown = crate::remote::redact_url(&url);
+        let fail = |why: String| RemoteFollowError::Unreachable { url: shown.clone(), why };
+        let response = crate::agent::model::http::client().get(&url).send().await.map_err(|e| fail(e.to_string()))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(fail(format!("answered {}", response.status())));
+        }
+        let text = response.text().await.map_err(|e| fail(e.to_string()))?;
+        let chunk: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(format!("not the live API: {e}")))?;
+        for (i, log) in chunk["logs"].as_array().into_iter().flatten().enumerate().take(offsets.len()) {
+            offsets[i] = log["offset"].as_u64().unwrap_or(offsets[i]);
+            if let (Some(name), Some(text)) = (log["name"].as_str(), log["text"].as_str())
+                && !text.is_empty()
+            {
+                on(name, text);
+            }
+        }
+        if chunk["running"].as_bool() != Some(true) {
+            let attempt = chunk["attempt"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+            let step = serde_json::from_value(chunk["step"].clone()).unwrap_or(live::Step::Preparing);
+            return Ok(Some((attempt, step)));
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

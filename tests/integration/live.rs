@@ -162,6 +162,18 @@ fn a_controller_serves_a_running_attempts_output_and_logs_json_without_debug_str
         text.contains("served live line 42")
     });
     assert_eq!(http(c.port, "GET", "/api/v1/live/p/nope", &[], b"").map(|(code, _)| code), Some(404));
+    // The command line follows it through the API too.
+    let server = format!("http://127.0.0.1:{}", c.port);
+    let follower = plancd_command(repo.path(), &["logs", "p/t", "-f", "--server", &server], &[]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut follower = Reaper(follower);
+    let rx = lines_of(&mut follower.0);
+    let mut seen = Vec::new();
+    wait_for_line(&rx, &mut seen, "served live line 42", Duration::from_secs(120));
+    assert!(seen[0].starts_with("==> p/t agent.log (live at http://127.0.0.1:"), "{seen:?}");
+    assert!(follower.0.try_wait().unwrap().is_none(), "the follower stops only when the attempt ends");
+    let none = crate::util::plancd_env(repo.path(), &["logs", "p/nope", "-f", "--server", &server], &[]);
+    none.expect_code(0);
+    assert!(none.stderr.contains("no attempt of p/nope runs at http://127.0.0.1:"), "{}", none.stderr);
     // JSON logs: structured fields, no Rust Debug strings.
     let log = c.log();
     let started = log.lines().find(|l| l.contains("pass started")).unwrap_or_else(|| panic!("no pass started:\n{log}"));

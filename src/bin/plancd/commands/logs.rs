@@ -23,11 +23,19 @@ pub struct Args {
     /// checks and tests output as it comes, until it ends. Without one, print the latest logs.
     #[arg(short = 'f', long)]
     follow: bool,
+
+    /// With -f: follow the attempt at the controller (`plancd serve`) listening at URL, e.g.
+    /// http://plancd:8080, instead of in this repository.
+    #[arg(long, value_name = "URL", requires = "follow")]
+    server: Option<String>,
 }
 
 /// Prints the attempt's logs.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     let key = task_key(&args.task)?;
+    if let Some(server) = &args.server {
+        return follow_server(server, &key);
+    }
     if args.follow && follow_live(cwd, &key)? {
         return Ok(ExitCode::SUCCESS);
     }
@@ -69,4 +77,30 @@ fn follow_live(cwd: &Path, key: &plancd::state::TaskKey) -> Result<bool, Failure
         eprintln!("attempt {} of {key} ended (last step: {}); `plancd logs {key}` shows its recorded logs", view.attempt, view.marker.step);
     }
     Ok(true)
+}
+
+/// Follows `key`'s running attempt at the controller at `server` to its end.
+fn follow_server(server: &str, key: &plancd::state::TaskKey) -> Result<ExitCode, Failure> {
+    let runtime = super::runtime()?;
+    let mut current: Option<String> = None;
+    let mut on = |name: &str, text: &str| {
+        let mut out = std::io::stdout().lock();
+        if current.as_deref() != Some(name) {
+            let _ = writeln!(out, "==> {key} {name} (live at {server}) <==");
+            current = Some(name.to_owned());
+        }
+        let _ = out.write_all(plancd_sandbox::escape::controls(text.as_bytes()).as_bytes());
+        let _ = out.flush();
+    };
+    match runtime.block_on(plancd::ops::logs::follow_remote(server, key, &mut on)) {
+        Ok(Some((attempt, step))) => {
+            eprintln!("attempt {attempt} of {key} ended (last step: {step})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(None) => {
+            eprintln!("no attempt of {key} runs at {server}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(Failure::outside(e)),
+    }
 }
