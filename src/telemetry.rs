@@ -416,13 +416,22 @@ pub fn log_directive(format: LogFormat, verbosity: u8, rust_log: Option<&str>) -
     }
 }
 
-/// Installs the process's log subscriber (once; later calls do nothing).
+/// Installs the process's log subscriber on stderr (once; later calls do nothing).
 pub fn init_logs(format: LogFormat, verbosity: u8) {
+    init_logs_to(format, verbosity, std::io::stderr);
+}
+
+/// Installs the process's log subscriber writing to `writer` (a terminal's progress display
+/// passes one that draws around its bars), once.
+pub fn init_logs_to<W>(format: LogFormat, verbosity: u8, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     use std::io::IsTerminal;
     let rust_log = std::env::var("RUST_LOG").ok();
     let directive = log_directive(format, verbosity, rust_log.as_deref());
     let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(true).try_init(),
         LogFormat::Human => {

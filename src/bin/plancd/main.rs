@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         Command::Serve(_) => plancd::telemetry::LogFormat::Json,
         _ => plancd::telemetry::LogFormat::Human,
     };
-    plancd::telemetry::init_logs(format, cli.verbose);
+    plancd::telemetry::init_logs_to(format, cli.verbose, commands::progress::LogWriter);
     let cwd = match cli.repo.clone().map_or_else(std::env::current_dir, Ok) {
         Ok(dir) => dir,
         Err(e) => return commands::fail(&commands::Failure::input(anyhow::anyhow!("cannot read the current directory: {e}"))),

@@ -10,6 +10,49 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use plancd::ops::status::human_duration;
 use plancd::reconcile::{AttemptEnd, Event, EventSink};
 
+/// The bars drawn now, if any: log lines are written around them.
+static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Where log lines go: stderr, around the progress bars while there are any (a line written
+/// through the bars' terminal would be drawn over).
+#[derive(Clone, Copy)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+/// One log line, written when dropped.
+pub struct LogLine(Vec<u8>);
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let write = || {
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), &self.0);
+        };
+        let bars = BARS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match bars {
+            Some(bars) => bars.suspend(write),
+            None => write(),
+        }
+    }
+}
+
 struct State {
     running: BTreeSet<String>,
     /// Each running task's own line (on a terminal).
@@ -29,6 +72,7 @@ impl Progress {
     /// Spinners when stderr is a terminal, lines when it is not.
     pub fn new() -> Arc<Progress> {
         let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
+        *BARS.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = bars.clone();
         let bar = bars.as_ref().map(|bars| {
             let bar = bars.add(ProgressBar::new_spinner());
             bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("the template is valid"));
@@ -133,5 +177,6 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+        *BARS.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
