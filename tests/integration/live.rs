@@ -9,10 +9,15 @@ use std::time::{Duration, Instant};
 use crate::serve::wait_for;
 use crate::util::{Repo, plancd_command};
 
-/// A task whose agent prints `script`'s output and then does what the script says.
+/// A task whose agent runs the shell script `agent`, with acceptance test `test`.
 fn repo_with(agent: &str, test: &str) -> Repo {
+    repo_on("", agent, test)
+}
+
+/// [`repo_with`], with `config` added to plancd.yaml.
+fn repo_on(config: &str, agent: &str, test: &str) -> Repo {
     let repo = Repo::new();
-    repo.write("plancd.yaml", &format!("branch: main\nroles:\n  coder: {{ command: [\"sh\", \"-c\", {agent:?}] }}\n"));
+    repo.write("plancd.yaml", &format!("branch: main\n{config}roles:\n  coder: {{ command: [\"sh\", \"-c\", {agent:?}] }}\n"));
     repo.write(
         "plans/p.yaml",
         &format!(
@@ -76,10 +81,26 @@ impl Drop for Reaper {
 
 #[test]
 fn logs_follow_shows_a_running_attempts_output_before_it_ends() {
+    follow_a_running_attempt("");
+}
+
+#[test]
+fn logs_follow_shows_a_running_attempts_output_before_it_ends_on_docker() {
+    if crate::docker_sessions::engine_with_image() {
+        follow_a_running_attempt("sandbox: { backend: docker, image: \"plancd-sandbox:python\" }\n");
+    }
+}
+
+/// A reconcile on the sandbox `config` names runs an agent that prints lines and then waits;
+/// `plancd logs -f` shows them while it waits, and exits 0 when the attempt ends.
+fn follow_a_running_attempt(config: &str) {
     // The agent prints a line, then runs until the reconcile is stopped.
     // (The printed text is computed, so that the command's own line does not contain it.)
-    let repo =
-        repo_with("echo \"live line $((40+2))\"; echo \"to stderr $((6*7))\" >&2; sleep 600; echo 42 > out.txt", "grep -qx 42 out.txt");
+    let repo = repo_on(
+        config,
+        "echo \"live line $((40+2))\"; echo \"to stderr $((6*7))\" >&2; sleep 600; echo 42 > out.txt",
+        "grep -qx 42 out.txt",
+    );
     let reconcile = plancd_command(repo.path(), &["reconcile"], &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut reconcile = Reaper(reconcile);
     let marker = repo.path().join(".git/plancd/live/p/t/1/state.json");
