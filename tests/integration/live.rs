@@ -118,6 +118,9 @@ fn follow_a_running_attempt(config: &str) {
     assert!(reconcile.0.try_wait().unwrap().is_none(), "the reconcile ended before its agent did");
     let refs = repo.git(&["for-each-ref", "--format=%(contents:subject)", "refs/ai/tasks/"]);
     assert!(refs.contains("Running p/t"), "{refs}");
+    // The status says which step it is in.
+    let status = repo.plancd(&["status"]);
+    assert!(status.stdout.lines().any(|l| l.starts_with("p/t ") && l.contains("step: agent")), "{}", status.stdout);
 
     // Stopping the reconcile ends the attempt; the follower sees that and exits 0.
     let status = std::process::Command::new("kill").args(["-INT", &reconcile.0.id().to_string()]).status().unwrap();
