@@ -398,8 +398,15 @@ async fn pass(
         {
             events(event);
         }
-        if let Event::Finished { key, attempt, end, .. } = event {
-            log_attempt_end(key, *attempt, end);
+        match event {
+            Event::Started { key, attempt, role, retry } => {
+                tracing::info!(workflow = %key.workflow, task = %key.task, attempt, role = role.as_str(), retry, "attempt started")
+            }
+            Event::Step { key, attempt, step } => {
+                tracing::info!(workflow = %key.workflow, task = %key.task, attempt, step = %step, "attempt step")
+            }
+            Event::Finished { key, attempt, end, .. } => log_attempt_end(key, *attempt, end),
+            _ => {}
         }
     });
     let opts = ReconcileOptions {

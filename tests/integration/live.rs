@@ -204,4 +204,11 @@ fn a_controller_serves_a_running_attempts_output_and_logs_json_without_debug_str
     let started: serde_json::Value = serde_json::from_str(started).unwrap();
     assert!(matches!(started["trigger"].as_str(), Some("commit" | "resync" | "request" | "webhook" | "poll")), "{started}");
     assert!(!log.contains("Some(") && !log.contains("Commit") && !log.contains(" { "), "{log}");
+    let step = log.lines().find(|l| l.contains("\"attempt step\"")).unwrap_or_else(|| panic!("no step logged:\n{log}"));
+    let step: serde_json::Value = serde_json::from_str(step).unwrap();
+    assert_eq!(
+        (step["workflow"].as_str(), step["task"].as_str(), step["attempt"].as_u64(), step["step"].as_str()),
+        (Some("p"), Some("t"), Some(1), Some("agent")),
+        "{step}"
+    );
 }
