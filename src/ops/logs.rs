@@ -109,12 +109,16 @@ pub fn running_attempt(repo: &Path, key: &TaskKey) -> Result<Option<LiveView>, M
 /// the attempt writes it, until the attempt ends; then returns it (with its last step). `None`
 /// when no attempt of `key` runs now.
 pub fn follow(repo: &Path, key: &TaskKey, on: &mut dyn FnMut(&str, &[u8])) -> Result<Option<LiveView>, ManageError> {
-    let Some(mut view) = running_attempt(repo, key)? else { return Ok(None) };
+    let store = Store::open(repo)?;
+    let Some(mut view) = live::latest(store.repo().path(), key).filter(LiveView::running) else { return Ok(None) };
     let mut offsets = [0u64; LOG_NAMES.len()];
     loop {
-        // The marker first: once it says the attempt ended, one more read gets the rest.
+        // The marker first: once it says the attempt ended, one more read gets the rest. The
+        // task's record too: a marker left by a process whose pid was taken again (a restarted
+        // container's pid 1) must not be followed for ever.
         view.refresh();
-        let running = view.running();
+        let recorded = store.status(key).ok().flatten().map(|(_, s)| (s.phase, s.attempt));
+        let running = view.running() && !recorded.is_some_and(|(phase, n)| record_says_ended(phase, n, view.attempt));
         for (name, offset) in LOG_NAMES.iter().zip(offsets.iter_mut()) {
             let fresh = read_from(&view.dir.join(name), offset, running);
             if !fresh.is_empty() {
@@ -126,6 +130,13 @@ pub fn follow(repo: &Path, key: &TaskKey, on: &mut dyn FnMut(&str, &[u8])) -> Re
         }
         std::thread::sleep(FOLLOW_POLL);
     }
+}
+
+/// Whether the task's record (its phase, for its attempt `recorded`) says that live attempt
+/// `live` is over: a later attempt started, or this one's record is no longer held. A record
+/// of an earlier attempt says nothing (the claim may not have reached this clone yet).
+fn record_says_ended(phase: crate::state::Phase, recorded: u32, live: u32) -> bool {
+    recorded > live || (recorded == live && !phase.is_held())
 }
 
 /// What `path` holds past `offset`, which moves past it: whole lines only while the writer
@@ -199,6 +210,22 @@ pub async fn follow_remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_record_of_this_attempt_or_a_later_one_ends_a_live_attempt() {
+        use crate::state::Phase;
+        let rows = [
+            ("running, same attempt", Phase::Running, 2, 2, false),
+            ("claimed, same attempt", Phase::Claimed, 2, 2, false),
+            ("finished, same attempt", Phase::Failed, 2, 2, true),
+            ("released, same attempt", Phase::Released, 2, 2, true),
+            ("a later attempt runs", Phase::Running, 3, 2, true),
+            ("the claim is not here yet", Phase::Failed, 1, 2, false),
+        ];
+        for (name, phase, recorded, live, ended) in rows {
+            assert_eq!(record_says_ended(phase, recorded, live), ended, "{name}");
+        }
+    }
 
     #[test]
     fn a_follower_reads_whole_lines_while_the_writer_writes() {
