@@ -206,14 +206,24 @@ impl Writer {
     }
 }
 
+impl LiveAttempt {
+    /// The attempt ended (its logs are recorded): the marker says so at once, whoever still
+    /// holds a tee of it.
+    pub fn finish(&self) {
+        let mut w = self.writer();
+        if !w.marker.done {
+            w.flush_partial();
+            w.marker.done = true;
+            let _ = write_marker(&self.dir, &w.marker);
+        }
+    }
+}
+
 impl Drop for LiveAttempt {
     /// However the attempt ends (finished, failed, cancelled with its future dropped), its
     /// marker says so.
     fn drop(&mut self) {
-        let w = self.inner.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        w.flush_partial();
-        w.marker.done = true;
-        let _ = write_marker(&self.dir, &w.marker);
+        self.finish();
     }
 }
 
@@ -383,6 +393,10 @@ mod tests {
         assert_eq!(read(&view.dir, "tests.log"), "ok\n");
         assert_eq!(latest(git.path(), &key).unwrap().marker.step, Step::Tests);
         assert_eq!(running(git.path()).len(), 1);
+        let tee = live.tee();
+        live.finish();
+        assert!(!latest(git.path(), &key).unwrap().running(), "ended while a tee is still held");
+        drop(tee);
         drop(live);
         let ended = latest(git.path(), &key).unwrap();
         assert!(ended.marker.done && !ended.running());

@@ -204,7 +204,11 @@ pub async fn run(cx: Arc<PassContext>, plan: AttemptPlan) -> Result<AttemptEnd, 
     let rules = cx.rules(&task_key, &task);
     let span = tracing::info_span!("attempt", workflow = %plan.key.workflow, task = %plan.key.task, attempt = plan.attempt);
     let mut attempt = Attempt { cx, plan, task_key, task, rules, own: None, live: None };
-    attempt.run().instrument(span).await
+    let end = attempt.run().instrument(span).await;
+    if let Some(live) = &attempt.live {
+        live.finish();
+    }
+    end
 }
 
 /// One attempt under way: the records it continues.
