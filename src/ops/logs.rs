@@ -95,6 +95,14 @@ pub fn live_chunk(git_dir: &Path, key: &TaskKey, offsets: &[u64]) -> Option<Live
     Some(LiveChunk { attempt: view.attempt, step: view.marker.step, running, logs })
 }
 
+/// What `key`'s attempt running now in this repository has written so far; `None` when no
+/// attempt of `key` runs.
+pub fn live_so_far(repo: &Path, key: &TaskKey) -> Result<Option<LiveChunk>, ManageError> {
+    let store = Store::open(repo)?;
+    let git_dir = store.repo().path().to_path_buf();
+    Ok(live_chunk(&git_dir, key, &[]).filter(|c| c.running))
+}
+
 /// How often a follower looks for more output.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 

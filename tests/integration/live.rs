@@ -118,6 +118,11 @@ fn follow_a_running_attempt(config: &str) {
     assert!(reconcile.0.try_wait().unwrap().is_none(), "the reconcile ended before its agent did");
     let refs = repo.git(&["for-each-ref", "--format=%(contents:subject)", "refs/ai/tasks/"]);
     assert!(refs.contains("Running p/t"), "{refs}");
+    // Without -f: what it printed so far, and a hint.
+    let so_far = repo.plancd(&["logs", "p/t"]);
+    so_far.expect_code(0);
+    assert!(so_far.stdout.contains("(live, so far) <==") && so_far.stdout.contains("live line 42"), "{}", so_far.stdout);
+    assert!(so_far.stderr.contains("attempt 1 of p/t is running (agent); `plancd logs p/t -f` follows it"), "{}", so_far.stderr);
     // The status says which step it is in.
     let status = repo.plancd(&["status"]);
     assert!(status.stdout.lines().any(|l| l.starts_with("p/t ") && l.contains("step: agent")), "{}", status.stdout);

@@ -39,6 +39,9 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     if args.follow && follow_live(cwd, &key)? {
         return Ok(ExitCode::SUCCESS);
     }
+    if args.attempt.is_none() && print_live_so_far(cwd, &key)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let found = logs(cwd, &key, args.attempt).map_err(manage_failure)?;
     let mut out = std::io::stdout().lock();
     if found.files.is_empty() {
@@ -103,4 +106,16 @@ fn follow_server(server: &str, key: &plancd::state::TaskKey) -> Result<ExitCode,
         }
         Err(e) => Err(Failure::outside(e)),
     }
+}
+
+/// Prints what `key`'s running attempt has written so far; false when none runs.
+fn print_live_so_far(cwd: &Path, key: &plancd::state::TaskKey) -> Result<bool, Failure> {
+    let Some(chunk) = plancd::ops::logs::live_so_far(cwd, key).map_err(manage_failure)? else { return Ok(false) };
+    let mut out = std::io::stdout().lock();
+    for log in chunk.logs.iter().filter(|l| !l.text.is_empty()) {
+        let _ = writeln!(out, "==> {key} attempt {} {} (live, so far) <==", chunk.attempt, log.name);
+        let _ = out.write_all(plancd_sandbox::escape::controls(log.text.as_bytes()).as_bytes());
+    }
+    eprintln!("attempt {} of {key} is running ({}); `plancd logs {key} -f` follows it", chunk.attempt, chunk.step);
+    Ok(true)
 }
