@@ -72,7 +72,8 @@ async fn through_the_loop(model: &Model) -> (Duration, u32, Cost) {
     let deadline = Instant::now() + Duration::from_secs(600);
     let workspace = Workspace { session: session.as_ref(), pinned: &[], command_timeout: Duration::from_secs(5), deadline };
     let limits = TurnLimits { max_turns: TURNS + 1, max_idle_turns: 5, validation_tries: 3, deadline };
-    let conversation = Conversation { model, meter: &meter, transcript: &transcript, workspace: &workspace, limits, contracts: Vec::new() };
+    let conversation =
+        Conversation { model, meter: &meter, transcript: &transcript, workspace: &workspace, limits, contracts: Vec::new(), live: None };
     let started = Instant::now();
     let report = conversation.run(request()).await.expect("the fake sandbox does not fail");
     assert!(matches!(report.end, End::Finished(_)), "{:?}", report.end);

@@ -29,6 +29,8 @@
 //!   `network.allow`, whose refusals are counted in the attempt's status.
 //! - [`init`] reads an existing repository for `plancd init`: its project and test command,
 //!   and the environment its dev container or Copilot setup steps declare.
+//! - [`live`] is what a running attempt prints, as it prints it, in files beside the git
+//!   folder that `plancd logs -f` and `plancd serve` follow.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
 
@@ -38,6 +40,7 @@ pub mod forge;
 pub mod gateway;
 pub mod graph;
 pub mod init;
+pub mod live;
 pub mod ops;
 mod par;
 pub mod publish;

@@ -300,7 +300,7 @@ impl Metrics {
                     source: source.into(),
                     workflow: key.workflow.clone(),
                     role: role.clone(),
-                    outcome: outcome(end).into(),
+                    outcome: end.label().into(),
                 };
                 self.attempts.get_or_create(&labels).inc();
                 let failure_type = match end {
@@ -345,6 +345,7 @@ impl Metrics {
             Event::Exec { kind, duration } => {
                 self.exec_duration.get_or_create(&ExecLabels { kind: (*kind).into() }).observe(duration.as_secs_f64())
             }
+            Event::Step { .. } => {}
             Event::Queue { ready } => {
                 self.queue_depth.get_or_create(&SourceLabel { source: source.into() }).set(i64::try_from(*ready).unwrap_or(i64::MAX));
             }
@@ -384,19 +385,6 @@ impl Metrics {
 }
 
 /// The `outcome` label of an attempt's end (one of [`OUTCOMES`]).
-fn outcome(end: &AttemptEnd) -> &'static str {
-    match end {
-        AttemptEnd::Succeeded { .. } => "succeeded",
-        AttemptEnd::Adopted { .. } => "adopted",
-        AttemptEnd::Debugging { .. } => "debugging",
-        AttemptEnd::Failed { .. } => "failed",
-        AttemptEnd::Escalated { .. } => "escalated",
-        AttemptEnd::LostClaim => "lost_claim",
-        AttemptEnd::Cancelled => "cancelled",
-        AttemptEnd::Infrastructure(_) => "infrastructure",
-    }
-}
-
 /// The registry in Prometheus's text format.
 pub fn encode(registry: &Registry) -> String {
     let mut out = String::new();
@@ -404,11 +392,76 @@ pub fn encode(registry: &Registry) -> String {
     out
 }
 
-/// Logs for a controller: JSON lines on stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_json_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// How logs are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event for people, with its span's fields (workflow, task, attempt, step).
+    Human,
+    /// One JSON object per line for a controller: the event's fields at the top level, its
+    /// spans' fields under `span` and `spans`.
+    Json,
+}
+
+/// The filter directive when `RUST_LOG` does not say: a controller logs what it does (info),
+/// a command only what went wrong (warnings: its own output says the rest); each `-v` shows
+/// more. `-v` wins over `RUST_LOG`, which wins over the default.
+pub fn log_directive(format: LogFormat, verbosity: u8, rust_log: Option<&str>) -> String {
+    let base = match format {
+        LogFormat::Json => 2,
+        LogFormat::Human => 1,
+    };
+    match (verbosity, rust_log) {
+        (0, Some(from_env)) if !from_env.trim().is_empty() => from_env.to_owned(),
+        _ => ["error", "warn", "info", "debug", "trace"][(base + usize::from(verbosity)).min(4)].to_owned(),
+    }
+}
+
+/// Installs the process's log subscriber on stderr (once; later calls do nothing).
+pub fn init_logs(format: LogFormat, verbosity: u8) {
+    init_logs_to(format, verbosity, std::io::stderr);
+}
+
+/// Installs the process's log subscriber writing to `writer` (a terminal's progress display
+/// passes one that draws around its bars), once.
+pub fn init_logs_to<W>(format: LogFormat, verbosity: u8, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use std::io::IsTerminal;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let directive = log_directive(format, verbosity, rust_log.as_deref());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(true).try_init(),
+        LogFormat::Human => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(color).with_target(false).compact().try_init()
+        }
+    };
 }
 
 /// A shared handle, for the HTTP server and the passes.
 pub type SharedRegistry = Arc<Registry>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_level_follows_mode_flags_and_rust_log() {
+        let rows: [(&str, LogFormat, u8, Option<&str>, &str); 8] = [
+            ("a command shows warnings", LogFormat::Human, 0, None, "warn"),
+            ("a controller shows what it does", LogFormat::Json, 0, None, "info"),
+            ("-v shows info", LogFormat::Human, 1, None, "info"),
+            ("-vv shows debug", LogFormat::Human, 2, None, "debug"),
+            ("many -v stop at trace", LogFormat::Json, 9, None, "trace"),
+            ("RUST_LOG without -v", LogFormat::Human, 0, Some("plancd=debug"), "plancd=debug"),
+            ("an empty RUST_LOG is the default", LogFormat::Human, 0, Some(" "), "warn"),
+            ("-v wins over RUST_LOG", LogFormat::Human, 1, Some("error"), "info"),
+        ];
+        for (name, format, v, env, want) in rows {
+            assert_eq!(log_directive(format, v, env), want, "{name}");
+        }
+    }
+}

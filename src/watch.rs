@@ -23,6 +23,19 @@ pub enum Trigger {
     Poll,
 }
 
+impl Trigger {
+    /// Its name in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Commit => "commit",
+            Trigger::Request => "request",
+            Trigger::Webhook => "webhook",
+            Trigger::Resync => "resync",
+            Trigger::Poll => "poll",
+        }
+    }
+}
+
 /// A running watch of one repository; dropping it stops it.
 pub struct LocalWatch {
     _watcher: notify::RecommendedWatcher,

@@ -3,6 +3,8 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::{OutputStream, OutputTee};
+
 /// The kept start of one output stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Capture {
@@ -29,14 +31,20 @@ impl Capture {
     }
 }
 
-/// Reads `reader` to its end into a capture of `limit` bytes.
-pub async fn drain(mut reader: impl AsyncRead + Unpin, limit: usize) -> Capture {
+/// Reads `reader` to its end into a capture of `limit` bytes, handing every chunk to `tee`
+/// (with the stream it is) as it comes.
+pub async fn drain(mut reader: impl AsyncRead + Unpin, limit: usize, tee: Option<(OutputTee, OutputStream)>) -> Capture {
     let mut capture = Capture::new(limit);
     let mut buf = vec![0u8; 64 << 10];
     loop {
         match reader.read(&mut buf).await {
             Ok(0) | Err(_) => return capture,
-            Ok(n) => capture.push(&buf[..n]),
+            Ok(n) => {
+                if let Some((tee, stream)) = &tee {
+                    tee.write(*stream, &buf[..n]);
+                }
+                capture.push(&buf[..n]);
+            }
         }
     }
 }
@@ -60,8 +68,26 @@ mod tests {
     #[tokio::test]
     async fn draining_reads_to_the_end() {
         let data = vec![7u8; 300_000];
-        let c = tokio::time::timeout(std::time::Duration::from_secs(10), drain(&data[..], 1000)).await.expect("draining a slice is quick");
+        let c = tokio::time::timeout(std::time::Duration::from_secs(10), drain(&data[..], 1000, None))
+            .await
+            .expect("draining a slice is quick");
         assert_eq!(c.bytes.len(), 1000);
         assert!(c.truncated);
+    }
+
+    #[tokio::test]
+    async fn a_tee_sees_everything_even_past_the_limit() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = seen.clone();
+        let tee = OutputTee::new(move |stream, chunk| {
+            assert_eq!(stream, OutputStream::Stderr);
+            into.lock().unwrap().extend_from_slice(chunk);
+        });
+        let data = vec![7u8; 300_000];
+        let c = tokio::time::timeout(std::time::Duration::from_secs(10), drain(&data[..], 1000, Some((tee, OutputStream::Stderr))))
+            .await
+            .expect("draining a slice is quick");
+        assert_eq!(c.bytes.len(), 1000);
+        assert_eq!(seen.lock().unwrap().len(), 300_000);
     }
 }

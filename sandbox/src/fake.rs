@@ -92,7 +92,12 @@ impl Session for FakeSession {
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutcome, SandboxError> {
         self.sandbox.log.lock().expect("the log lock is never poisoned").push(req.argv.clone());
         let mut files = self.files.lock().expect("the files lock is never poisoned");
-        Ok((self.sandbox.handler)(req, &mut files))
+        let outcome = (self.sandbox.handler)(req, &mut files);
+        if let Some(tee) = &req.tee {
+            tee.write(crate::OutputStream::Stdout, &outcome.stdout);
+            tee.write(crate::OutputStream::Stderr, &outcome.stderr);
+        }
+        Ok(outcome)
     }
 
     async fn get_files(&self, limits: &CopyOutLimits) -> Result<CopyOut, SandboxError> {

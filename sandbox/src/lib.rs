@@ -87,7 +87,7 @@ pub struct PortForward {
 }
 
 /// How to create a session.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SessionSpec {
     /// Who creates it (a controller instance); labels left-over resources for sweeping.
     pub owner: String,
@@ -136,8 +136,46 @@ pub fn check_mount_point(inside: &str) -> Result<(), SandboxError> {
     if normal && !clashes { Ok(()) } else { Err(SandboxError::BadPath(inside.to_owned())) }
 }
 
+/// Variables shown by name only: their values may be tokens (a model gateway's, say).
+struct EnvNames<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for EnvNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
+
+impl fmt::Debug for SessionSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionSpec")
+            .field("owner", &self.owner)
+            .field("image", &self.image)
+            .field("root", &self.root)
+            .field("limits", &self.limits)
+            .field("network", &self.network)
+            .field("env", &EnvNames(&self.env))
+            .field("ports", &self.ports)
+            .field("mounts", &self.mounts)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ExecRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecRequest")
+            .field("argv", &self.argv)
+            .field("env", &EnvNames(&self.env))
+            .field("cwd", &self.cwd)
+            .field("timeout", &self.timeout)
+            .field("stdin_bytes", &self.stdin.len())
+            .field("output_limit", &self.output_limit)
+            .field("tee", &self.tee)
+            .finish()
+    }
+}
+
 /// One command to run in a session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExecRequest {
     /// Program and arguments (no shell unless the program is one).
     pub argv: Vec<String>,
@@ -151,6 +189,44 @@ pub struct ExecRequest {
     pub stdin: Vec<u8>,
     /// Bytes kept of stdout and of stderr each; the rest is drained and dropped.
     pub output_limit: usize,
+    /// Sees every chunk of output as the command produces it (all of it, before the limit),
+    /// for live logs; the outcome still carries the kept output.
+    pub tee: Option<OutputTee>,
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A receiver of a command's output while it runs (see [`ExecRequest::tee`]). It is called
+/// from the tasks that drain the command's pipes, so it must not block for long.
+#[derive(Clone)]
+pub struct OutputTee(std::sync::Arc<TeeFn>);
+
+/// What an [`OutputTee`] calls.
+type TeeFn = dyn Fn(OutputStream, &[u8]) + Send + Sync;
+
+impl OutputTee {
+    /// A tee that hands every chunk to `f`.
+    pub fn new(f: impl Fn(OutputStream, &[u8]) + Send + Sync + 'static) -> OutputTee {
+        OutputTee(std::sync::Arc::new(f))
+    }
+
+    /// Hands `chunk` of `stream` on.
+    pub fn write(&self, stream: OutputStream, chunk: &[u8]) {
+        (self.0)(stream, chunk);
+    }
+}
+
+impl fmt::Debug for OutputTee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OutputTee")
+    }
 }
 
 impl ExecRequest {
@@ -168,6 +244,7 @@ impl ExecRequest {
             timeout,
             stdin: Vec::new(),
             output_limit: 1 << 20,
+            tee: None,
         }
     }
 }
@@ -401,6 +478,16 @@ mod tests {
         assert_eq!(get("HOME"), Some("/tmp"));
         assert_eq!(env.len(), 5);
         assert!(command_env(&[("A=B".to_owned(), String::new())], &[]).is_err());
+    }
+
+    #[test]
+    fn requests_and_specs_print_their_variables_names_never_their_values() {
+        let env = vec![("OPENAI_API_KEY".to_owned(), "tok-canary-9876".to_owned())];
+        let req = ExecRequest { env: env.clone(), ..ExecRequest::shell("true", Duration::from_secs(1)) };
+        let spec = SessionSpec { env, ..SessionSpec::default() };
+        let shown = format!("{req:?} {req:#?} {spec:?} {spec:#?}");
+        assert!(!shown.contains("tok-canary-9876"), "{shown}");
+        assert!(shown.contains("OPENAI_API_KEY"), "{shown}");
     }
 
     #[test]

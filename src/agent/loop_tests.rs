@@ -24,12 +24,23 @@ fn limits() -> TurnLimits {
 }
 
 async fn converse(model: &Model, session: &dyn Session, role: Role, limits: TurnLimits, contracts: Vec<String>) -> LoopReport {
+    converse_live(model, session, role, limits, contracts, None).await
+}
+
+async fn converse_live(
+    model: &Model,
+    session: &dyn Session,
+    role: Role,
+    limits: TurnLimits,
+    contracts: Vec<String>,
+    live: Option<&crate::live::LiveAttempt>,
+) -> LoopReport {
     let ledger = Ledger::default();
     let meter = Meter::new(model.limits, &ledger, "wf", Cost::default());
     let transcript = Transcript::new(Vec::new());
     let pinned = vec!["tests/test_pinned.py".to_owned()];
     let workspace = Workspace { session, pinned: &pinned, command_timeout: Duration::from_secs(5), deadline: limits.deadline };
-    let conversation = Conversation { model, meter: &meter, transcript: &transcript, workspace: &workspace, limits, contracts };
+    let conversation = Conversation { model, meter: &meter, transcript: &transcript, workspace: &workspace, limits, contracts, live };
     let req = ChatRequest {
         system: "You write files.".into(),
         messages: vec![Message::User { text: "Write hello.py.".into() }],
@@ -123,6 +134,30 @@ async fn the_agent_writes_files_through_tool_calls_with_every_provider() {
             let second = &server.bodies().await[1];
             assert!(second.to_string().contains("wrote hello.py (15 bytes)"), "{provider} did not get the tool result back: {second}");
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_turn_and_call_is_told_to_the_live_attempt_as_it_happens() {
+    testing::timeout(async {
+        let git = tempfile::tempdir().unwrap();
+        let key = crate::state::TaskKey::new("wf", "t");
+        let live = crate::live::LiveAttempt::start(git.path(), &key, 1).unwrap();
+        live.step(crate::live::Step::Agent);
+        let session = session().await;
+        let model = canned(vec![
+            vec![("write_file", json!({"path": "hello.py", "content": "print(1)\n"}))],
+            vec![("finish", json!({"summary": "done"}))],
+        ]);
+        let report = converse_live(&model, session.as_ref(), Role::Coder, limits(), vec![], Some(&live)).await;
+        assert!(matches!(report.end, End::Finished(_)), "{report:?}");
+        let log = std::fs::read_to_string(crate::live::attempt_dir(git.path(), &key, 1).join("agent.log")).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 4, "{log}");
+        assert!(lines[0].starts_with("turn 1 (") && lines[0].contains("[so far: "), "{log}");
+        assert!(lines[1].contains("write_file hello.py"), "{log}");
+        assert!(lines[2].starts_with("turn 2 ("), "{log}");
     })
     .await;
 }

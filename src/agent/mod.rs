@@ -98,6 +98,8 @@ pub struct AgentContext<'a> {
     pub models: &'a Models,
     /// The attempt's model gateway, for a command agent whose role also names a model.
     pub gateway: Option<&'a crate::gateway::Gateway>,
+    /// The attempt's live output: a model agent tells its turns there as they happen.
+    pub live: Option<std::sync::Arc<crate::live::LiveAttempt>>,
 }
 
 /// Why an agent did not finish, beyond its exit status.
@@ -270,7 +272,7 @@ mod tests {
         let config = Config { roles: roles.iter().cloned().collect(), ..Config::default() };
         let source = DirSource::new(std::env::temp_dir().join("plancd-no-such-repo"));
         let models = Models::new(Env::default(), None);
-        let cx = AgentContext { config: &config, source: &source, models: &models, gateway: None };
+        let cx = AgentContext { config: &config, source: &source, models: &models, gateway: None, live: None };
         run(&cx, role, &task_file(), session, timeout).await
     }
 

@@ -115,7 +115,9 @@ pub async fn run(
         deadline,
     };
     let contracts = if role == Role::Architect { task.outputs.iter().filter(|o| is_structured(o)).cloned().collect() } else { Vec::new() };
-    let conversation = Conversation { model: &model, meter: &meter, transcript: &transcript, workspace: &workspace, limits, contracts };
+    let cx_live = cx.live.as_deref();
+    let conversation =
+        Conversation { model: &model, meter: &meter, transcript: &transcript, workspace: &workspace, limits, contracts, live: cx_live };
     let req = ChatRequest {
         system,
         messages: vec![Message::User { text: roles::brief(task, &checks_for(cx.config, role)) }],

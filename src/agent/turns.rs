@@ -9,7 +9,7 @@ use std::time::Instant;
 use plancd_sandbox::SandboxError;
 
 use super::model::budget::Meter;
-use super::model::transcript::Transcript;
+use super::model::transcript::{Transcript, scrub};
 use super::model::{AskError, ChatRequest, Message, Model, ModelError, Reply, ToolCall, ToolResult};
 use super::tools::{Effect, Workspace};
 use crate::spec::{canonical_json, load_contract, sha256_hex};
@@ -41,6 +41,8 @@ pub struct Conversation<'a> {
     pub limits: TurnLimits,
     /// Contract files that must validate before `finish` is accepted (the architect's).
     pub contracts: Vec<String>,
+    /// Where each reply and call is told as it happens, with the spend so far.
+    pub live: Option<&'a crate::live::LiveAttempt>,
 }
 
 /// How a conversation ended.
@@ -95,6 +97,11 @@ impl Conversation<'_> {
                 Err(AskError::Model(e)) => return Ok(mem.report(End::Model(e), turn - 1)),
             };
             mem.log_reply(turn, &reply);
+            if let Some(live) = self.live {
+                let spent = self.meter.spent();
+                let line = mem.log.lines().last().unwrap_or_default();
+                live.note(&scrub(&format!("{line}  [so far: {} tokens, ${:.4}]", spent.tokens(), spent.usd), &self.model.secrets));
+            }
             let calls = reply.response.calls.clone();
             req.messages.push(Message::Assistant { text: reply.response.text, calls: calls.clone() });
             if calls.is_empty() {
@@ -143,6 +150,9 @@ impl Conversation<'_> {
                 Effect::None => {}
             }
             let _ = writeln!(mem.log, "  {} -> {}", describe(call), first_line(&result.content));
+            if let Some(live) = self.live {
+                live.note(&scrub(mem.log.lines().last().unwrap_or_default(), &self.model.secrets));
+            }
             if end.is_none() && call.name != "finish" && mem.repeated(call, &result) >= 3 {
                 end = Some(End::Stuck(format!("`{}` called 3 times with the same arguments and the same result", describe(call))));
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use plancd_sandbox::{Sandbox, SandboxError};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::config::{Config, Env};
 use crate::reconcile::environment::Environments;
@@ -123,15 +124,6 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     if let Some(name) = &opts.remote {
         snapshot.config.remote = name.clone();
     }
-    for stalled in &snapshot.stalled {
-        tracing::warn!(
-            workflow = stalled.plan.name(),
-            reason = stalled.reason.reason(),
-            errors = stalled.plan.errors(),
-            "workflow stalled: {}",
-            stalled.summary()
-        );
-    }
     let triage = Triage::new(&snapshot.config.failure_patterns).map_err(ReconcileError::Patterns)?;
     let upstream = Upstream::open(store.path(), &snapshot.config, &opts.env).await?;
     let mut warnings = Vec::new();
@@ -183,7 +175,8 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
         events: opts.events,
     };
     let cx = Arc::new(cx);
-    let mut report = Executor::new(cx.clone()).run().await?;
+    let span = tracing::info_span!("pass", correlation_id = %cx.correlation_id, commit = %cx.snapshot.plan_commit);
+    let mut report = Executor::new(cx.clone()).run().instrument(span).await?;
     cx.sandbox.settle().await;
     report.stalled = cx.snapshot.stalled.clone();
     report.broken = cx.store.scan()?.1;

@@ -379,7 +379,7 @@ async fn pass(
 ) {
     let label = SourceLabel { source: source.name.clone() };
     let started = Instant::now();
-    tracing::info!(source = %source.name, ?trigger, "pass started");
+    tracing::info!(source = %source.name, trigger = trigger.name(), "pass started");
     if let Some(remote) = &source.remote {
         let refspecs = fetch_refspecs(&source.branch);
         if let Err(e) = remote.fetch(&refspecs.iter().map(String::as_str).collect::<Vec<_>>()).await {
@@ -398,8 +398,15 @@ async fn pass(
         {
             events(event);
         }
-        if let Event::Finished { key, attempt, end, .. } = event {
-            tracing::info!(task = %key, attempt, end = ?end, "attempt ended");
+        match event {
+            Event::Started { key, attempt, role, retry } => {
+                tracing::info!(workflow = %key.workflow, task = %key.task, attempt, role = role.as_str(), retry, "attempt started")
+            }
+            Event::Step { key, attempt, step } => {
+                tracing::info!(workflow = %key.workflow, task = %key.task, attempt, step = %step, "attempt step")
+            }
+            Event::Finished { key, attempt, end, .. } => log_attempt_end(key, *attempt, end),
+            _ => {}
         }
     });
     let opts = ReconcileOptions {
@@ -416,6 +423,18 @@ async fn pass(
     for warning in result.iter().flat_map(|r| &r.warnings) {
         tracing::warn!(source = %source.name, "{warning}");
     }
+    for stalled in result.iter().flat_map(|r| &r.stalled) {
+        let diagnostics: Vec<String> = stalled.plan.diagnostics.iter().filter(|d| d.is_error()).map(ToString::to_string).collect();
+        tracing::warn!(
+            source = %source.name,
+            workflow = stalled.plan.name(),
+            reason = stalled.reason.reason(),
+            errors = diagnostics.len(),
+            diagnostics = diagnostics.join("\n"),
+            "workflow stalled: {}",
+            stalled.summary()
+        );
+    }
     shared.metrics.reconcile_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
     let outcome = match &result {
         Ok(report) if report.infrastructure.is_none() && !report.cancelled => {
@@ -425,7 +444,15 @@ async fn pass(
         Ok(report) => report.infrastructure.clone().unwrap_or_else(|| "cancelled".into()),
         Err(e) => e.to_string(),
     };
-    tracing::info!(source = %source.name, seconds = started.elapsed().as_secs_f64(), %outcome, "pass ended");
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(report) if report.infrastructure.is_some() => {
+            tracing::error!(source = %source.name, seconds, error = outcome.as_str(), "pass ended: an outside part failed")
+        }
+        Ok(_) => tracing::info!(source = %source.name, seconds, %outcome, "pass ended"),
+        Err(e) if e.is_bad_input() => tracing::warn!(source = %source.name, seconds, error = %e, "pass not run: bad input"),
+        Err(e) => tracing::error!(source = %source.name, seconds, error = %e, "pass failed"),
+    }
     let result_label = if outcome == "ok" { "ok" } else { "error" };
     shared.metrics.passes.get_or_create(&OutcomeLabels { source: source.name.clone(), outcome: result_label.into() }).inc();
     if outcome == "ok" {
@@ -434,6 +461,24 @@ async fn pass(
     count_refs(source, shared, env);
     if let Some((tip, mut request)) = request {
         acknowledge(source, tip, &mut request, &outcome);
+    }
+}
+
+/// Logs how an attempt ended, once, at the level it deserves: a success as info, a failure
+/// or an escalation as a warning with its reason and message, an outside part's failure as an
+/// error.
+fn log_attempt_end(key: &crate::state::TaskKey, attempt: u32, end: &crate::reconcile::AttemptEnd) {
+    use crate::reconcile::AttemptEnd as E;
+    let (workflow, task, outcome) = (key.workflow.as_str(), key.task.as_str(), end.label());
+    match end {
+        E::Succeeded { tag, .. } | E::Adopted { tag, .. } => tracing::info!(workflow, task, attempt, outcome, %tag, "attempt ended"),
+        E::Failed { failure_type, message } => tracing::warn!(workflow, task, attempt, outcome, %failure_type, message, "attempt ended"),
+        E::Debugging { branch, failure_type, message } => {
+            tracing::warn!(workflow, task, attempt, outcome, %failure_type, message, %branch, "attempt ended")
+        }
+        E::Escalated { message } => tracing::warn!(workflow, task, attempt, outcome, message, "attempt ended: escalated to a person"),
+        E::Infrastructure(why) => tracing::error!(workflow, task, attempt, outcome, error = why.as_str(), "attempt ended"),
+        E::LostClaim | E::Cancelled => tracing::info!(workflow, task, attempt, outcome, "attempt ended"),
     }
 }
 
@@ -466,6 +511,8 @@ fn router(shared: Arc<Shared>, limit: usize) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/live", get(live_list))
+        .route("/api/v1/live/{workflow}/{task}", get(live_task))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -477,6 +524,50 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("no successful pass yet: {}\n", waiting.join(", ")))
     }
+}
+
+/// The attempts that run now, in every source: source, workflow, task, attempt, step, start.
+async fn live_list(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let mut running = Vec::new();
+    for source in &shared.sources {
+        let Some(git_dir) = git_dir(&source.path) else { continue };
+        for (key, view) in crate::live::running(&git_dir) {
+            running.push(serde_json::json!({
+                "source": source.name, "workflow": key.workflow, "task": key.task,
+                "attempt": view.attempt, "step": view.marker.step, "started_at": view.marker.started_at,
+            }));
+        }
+    }
+    json_response(StatusCode::OK, &serde_json::json!({ "running": running }))
+}
+
+/// A task's live attempt and its output past `?offsets=A,B,C,D` (agent, checks, tests and
+/// probe logs): poll with the offsets of the last answer until `running` is false.
+async fn live_task(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((workflow, task)): axum::extract::Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> impl IntoResponse {
+    let offsets: Vec<u64> = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("offsets=")))
+        .map(|list| list.split(',').map(|n| n.parse().unwrap_or(0)).collect())
+        .unwrap_or_default();
+    let key = crate::state::TaskKey::new(&workflow, &task);
+    let found = shared.sources.iter().filter_map(|s| git_dir(&s.path)).find_map(|dir| super::logs::live_chunk(&dir, &key, &offsets));
+    match found {
+        Some(chunk) => json_response(StatusCode::OK, &chunk),
+        None => json_response(StatusCode::NOT_FOUND, &serde_json::json!({ "error": format!("no live attempt of {key}") })),
+    }
+}
+
+fn git_dir(repo: &Path) -> Option<PathBuf> {
+    Some(Store::open(repo).ok()?.repo().path().to_path_buf())
+}
+
+fn json_response(code: StatusCode, body: &impl serde::Serialize) -> axum::response::Response {
+    let text = serde_json::to_string(body).expect("API answers always serialise");
+    (code, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

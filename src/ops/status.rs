@@ -109,6 +109,8 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
     };
     let broken: HashMap<TaskKey, BrokenTask> = store.scan()?.1.into_iter().map(|b| (b.key.clone(), b)).collect();
     keys.extend(broken.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
+    // An attempt running now in this repository (any process) tells its step.
+    let git_dir = store.repo().path().to_path_buf();
     let mut tasks = Vec::new();
     for key in keys.into_iter().filter(|k| matches(k)) {
         let role = snapshot.as_ref().and_then(|s| s.task(&key)).map(|t| t.agent_role.to_string());
@@ -121,6 +123,10 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
             Ok(full) => row(&key, full.map(|(_, s)| s).as_ref(), role, actions.get(&key)),
             Err(b) => StatusRow { phase: "Broken".into(), message: format!("{}; {}", b.damage, b.hint()), ..row(&key, None, role, None) },
         };
+        if let Some(view) = crate::live::latest(&git_dir, &key).filter(crate::live::LiveView::running) {
+            let step = format!("step: {}", view.marker.step);
+            row.why = Some(row.why.map_or_else(|| step.clone(), |w| format!("{w}; {step}")));
+        }
         if let Some(st) = stalled.iter().find(|s| s.plan.workflow.as_deref() == Some(key.workflow.as_str())) {
             row.action = Some("Stalled".into());
             row.why = Some(format!("workflow stalled ({}): {} error(s) in {}", st.reason, st.plan.errors(), st.plan.path));

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use git2::Oid;
 use jiff::Timestamp;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::attempt::{self, AttemptEnd, AttemptError, AttemptPlan, BranchPlan, PassContext};
 use super::decide::{Action, Actual, Context, Desired, decide};
@@ -66,6 +67,15 @@ pub enum Event {
         cost: crate::state::Cost,
         /// Replies from the response cache.
         cache_hits: u32,
+    },
+    /// A running attempt moved to its next step.
+    Step {
+        /// The task.
+        key: TaskKey,
+        /// The attempt's number.
+        attempt: u32,
+        /// The step it is in now.
+        step: crate::live::Step,
     },
     /// Publishing beyond the repository failed.
     UpstreamFailed {
@@ -247,7 +257,8 @@ impl Executor {
                         // A branch todo writes its parent's status too.
                         let parent = plan.branch.as_ref().map(|b| b.parent.clone());
                         let (cx, key, attempt) = (self.cx.clone(), key.clone(), *attempt);
-                        inflight.spawn(async move { (key, attempt, Instant::now(), parent, attempt::run(cx, plan).await) });
+                        inflight
+                            .spawn(async move { (key, attempt, Instant::now(), parent, attempt::run(cx, plan).await) }.in_current_span());
                     }
                 }
             }

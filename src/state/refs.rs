@@ -171,7 +171,8 @@ fn recover(git_dir: &Path, name: &str) {
         let all: Vec<Record> = records.iter().map(|(_, r)| r.clone()).collect();
         let verdict = judge(&all, (&lock, meta.ino()), taken, now, Holder::is_dead_here);
         if matches!(verdict, LockVerdict::Dead | LockVerdict::StaleUnrecorded) {
-            tracing::warn!(lock = %path.display(), ?verdict, "removing a ref lock whose writer is gone");
+            let why = if verdict == LockVerdict::Dead { "its writer died" } else { "no writer records it, and it is old" };
+            tracing::warn!(lock = %path.display(), why, "removing a ref lock whose writer is gone");
             let _ = std::fs::remove_file(&path);
         }
     }

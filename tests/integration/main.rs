@@ -18,6 +18,7 @@ mod github;
 mod guard;
 mod init;
 mod lifecycle;
+mod live;
 mod manage;
 mod models;
 mod observe;

@@ -10,8 +10,8 @@ use crate::util::{Repo, plancd_command};
 
 /// A controller running in `repo`, killed when dropped; its JSON log goes to `log`.
 pub(crate) struct Controller {
-    child: Child,
-    port: u16,
+    pub(crate) child: Child,
+    pub(crate) port: u16,
     log: tempfile::NamedTempFile,
 }
 
@@ -47,7 +47,7 @@ pub(crate) fn start(repo: &Repo, env: &[(&str, &str)]) -> Controller {
 }
 
 /// One HTTP/1.1 request; the status code and body, or `None` when nothing answers.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<(u16, String)> {
+pub(crate) fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
@@ -132,11 +132,11 @@ fn signed_push_webhooks_start_a_pass_and_others_are_refused() {
     assert_eq!(push(&plancd::ops::serve::sign(b"s3cret", issues), "issues", issues).0, 202);
     let other = br#"{"ref":"refs/heads/dev","repository":{"full_name":"o/r"}}"#;
     assert_eq!(push(&plancd::ops::serve::sign(b"s3cret", other), "push", other).0, 202);
-    assert!(!c.log().contains("\"trigger\":\"Webhook\""), "{}", c.log());
+    assert!(!c.log().contains("\"trigger\":\"webhook\""), "{}", c.log());
     let (code, text) = push(&sig, "push", body);
     assert_eq!(code, 200, "{text}");
     assert_eq!(text.trim(), format!("pass started for {}", repo.path().file_name().unwrap().to_string_lossy()));
-    wait_for(Duration::from_secs(20), || c.log().contains("\"trigger\":\"Webhook\""));
+    wait_for(Duration::from_secs(20), || c.log().contains("\"trigger\":\"webhook\""));
 }
 
 #[test]

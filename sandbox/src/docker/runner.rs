@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::exits::Exit;
 use super::{Shared, backend, config};
 use crate::capture::Capture;
-use crate::{ExecOutcome, ExecRequest, Limits, SandboxError, WORKSPACE, command_env};
+use crate::{ExecOutcome, ExecRequest, Limits, OutputStream, OutputTee, SandboxError, WORKSPACE, command_env};
 
 /// What a runner runs: one line from standard input, the command as made by [`script`]. `N`
 /// holds a newline for the script to quote. Exits 125 when standard input closes first.
@@ -135,7 +135,7 @@ impl Runner {
         let line = script(&command_env(session_env, &req.env)?, &req.argv, &req.cwd, req.timeout + ENGINE_SLACK)?;
         let Runner { name, mut input, output, mut exit } = self;
         let start = Instant::now();
-        let drain = tokio::spawn(drain(output, req.output_limit));
+        let drain = tokio::spawn(drain(output, req.output_limit, req.tee.clone()));
         let data = req.stdin.clone();
         let feeder = tokio::spawn(async move {
             if input.write_all(line.as_bytes()).await.is_ok() && input.write_all(&data).await.is_ok() {
@@ -183,15 +183,20 @@ fn outcome(ended: Exit, timed_out: bool, duration: Duration, stdout: Capture, st
     }
 }
 
-/// Reads an attach stream into stdout and stderr captures until it ends.
-async fn drain(mut output: Output, limit: usize) -> (Capture, Capture) {
+/// Reads an attach stream into stdout and stderr captures until it ends, handing every chunk
+/// to `tee` as it comes.
+async fn drain(mut output: Output, limit: usize, tee: Option<OutputTee>) -> (Capture, Capture) {
     let (mut stdout, mut stderr) = (Capture::new(limit), Capture::new(limit));
     while let Some(Ok(chunk)) = output.next().await {
-        match chunk {
-            LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.push(&message),
-            LogOutput::StdErr { message } => stderr.push(&message),
-            LogOutput::StdIn { .. } => {}
+        let (capture, stream, message) = match &chunk {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => (&mut stdout, OutputStream::Stdout, message),
+            LogOutput::StdErr { message } => (&mut stderr, OutputStream::Stderr, message),
+            LogOutput::StdIn { .. } => continue,
+        };
+        if let Some(tee) = &tee {
+            tee.write(stream, message);
         }
+        capture.push(message);
     }
     (stdout, stderr)
 }

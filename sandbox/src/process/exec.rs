@@ -16,7 +16,7 @@ use super::cgroup::Leaf;
 use super::spawn::{self, ChildSetup, Rlimits};
 use super::{ProcessSession, backend};
 use crate::capture::{Capture, drain};
-use crate::{ExecOutcome, ExecRequest, SandboxError, check_relative, command_env};
+use crate::{ExecOutcome, ExecRequest, OutputStream, SandboxError, check_relative, command_env};
 
 /// How long killing a command's leaf may take before plancd gives up on it.
 const KILL_PATIENCE: Duration = Duration::from_secs(10);
@@ -200,8 +200,9 @@ impl Io {
                 let _ = pipe.write_all(&data).await;
             })
         });
-        let stdout = child.stdout.take().map(|p| tokio::spawn(drain(p, req.output_limit)));
-        let stderr = child.stderr.take().map(|p| tokio::spawn(drain(p, req.output_limit)));
+        let tee = |stream| req.tee.clone().map(|t| (t, stream));
+        let stdout = child.stdout.take().map(|p| tokio::spawn(drain(p, req.output_limit, tee(OutputStream::Stdout))));
+        let stderr = child.stderr.take().map(|p| tokio::spawn(drain(p, req.output_limit, tee(OutputStream::Stderr))));
         Io { stdin, stdout, stderr }
     }
 

@@ -17,6 +17,11 @@ pub struct Cli {
     #[arg(short = 'C', long = "repo", global = true, value_name = "PATH")]
     repo: Option<PathBuf>,
 
+    /// Log more on stderr: -v what plancd does, -vv details (RUST_LOG also works; `serve`
+    /// logs JSON lines).
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +77,11 @@ fn main() -> ExitCode {
         std::process::exit(plancd_sandbox::forward::main(&args[2..]));
     }
     let cli = Cli::parse();
+    let format = match cli.command {
+        Command::Serve(_) => plancd::telemetry::LogFormat::Json,
+        _ => plancd::telemetry::LogFormat::Human,
+    };
+    plancd::telemetry::init_logs_to(format, cli.verbose, commands::progress::LogWriter);
     let cwd = match cli.repo.clone().map_or_else(std::env::current_dir, Ok) {
         Ok(dir) => dir,
         Err(e) => return commands::fail(&commands::Failure::input(anyhow::anyhow!("cannot read the current directory: {e}"))),

@@ -16,10 +16,12 @@ use git2::Oid;
 use jiff::Timestamp;
 use plancd_sandbox::Sandbox;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::lifecycle::{self, Candidate, Claim, Event, Next, Publication, Routing, Rules, Step, Subject, Whom};
 use super::snapshot::Snapshot;
 use super::workspace;
+use crate::live::{LiveAttempt, Step as LiveStep};
 use crate::publish::{self, Provenance};
 use crate::spec::{Role, Task};
 use crate::state::{BranchInfo, FailureType, Phase, Reason, StateError, Store, TaskKey, TaskStatus};
@@ -159,6 +161,22 @@ pub enum AttemptEnd {
     Infrastructure(String),
 }
 
+impl AttemptEnd {
+    /// How it ended, as a metric label and a log field.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AttemptEnd::Succeeded { .. } => "succeeded",
+            AttemptEnd::Adopted { .. } => "adopted",
+            AttemptEnd::Debugging { .. } => "debugging",
+            AttemptEnd::Failed { .. } => "failed",
+            AttemptEnd::Escalated { .. } => "escalated",
+            AttemptEnd::LostClaim => "lost_claim",
+            AttemptEnd::Cancelled => "cancelled",
+            AttemptEnd::Infrastructure(_) => "infrastructure",
+        }
+    }
+}
+
 /// Errors that end the pass (the state cannot be read or written), as opposed to outcomes of the
 /// attempt.
 #[derive(Debug, thiserror::Error)]
@@ -184,8 +202,13 @@ pub async fn run(cx: Arc<PassContext>, plan: AttemptPlan) -> Result<AttemptEnd, 
     let task_key = plan.branch.as_ref().map_or_else(|| plan.key.clone(), |b| b.parent.clone());
     let task = cx.snapshot.task(&task_key).expect("the executor only plans tasks of the snapshot").clone();
     let rules = cx.rules(&task_key, &task);
-    let mut attempt = Attempt { cx, plan, task_key, task, rules, own: None };
-    attempt.run().await
+    let span = tracing::info_span!("attempt", workflow = %plan.key.workflow, task = %plan.key.task, attempt = plan.attempt);
+    let mut attempt = Attempt { cx, plan, task_key, task, rules, own: None, live: None };
+    let end = attempt.run().instrument(span).await;
+    if let Some(live) = &attempt.live {
+        live.finish();
+    }
+    end
 }
 
 /// One attempt under way: the records it continues.
@@ -198,6 +221,8 @@ struct Attempt {
     rules: Rules,
     /// The runner's own chain: its tip and record, once claimed.
     own: Option<(Oid, TaskStatus)>,
+    /// Its live output, while it works.
+    live: Option<Arc<LiveAttempt>>,
 }
 
 /// The parent's record, when it still waits on the branch todo.
@@ -229,11 +254,18 @@ impl Attempt {
         self.own = previous;
         let Some(step) = self.apply(&claim, None)? else { return Ok(AttemptEnd::LostClaim) };
         match step.next {
-            Next::Publish(commit) => return self.publish(&commit).await,
+            Next::Publish(commit) => return self.publish(&commit).instrument(tracing::info_span!("step", step = "publishing")).await,
             Next::Done => return self.end_of(&step),
             Next::Work => {}
         }
-        let mut logs = Logs::new(self.plan.attempt);
+        self.live = match LiveAttempt::start(self.cx.store.repo().path(), &self.plan.key, self.plan.attempt) {
+            Ok(live) => Some(live),
+            Err(e) => {
+                tracing::warn!(error = %e, "the attempt's live output cannot be written; its logs are recorded at its end");
+                None
+            }
+        };
+        let mut logs = Logs::new(self.plan.attempt).announced(self.plan.key.clone(), self.plan.attempt, self.live.clone());
         let mut cancel = self.cx.cancel.clone();
         let outcome = tokio::select! {
             outcome = work::run(&self.cx, &self.plan, &self.task, &mut logs) => outcome,
@@ -287,7 +319,7 @@ impl Attempt {
         let candidate = Candidate { commit: commit.to_string(), tests, files, missing_outputs };
         let Some(step) = self.apply(&Event::Verified(candidate), Some(&mut logs))? else { return Ok(AttemptEnd::LostClaim) };
         match step.next {
-            Next::Publish(commit) => self.publish(&commit).await,
+            Next::Publish(commit) => self.publish(&commit).instrument(tracing::info_span!("step", step = "publishing")).await,
             _ => self.end_of(&step),
         }
     }
@@ -295,6 +327,10 @@ impl Attempt {
     /// Publishes the verified `commit` as the task's next result (branch and tag: skipped where
     /// an interrupted run already wrote them), sends it upstream, and records it.
     async fn publish(&mut self, commit: &str) -> Result<AttemptEnd, AttemptError> {
+        if let Some(live) = &self.live {
+            live.step(LiveStep::Publishing);
+        }
+        self.cx.emit(super::Event::Step { key: self.plan.key.clone(), attempt: self.plan.attempt, step: LiveStep::Publishing });
         let oid = Oid::from_str(commit)?;
         let accepted = match self.parent()? {
             Some((_, parent)) => parent.accepted,

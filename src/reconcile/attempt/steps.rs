@@ -2,6 +2,7 @@
 //! the agent, collecting its change, checks, pinned files restored, acceptance tests (failing
 //! ones re-run once, to tell flaky tests apart), and the logs and report they leave.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plancd_sandbox::copyout::Skip;
@@ -12,6 +13,7 @@ use super::PassContext;
 use crate::agent::{self, AgentContext, AgentError, AgentFailure, AgentRun, TaskFile};
 use crate::config::RoleConfig;
 use crate::gateway::{Gateway, Upstream};
+use crate::live::{LiveAttempt, Step, Teed};
 use crate::reconcile::door::Door;
 use crate::reconcile::guard::{self, Guard, ProbePlan, Refusal};
 use crate::reconcile::workspace::{AgentChange, ChangeSink, Ignore};
@@ -184,11 +186,47 @@ pub(super) struct Logs {
     pub environment: Option<crate::state::EnvironmentUse>,
     /// The network the agent had through its role's `network.allow`, for its status.
     pub network: Option<crate::state::NetworkUse>,
+    /// The task and attempt whose steps are announced, and their live output, if any.
+    live: Option<(crate::state::TaskKey, u32, Option<Arc<LiveAttempt>>)>,
 }
 
 impl Logs {
     pub fn new(attempt: u32) -> Logs {
-        Logs { dir: format!("attempts/{attempt}"), files: Vec::new(), cost: Cost::default(), work: None, environment: None, network: None }
+        Logs {
+            dir: format!("attempts/{attempt}"),
+            files: Vec::new(),
+            cost: Cost::default(),
+            work: None,
+            environment: None,
+            network: None,
+            live: None,
+        }
+    }
+
+    /// Logs that announce `key`'s attempt's steps, and tee its commands into `live`.
+    pub fn announced(mut self, key: crate::state::TaskKey, attempt: u32, live: Option<Arc<LiveAttempt>>) -> Logs {
+        self.live = Some((key, attempt, live));
+        self
+    }
+
+    /// The attempt moves to `step`: its live output goes to the step's log, and listeners hear.
+    pub fn step(&self, cx: &PassContext, step: Step) {
+        let Some((key, attempt, live)) = &self.live else { return };
+        if let Some(live) = live {
+            live.step(step);
+        }
+        tracing::debug!(%step, "step started");
+        cx.emit(crate::reconcile::Event::Step { key: key.clone(), attempt: *attempt, step });
+    }
+
+    /// The live output, if the attempt has one.
+    pub fn live_attempt(&self) -> Option<Arc<LiveAttempt>> {
+        self.live.as_ref().and_then(|(_, _, live)| live.clone())
+    }
+
+    /// `session`, its commands teed into the live output.
+    pub fn teed<'a>(&self, session: &'a dyn Session) -> Teed<'a> {
+        Teed::new(session, self.live_attempt())
     }
 
     /// The attempt's folder in the task's ref.
@@ -303,9 +341,10 @@ pub(super) async fn run_agent(
     logs: &mut Logs,
     report: &mut Report,
 ) -> Result<Result<AgentRun, Failure>, Stop> {
+    logs.step(cx, Step::Agent);
     let config = &cx.snapshot.config;
     let role_timeout = config.roles.get(&role).and_then(|r| r.timeout_seconds).map_or(Duration::MAX, Duration::from_secs);
-    let agents = AgentContext { config, source: &cx.snapshot.source, models: &cx.models, gateway };
+    let agents = AgentContext { config, source: &cx.snapshot.source, models: &cx.models, gateway, live: logs.live_attempt() };
     let run = match agent::run(&agents, role, task_file, session, remaining(deadline, role_timeout)).await {
         Ok(run) => run,
         Err(AgentError::Sandbox(e)) => return Err(e.into()),
@@ -459,6 +498,7 @@ pub(super) async fn run_checks(
     logs: &mut Logs,
     report: &mut Report,
 ) -> Result<Option<Failure>, Stop> {
+    logs.step(cx, Step::Checks);
     let config = &cx.snapshot.config;
     let mut log = Vec::new();
     let mut failure = None;
@@ -500,6 +540,7 @@ pub(super) async fn run_tests(
     logs: &mut Logs,
     report: &mut Report,
 ) -> Result<(TestSummary, Option<Failure>), Stop> {
+    logs.step(cx, Step::Tests);
     session.put_files(originals).await?;
     let mut log = Vec::new();
     let mut failing: Vec<(usize, ExecOutcome, Duration)> = Vec::new();
@@ -577,6 +618,7 @@ pub(super) async fn run_probes(
     if !cx.snapshot.config.test_probe {
         return Ok(None);
     }
+    logs.step(cx, Step::Probes);
     let pinned: Vec<FileEntry> = input.iter().filter(|f| criteria.files.contains(&f.path)).cloned().collect();
     let tag = fastrand::u64(..).to_string();
     let mut log = Vec::new();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use git2::{Oid, Repository};
 use plancd_sandbox::copyout::Skip;
 use plancd_sandbox::{FileEntry, Session};
+use tracing::Instrument;
 
 use super::steps::{self, Failure, Logs, Report, Stop};
 use super::{AttemptPlan, BranchPlan, PassContext, role_of};
@@ -78,6 +79,11 @@ pub(super) async fn run(cx: &PassContext, plan: &AttemptPlan, task: &Task, logs:
     let outcome = outcome.map(|o| judge(cx, task, &prepared, &env, o, &mut report, logs));
     logs.report(&report);
     outcome
+}
+
+/// The span of one step of an attempt (inside the attempt's span, which names the task).
+fn step_span(step: &'static str) -> tracing::Span {
+    tracing::info_span!("step", step)
 }
 
 /// The environment of an attempt: its key, and its declaration when plancd.yaml has one.
@@ -229,13 +235,15 @@ async fn agent_phase(
         door.apply(&mut spec);
     }
     let session = cx.sandbox.create(&spec).await?;
+    let teed = logs.teed(session.as_ref());
     // Before any agent runs: the acceptance tests' runners are there.
     let outcome = match probe_runners(cx, task, session.as_ref(), logs).await {
-        Ok(None) => in_agent_session(cx, plan, task, session.as_ref(), gateway.as_ref(), prepared, deadline, logs, report).await,
+        Ok(None) => in_agent_session(cx, plan, task, &teed, gateway.as_ref(), prepared, deadline, logs, report).await,
         Ok(Some(lacking)) => Ok(Err(Outcome::Environment(lacking))),
         Err(stop) => Err(stop),
     };
     // Destroy whatever happened; a failure to clean up is not the task's failure.
+    drop(teed);
     let _ = session.destroy().await;
     drop(gateway);
     if let Some(door) = door {
@@ -300,7 +308,10 @@ async fn in_agent_session(
     };
     let agent = match quick {
         Some(fixed) => fixed,
-        None => match steps::run_agent(cx, prepared.role, gateway, session, &prepared.task_file, deadline, logs, report).await? {
+        None => match steps::run_agent(cx, prepared.role, gateway, session, &prepared.task_file, deadline, logs, report)
+            .instrument(step_span("agent"))
+            .await?
+        {
             Ok(agent) => agent,
             Err(failure) => {
                 if failure.failure_type == FailureType::BudgetExceeded.as_str() {
@@ -330,7 +341,9 @@ async fn verify_phase(
     report: &mut Report,
 ) -> Result<Outcome, Stop> {
     let session = cx.sandbox.create(spec).await?;
-    let outcome = in_verify_session(cx, task, prepared, &work, session.as_ref(), deadline, logs, report).await;
+    let teed = logs.teed(session.as_ref());
+    let outcome = in_verify_session(cx, task, prepared, &work, &teed, deadline, logs, report).await;
+    drop(teed);
     let _ = session.destroy().await;
     let Work { tree, agent, .. } = work;
     Ok(match outcome? {
@@ -355,16 +368,20 @@ async fn in_verify_session(
     report: &mut Report,
 ) -> Result<Result<TestSummary, (Failure, Option<TestSummary>)>, Stop> {
     steps::put_work(cx, session, &prepared.input, &work.change).await?;
-    if let Some(failure) = steps::run_checks(cx, prepared.role, session, deadline, logs, report).await? {
+    if let Some(failure) = steps::run_checks(cx, prepared.role, session, deadline, logs, report).instrument(step_span("checks")).await? {
         return Ok(Err((failure, None)));
     }
     let input = &prepared.input;
     let pinned = &task.acceptance_criteria.files;
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
-    let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report).await?;
+    let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report)
+        .instrument(step_span("tests"))
+        .await?;
     tests.pinned_files_changed = work.change.pinned_touched.clone();
     let failure = match failure {
-        None => steps::run_probes(cx, session, &task.acceptance_criteria, input, deadline, logs, report).await?,
+        None => {
+            steps::run_probes(cx, session, &task.acceptance_criteria, input, deadline, logs, report).instrument(step_span("probes")).await?
+        }
         failure => failure,
     };
     Ok(match failure {

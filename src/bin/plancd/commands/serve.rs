@@ -26,7 +26,6 @@ pub struct Args {
 
 /// Runs the controller until SIGTERM or SIGINT, then releases its claims and exits 0.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
-    plancd::telemetry::init_json_logs();
     let mut config = load_config(args.config.as_deref(), cwd).map_err(config_failure)?;
     if args.listen.is_some() {
         config.listen = args.listen;
