@@ -11,11 +11,26 @@ use crate::util::{Repo, plancd_command};
 /// A controller running in `repo`, killed when dropped; its JSON log goes to `log`.
 pub(crate) struct Controller {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: tempfile::NamedTempFile,
 }
 
 impl Controller {
+    /// Stops it as an operator would (SIGTERM: claims released, sandboxes ended), killing it
+    /// if it has not stopped within 30 s.
+    pub(crate) fn stop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
@@ -28,7 +43,7 @@ impl Drop for Controller {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -47,7 +62,7 @@ pub(crate) fn start(repo: &Repo, env: &[(&str, &str)]) -> Controller {
 }
 
 /// One HTTP/1.1 request; the status code and body, or `None` when nothing answers.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<(u16, String)> {
+pub(crate) fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
