@@ -247,8 +247,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let limit = webhook_limit(&opts);
         let app = router(shared.clone(), limit);
         let mut cancel = opts.cancel.clone();
+        let dashboard = shared.dashboard.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = cancel.wait_for(|c| *c).await;
+            dashboard.stop();
         });
         loops.spawn(async move {
             if let Err(e) = server.await {

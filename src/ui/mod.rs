@@ -113,12 +113,20 @@ pub struct Dashboard {
     pub settings: UiSettings,
     /// Ref changes, for the event stream.
     pub changes: sse::Changes,
+    /// Flips to true when the server stops: event streams end then (a graceful shutdown waits
+    /// for every open connection).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Dashboard {
     /// A dashboard over `sources`.
     pub fn new(sources: Vec<Arc<UiSource>>, env: Env, settings: UiSettings) -> Arc<Dashboard> {
-        Arc::new(Dashboard { sources, env, settings, changes: sse::Changes::default() })
+        Arc::new(Dashboard { sources, env, settings, changes: sse::Changes::default(), stopping: tokio::sync::watch::channel(false).0 })
+    }
+
+    /// Ends the event streams: the server is stopping.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 }
 

@@ -200,7 +200,7 @@ pub fn workflow_html(data: &SourceData, w: &WorkflowData, v: &WorkflowView, link
     }
     main.push_str("<h2>Graph</h2>\n");
     if w.rows.len() <= MAX_NODES {
-        let _ = write!(main, "<div class=\"dagbox\">{}</div>\n", svg(&s.id, &nodes(w), links));
+        let _ = writeln!(main, "<div class=\"dagbox\">{}</div>", svg(&s.id, &nodes(w), links));
     } else {
         let _ = writeln!(main, "<p>{} tasks: too many to draw; the table lists them.</p>", w.rows.len());
     }

@@ -98,23 +98,22 @@ pub fn start_polling(dashboard: Arc<Dashboard>) {
 }
 
 /// `GET /api/v1/events`: `change` events as refs move, a comment every 15 s to keep the
-/// connection open.
+/// connection open; the stream ends when the server stops.
 pub async fn events(State(d): State<Arc<Dashboard>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = d.changes.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(change) => {
-                    let data = serde_json::to_string(&change).expect("a change always serialises");
-                    return Some((Ok(Event::default().event("change").data(data)), rx));
-                }
-                // A listener too slow for the changes: tell it to reload everything.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return Some((Ok(Event::default().event("change").data("{\"workflow\":\"*\",\"tasks\":[]}")), rx));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+    let stopping = d.stopping.subscribe();
+    let stream = futures_util::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            _ = stopping.wait_for(|s| *s) => return None,
+        };
+        let data = match received {
+            Ok(change) => serde_json::to_string(&change).expect("a change always serialises"),
+            // A listener too slow for the changes: tell it to reload everything.
+            Err(broadcast::error::RecvError::Lagged(_)) => "{\"workflow\":\"*\",\"tasks\":[]}".to_owned(),
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(Event::default().event("change").data(data)), (rx, stopping)))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -117,8 +117,9 @@ fn many_tasks_come_in_pages() {
     assert_eq!(seen, want);
 }
 
-/// Reads server-sent events from `/api/v1/events` until one names `task`.
-fn wait_for_event(port: u16, task: &str, act: impl FnOnce()) -> String {
+/// Opens `/api/v1/events`, runs `act`, and reads events until one names `task`; returns it and
+/// the stream, still open.
+fn wait_for_event(port: u16, task: &str, act: impl FnOnce()) -> (String, BufReader<std::net::TcpStream>) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(stream, "GET /api/v1/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n").unwrap();
@@ -134,23 +135,24 @@ fn wait_for_event(port: u16, task: &str, act: impl FnOnce()) -> String {
             panic!("the event stream ended");
         }
         if line.starts_with("data:") && line.contains(&format!("\"{task}\"")) {
-            return line;
+            return (line, reader);
         }
         assert!(started.elapsed() < Duration::from_secs(60), "no event for {task}");
     }
 }
 
 #[test]
-fn a_task_ref_that_moves_is_an_event() {
+fn a_task_ref_that_moves_is_an_event_and_open_streams_do_not_keep_the_server_from_stopping() {
     let repo = crate::observe::debugged();
     repo.plancd(&["reconcile"]).no_panic();
-    let c = start(&repo, &[]);
-    let event = wait_for_event(c.port, "b", || {
+    let mut c = start(&repo, &[]);
+    let (event, _open) = wait_for_event(c.port, "b", || {
         repo.plancd(&["retry", "wf/b"]).expect_code(0);
     });
     let data: Value = serde_json::from_str(event.trim_start_matches("data:").trim()).unwrap();
     assert_eq!(data["workflow"], "wf");
     assert!(data["tasks"].as_array().unwrap().iter().any(|t| t == "b"), "{data}");
+    assert_eq!(c.stop(), Some(0), "SIGTERM stops the server with a stream open");
 }
 
 /// One task that waits for approval.
