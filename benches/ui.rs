@@ -4,7 +4,9 @@
 //! 1. the overview over HTTP (`GET /api/v1/workflows` and `GET /ui`) once the refs were read,
 //!    p50 and p90 of repeated requests (the aim: at most 200 ms), against
 //!    `plancd::ops::status::status`, what `plancd status` computes;
-//! 2. the first overview after a ref moved (one read of plans and refs), against the same;
+//! 2. the first overview after a ref moved (one read of plans and refs), against the same; and
+//!    with a page listening to the event stream, the time from the move to its event (the
+//!    source is read again before it goes out) and the overview's then;
 //! 3. one workflow's page of 200 tasks (`GET /api/v1/workflows/<wf>`).
 //!
 //! Run with `cargo bench --bench ui`. Prints medians and ratios; asserts nothing, because timing
@@ -115,7 +117,8 @@ fn main() {
     let dashboard = Dashboard::new(vec![source], env.clone(), UiSettings::default());
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let app = plancd::ui::router(dashboard.clone());
+    // Made inside the runtime, so that the poller behind the event stream runs.
+    let app = runtime.block_on(async { plancd::ui::router(dashboard.clone()) });
     let _server = runtime.spawn(async move { axum::serve(listener, app).await });
 
     // First look, then after each ref move: one read of everything.
@@ -132,6 +135,32 @@ fn main() {
     let (_, page_bytes) = get(port, "/ui");
     let mut page: Vec<Duration> = (0..RUNS).map(|_| get(port, "/ui").0).collect();
     let mut workflow: Vec<Duration> = (0..RUNS).map(|_| get(port, "/api/v1/workflows/wf050?limit=200").0).collect();
+
+    // With a page listening: a ref moves, the event arrives once the source was read again,
+    // and the page's request finds it read.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
+    write!(s, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut events = std::io::BufReader::new(s);
+    let (mut to_event, mut after_event) = (Vec::new(), Vec::new());
+    for i in 0..5 {
+        std::thread::sleep(Duration::from_millis(600)); // the poller's first look
+        let key = TaskKey::new("wf001", "t007");
+        let (tip, mut status) = store.status(&key).expect("read").expect("exists");
+        status.message = format!("listened {i}");
+        let moved = Instant::now();
+        store.append(&key, Some(tip), &status, &[]).expect("append");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            std::io::BufRead::read_line(&mut events, &mut line).expect("an event");
+            if line.starts_with("data:") && line.contains("wf001") {
+                break;
+            }
+        }
+        to_event.push(moved.elapsed());
+        after_event.push(get(port, "/api/v1/workflows").0);
+    }
 
     let (api50, api90) = (percentile(&mut api, 0.5), percentile(&mut api, 0.9));
     println!(
@@ -153,6 +182,13 @@ fn main() {
         "first overview after a ref moved (a full read): p50 {:.1} ms ({:.2}x of status)",
         ms(cold50),
         cold50.as_secs_f64() / base.as_secs_f64()
+    );
+    let (ev50, after50) = (percentile(&mut to_event, 0.5), percentile(&mut after_event, 0.5));
+    println!(
+        "with a page listening: a ref move to its event p50 {:.1} ms (the source read again meanwhile); the overview then p50 {:.1} ms ({:.3}x of status)",
+        ms(ev50),
+        ms(after50),
+        after50.as_secs_f64() / base.as_secs_f64()
     );
     let wf50 = percentile(&mut workflow, 0.5);
     println!(

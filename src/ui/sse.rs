@@ -1,6 +1,8 @@
 //! Live updates: `GET /api/v1/events` streams a server-sent event each time a task ref moves
 //! (one `change` event per source and workflow, naming the tasks). The refs are polled, cheaply
-//! (one ref listing, no objects), and only while a page is listening.
+//! (one ref listing, no objects), and only while a page is listening; when they moved, the
+//! source is read again before the event goes out, so the pages' requests that follow find it
+//! read.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -87,7 +89,14 @@ pub fn start_polling(dashboard: Arc<Dashboard>) {
                 let path = source.path.clone();
                 let Ok(Ok(tips)) = tokio::task::spawn_blocking(move || Tips::read(&path)).await else { continue };
                 if let Some(before) = &last[i] {
-                    for change in changes(&source.name, before, &tips, &mut seq) {
+                    let moved = changes(&source.name, before, &tips, &mut seq);
+                    if !moved.is_empty() {
+                        // Read the source again before telling the pages, so that their
+                        // requests find it read (at thousands of tasks a read takes a while).
+                        let (source, env) = (source.clone(), dashboard.env.clone());
+                        let _ = tokio::task::spawn_blocking(move || super::model::source_data(&source, &env)).await;
+                    }
+                    for change in moved {
                         let _ = dashboard.changes.sender.send(change);
                     }
                 }
