@@ -111,6 +111,14 @@ fn main() {
         })
         .collect();
     let base = percentile(&mut baseline, 0.5);
+    let mut loads: Vec<Duration> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = Snapshot::load(dir.path(), None, &env).expect("snapshot");
+            t.elapsed()
+        })
+        .collect();
+    println!("(of which loading the plans: p50 {:.1} ms)", ms(percentile(&mut loads, 0.5)));
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let source = Arc::new(UiSource::new("bench", dir.path().to_path_buf(), None, None));

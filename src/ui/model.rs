@@ -84,11 +84,29 @@ impl Tips {
     }
 }
 
-/// A source's data and the tips it was read at.
+/// A source's data and the tips it was read at, and the plans it read (kept while the
+/// branches do not move: task refs move far more often than plans).
 pub(crate) struct Cached {
     tips: Tips,
     read: Instant,
     data: Arc<SourceData>,
+    plans: Option<(PlanKey, Arc<Snapshot>)>,
+}
+
+/// The refs the plans read were read at.
+type PlanKey = Vec<(String, Oid)>;
+
+impl Tips {
+    /// What the plans read depend on: the branches other than results, and HEAD (whose
+    /// plancd.yaml may name the watched branch).
+    fn plan_key(&self, path: &std::path::Path) -> PlanKey {
+        let mut key: PlanKey =
+            self.other.iter().filter(|(name, _)| name.starts_with("refs/heads/") && !name.starts_with("refs/heads/ai/")).cloned().collect();
+        if let Some(head) = git2::Repository::open(path).ok().and_then(|r| r.head().ok()?.target()) {
+            key.push(("HEAD".into(), head));
+        }
+        key
+    }
 }
 
 /// What one read of a source holds.
@@ -251,17 +269,23 @@ pub fn source_data(source: &UiSource, env: &Env) -> Result<Arc<SourceData>, UiEr
     if let Some(c) = cache.as_ref().filter(|c| c.tips == tips && c.read.elapsed() < FRESH_FOR) {
         return Ok(c.data.clone());
     }
-    let data = Arc::new(read_source(&source.name, &source.path, source.branch.as_deref(), env)?);
-    *cache = Some(Cached { tips, read: Instant::now(), data: data.clone() });
+    let plan_key = tips.plan_key(&source.path);
+    let kept = cache.as_ref().and_then(|c| c.plans.as_ref()).filter(|(key, _)| *key == plan_key).map(|(_, s)| s.clone());
+    let snapshot = match kept {
+        Some(s) => Ok(s),
+        None => Snapshot::load(&source.path, source.branch.as_deref(), env).map(Arc::new).map_err(|e| e.to_string()),
+    };
+    let data = Arc::new(read_source(&source.name, &source.path, snapshot.as_deref().map_err(Clone::clone))?);
+    let plans = snapshot.ok().map(|s| (plan_key, s));
+    *cache = Some(Cached { tips, read: Instant::now(), data: data.clone(), plans });
     Ok(data)
 }
 
-/// Reads a source: the plans at the watched commit, the status of every task, grouped by
-/// workflow.
-pub fn read_source(name: &str, path: &std::path::Path, branch: Option<&str>, env: &Env) -> Result<SourceData, UiError> {
+/// Reads a source: the status of every task with the plans of `snapshot` (or why they could
+/// not be loaded), grouped by workflow.
+pub fn read_source(name: &str, path: &std::path::Path, snapshot: Result<&Snapshot, String>) -> Result<SourceData, UiError> {
     let store = Store::open(path)?;
-    let snapshot = Snapshot::load(store.path(), branch, env).map_err(|e| e.to_string());
-    let status = report(&store, snapshot.as_ref().map_err(Clone::clone), None)?;
+    let status = report(&store, snapshot.clone(), None)?;
     let snapshot = snapshot.ok();
     let suspended: Vec<String> = store.workflows()?.into_iter().filter(|(_, (_, r))| r.suspended).map(|(wf, _)| wf).collect();
     // Workflows in plan order, then the stalled ones, then those only the refs know.
@@ -291,7 +315,7 @@ pub fn read_source(name: &str, path: &std::path::Path, branch: Option<&str>, env
         .map(|id| {
             let rows = by_workflow.remove(&id).unwrap_or_default();
             let stalled = status.stalled.iter().find(|s| s.plan.workflow.as_deref() == Some(id.as_str())).cloned();
-            workflow_data(name, &id, rows, snapshot.as_ref(), suspended.contains(&id), stalled)
+            workflow_data(name, &id, rows, snapshot, suspended.contains(&id), stalled)
         })
         .collect();
     Ok(SourceData {

@@ -80,6 +80,13 @@ fn the_api_and_pages_show_the_workflows_their_tasks_and_one_task() {
     assert!(b_page.contains("Tests that decided") && b_page.contains("grep -q &#39;done by b&#39; out/b.txt"), "{b_page}");
     assert!(raw(c.port, "/ui/workflows/wf/tasks/nope").starts_with("HTTP/1.1 404"));
     assert!(raw(c.port, "/ui/assets/app.js").contains("EventSource"));
+
+    // A new commit of the plans is read again (the plans are kept only while branches stay).
+    let plan = std::fs::read_to_string(repo.path().join("plans/wf.yaml")).unwrap();
+    repo.write("plans/wf.yaml", &format!("{plan}  - id: c\n    title: Task c\n    agent_role: coder\n    dependencies: [b]\n    acceptance_criteria:\n      tests: [{{cmd: \"true\"}}]\n"));
+    repo.commit("Add task c");
+    let now = json(c.port, "/api/v1/workflows");
+    assert_eq!(now["sources"][0]["workflows"][0]["tasks"], 3, "{now:#}");
 }
 
 /// A workflow of many tasks comes in pages, and its overview counts them all.
