@@ -187,7 +187,7 @@ fn main() {
     );
     let cold50 = percentile(&mut cold, 0.5);
     println!(
-        "first overview after a ref moved (a full read): p50 {:.1} ms ({:.2}x of status)",
+        "first overview after a task ref moved (the plans kept, every task's record read): p50 {:.1} ms ({:.2}x of status)",
         ms(cold50),
         cold50.as_secs_f64() / base.as_secs_f64()
     );

@@ -319,7 +319,7 @@ pub fn task_html(v: &TaskView, links: &Links, actions: bool) -> String {
             "<span id=\"phase\" data-phase=\"{}\">{}</span>{}",
             esc(d.phase.as_str()),
             badge(d.phase.as_str()),
-            d.reason.as_ref().map(|r| format!(" ({})", esc(r.as_str()))).unwrap_or_default()
+            d.reason.as_ref().filter(|r| r.as_str() != d.phase.as_str()).map(|r| format!(" ({})", esc(r.as_str()))).unwrap_or_default()
         ),
     );
     kv(&mut main, "Role", &esc(d.role.as_deref().unwrap_or("-")));
@@ -393,7 +393,7 @@ pub fn task_html(v: &TaskView, links: &Links, actions: bool) -> String {
     let aside = if actions && links.live() {
         let base = format!("/api/v1/workflows/{}/tasks/{}", super::html::seg(&d.workflow), super::html::seg(&d.task));
         let mut forms = String::new();
-        if d.phase == crate::state::Phase::NeedsApproval || d.next.as_deref().is_some_and(|n| n.contains("approv")) {
+        if d.phase == crate::state::Phase::NeedsApproval || d.next.as_deref().is_some_and(|n| n.starts_with("needs approval")) {
             forms.push_str(&action_form(&format!("{base}/approve"), "Approve", false));
         }
         forms.push_str(&action_form(&format!("{base}/retry"), "Retry", true));

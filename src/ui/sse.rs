@@ -68,7 +68,7 @@ pub fn changes(source: &str, before: &Tips, now: &Tips, seq: &mut u64) -> Vec<Ch
 }
 
 /// Starts the poller: while at least one stream is open, reads each source's tips every
-/// [`POLL`] and sends what moved since the last reading. It stops with the runtime.
+/// half second and sends what moved since the last reading. It stops with the runtime.
 pub fn start_polling(dashboard: Arc<Dashboard>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
     runtime.spawn(async move {

@@ -306,6 +306,8 @@ async fn drive(client: &Client, base: &str, repo: &Repo, c: &Controller) {
     })
     .await;
     assert!(client.current_url().await.unwrap().path().ends_with("/ui/workflows/ui/tasks/approve_me"));
+    let again = client.execute("return !!document.querySelector('form[data-op=\"approve\"]')", vec![]).await.unwrap();
+    assert_eq!(again, false, "no second approval is offered");
     let subject = repo.git(&["log", "-1", "--format=%s", "refs/ai/tasks/ui/approve_me"]);
     assert!(subject.starts_with("Approved ui/approve_me"), "{subject}");
     let status: Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/ui/approve_me:status.json"])).unwrap();
