@@ -112,7 +112,7 @@ fn driver(binary: &Path) -> Driver {
     let d = Driver { child, port };
     let started = Instant::now();
     while http(port, "GET", "/status", &[], b"").is_none_or(|(code, _)| code != 200) {
-        assert!(started.elapsed() < Duration::from_secs(60), "chromedriver did not answer");
+        assert!(started.elapsed() < Duration::from_secs(120), "chromedriver did not answer");
         std::thread::sleep(Duration::from_millis(100));
     }
     d
@@ -199,9 +199,9 @@ async fn the_dashboard_in_a_browser_shows_every_phase_updates_live_and_approves(
     }
     let driver = driver(&chromedriver);
     let profile = tempfile::tempdir().unwrap();
-    let client = within(60, browser(&driver, profile.path())).await;
+    let client = within(120, browser(&driver, profile.path())).await;
     let base = format!("http://127.0.0.1:{}", c.port);
-    within(300, drive(&client, &base, &repo, &c)).await;
+    within(400, drive(&client, &base, &repo, &c)).await;
     let _ = client.close().await;
     c.stop();
 }
@@ -278,7 +278,7 @@ async fn drive(client: &Client, base: &str, repo: &Repo, c: &Controller) {
     // A live update: the escalated task is retried from the command line; the open page shows it
     // without being reloaded.
     client.goto(&format!("{base}/ui/workflows/ui")).await.unwrap();
-    until(client, "the event stream", 30, "return document.body.dataset.liveState || null", |v| v == "open").await;
+    until(client, "the event stream", 60, "return document.body.dataset.liveState || null", |v| v == "open").await;
     client.execute("window.plancdMarker = 42", vec![]).await.unwrap();
     repo.plancd(&["retry", "ui/stuck"]).expect_code(0);
     until(
@@ -297,7 +297,7 @@ async fn drive(client: &Client, base: &str, repo: &Repo, c: &Controller) {
 
     // An approval click writes the record `plancd approve` writes.
     client.goto(&format!("{base}/ui/workflows/ui/tasks/approve_me")).await.unwrap();
-    let form = client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("form[data-op=\"approve\"]")).await.unwrap();
+    let form = client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("form[data-op=\"approve\"]")).await.unwrap();
     form.find(Locator::Css("input[name=\"token\"]")).await.unwrap().send_keys("t0ken").await.unwrap();
     form.find(Locator::Css("input[name=\"by\"]")).await.unwrap().send_keys("ann@example.com").await.unwrap();
     form.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
