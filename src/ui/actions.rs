@@ -125,6 +125,9 @@ pub async fn reconcile(State(d): State<Arc<Dashboard>>, headers: HeaderMap, body
         .filter(|s| s.trigger.as_ref().is_some_and(|t| t.send(crate::watch::Trigger::Request).is_ok()))
         .map(|s| s.name.as_str())
         .collect();
+    if from_form(&headers) {
+        return Redirect::to(&Links::Served.overview()).into_response();
+    }
     axum::Json(serde_json::json!({ "started": started })).into_response()
 }
 

@@ -37,7 +37,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
 pub async fn overview(State(d): State<Arc<Dashboard>>) -> Response {
     let dash = d.clone();
     match blocking(move || model::overview(&dash.sources, &dash.env)).await {
-        Ok(o) => Html(overview_html(&o, &Links::Served)).into_response(),
+        Ok(o) => Html(overview_html(&o, &Links::Served, d.settings.actions)).into_response(),
         Err(e) => error_page(&e),
     }
 }
@@ -85,8 +85,9 @@ fn money(usd: f64) -> String {
     format!("${usd:.4}")
 }
 
-/// The overview page: each source with its workflows' counts.
-pub fn overview_html(o: &Overview, links: &Links) -> String {
+/// The overview page: each source with its workflows' counts (and, with `actions`, a button
+/// that starts a pass of every source).
+pub fn overview_html(o: &Overview, links: &Links, actions: bool) -> String {
     let mut main = String::from("<h1>Workflows</h1>\n");
     for s in &o.sources {
         let _ = write!(main, "<section class=\"source\" data-source=\"{}\"><h2>{}</h2><p class=\"meta\">", esc(&s.name), esc(&s.name));
@@ -145,7 +146,12 @@ pub fn overview_html(o: &Overview, links: &Links) -> String {
         }
         main.push_str("</tbody></table></section>\n");
     }
-    page(links, "Workflows", &[], "", &main, "")
+    let aside = if actions && links.live() {
+        format!("<aside class=\"actions\"><h2>Actions</h2>{}</aside>\n", action_form("/api/v1/reconcile", "Reconcile now", false))
+    } else {
+        String::new()
+    };
+    page(links, "Workflows", &[], "", &main, &aside)
 }
 
 /// The graph's nodes: every task and branch todo of the workflow.

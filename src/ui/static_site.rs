@@ -59,7 +59,7 @@ pub fn write_site(repo: &Path, branch: Option<&str>, env: &Env, dir: &Path) -> R
     };
     write(&dir.join("assets/style.css"), STYLE_CSS)?;
     let index = dir.join("index.html");
-    write(&index, &overview_html(&overview, &Links::Static { depth: 0 }))?;
+    write(&index, &overview_html(&overview, &Links::Static { depth: 0 }, false))?;
     let mut pages = 1;
     let all = PageQuery { limit: Some(usize::MAX), after: None, source: None };
     for w in &data.workflows {

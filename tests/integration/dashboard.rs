@@ -214,6 +214,11 @@ fn operations_are_refused_unless_enabled_and_authenticated() {
     )
     .unwrap();
     assert_eq!(code, 303);
+    // Reconcile now: a pass of the source.
+    let (code, body) = http(c.port, "POST", "/api/v1/reconcile", &[("Authorization", "Bearer t0ken")], b"").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(repo.path().file_name().unwrap().to_str().unwrap()), "{body}");
+    assert_eq!(http(c.port, "POST", "/api/v1/reconcile", &[], b"").unwrap().0, 401);
     let record: Value = serde_json::from_str(&repo.git(&["show", "refs/ai/workflows/p:workflow.json"])).unwrap();
     assert_eq!((record["suspended"].as_bool(), record["by"].as_str()), (Some(true), Some("dashboard")), "who: the default name");
 }
