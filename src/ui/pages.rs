@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::dag::{MAX_NODES, Node, svg};
 use super::html::{Links, badge, esc, page, safe_url, table};
-use super::model::{self, Overview, PageQuery, SourceData, TaskView, UiError, WorkflowData, WorkflowView};
+use super::model::{self, Overview, PageQuery, TaskView, UiError, WorkflowData, WorkflowView};
 use super::{Dashboard, blocking};
 use crate::ops::status::{human_cost, human_duration};
 use crate::state::TaskKey;
@@ -51,7 +51,7 @@ pub async fn workflow(State(d): State<Arc<Dashboard>>, Path(wf): Path<String>, Q
     match found {
         Ok((_, data)) => {
             let w = data.workflows.iter().find(|w| w.summary.id == wf).expect("found above");
-            Html(workflow_html(&data, w, &w.view(data.plan_commit.clone(), &q), &Links::Served, d.settings.actions)).into_response()
+            Html(workflow_html(w, &w.view(data.plan_commit.clone(), &q), &Links::Served, d.settings.actions)).into_response()
         }
         Err(e) => error_page(&e),
     }
@@ -172,7 +172,7 @@ pub fn nodes(w: &WorkflowData) -> Vec<Node> {
 }
 
 /// A workflow's page.
-pub fn workflow_html(data: &SourceData, w: &WorkflowData, v: &WorkflowView, links: &Links, actions: bool) -> String {
+pub fn workflow_html(w: &WorkflowData, v: &WorkflowView, links: &Links, actions: bool) -> String {
     let s = &v.summary;
     let mut main = format!("<h1>{}</h1>\n", esc(&s.id));
     if let Some(t) = &s.title {
@@ -276,7 +276,6 @@ pub fn workflow_html(data: &SourceData, w: &WorkflowData, v: &WorkflowView, link
         }
         main.push_str("</ol>\n");
     }
-    let _ = data;
     let aside = if actions && links.live() {
         let op = if s.suspended { "resume" } else { "suspend" };
         format!(

@@ -68,7 +68,7 @@ pub fn write_site(repo: &Path, branch: Option<&str>, env: &Env, dir: &Path) -> R
         // A file lists every task: there is no server to ask for the next page.
         view.tasks = w.rows.iter().map(|r| w.task_row(r)).collect();
         view.next = None;
-        write(&wf_dir.join("index.html"), &workflow_html(&data, w, &view, &Links::Static { depth: 2 }, false))?;
+        write(&wf_dir.join("index.html"), &workflow_html(w, &view, &Links::Static { depth: 2 }, false))?;
         pages += 1;
         for row in &w.rows {
             let deps = w.dependencies.get(&row.task).cloned().unwrap_or_default();
