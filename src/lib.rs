@@ -33,6 +33,9 @@
 //!   folder that `plancd logs -f` and `plancd serve` follow.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
+//! - [`ui`] is the dashboard `plancd serve` serves (pages, a JSON API, live updates, the
+//!   operations when enabled) and `plancd status -o html` writes, from the data
+//!   [`ops::status`] and [`ops::describe`] read.
 
 pub mod agent;
 pub mod config;
@@ -50,4 +53,5 @@ pub mod spec;
 pub mod state;
 pub mod telemetry;
 pub mod triage;
+pub mod ui;
 pub mod watch;

@@ -2,7 +2,8 @@
 //! source (a repository) gets a loop that runs a pass whenever its watched branch moves, a
 //! webhook says so, a reconcile request comes in, or the periodic full pass is due; passes of one
 //! source never overlap, and triggers that arrive during a pass fold into one more pass. An HTTP
-//! server answers webhooks, health, readiness and metrics.
+//! server answers webhooks, health, readiness and metrics, and serves the dashboard
+//! ([`crate::ui`]).
 //!
 //! A source is a local repository (watched with inotify) or a remote URL: a bare clone in the
 //! cache folder, its refs polled every `interval_seconds`, fetched before each pass, and shared
@@ -49,6 +50,8 @@ pub struct ServeConfig {
     /// Where remote sources are cloned (default `$PLANCD_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/plancd`, else `~/.cache/plancd`).
     pub cache_dir: Option<PathBuf>,
+    /// The dashboard's settings: operations (off by default) and their token.
+    pub ui: Option<crate::ui::UiConfig>,
 }
 
 /// One repository to reconcile: a local `path` or a remote `url`.
@@ -158,6 +161,8 @@ struct Source {
     github_repo: Option<String>,
     ready: AtomicBool,
     trigger: mpsc::UnboundedSender<Trigger>,
+    /// What the dashboard shows of it.
+    ui: Arc<crate::ui::UiSource>,
 }
 
 impl Source {
@@ -177,6 +182,7 @@ struct Shared {
     metrics: Metrics,
     registry: prometheus_client::registry::Registry,
     secret: Option<secrecy::SecretString>,
+    dashboard: Arc<crate::ui::Dashboard>,
 }
 
 /// Runs the controller until `cancel` flips; then stops taking work, lets running attempts
@@ -213,11 +219,15 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let _resync = resync_every(every, tx.clone());
         let _ = tx.send(Trigger::Resync); // the first pass, at once
         let github_repo = s.github_repo.clone().or_else(|| head_config(&path, &opts.env).forge.github.as_ref().map(|g| g.repo.clone()));
-        sources.push(Arc::new(Source { name, path, remote, branch, github_repo, ready: AtomicBool::new(false), trigger: tx }));
+        let ui_branch = remote.as_ref().map(|_| branch.clone());
+        let ui = Arc::new(crate::ui::UiSource::new(&name, path.clone(), ui_branch, Some(tx.clone())));
+        sources.push(Arc::new(Source { name, path, remote, branch, github_repo, ready: AtomicBool::new(false), trigger: tx, ui }));
         receivers.push(rx);
     }
     let secret = webhook_secret(&opts, &sources);
-    let shared = Arc::new(Shared { sources, metrics, registry, secret });
+    let settings = crate::ui::UiSettings::new(opts.config.ui.as_ref(), &opts.env, secret.as_ref());
+    let dashboard = crate::ui::Dashboard::new(sources.iter().map(|s| s.ui.clone()).collect(), opts.env.clone(), settings);
+    let shared = Arc::new(Shared { sources, metrics, registry, secret, dashboard });
     // Every series is there at 0 from the start, not only once something happened.
     for source in &shared.sources {
         shared.metrics.prepare_source(&source.name);
@@ -237,8 +247,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let limit = webhook_limit(&opts);
         let app = router(shared.clone(), limit);
         let mut cancel = opts.cancel.clone();
+        let dashboard = shared.dashboard.clone();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = cancel.wait_for(|c| *c).await;
+            dashboard.stop();
         });
         loops.spawn(async move {
             if let Err(e) = server.await {
@@ -453,6 +465,7 @@ async fn pass(
         Err(e) if e.is_bad_input() => tracing::warn!(source = %source.name, seconds, error = %e, "pass not run: bad input"),
         Err(e) => tracing::error!(source = %source.name, seconds, error = %e, "pass failed"),
     }
+    source.ui.pass_ended(crate::ui::PassInfo { ended_at: jiff::Timestamp::now(), seconds, outcome: outcome.clone() });
     let result_label = if outcome == "ok" { "ok" } else { "error" };
     shared.metrics.passes.get_or_create(&OutcomeLabels { source: source.name.clone(), outcome: result_label.into() }).inc();
     if outcome == "ok" {
@@ -506,6 +519,7 @@ fn acknowledge(source: &Source, tip: git2::Oid, request: &mut ReconcileRequest, 
 }
 
 fn router(shared: Arc<Shared>, limit: usize) -> Router {
+    let dashboard = crate::ui::router(shared.dashboard.clone());
     Router::new()
         .route("/hooks/github", post(github_hook))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -515,6 +529,7 @@ fn router(shared: Arc<Shared>, limit: usize) -> Router {
         .route("/api/v1/live/{workflow}/{task}", get(live_task))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
+        .merge(dashboard)
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

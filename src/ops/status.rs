@@ -54,6 +54,12 @@ pub struct StatusRow {
     /// it reached and the requests refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::state::NetworkUse>,
+    /// For a branch todo: the task it debugs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The result's pull request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
 }
 
 /// The whole picture.
@@ -72,48 +78,39 @@ pub struct StatusReport {
 /// Collects the status of every task, or of one workflow or task.
 pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>) -> Result<StatusReport, StateError> {
     let store = Store::open(repo)?;
-    let (snapshot, plans_error) = match Snapshot::load(store.path(), branch, env) {
+    let snapshot = Snapshot::load(store.path(), branch, env).map_err(|e| e.to_string());
+    report(&store, snapshot.as_ref().map_err(Clone::clone), filter)
+}
+
+/// The status of the tasks `filter` selects (all when `None`), from `store`'s refs and the
+/// plans of `snapshot` (or why they could not be loaded): for callers that have loaded the
+/// snapshot already, such as the dashboard.
+pub fn report(store: &Store, snapshot: Result<&Snapshot, String>, filter: Option<&str>) -> Result<StatusReport, StateError> {
+    let (snapshot, plans_error) = match snapshot {
         Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(e.to_string())),
+        Err(e) => (None, Some(e)),
     };
-    let actual = read_actual(&store)?;
-    let screened = snapshot.as_ref().map(|s| s.screen(actual.clone()));
-    let actions: HashMap<TaskKey, Action> = match (&snapshot, &screened) {
+    let actual = read_actual(store)?;
+    let screened = snapshot.map(|s| s.screen(actual.clone()));
+    let actions: HashMap<TaskKey, Action> = match (snapshot, &screened) {
         (Some(s), Some(actual)) => decide(&s.desired(), actual, &Context { now: Timestamp::now(), prune: s.config.prune })
             .into_iter()
             .map(|a| (a.key().clone(), a))
             .collect(),
         _ => HashMap::new(),
     };
-    let stalled: Vec<StalledWorkflow> = snapshot.as_ref().map(|s| s.stalled.clone()).unwrap_or_default();
-    // Tasks in plan order, each followed by its branch todos; then what no plan has.
-    let mut keys: Vec<TaskKey> = Vec::new();
-    if let Some(s) = &snapshot {
-        for wf in s.desired().workflows {
-            for t in &wf.tasks {
-                keys.push(TaskKey::new(&wf.id, &t.id));
-                keys.extend(
-                    actual
-                        .tasks
-                        .iter()
-                        .filter(|(k, s)| k.workflow == wf.id && s.parent.as_deref() == Some(t.id.as_str()))
-                        .map(|(k, _)| k.clone()),
-                );
-            }
-        }
-    }
-    keys.extend(actual.tasks.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
+    let stalled: Vec<StalledWorkflow> = snapshot.map(|s| s.stalled.clone()).unwrap_or_default();
+    let broken: HashMap<TaskKey, BrokenTask> = store.scan()?.1.into_iter().map(|b| (b.key.clone(), b)).collect();
+    let keys = ordered_keys(snapshot, &actual, &broken);
     let matches = |k: &TaskKey| match filter {
         None => true,
         Some(f) => f == k.workflow || f == k.to_string(),
     };
-    let broken: HashMap<TaskKey, BrokenTask> = store.scan()?.1.into_iter().map(|b| (b.key.clone(), b)).collect();
-    keys.extend(broken.keys().filter(|k| !keys.contains(k)).cloned().collect::<Vec<_>>());
     // An attempt running now in this repository (any process) tells its step.
     let git_dir = store.repo().path().to_path_buf();
     let mut tasks = Vec::new();
     for key in keys.into_iter().filter(|k| matches(k)) {
-        let role = snapshot.as_ref().and_then(|s| s.task(&key)).map(|t| t.agent_role.to_string());
+        let role = snapshot.and_then(|s| s.task(&key)).map(|t| t.agent_role.to_string());
         // One unreadable record is that task's row, not the end of the listing.
         let full = match broken.get(&key) {
             Some(b) => Err(b.clone()),
@@ -138,6 +135,43 @@ pub fn status(repo: &Path, branch: Option<&str>, env: &Env, filter: Option<&str>
         .filter(|s| filter.is_none_or(|f| s.plan.workflow.as_deref() == Some(f.split('/').next().unwrap_or(f))))
         .collect();
     Ok(StatusReport { plan_commit: snapshot.map(|s| s.plan_commit.to_string()), tasks, plans_error, stalled })
+}
+
+/// Tasks in plan order, each followed by its branch todos; then what no plan has, and the refs
+/// that cannot be read. Linear in the number of tasks: a plan may have thousands.
+fn ordered_keys(snapshot: Option<&Snapshot>, actual: &crate::reconcile::Actual, broken: &HashMap<TaskKey, BrokenTask>) -> Vec<TaskKey> {
+    let mut children: HashMap<(&str, &str), Vec<&TaskKey>> = HashMap::new();
+    for (k, s) in &actual.tasks {
+        if let Some(parent) = s.parent.as_deref() {
+            children.entry((k.workflow.as_str(), parent)).or_default().push(k);
+        }
+    }
+    let mut keys: Vec<TaskKey> = Vec::new();
+    let mut seen: std::collections::HashSet<TaskKey> = std::collections::HashSet::new();
+    let mut push = |k: &TaskKey, keys: &mut Vec<TaskKey>| {
+        if seen.insert(k.clone()) {
+            keys.push(k.clone());
+        }
+    };
+    if let Some(s) = snapshot {
+        for wf in s.desired().workflows {
+            for t in &wf.tasks {
+                push(&TaskKey::new(&wf.id, &t.id), &mut keys);
+                for child in children.get(&(wf.id.as_str(), t.id.as_str())).into_iter().flatten() {
+                    push(child, &mut keys);
+                }
+            }
+        }
+    }
+    for k in actual.tasks.keys() {
+        push(k, &mut keys);
+    }
+    let mut unreadable: Vec<&TaskKey> = broken.keys().collect();
+    unreadable.sort();
+    for k in unreadable {
+        push(k, &mut keys);
+    }
+    keys
 }
 
 /// The stalled workflows, each with its plan's diagnostics, as `plancd status` shows them
@@ -180,6 +214,8 @@ fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Opti
         cost: s.and_then(|s| s.cost),
         environment: s.and_then(|s| s.environment.clone()),
         network: s.and_then(|s| s.network.clone()),
+        parent: s.and_then(|s| s.branch.as_ref()).map(|b| b.parent_id.clone()),
+        pull_request: s.and_then(|s| s.result.as_ref()).and_then(|r| r.pull_request.clone()),
     }
 }
 
@@ -343,6 +379,8 @@ mod tests {
             cost: None,
             environment: None,
             network: None,
+            parent: None,
+            pull_request: None,
         }
     }
 

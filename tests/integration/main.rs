@@ -4,9 +4,11 @@
 
 mod action;
 mod broken;
+mod browser;
 mod cli;
 mod commands;
 mod damage;
+mod dashboard;
 mod deploy;
 mod docker_sessions;
 mod egress;

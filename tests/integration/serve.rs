@@ -16,6 +16,22 @@ pub(crate) struct Controller {
 }
 
 impl Controller {
+    /// Stops it as an operator would (SIGTERM: claims released, sandboxes ended); its exit
+    /// code, or `None` when it had to be killed after 30 s.
+    pub(crate) fn stop(&mut self) -> Option<i32> {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Some(exit) = self.child.try_wait().ok().flatten() {
+                return exit.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
@@ -28,7 +44,7 @@ impl Drop for Controller {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

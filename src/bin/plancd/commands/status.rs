@@ -1,4 +1,4 @@
-//! `plancd status [WF[/TASK]] [-o table|json|yaml|mermaid]`
+//! `plancd status [WF[/TASK]] [-o table|json|yaml|mermaid]`, `plancd status -o html [DIR]`
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,7 +12,8 @@ use super::Failure;
 /// Arguments of `plancd status`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A workflow, or one task as WF/TASK; everything when left out.
+    /// A workflow, or one task as WF/TASK; everything when left out. With `-o html`: the folder
+    /// to write the pages to (default `plancd-html`).
     #[arg(value_name = "WF[/TASK]")]
     target: Option<String>,
 
@@ -39,11 +40,19 @@ enum Format {
     Json,
     Yaml,
     Mermaid,
+    /// The dashboard's pages as static files.
+    Html,
 }
 
 /// Prints the status.
 pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
     let env = Env::process();
+    if let Format::Html = args.output {
+        let dir = cwd.join(args.target.as_deref().unwrap_or("plancd-html"));
+        let site = plancd::ui::static_site::write_site(cwd, args.branch.as_deref(), &env, &dir).map_err(Failure::outside)?;
+        println!("wrote {} page(s); open {}", site.pages, site.index.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = status(cwd, args.branch.as_deref(), &env, args.target.as_deref()).map_err(Failure::outside)?;
     if let Some(target) = &args.target
         && report.tasks.is_empty()
@@ -62,6 +71,7 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
             let snapshot = Snapshot::load(cwd, args.branch.as_deref(), &env).ok();
             print!("{}", mermaid(&report, snapshot.as_ref()));
         }
+        Format::Html => {} // written above
     }
     Ok(ExitCode::SUCCESS)
 }
