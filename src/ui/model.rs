@@ -723,6 +723,7 @@ mod tests {
             failure_type: None,
             cost: None,
             environment: None,
+            network: None,
             parent: None,
             pull_request: None,
         }

@@ -250,9 +250,11 @@ mod tests {
     /// A keeper whose standard output the test writes, frame by frame.
     fn keeper() -> (Shared, tokio::sync::mpsc::UnboundedSender<Bytes>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-        let output = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|message| (Ok(LogOutput::StdOut { message }), rx))
-        });
+        let output =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|message| (Ok(LogOutput::StdOut { message }), rx)) },
+            );
         let channel = Channel::new(Box::pin(tokio::io::sink()), Box::pin(output));
         (Arc::new(tokio::sync::Mutex::new(channel)), tx)
     }
