@@ -6,7 +6,8 @@ use std::fmt;
 
 use jiff::Timestamp;
 
-use crate::spec::SpecHash;
+use super::preflight::AgentUnavailable;
+use crate::spec::{Role, SpecHash};
 use crate::state::{Phase, Reason, TaskKey, TaskState};
 
 /// What the plans ask for: each workflow's tasks in topological order.
@@ -17,6 +18,9 @@ pub struct Desired {
     /// The key of every role's environment as of the watched commit: a branch todo's failed
     /// environment holds it while its key is among them.
     pub environments: BTreeSet<String>,
+    /// The roles whose agent cannot start in this process (see `preflight`): their tasks wait
+    /// instead of being claimed.
+    pub unavailable: BTreeMap<Role, AgentUnavailable>,
 }
 
 /// One workflow's tasks.
@@ -45,6 +49,8 @@ pub struct DesiredTask {
     pub max_debug_attempts: u32,
     /// The key of the environment it runs in (see `environment::key`), as of the watched commit.
     pub environment: Option<String>,
+    /// The role that plays it.
+    pub role: Role,
 }
 
 /// What the refs say, plus what the caller learned about holders.
@@ -255,6 +261,14 @@ pub enum Blocker {
         /// `EnvironmentFailed` or `EnvironmentIncomplete`.
         reason: Reason,
     },
+    /// The task's agent cannot start in this process (its model's key is missing): nothing is
+    /// claimed until it can.
+    Agent {
+        /// The role.
+        role: Role,
+        /// Why.
+        why: AgentUnavailable,
+    },
 }
 
 impl fmt::Display for Blocker {
@@ -282,6 +296,7 @@ impl fmt::Display for Blocker {
                     false => write!(f, ", or plancd retry {reporter}"),
                 }
             }
+            Blocker::Agent { role, why } => write!(f, "the {role} agent cannot start: {why}"),
         }
     }
 }
@@ -370,7 +385,15 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
         let mut satisfied: HashMap<&str, bool> = HashMap::with_capacity(wf.tasks.len());
         for task in &wf.tasks {
             let state = wf_states.get(task.id.as_str()).copied();
-            let view = View { wf, states: wf_states, satisfied: &satisfied, actual, cx, failed_envs: &failed_envs };
+            let view = View {
+                wf,
+                states: wf_states,
+                satisfied: &satisfied,
+                actual,
+                cx,
+                failed_envs: &failed_envs,
+                unavailable: &desired.unavailable,
+            };
             let action = view.decide(task, state);
             satisfied.insert(&task.id, matches!(action, Action::UpToDate { .. }));
             known.entry(wf.id.as_str()).or_default().insert(&task.id);
@@ -476,6 +499,8 @@ fn failed_environments(actual: &Actual) -> HashMap<&str, (&TaskKey, &Reason)> {
 struct View<'a> {
     /// Environments that failed, by key (see [`failed_environments`]).
     failed_envs: &'a HashMap<&'a str, (&'a TaskKey, &'a Reason)>,
+    /// Roles whose agent cannot start here.
+    unavailable: &'a BTreeMap<Role, AgentUnavailable>,
     wf: &'a DesiredWorkflow,
     states: &'a HashMap<&'a str, &'a TaskState>,
     satisfied: &'a HashMap<&'a str, bool>,
@@ -544,6 +569,9 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
             return Action::Failed { key, attempts: s.attempts_used() };
         }
     }
+    if let Some(why) = view.unavailable.get(&task.role) {
+        return Action::Wait { key, blocker: Blocker::Agent { role: task.role, why: why.clone() } };
+    }
     let last = state.map_or(0, |s| s.attempt);
     // A new spec, a new upstream result (or a first run) gets a fresh count of attempts; a retry
     // already moved the base.
@@ -591,6 +619,7 @@ mod tests {
             max_attempts: 3,
             max_debug_attempts: 3,
             environment: Some("env1".into()),
+            role: Role::Coder,
         }
     }
 
@@ -685,6 +714,7 @@ mod tests {
             let desired = Desired {
                 workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'a', &[]), other.clone()] }],
                 environments: current.iter().map(|e| (*e).to_owned()).collect(),
+                ..Default::default()
             };
             let mut actual = Actual::default();
             for (id, s) in [("a", debugging.clone()), ("a_branch_01", branch_state)] {
@@ -701,6 +731,37 @@ mod tests {
         // A fixed environment (no role has the failed key any more) lifts the hold.
         let rows = decide_with(branch("env-debug"), &["env1", "env-debug-fixed"]);
         assert_eq!(rows[2], "a_branch_01 Run: run attempt 2: debugging a");
+    }
+
+    #[test]
+    fn a_task_whose_agent_cannot_start_here_waits_unclaimed_and_a_finished_one_stays_as_it_is() {
+        let missing = AgentUnavailable::KeyNotSet { model: "default".into(), var: "OPENAI_API_KEY".into() };
+        let mut tester = task("c", 'c', &[]);
+        tester.role = Role::Tester;
+        let tasks = vec![task("a", 'a', &[]), task("b", 'b', &[]), tester, task("d", 'd', &["a"]), task("e", 'e', &[])];
+        let desired = Desired {
+            workflows: vec![DesiredWorkflow { id: "wf".into(), tasks }],
+            unavailable: [(Role::Coder, missing)].into(),
+            ..Default::default()
+        };
+        let mut actual = Actual::default();
+        actual.tasks.insert(TaskKey::new("wf", "b"), TaskState { reason: Some(Reason::ModelError), ..state(Phase::Released, 'b', 1) });
+        actual.tasks.insert(TaskKey::new("wf", "e"), state(Phase::Escalated, 'e', 2));
+        let rows: Vec<String> = decide(&desired, &actual, &Context { now: now(), prune: false })
+            .iter()
+            .map(|a| format!("{} {}: {a}", a.key().task, a.name()))
+            .collect();
+        let held = "Wait: the coder agent cannot start: model `default` needs its key: OPENAI_API_KEY is not set in plancd's environment (plancd.yaml models.default.api_key_env); set it and reconcile again";
+        assert_eq!(
+            rows,
+            [
+                format!("a {held}"),
+                format!("b {held}"),
+                "c Run: run attempt 1".to_owned(),
+                "d Wait: waiting on a: Pending".to_owned(),
+                "e Escalated: escalated to a person".to_owned(),
+            ]
+        );
     }
 
     fn held(phase: Phase, h: char, attempt: u32, holder: &str, minutes: i64) -> TaskState {

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod lifecycle;
 pub mod operations;
 pub mod outcome;
+pub mod preflight;
 mod snapshot;
 pub mod upstream;
 pub mod workspace;

@@ -75,7 +75,7 @@ impl Action {
             | Action::Escalated { .. }
             | Action::NeedsApproval { .. }
             | Action::Suspended { .. }
-            | Action::Wait { blocker: Blocker::Environment { .. }, .. } => Some(ErrorClass::Stalled),
+            | Action::Wait { blocker: Blocker::Environment { .. } | Blocker::Agent { .. }, .. } => Some(ErrorClass::Stalled),
             Action::Wait { blocker: Blocker::Held { .. } | Blocker::Debugging { .. } | Blocker::Dependency { .. }, .. } => {
                 Some(ErrorClass::Waiting)
             }
@@ -93,9 +93,15 @@ impl PassReport {
         Counts {
             total: tasks.len(),
             satisfied: count(|a| matches!(a, Action::UpToDate { .. })),
-            // A task held by a failed environment needs a person as much as a failed one.
+            // A task held by a failed environment, or by an agent that cannot start, needs a
+            // person as much as a failed one.
             failed: count(|a| {
-                matches!(a, Action::Failed { .. } | Action::Escalated { .. } | Action::Wait { blocker: Blocker::Environment { .. }, .. })
+                matches!(
+                    a,
+                    Action::Failed { .. }
+                        | Action::Escalated { .. }
+                        | Action::Wait { blocker: Blocker::Environment { .. } | Blocker::Agent { .. }, .. }
+                )
             }),
             approval: count(|a| matches!(a, Action::NeedsApproval { .. })),
         }

@@ -2,7 +2,7 @@
 //! the commit's tree, not the work tree), checked, with every task's spec hash. A plan with
 //! errors stalls its own workflow only; an error of the configuration stops the pass.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use git2::{Oid, Repository};
@@ -38,6 +38,9 @@ pub struct Snapshot {
     /// Where the environment came from when plancd.yaml declares none and the repository has a
     /// dev container or Copilot setup steps: the file(s), and what was not taken and why.
     pub environment_from: Option<(String, Vec<String>)>,
+    /// The roles whose agent cannot start with the environment the snapshot was loaded with
+    /// (a model's key is missing): their tasks wait unclaimed.
+    pub unavailable: BTreeMap<crate::spec::Role, super::preflight::AgentUnavailable>,
 }
 
 /// Why a workflow is stalled: no pass gets further until a person changes something.
@@ -154,7 +157,20 @@ impl Snapshot {
             }
             graphs.insert(wf.clone(), TaskGraph::from_list(&plan.list));
         }
-        Ok(Snapshot { branch, plan_commit, config, source, plans: specs.plans, hashes, graphs, warnings, stalled, environment_from })
+        let unavailable = super::preflight::unavailable_agents(&config, env);
+        Ok(Snapshot {
+            branch,
+            plan_commit,
+            config,
+            source,
+            plans: specs.plans,
+            hashes,
+            graphs,
+            warnings,
+            stalled,
+            environment_from,
+            unavailable,
+        })
     }
 
     /// `actual` without the tasks of stalled workflows, so that no decision touches them: an
@@ -233,13 +249,14 @@ impl Snapshot {
                             max_attempts: task.max_attempts,
                             max_debug_attempts: task.max_debug_attempts,
                             environment: environments.get(&task.agent_role).cloned(),
+                            role: task.agent_role,
                         }
                     })
                     .collect();
                 DesiredWorkflow { id: wf.clone(), tasks }
             })
             .collect();
-        Desired { workflows, environments: environments.into_values().collect() }
+        Desired { workflows, environments: environments.into_values().collect(), unavailable: self.unavailable.clone() }
     }
 }
 

@@ -33,7 +33,7 @@ fn without_branch_todos_a_failing_task_exits_one_and_retry_reopens_it() {
     let repo = single("", "max_branch_depth: 0\n");
     let run = repo.plancd(&["reconcile"]);
     run.expect_code(1);
-    assert!(run.stdout.contains("1 failed or escalated"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 failed, escalated or held for a person"), "{}", run.stdout);
     let status = repo.plancd(&["status"]);
     assert!(
         status.stdout.contains("p/t   coder  Failed") && status.stdout.contains("failed after 1 attempt(s): plancd retry p/t"),

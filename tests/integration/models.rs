@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::util::{Repo, Run, plancd_env};
+use crate::util::{Repo, Run, plancd_env, plancd_in};
 
 const CANARY: &str = "sk-canary-7d41e09b5c3f";
 
@@ -207,6 +207,37 @@ fn api_failures_that_cannot_pass_exit_3_with_the_reason_in_status() {
         assert_eq!((greet["phase"].as_str(), greet["reason"].as_str()), (Some("Released"), Some("ModelError")));
         assert!(greet["message"].as_str().unwrap().contains("HTTP 401"), "{greet}");
         assert_no_canary(&repo, &[&run.stdout, &run.stderr]);
+    });
+}
+
+#[test]
+fn a_role_whose_models_key_is_not_set_claims_nothing_says_what_to_set_and_runs_once_it_is() {
+    with_server(|| async {
+        let server = MockServer::start().await;
+        let script = script();
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(move |req: &Request| reply(&script, req))
+            .mount(&server)
+            .await;
+        let repo = repo(&server, "");
+        let dir = repo.path().to_path_buf();
+        for _ in 0..2 {
+            let dir = dir.clone();
+            let run = tokio::task::spawn_blocking(move || plancd_in(&dir, &["reconcile"])).await.unwrap();
+            run.no_panic().expect_code(1);
+            assert!(
+                run.all().contains("the coder agent cannot start: model `default` needs its key: MODEL_API_KEY is not set")
+                    && run.all().contains("models.default.api_key_env"),
+                "{}",
+                run.all()
+            );
+            assert_eq!(repo.git(&["for-each-ref", "refs/ai/tasks"]), "", "nothing is claimed, no attempt is spent");
+            assert_eq!(requests(&server).await, 0);
+        }
+        let run = reconcile(&repo).await;
+        run.expect_code(0);
+        assert_eq!(status(&repo, "greet")["attempt"], 1, "the first attempt is the one that ran");
     });
 }
 

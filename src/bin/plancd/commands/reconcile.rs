@@ -82,7 +82,7 @@ pub fn summarise(report: &PassReport) -> ExitCode {
     let c = report.counts();
     let mut line = format!("{}/{} tasks satisfied, {} attempt(s) run", c.satisfied, c.total, report.attempts.len());
     if c.failed > 0 {
-        line.push_str(&format!(", {} failed or escalated", c.failed));
+        line.push_str(&format!(", {} failed, escalated or held for a person", c.failed));
     }
     if c.approval > 0 {
         line.push_str(&format!(", {} waiting for approval", c.approval));
