@@ -7,7 +7,7 @@
 //! nowhere, an ended attempt's token refused, and that a replay with only the cache refs asks
 //! the upstream nothing and publishes the same files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use plancd::gateway::fake::{FakeConfig, FakeUpstream, Turn};
@@ -74,30 +74,66 @@ fn skip(why: &str, require: &str) {
     eprintln!("skipping: {why}");
 }
 
+/// Where the client runs: the process backend on the image's root folder, or docker.
+enum Backend {
+    Process(PathBuf),
+    Docker,
+}
+
+impl Backend {
+    /// The `sandbox:` section of plancd.yaml.
+    fn config(&self) -> String {
+        match self {
+            Backend::Process(root) => format!("sandbox:\n  root: {}\n", root.display()),
+            Backend::Docker => "sandbox:\n  backend: docker\n  image: plancd-sandbox:python\n".to_owned(),
+        }
+    }
+
+    /// The client's version, as its binary in the root or the image says.
+    fn version(&self, client: &Client) -> String {
+        let home = tempfile::tempdir().unwrap();
+        let out = match self {
+            Backend::Process(root) => std::process::Command::new(root.join("usr/local/bin").join(client.binary))
+                .arg("--version")
+                .env_clear()
+                .env("HOME", home.path())
+                .env("PATH", "/usr/bin:/bin")
+                .output(),
+            Backend::Docker => std::process::Command::new("docker")
+                .args(["run", "--rm", "--network", "none", "-e", "HOME=/tmp", IMAGE, client.binary, "--version"])
+                .output(),
+        };
+        String::from_utf8_lossy(&out.unwrap().stdout).trim().to_owned()
+    }
+}
+
+const IMAGE: &str = "plancd-sandbox:python";
+
 /// The sandbox root when it has `client`'s binary, or `None` (and a visible skip); with
 /// `PLANCD_REQUIRE_CLIENTS=1`, a missing client fails the test instead.
-fn client_root(client: &Client) -> Option<PathBuf> {
+fn client_root(client: &Client) -> Option<Backend> {
     let root = PathBuf::from(std::env::var("PLANCD_SANDBOX_ROOT").unwrap_or_else(|_| "/var/cache/plancd/sandbox-root".into()));
     // The root's links are relative, so they resolve inside the root from here too.
     if root.join("usr/local/bin").join(client.binary).is_file() {
-        return Some(root);
+        return Some(Backend::Process(root));
     }
     let why = format!("the sandbox root {} lacks {} (sandbox/images/build.sh adds it)", root.display(), client.binary);
     skip(&why, "PLANCD_REQUIRE_CLIENTS");
     None
 }
 
-/// The client's version, as its binary in the root says.
-fn version(root: &Path, client: &Client) -> String {
-    let home = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(root.join("usr/local/bin").join(client.binary))
-        .arg("--version")
-        .env_clear()
-        .env("HOME", home.path())
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+/// The docker backend when an engine answers with the image and the image has `client`.
+fn client_image(client: &Client) -> Option<Backend> {
+    let docker = |args: &[&str]| std::process::Command::new("docker").args(args).output().is_ok_and(|o| o.status.success());
+    if !docker(&["image", "inspect", IMAGE]) {
+        skip(&format!("no docker engine with {IMAGE}"), "PLANCD_REQUIRE_DOCKER");
+        return None;
+    }
+    if !docker(&["run", "--rm", "--network", "none", "-e", "HOME=/tmp", IMAGE, client.binary, "--version"]) {
+        skip(&format!("the image {IMAGE} lacks {} (sandbox/images/build.sh adds it)", client.binary), "PLANCD_REQUIRE_CLIENTS");
+        return None;
+    }
+    Some(Backend::Docker)
 }
 
 /// Runs before the client in the test: shows what the agent saw, tries the token of the `add`
@@ -122,8 +158,8 @@ fi
 if [ "$PLANCD_TASK_ID" = add ]; then printf %s "$OPENAI_API_KEY" > token.txt; fi
 "#;
 
-/// The example of `client`, against `fake` and on `root`, with [`PROBE`] run before the client.
-fn example(client: &Client, fake: &FakeUpstream, root: &Path) -> Repo {
+/// The example of `client`, against `fake` and on `backend`, with [`PROBE`] run before the client.
+fn example(client: &Client, fake: &FakeUpstream, backend: &Backend) -> Repo {
     let repo = Repo::new();
     let dir = crate::util::project_root().join("examples").join(client.example).join(".");
     assert!(std::process::Command::new("cp").arg("-a").arg(dir).arg(repo.path()).status().unwrap().success());
@@ -134,7 +170,7 @@ fn example(client: &Client, fake: &FakeUpstream, root: &Path) -> Repo {
     let config = config
         .replacen(&exec, &probe, 1)
         .replace(client.base_url, &fake.base_url(client.provider))
-        .replace("sandbox:\n  root: /var/cache/plancd/sandbox-root\n", &format!("sandbox:\n  root: {}\n", root.display()));
+        .replace("sandbox:\n  root: /var/cache/plancd/sandbox-root\n", &backend.config());
     repo.write("plancd.yaml", &config);
     repo.write("agents/probe.sh", PROBE);
     repo.commit("the example, against the local upstream");
@@ -147,9 +183,9 @@ fn status(repo: &Repo, task: &str) -> Value {
 
 /// Plays the example of `client` through the gateway, checks everything the gateway promises,
 /// then replays it in a copy that keeps only the cache refs.
-async fn play(client: &Client) {
-    let Some(root) = client_root(client) else { return };
-    eprintln!("{}: {}", client.example, version(&root, client));
+async fn play(client: &Client, backend: Option<Backend>) {
+    let Some(backend) = backend else { return };
+    eprintln!("{}: {}", client.example, backend.version(client));
     // Per task: the client's tool writes the module, then a text ends its turn.
     let turns = vec![(client.write)("add.py", ADD), Turn::Text(DONE.into()), (client.write)("total.py", TOTAL), Turn::Text(DONE.into())];
     let tokens: Vec<u64> = turns.iter().map(Turn::tokens).collect();
@@ -157,7 +193,7 @@ async fn play(client: &Client) {
     config.turns = turns;
     config.rate_limited = 1; // the first call gets a 429 with retry-after: the client waits and retries
     let fake = FakeUpstream::start(config).await.unwrap();
-    let repo = example(client, &fake, &root);
+    let repo = example(client, &fake, &backend);
     let env = [(client.key_env, CANARY)];
     let run = plancd_async(repo.path(), &["reconcile"], &env).await;
     let logs = plancd_async(repo.path(), &["logs", "sums/total"], &[]).await;
@@ -224,10 +260,20 @@ fn run(test: impl Future<Output = ()>) {
 
 #[test]
 fn codex_cli_plays_the_coder_of_its_example_through_the_gateway() {
-    run(play(&CODEX));
+    run(play(&CODEX, client_root(&CODEX)));
+}
+
+#[test]
+fn codex_cli_plays_the_coder_of_its_example_through_the_gateway_in_docker() {
+    run(play(&CODEX, client_image(&CODEX)));
 }
 
 #[test]
 fn claude_code_plays_the_coder_of_its_example_through_the_gateway() {
-    run(play(&CLAUDE_CODE));
+    run(play(&CLAUDE_CODE, client_root(&CLAUDE_CODE)));
+}
+
+#[test]
+fn claude_code_plays_the_coder_of_its_example_through_the_gateway_in_docker() {
+    run(play(&CLAUDE_CODE, client_image(&CLAUDE_CODE)));
 }
