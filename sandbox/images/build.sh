@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the sandbox image `plancd-sandbox:python` without any container registry:
 # debootstraps a minimal Debian bookworm root with python3, pip-installs the test and check
-# tools into it, and imports the folder with `docker import`.
+# tools and the model clients into it, npm-installs the coding CLIs (Codex CLI, Claude Code),
+# and imports the folder with `docker import`.
 #
 # The root folder is cached (PLANCD_SANDBOX_ROOT, default /var/cache/plancd/sandbox-root) and
 # can serve the process backend as SessionSpec.root. Idempotent: does nothing when the image
@@ -31,7 +32,7 @@ for arg in "$@"; do
     --force) force=1 ;;
     --fresh) fresh=1 force=1 ;;
     --root-only) root_only=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -103,6 +104,7 @@ npm_in() {
   local dir="$1" bin codex claude home
   command -v npm >/dev/null || {
     log "installing npm"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
   }
   log "npm install ${NPM_CLIENTS[*]}"
