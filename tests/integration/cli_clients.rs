@@ -212,6 +212,10 @@ async fn play(client: &Client, backend: Option<Backend>) {
         let branch = format!("refs/heads/ai/generated/sums/{id}");
         outputs.push(repo.git(&["show", &format!("{branch}:{file}")]));
         assert_eq!(outputs.last().unwrap(), content, "{id}");
+        // The CLI leaves nothing else behind in the workspace (its state lives in HOME).
+        let changed = repo.git(&["diff", "--name-only", &format!("{branch}^"), &branch]);
+        let want = if id == "add" { "add.py\ntoken.txt\n".to_owned() } else { format!("{file}\n") };
+        assert_eq!(changed, want, "{id}");
         let model = repo.git(&["log", "-1", "--format=%(trailers:key=Plancd-Model,valueonly)", &branch]);
         assert!(model.trim().starts_with(&format!("{}/", client.provider)), "{id}: {model}");
         let attempt = format!("refs/ai/tasks/sums/{id}:attempts/1");
