@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the sandbox image `plancd-sandbox:python` without any container registry:
 # debootstraps a minimal Debian bookworm root with python3, pip-installs the test and check
-# tools into it, and imports the folder with `docker import`.
+# tools and the model clients into it, npm-installs the coding CLIs (Codex CLI, Claude Code),
+# and imports the folder with `docker import`.
 #
 # The root folder is cached (PLANCD_SANDBOX_ROOT, default /var/cache/plancd/sandbox-root) and
 # can serve the process backend as SessionSpec.root. Idempotent: does nothing when the image
@@ -19,6 +20,11 @@ PY_TOOLS=(pytest pytest-json-report coverage flake8 mypy bandit)
 # The official model API clients: command agents reach models through plancd's gateway with them.
 PY_CLIENTS=(openai anthropic)
 PY_CLIENT_MODULES="openai, anthropic"
+# The coding-agent CLIs, pinned, installed by the host's npm into the root's /opt/npm-clients:
+# Codex CLI runs as its static musl binary and Claude Code as its native (glibc) binary, so the
+# root needs no node runtime; /usr/local/bin/codex and /usr/local/bin/claude point at them.
+NPM_CLIENTS=(@openai/codex@0.171.0 @anthropic-ai/claude-code@2.1.197)
+NPM_DIR=opt/npm-clients
 
 force=0 fresh=0 root_only=0
 for arg in "$@"; do
@@ -26,7 +32,7 @@ for arg in "$@"; do
     --force) force=1 ;;
     --fresh) fresh=1 force=1 ;;
     --root-only) root_only=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +47,11 @@ has_clients() {
   done
 }
 
+# Whether the root holds the npm CLIs (relative links, so this reads the root's own files).
+has_npm_clients() {
+  [ -x "$ROOT/usr/local/bin/codex" ] && [ -x "$ROOT/usr/local/bin/claude" ]
+}
+
 # Whether the root is of the current recipe: python3 with venv's ensurepip (a root built
 # before python3-venv was in the recipe cannot make `python3 -m venv /env`).
 root_current() {
@@ -51,10 +62,11 @@ root_current() {
 # lacks them).
 image_has_clients() {
   docker image inspect "$IMAGE" >/dev/null 2>&1 &&
-    docker run --rm --network none "$IMAGE" python3 -c "import ensurepip, $PY_CLIENT_MODULES" >/dev/null 2>&1
+    docker run --rm --network none "$IMAGE" python3 -c "import ensurepip, $PY_CLIENT_MODULES" >/dev/null 2>&1 &&
+    docker run --rm --network none "$IMAGE" sh -c 'codex --version && HOME=/tmp claude --version' >/dev/null 2>&1
 }
 
-if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && root_current && has_clients && image_has_clients; then
+if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && root_current && has_clients && has_npm_clients && image_has_clients; then
   # A root built by an earlier version lacks the mount points added since.
   [ -w "$ROOT" ] && mkdir -p "$ROOT/run/plancd-net" "$ROOT/env"
   log "$IMAGE and $ROOT exist (use --force to rebuild)"
@@ -86,6 +98,32 @@ pip_in() {
   rm -rf "$dir/root/.cache" "$dir/tmp/host-ca.crt"
 }
 
+# Installs the npm CLIs into the root `$1` with the host's npm (Debian's, when the host has
+# none), and links their native binaries into /usr/local/bin.
+npm_in() {
+  local dir="$1" bin codex claude home
+  command -v npm >/dev/null || {
+    log "installing npm"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  }
+  log "npm install ${NPM_CLIENTS[*]}"
+  mkdir -p "$dir/$NPM_DIR"
+  npm install --prefix "$dir/$NPM_DIR" --no-audit --no-fund --no-update-notifier --loglevel=error "${NPM_CLIENTS[@]}" >&2
+  bin="$dir/usr/local/bin"
+  codex=$(cd "$dir/$NPM_DIR" && compgen -G "node_modules/@openai/codex-linux-*/vendor/*-linux-musl/bin/codex" | head -1)
+  claude=$(cd "$dir/$NPM_DIR" && compgen -G "node_modules/@anthropic-ai/claude-code-linux-*/claude" | grep -v musl | head -1)
+  [ -n "$codex" ] && [ -n "$claude" ] || { echo "build.sh: npm installed no native codex or claude binary" >&2; exit 1; }
+  mkdir -p "$bin"
+  ln -sfn "../../../$NPM_DIR/$codex" "$bin/codex"
+  ln -sfn "../../../$NPM_DIR/$claude" "$bin/claude"
+  chmod -R a+rX "$dir/$NPM_DIR"
+  rm -rf "$dir/root/.npm"
+  home=$(mktemp -d)
+  "$bin/codex" --version >&2 && HOME="$home" "$bin/claude" --version >&2
+  rm -rf "$home"
+}
+
 build_root() {
   local tmp="$ROOT.partial"
   mkdir -p "$(dirname "$ROOT")"
@@ -106,6 +144,7 @@ build_root() {
   # pip inside the root trusts what the host trusts (a proxy's CA, for one), only while building.
   pip_in "$tmp" "${PY_TOOLS[@]}" "${PY_CLIENTS[@]}"
   chroot "$tmp" python3 -c "import pytest, coverage, flake8, mypy, bandit, pytest_jsonreport, $PY_CLIENT_MODULES"
+  npm_in "$tmp"
   # What a sandbox needs and nothing it should not keep.
   # /env: where a prepared environment is mounted (plancd.yaml `environment:`).
   mkdir -p "$tmp/workspace" "$tmp/run/plancd" "$tmp/run/plancd-net" "$tmp/env"
@@ -125,6 +164,10 @@ elif ! has_clients; then
   chroot "$ROOT" python3 -c "import $PY_CLIENT_MODULES"
 else
   log "using the cached root $ROOT"
+fi
+if ! has_npm_clients; then
+  log "adding ${NPM_CLIENTS[*]} to the root $ROOT"
+  npm_in "$ROOT"
 fi
 [ "$root_only" -eq 1 ] && exit 0
 

@@ -2,8 +2,9 @@
 //! chat completions and Responses, Anthropic Messages and Gemini generateContent, whole and
 //! streamed (OpenAI's `data:` chunks ending in `[DONE]`, the Responses API's and Anthropic's
 //! typed events, Gemini's `alt=sse`), usage fields, each provider's 401 for a wrong key and
-//! 429 with `retry-after`. It answers every call with one configured text and records every
-//! request it gets.
+//! 429 with `retry-after`. It answers every call with one configured text, or with scripted
+//! turns ([`Turn`]: a text or a call of one of the client's tools, which drives a real coding
+//! agent such as Codex CLI or Claude Code), and records every request it gets.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,12 +27,45 @@ pub struct FakeConfig {
     pub rate_limited: usize,
     /// A pause before each streamed chunk after the first.
     pub chunk_delay: Duration,
+    /// Scripted replies: the i-th model call answered (a refused one is not counted) gets the
+    /// i-th turn; past the end, `reply`.
+    pub turns: Vec<Turn>,
+}
+
+/// One scripted reply, in the framing of whichever API is asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Turn {
+    /// A text answer, which ends the client's turn.
+    Text(String),
+    /// A call of the client's tool `name` with the arguments `input` (a JSON object).
+    Tool {
+        /// The tool's name as the client offered it (`exec_command`, `Write`, ...).
+        name: String,
+        /// Its arguments.
+        input: Value,
+    },
+}
+
+impl Turn {
+    /// A call of `name` with `input`.
+    pub fn tool(name: &str, input: Value) -> Turn {
+        Turn::Tool { name: name.to_owned(), input }
+    }
+
+    /// The output tokens the fake reports for it: a piece of about a word each, of the text or
+    /// of the call's arguments as JSON.
+    pub fn tokens(&self) -> u64 {
+        match self {
+            Turn::Text(text) => pieces(text).len() as u64,
+            Turn::Tool { input, .. } => pieces(&input.to_string()).len() as u64,
+        }
+    }
 }
 
 impl FakeConfig {
     /// Expects `key`, answers `reply`.
     pub fn new(key: &str, reply: &str) -> FakeConfig {
-        FakeConfig { key: key.to_owned(), reply: reply.to_owned(), rate_limited: 0, chunk_delay: Duration::ZERO }
+        FakeConfig { key: key.to_owned(), reply: reply.to_owned(), rate_limited: 0, chunk_delay: Duration::ZERO, turns: Vec::new() }
     }
 }
 
@@ -146,13 +180,27 @@ async fn answer(State(state): State<Arc<FakeState>>, method: Method, uri: Uri, h
     }
     let model = body.get("model").and_then(Value::as_str).unwrap_or("gemini").to_owned();
     let input = serde_json::to_vec(&body).map_or(1, |b| b.len().div_ceil(4)) as u64;
-    let pieces = pieces(&state.config.reply);
     let stream = match wire {
         Wire::Gemini { stream } => stream,
         _ => body.get("stream").and_then(Value::as_bool).unwrap_or(false),
     };
+    let answered = n - state.config.rate_limited;
+    let text = match state.config.turns.get(answered) {
+        Some(Turn::Tool { name, input: args }) => {
+            let call = ToolCall { id: answered, name, input: args };
+            return if stream {
+                let usage_asked = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+                stream_events(tool_events(wire, &model, &call, input, usage_asked), state.config.chunk_delay)
+            } else {
+                reply(StatusCode::OK, tool_whole(wire, &model, &call, input))
+            };
+        }
+        Some(Turn::Text(text)) => text,
+        None => &state.config.reply,
+    };
+    let pieces = pieces(text);
     if !stream {
-        return reply(StatusCode::OK, whole(wire, &model, &state.config.reply, input, pieces.len() as u64));
+        return reply(StatusCode::OK, whole(wire, &model, text, input, pieces.len() as u64));
     }
     let usage_asked = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
     let events = events(wire, &model, &pieces, input, usage_asked);
@@ -212,6 +260,136 @@ fn whole(wire: Wire, model: &str, text: &str, input: u64, output: u64) -> Value 
             "usage": {"input_tokens": input, "output_tokens": output},
         }),
         Wire::Gemini { .. } => gemini_chunk(model, text, Some("STOP"), input, output),
+    }
+}
+
+/// A scripted tool call: the turn's index names its ids.
+struct ToolCall<'a> {
+    id: usize,
+    name: &'a str,
+    input: &'a Value,
+}
+
+impl ToolCall<'_> {
+    /// The arguments as the APIs that carry them as a string do.
+    fn arguments(&self) -> String {
+        self.input.to_string()
+    }
+
+    /// The Responses API's `function_call` item.
+    fn item(&self, status: &str, arguments: &str) -> Value {
+        json!({"type": "function_call", "id": format!("fc_fake_{}", self.id), "call_id": format!("call_fake_{}", self.id),
+            "name": self.name, "arguments": arguments, "status": status})
+    }
+}
+
+/// A whole reply that calls a tool.
+fn tool_whole(wire: Wire, model: &str, call: &ToolCall<'_>, input: u64) -> Value {
+    let output = pieces(&call.arguments()).len() as u64;
+    match wire {
+        Wire::Chat => json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model, "system_fingerprint": null,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [{"id": format!("call_fake_{}", call.id),
+                "type": "function", "function": {"name": call.name, "arguments": call.arguments()}}]}, "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+        }),
+        Wire::Responses => {
+            let mut r = response_object(model, "", input, output, "completed");
+            r["output"] = json!([call.item("completed", &call.arguments())]);
+            r
+        }
+        Wire::Messages => json!({
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "tool_use", "id": format!("toolu_fake_{}", call.id), "name": call.name, "input": call.input}],
+            "stop_reason": "tool_use", "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": output},
+        }),
+        Wire::Gemini { .. } => json!({
+            "candidates": [{"content": {"parts": [{"functionCall": {"name": call.name, "args": call.input}}], "role": "model"},
+                "finishReason": "STOP", "index": 0}],
+            "modelVersion": model, "usageMetadata": {"promptTokenCount": input, "candidatesTokenCount": output, "totalTokenCount": input + output},
+        }),
+    }
+}
+
+/// The events of a streamed reply that calls a tool, its arguments cut in pieces as the
+/// providers stream them.
+fn tool_events(wire: Wire, model: &str, call: &ToolCall<'_>, input: u64, usage_asked: bool) -> Vec<String> {
+    let data = |v: Value| format!("data: {v}\n\n");
+    let typed = |kind: &str, mut v: Value| {
+        v["type"] = json!(kind);
+        format!("event: {kind}\ndata: {v}\n\n")
+    };
+    let arguments = call.arguments();
+    let pieces = pieces(&arguments);
+    let output = pieces.len() as u64;
+    match wire {
+        Wire::Chat => {
+            let chunk = |delta: Value, finish: Value| {
+                json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+            };
+            let first = json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": format!("call_fake_{}", call.id),
+                "type": "function", "function": {"name": call.name, "arguments": ""}}]});
+            let mut out = vec![data(chunk(first, Value::Null))];
+            out.extend(
+                pieces.iter().map(|p| data(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}), Value::Null))),
+            );
+            out.push(data(chunk(json!({}), json!("tool_calls"))));
+            if usage_asked {
+                out.push(data(json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+                    "choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})));
+            }
+            out.push("data: [DONE]\n\n".to_owned());
+            out
+        }
+        Wire::Responses => {
+            let at = |extra: Value| {
+                let mut v = json!({"item_id": format!("fc_fake_{}", call.id), "output_index": 0});
+                if let (Some(b), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                    b.extend(e.clone());
+                }
+                v
+            };
+            let mut done = response_object(model, "", input, output, "completed");
+            done["output"] = json!([call.item("completed", &arguments)]);
+            let mut out = vec![
+                typed("response.created", json!({"response": response_object(model, "", 0, 0, "in_progress")})),
+                typed("response.output_item.added", json!({"output_index": 0, "item": call.item("in_progress", "")})),
+            ];
+            out.extend(pieces.iter().map(|p| typed("response.function_call_arguments.delta", at(json!({"delta": p})))));
+            out.push(typed("response.function_call_arguments.done", at(json!({"arguments": arguments}))));
+            out.push(typed("response.output_item.done", json!({"output_index": 0, "item": call.item("completed", &arguments)})));
+            out.push(typed("response.completed", json!({"response": done})));
+            for (i, e) in out.iter_mut().enumerate() {
+                *e = e.replacen("{\"", &format!("{{\"sequence_number\":{i},\""), 1);
+            }
+            out
+        }
+        Wire::Messages => {
+            let block = json!({"type": "tool_use", "id": format!("toolu_fake_{}", call.id), "name": call.name, "input": {}});
+            let mut out = vec![
+                typed(
+                    "message_start",
+                    json!({"message": {"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
+                    "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": 1}}}),
+                ),
+                typed("content_block_start", json!({"index": 0, "content_block": block})),
+                typed("ping", json!({})),
+            ];
+            out.extend(
+                pieces
+                    .iter()
+                    .map(|p| typed("content_block_delta", json!({"index": 0, "delta": {"type": "input_json_delta", "partial_json": p}}))),
+            );
+            out.push(typed("content_block_stop", json!({"index": 0})));
+            out.push(typed(
+                "message_delta",
+                json!({"delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": output}}),
+            ));
+            out.push(typed("message_stop", json!({})));
+            out
+        }
+        Wire::Gemini { .. } => vec![format!("data: {}\r\n\r\n", tool_whole(wire, model, call, input))],
     }
 }
 
@@ -363,5 +541,39 @@ mod tests {
         let responses = events(Wire::Responses, "m", &p, 5, false);
         assert!(responses.last().unwrap().starts_with("event: response.completed\ndata: {\"sequence_number\":"), "{responses:?}");
         assert!(events(Wire::Gemini { stream: true }, "m", &p, 5, false).last().unwrap().contains("\"finishReason\":\"STOP\""));
+    }
+
+    #[test]
+    fn a_tool_call_streams_its_arguments_and_ends_the_way_its_api_does() {
+        let input = json!({"cmd": "echo hi"});
+        let call = ToolCall { id: 3, name: "exec_command", input: &input };
+        // (API, what the whole stream must hold, how it must end)
+        let cases = [
+            (Wire::Chat, "\"finish_reason\":\"tool_calls\"", "data: [DONE]\n\n"),
+            (Wire::Responses, "\"call_id\":\"call_fake_3\"", "event: response.completed\n"),
+            (Wire::Messages, "\"stop_reason\":\"tool_use\"", "event: message_stop\n"),
+            (Wire::Gemini { stream: true }, "\"functionCall\":{\"args\":{\"cmd\":\"echo hi\"}", "data: "),
+        ];
+        for (wire, holds, ends) in cases {
+            let events = tool_events(wire, "m", &call, 5, true);
+            let all = events.concat();
+            assert!(all.contains(holds) && events.last().unwrap().starts_with(ends), "{wire:?}: {all}");
+            // The streamed pieces of the arguments add up to the arguments.
+            let streamed: String = events
+                .iter()
+                .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")).and_then(|d| serde_json::from_str::<Value>(d).ok()))
+                .filter_map(|v| {
+                    let piece = v.pointer("/delta/partial_json").or(v.pointer("/choices/0/delta/tool_calls/0/function/arguments"));
+                    let piece = piece.or_else(|| (v["type"] == "response.function_call_arguments.delta").then(|| &v["delta"]));
+                    piece.and_then(Value::as_str).map(str::to_owned)
+                })
+                .collect();
+            if !matches!(wire, Wire::Gemini { .. }) {
+                assert_eq!(serde_json::from_str::<Value>(&streamed).unwrap(), input, "{wire:?}");
+            }
+        }
+        let whole = tool_whole(Wire::Messages, "m", &call, 5);
+        assert_eq!(whole["content"][0]["input"], input);
+        assert_eq!(tool_whole(Wire::Responses, "m", &call, 5)["output"][0]["arguments"], "{\"cmd\":\"echo hi\"}");
     }
 }

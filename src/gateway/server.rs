@@ -127,7 +127,7 @@ struct Kept {
 const KEPT: &str = "gateway.json";
 
 /// The cache key of `body` sent to `identity` over `api`: canonical JSON with durations
-/// masked, and without the fields that name the caller rather than the question.
+/// masked, and without the fields that name the caller or label its items rather than ask.
 pub(super) fn cache_key(api: &Api, identity: &str, body: &Value) -> String {
     fn normalise(v: &mut Value) {
         match v {
@@ -139,8 +139,19 @@ pub(super) fn cache_key(api: &Api, identity: &str, body: &Value) -> String {
     }
     let mut body = body.clone();
     if let Some(obj) = body.as_object_mut() {
-        for field in ["user", "metadata", "safety_identifier", "prompt_cache_key"] {
+        for field in ["user", "metadata", "safety_identifier", "prompt_cache_key", "client_metadata"] {
             obj.remove(field);
+        }
+        // The ids a client gives the items it sends (Codex CLI: a fresh UUIDv7 for each) label
+        // them and ask nothing; an `item_reference` names a stored item by its id, so keeps it.
+        if *api == Api::OpenAiResponses
+            && let Some(Value::Array(items)) = obj.get_mut("input")
+        {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                if item.get("type").and_then(Value::as_str) != Some("item_reference") {
+                    item.remove("id");
+                }
+            }
         }
     }
     normalise(&mut body);
@@ -402,6 +413,16 @@ mod tests {
         assert_eq!(cache_key(&api, "openai/m", &a), cache_key(&api, "openai/m", &b));
         assert_ne!(cache_key(&api, "openai/m", &a), cache_key(&api, "openai/m", &c));
         assert_ne!(cache_key(&api, "openai/m", &a), cache_key(&Api::OpenAiResponses, "openai/m", &a));
+        // Codex CLI's session metadata and fresh item ids; a stored item's reference counts.
+        let codex = |session: &str, reference: &str| {
+            json!({"model": "m", "client_metadata": {"session_id": session}, "input": [
+                {"type": "message", "id": format!("msg_{session}"), "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+                {"type": "function_call_output", "id": format!("fco_{session}"), "call_id": "call_1", "output": "Wall time: 0.0012 seconds"},
+                {"type": "item_reference", "id": reference}]})
+        };
+        let responses = Api::OpenAiResponses;
+        assert_eq!(cache_key(&responses, "openai/m", &codex("s1", "r")), cache_key(&responses, "openai/m", &codex("s2", "r")));
+        assert_ne!(cache_key(&responses, "openai/m", &codex("s1", "r")), cache_key(&responses, "openai/m", &codex("s1", "q")));
         let streamed = json!({"model": "m", "messages": [], "stream": true});
         assert_ne!(cache_key(&api, "openai/m", &streamed), cache_key(&api, "openai/m", &json!({"model": "m", "messages": []})));
     }

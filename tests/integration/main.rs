@@ -6,6 +6,7 @@ mod action;
 mod broken;
 mod browser;
 mod cli;
+mod cli_clients;
 mod commands;
 mod damage;
 mod dashboard;
