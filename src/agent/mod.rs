@@ -1,8 +1,8 @@
 //! Agents play a task's role inside its sandbox session.
 //!
-//! A command agent is any executable: it runs with the workspace as working directory and
-//! `PLANCD_TASK` naming a JSON file that describes the task; the files it changes are its
-//! artifacts, and exit 0 means it finished.
+//! A command agent is any executable: it runs with the workspace as working directory,
+//! `PLANCD_TASK` naming a JSON file that describes the task and `PLANCD_PROMPT` a Markdown brief
+//! of it; the files it changes are its artifacts, and exit 0 means it finished.
 //!
 //! A model agent is a tool-calling loop ([`turns`]) over a chat model ([`model`]): the
 //! controller talks to the model, and only the tools ([`tools`]) touch the sandbox. Its role's
@@ -192,6 +192,12 @@ pub fn task_file_path() -> String {
     format!("{META_DIR}/task.json")
 }
 
+/// The path of the command agent's prompt inside the session: the task's brief in Markdown, for
+/// a coding CLI that takes its instructions as text (`codex exec "$(cat "$PLANCD_PROMPT")"`).
+pub fn prompt_file_path() -> String {
+    format!("{META_DIR}/prompt.md")
+}
+
 /// Runs the agent that the configuration names for `role` in `session`, within `timeout`: its
 /// command, or else its model.
 pub async fn run(
@@ -209,11 +215,13 @@ pub async fn run(
         };
     };
     let json = serde_json::to_vec_pretty(task).expect("a task file always serialises");
-    session.put_meta(&[FileEntry::new("task.json", json)]).await?;
+    let prompt = roles::command_brief(task, &model_agent::checks_for(cx.config, role));
+    session.put_meta(&[FileEntry::new("task.json", json), FileEntry::new("prompt.md", prompt)]).await?;
     let argv = command.argv();
     let mut req = ExecRequest::new(argv.clone(), timeout);
     req.env = vec![
         ("PLANCD_TASK".into(), task_file_path()),
+        ("PLANCD_PROMPT".into(), prompt_file_path()),
         ("PLANCD_WORKSPACE".into(), WORKSPACE.into()),
         ("PLANCD_ROLE".into(), role.to_string()),
         ("PLANCD_ATTEMPT".into(), task.attempt.to_string()),
@@ -303,7 +311,10 @@ mod tests {
     async fn a_command_agent_gets_the_task_file_and_its_environment() {
         let fake = FakeSandbox::new(|req, files| {
             let env: std::collections::HashMap<_, _> = req.env.iter().cloned().collect();
-            files.insert("seen.txt".into(), FileEntry::new("seen.txt", format!("{} {}", env["PLANCD_TASK"], env["PLANCD_ATTEMPT"])));
+            files.insert(
+                "seen.txt".into(),
+                FileEntry::new("seen.txt", format!("{} {} {}", env["PLANCD_TASK"], env["PLANCD_ATTEMPT"], env["PLANCD_PROMPT"])),
+            );
             ExecOutcome { exit_code: Some(0), ..Default::default() }
         });
         let session = fake.create(&SessionSpec::default()).await.unwrap();
@@ -314,7 +325,7 @@ mod tests {
         assert_eq!(run.model, "scripted");
         assert_eq!(run.agent, "coder: command /bin/sh -c ./agent.sh");
         let out = session.get_files(&Default::default()).await.unwrap();
-        assert_eq!(out.files[0].data, b"/run/plancd/task.json 2");
+        assert_eq!(out.files[0].data, b"/run/plancd/task.json 2 /run/plancd/prompt.md");
     }
 
     #[test]

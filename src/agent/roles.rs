@@ -55,6 +55,21 @@ fn list(out: &mut String, title: &str, items: &[String]) {
 /// models to read — nothing that differs between two runs of the same spec (such as result
 /// commits), so that a re-run is served from the response cache.
 pub fn brief(task: &TaskFile, checks: &[&CheckCommand]) -> String {
+    let mut out = brief_body(task, checks);
+    out.push_str("\nThe workspace is your working directory. Use the tools, and call `finish` when the task is done.\n");
+    out
+}
+
+/// The brief a command agent gets as its prompt (the file `PLANCD_PROMPT` names), for a coding
+/// CLI to take as its instructions: [`brief`], without the model agent's tools.
+pub fn command_brief(task: &TaskFile, checks: &[&CheckCommand]) -> String {
+    let mut out = brief_body(task, checks);
+    out.push_str("\nThe workspace is your working directory: make the change there, with your own tools.\n");
+    out
+}
+
+/// What both briefs say.
+fn brief_body(task: &TaskFile, checks: &[&CheckCommand]) -> String {
     let mut out =
         format!("# Task {}/{} (attempt {}): {}\n\n{}\n", task.workflow_id, task.task_id, task.attempt, task.title, task.description.trim());
     list(&mut out, "Files to produce (outputs)", &task.outputs);
@@ -79,7 +94,6 @@ pub fn brief(task: &TaskFile, checks: &[&CheckCommand]) -> String {
     if let Some(instructions) = &task.instructions {
         let _ = write!(out, "\n## A reviewer asked for another attempt\n{}\n", instructions.trim());
     }
-    out.push_str("\nThe workspace is your working directory. Use the tools, and call `finish` when the task is done.\n");
     out
 }
 
@@ -134,6 +148,15 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part:?} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn a_command_agents_brief_says_the_same_without_the_model_agents_tools() {
+        let check = CheckCommand { name: "lint".into(), cmd: "pyflakes .".into(), timeout_seconds: None, roles: vec![] };
+        let (model, command) = (brief(&task_file(), &[&check]), command_brief(&task_file(), &[&check]));
+        let body = model.rsplit_once("\nThe workspace").unwrap().0;
+        assert!(command.starts_with(body) && command.contains("your own tools"), "{command}");
+        assert!(model.contains("call `finish`") && !command.contains("finish"), "{command}");
     }
 
     #[test]

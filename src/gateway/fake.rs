@@ -2,8 +2,9 @@
 //! chat completions and Responses, Anthropic Messages and Gemini generateContent, whole and
 //! streamed (OpenAI's `data:` chunks ending in `[DONE]`, the Responses API's and Anthropic's
 //! typed events, Gemini's `alt=sse`), usage fields, each provider's 401 for a wrong key and
-//! 429 with `retry-after`. It answers every call with one configured text and records every
-//! request it gets.
+//! 429 with `retry-after`. It answers every call with one configured text (or a sequence of
+//! texts, one a call, that drives a real agent through its turns) and records every request it
+//! gets.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,12 +27,31 @@ pub struct FakeConfig {
     pub rate_limited: usize,
     /// A pause before each streamed chunk after the first.
     pub chunk_delay: Duration,
+    /// When not empty, the texts of the replies in turn instead of `reply`: the n-th answered
+    /// call gets the n-th, and the last repeats.
+    pub replies: Vec<String>,
 }
 
 impl FakeConfig {
     /// Expects `key`, answers `reply`.
     pub fn new(key: &str, reply: &str) -> FakeConfig {
-        FakeConfig { key: key.to_owned(), reply: reply.to_owned(), rate_limited: 0, chunk_delay: Duration::ZERO }
+        FakeConfig { key: key.to_owned(), reply: reply.to_owned(), rate_limited: 0, chunk_delay: Duration::ZERO, replies: Vec::new() }
+    }
+
+    /// Expects `key`, answers the n-th answered call with `replies[n]` (the last repeats).
+    pub fn sequence(key: &str, replies: &[&str]) -> FakeConfig {
+        FakeConfig {
+            replies: replies.iter().map(|r| (*r).to_owned()).collect(),
+            ..FakeConfig::new(key, replies.last().copied().unwrap_or_default())
+        }
+    }
+
+    /// The text of the reply to the `answered`-th answered call (from 0).
+    fn reply_to(&self, answered: usize) -> &str {
+        match self.replies.get(answered).or(self.replies.last()) {
+            Some(text) => text,
+            None => &self.reply,
+        }
     }
 }
 
@@ -146,13 +166,14 @@ async fn answer(State(state): State<Arc<FakeState>>, method: Method, uri: Uri, h
     }
     let model = body.get("model").and_then(Value::as_str).unwrap_or("gemini").to_owned();
     let input = serde_json::to_vec(&body).map_or(1, |b| b.len().div_ceil(4)) as u64;
-    let pieces = pieces(&state.config.reply);
+    let text = state.config.reply_to(n - state.config.rate_limited);
+    let pieces = pieces(text);
     let stream = match wire {
         Wire::Gemini { stream } => stream,
         _ => body.get("stream").and_then(Value::as_bool).unwrap_or(false),
     };
     if !stream {
-        return reply(StatusCode::OK, whole(wire, &model, &state.config.reply, input, pieces.len() as u64));
+        return reply(StatusCode::OK, whole(wire, &model, text, input, pieces.len() as u64));
     }
     let usage_asked = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
     let events = events(wire, &model, &pieces, input, usage_asked);
@@ -349,6 +370,37 @@ mod tests {
     fn replies_are_cut_in_word_pieces() {
         assert_eq!(pieces("def f():\n    return 1\n"), ["def ", "f():\n", " ", " ", " ", " ", "return ", "1\n"]);
         assert_eq!(pieces(""), [""]);
+    }
+
+    #[test]
+    fn a_sequence_answers_call_by_call_and_its_last_reply_repeats() {
+        let config = FakeConfig::sequence("k", &["first", "second"]);
+        assert_eq!([0, 1, 2, 7].map(|n| config.reply_to(n)), ["first", "second", "second", "second"]);
+        let one = FakeConfig::new("k", "always");
+        assert_eq!([0, 3].map(|n| one.reply_to(n)), ["always", "always"]);
+    }
+
+    #[tokio::test]
+    async fn a_sequence_is_served_in_turn_after_the_rate_limited_calls() {
+        let mut config = FakeConfig::sequence("k", &["one", "two"]);
+        config.rate_limited = 1;
+        let fake = FakeUpstream::start(config).await.unwrap();
+        let client = crate::agent::model::http::client();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let r = client
+                .post(format!("{}/chat/completions", fake.base_url("openai")))
+                .header("authorization", "Bearer k")
+                .header("content-type", "application/json")
+                .body(json!({"model": "m", "messages": []}).to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            seen.push(format!("{status} {}", body.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or("-")));
+        }
+        assert_eq!(seen, ["429 -", "200 one", "200 two", "200 two"]);
     }
 
     #[test]
