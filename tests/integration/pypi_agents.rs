@@ -136,7 +136,10 @@ fn project(agent: &Agent, fake: &FakeUpstream, backend: &Backend) -> Repo {
     let rewritten = config
         .replace("https://api.openai.com/v1", &fake.base_url("openai"))
         .replace("sandbox:\n  root: /var/cache/plancd/sandbox-root\n", &sandbox)
-        .replace("    command: >-\n      ", "    command: >-\n      env | sort; printenv OPENAI_API_KEY > add_token.txt;\n      ")
+        .replace(
+            "    command: >-\n      ",
+            &format!("    command: >-\n      env | sort; printenv OPENAI_API_KEY > add_token.txt; export TZ={};\n      ", noon()),
+        )
         .replace("roles:\n", "roles:\n  tester: { command: [\"python3\", \"agents/probe.py\"], model: default }\n");
     assert_eq!(rewritten.matches("add_token.txt").count(), 1, "the example's coder is not where expected:\n{config}");
     repo.write("plancd.yaml", &rewritten);
@@ -146,6 +149,14 @@ fn project(agent: &Agent, fake: &FakeUpstream, backend: &Backend) -> Repo {
     repo.write("plans/sums.yaml", &format!("{plan}{probe}"));
     repo.commit("the example, against the local upstream, with a probe of the coder's token");
     repo
+}
+
+/// A time zone where it is about noon now. aider's system prompt carries the date: with it, a
+/// run and its replay a minute later see the same date whenever the test runs.
+fn noon() -> String {
+    let hour = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 3600 % 24;
+    // POSIX TZ: `PLANCD-3` is three hours east of UTC.
+    format!("PLANCD{}", hour as i64 - 12)
 }
 
 fn status(repo: &Repo, task: &str) -> Value {
