@@ -2,7 +2,8 @@
 # Builds the sandbox image `plancd-sandbox:python` without any container registry:
 # debootstraps a minimal Debian bookworm root with python3, pip-installs the test and check
 # tools and the model clients into it, npm-installs the coding CLIs (Codex CLI, Claude Code),
-# and imports the folder with `docker import`.
+# pip-installs the coding agents (aider, mini-swe-agent), each into a venv of its own, and
+# imports the folder with `docker import`.
 #
 # The root folder is cached (PLANCD_SANDBOX_ROOT, default /var/cache/plancd/sandbox-root) and
 # can serve the process backend as SessionSpec.root. Idempotent: does nothing when the image
@@ -17,6 +18,10 @@ ROOT="${PLANCD_SANDBOX_ROOT:-/var/cache/plancd/sandbox-root}"
 SUITE="${PLANCD_SANDBOX_SUITE:-bookworm}"
 MIRROR="${PLANCD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PY_TOOLS=(pytest pytest-json-report coverage flake8 mypy bandit)
+# Coding agents from PyPI, pinned, each in a venv of its own under /opt/<name> (their pinned
+# dependencies never touch the system packages the tests use), entry points linked into
+# /usr/local/bin: "name requirement entry-points...".
+PY_AGENTS=("aider aider-chat==0.86.2 aider" "mini-swe-agent mini-swe-agent==2.4.6 mini")
 # The official model API clients: command agents reach models through plancd's gateway with them.
 PY_CLIENTS=(openai anthropic)
 PY_CLIENT_MODULES="openai, anthropic"
@@ -32,12 +37,32 @@ for arg in "$@"; do
     --force) force=1 ;;
     --fresh) fresh=1 force=1 ;;
     --root-only) root_only=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
 
 log() { echo "images: $*" >&2; }
+
+# Whether the root holds each agent of PY_AGENTS at its pinned version (a marker written last,
+# so an interrupted install counts as missing).
+has_agents() {
+  local agent name req
+  for agent in "${PY_AGENTS[@]}"; do
+    read -r name req _ <<<"$agent"
+    [ "$(cat "$ROOT/opt/$name/.plancd-installed" 2>/dev/null)" = "$req" ] || return 1
+  done
+}
+
+# Whether the image holds the agents (one imported before they were added lacks them).
+image_has_agents() {
+  local agent name req probe=true
+  for agent in "${PY_AGENTS[@]}"; do
+    read -r name req _ <<<"$agent"
+    probe+=" && grep -qxF '$req' /opt/$name/.plancd-installed"
+  done
+  docker run --rm --network none "$IMAGE" sh -c "$probe" >/dev/null 2>&1
+}
 
 # Whether the root holds the clients (read from its files: no root needed to ask).
 has_clients() {
@@ -66,7 +91,7 @@ image_has_clients() {
     docker run --rm --network none "$IMAGE" sh -c 'codex --version && HOME=/tmp claude --version' >/dev/null 2>&1
 }
 
-if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && root_current && has_clients && has_npm_clients && image_has_clients; then
+if [ "$root_only" -eq 0 ] && [ "$force" -eq 0 ] && root_current && has_clients && has_npm_clients && image_has_clients && has_agents && image_has_agents; then
   # A root built by an earlier version lacks the mount points added since.
   [ -w "$ROOT" ] && mkdir -p "$ROOT/run/plancd-net" "$ROOT/env"
   log "$IMAGE and $ROOT exist (use --force to rebuild)"
@@ -91,7 +116,7 @@ pip_in() {
   done
   chroot "$dir" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root PIP_NO_CACHE_DIR=1 \
     PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "${pass[@]}" \
-    python3 -m pip install -q --no-warn-script-location --break-system-packages "$@"
+    "${PIP_PYTHON:-python3}" -m pip install -q --no-warn-script-location --break-system-packages "$@"
   umount "$dir/proc"
   trap - EXIT
   : >"$dir/etc/resolv.conf"
@@ -122,6 +147,43 @@ npm_in() {
   home=$(mktemp -d)
   "$bin/codex" --version >&2 && HOME="$home" "$bin/claude" --version >&2
   rm -rf "$home"
+}
+
+# Installs each agent of PY_AGENTS that the root `$1` lacks into a fresh venv /opt/<name>, and
+# links its entry points into /usr/local/bin.
+agents_in() {
+  local dir="$1" agent name req bins bin
+  for agent in "${PY_AGENTS[@]}"; do
+    read -r name req bins <<<"$agent"
+    [ "$(cat "$dir/opt/$name/.plancd-installed" 2>/dev/null)" = "$req" ] && continue
+    rm -rf "${dir:?}/opt/$name"
+    chroot "$dir" python3 -m venv "/opt/$name"
+    PIP_PYTHON="/opt/$name/bin/python" pip_in "$dir" "$req"
+    for bin in $bins; do
+      [ -x "$dir/opt/$name/bin/$bin" ] || { echo "build.sh: $req has no entry point $bin" >&2; exit 1; }
+      ln -sfn "/opt/$name/bin/$bin" "$dir/usr/local/bin/$bin"
+    done
+    [ "$name" = aider ] && aider_metadata "$dir"
+    echo "$req" >"$dir/opt/$name/.plancd-installed"
+  done
+}
+
+# Writes /opt/aider/model-metadata.json in the root `$1` from LiteLLM's bundled model map, keyed
+# as aider names the models (`openai/gpt-4o-mini`): with `--model-metadata-file` it, aider finds
+# a model's context window there instead of fetching the map from the internet at start.
+aider_metadata() {
+  chroot "$1" /opt/aider/bin/python - <<'PY'
+import glob, json
+src = glob.glob("/opt/aider/lib/python3*/site-packages/litellm/model_prices_and_context_window_backup.json")[0]
+keep = ("max_tokens", "max_input_tokens", "max_output_tokens", "input_cost_per_token", "output_cost_per_token", "litellm_provider", "mode")
+out = {}
+for name, info in json.load(open(src)).items():
+    provider = isinstance(info, dict) and info.get("litellm_provider")
+    if provider in ("openai", "anthropic", "gemini") and info.get("mode") == "chat":
+        out[name if name.startswith(provider + "/") else f"{provider}/{name}"] = {k: info[k] for k in keep if k in info}
+with open("/opt/aider/model-metadata.json", "w") as f:
+    json.dump(out, f, indent=0)
+PY
 }
 
 build_root() {
@@ -169,6 +231,7 @@ if ! has_npm_clients; then
   log "adding ${NPM_CLIENTS[*]} to the root $ROOT"
   npm_in "$ROOT"
 fi
+has_agents || agents_in "$ROOT"
 [ "$root_only" -eq 1 ] && exit 0
 
 log "docker import $IMAGE"

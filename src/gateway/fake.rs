@@ -4,7 +4,8 @@
 //! typed events, Gemini's `alt=sse`), usage fields, each provider's 401 for a wrong key and
 //! 429 with `retry-after`. It answers every call with one configured text, or with scripted
 //! turns ([`Turn`]: a text or a call of one of the client's tools, which drives a real coding
-//! agent such as Codex CLI or Claude Code), and records every request it gets.
+//! agent such as Codex CLI, Claude Code, aider or mini-swe-agent), and records every request it
+//! gets.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,6 +67,15 @@ impl FakeConfig {
     /// Expects `key`, answers `reply`.
     pub fn new(key: &str, reply: &str) -> FakeConfig {
         FakeConfig { key: key.to_owned(), reply: reply.to_owned(), rate_limited: 0, chunk_delay: Duration::ZERO, turns: Vec::new() }
+    }
+
+    /// Expects `key`, answers the n-th answered call with the text `replies[n]` (the last
+    /// repeats).
+    pub fn sequence(key: &str, replies: &[&str]) -> FakeConfig {
+        FakeConfig {
+            turns: replies.iter().map(|r| Turn::Text((*r).to_owned())).collect(),
+            ..FakeConfig::new(key, replies.last().copied().unwrap_or_default())
+        }
     }
 }
 
@@ -527,6 +537,29 @@ mod tests {
     fn replies_are_cut_in_word_pieces() {
         assert_eq!(pieces("def f():\n    return 1\n"), ["def ", "f():\n", " ", " ", " ", " ", "return ", "1\n"]);
         assert_eq!(pieces(""), [""]);
+    }
+
+    #[tokio::test]
+    async fn a_sequence_is_served_in_turn_after_the_rate_limited_calls() {
+        let mut config = FakeConfig::sequence("k", &["one", "two"]);
+        config.rate_limited = 1;
+        let fake = FakeUpstream::start(config).await.unwrap();
+        let client = crate::agent::model::http::client();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let r = client
+                .post(format!("{}/chat/completions", fake.base_url("openai")))
+                .header("authorization", "Bearer k")
+                .header("content-type", "application/json")
+                .body(json!({"model": "m", "messages": []}).to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            seen.push(format!("{status} {}", body.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or("-")));
+        }
+        assert_eq!(seen, ["429 -", "200 one", "200 two", "200 two"]);
     }
 
     #[test]

@@ -158,6 +158,24 @@ fn new_token() -> std::io::Result<SecretString> {
     Ok(SecretString::from(format!("plancd-gw-{hex}")))
 }
 
+/// The variables that name the model to the clients: the provider's SDK variable, and for the
+/// agents built on LiteLLM (aider, mini-swe-agent) the model as `<provider>/<model>` and
+/// LiteLLM's bundled price map (a session has no internet to fetch it from).
+fn model_vars(provider: Provider, model: &str) -> Vec<(&'static str, String)> {
+    let (sdk, litellm) = match provider {
+        Provider::Anthropic => ("ANTHROPIC_MODEL", "anthropic"),
+        Provider::Gemini => ("GEMINI_MODEL", "gemini"),
+        Provider::Openai | Provider::Scripted => ("OPENAI_MODEL", "openai"),
+    };
+    let litellm = format!("{litellm}/{model}");
+    vec![
+        (sdk, model.to_owned()),
+        ("AIDER_MODEL", litellm.clone()),
+        ("MSWEA_MODEL_NAME", litellm),
+        ("LITELLM_LOCAL_MODEL_COST_MAP", "True".to_owned()),
+    ]
+}
+
 impl Gateway {
     /// Starts the gateway of one attempt on a socket of its own.
     pub async fn open(opening: Opening) -> Result<Gateway, GatewayError> {
@@ -212,8 +230,8 @@ impl Gateway {
     }
 
     /// The variables the common clients read, pointing at the gateway with the token: the
-    /// official OpenAI, Anthropic and Google SDKs, Codex CLI, Claude Code, Gemini CLI, aider
-    /// and LiteLLM. Never the real key.
+    /// official OpenAI, Anthropic and Google SDKs, Codex CLI, Claude Code, Gemini CLI, aider,
+    /// mini-swe-agent and LiteLLM. Never the real key.
     pub fn env(&self) -> Vec<(String, String)> {
         let base = format!("http://127.0.0.1:{PORT}");
         let token = self.shared.token.expose_secret().to_owned();
@@ -233,12 +251,7 @@ impl Gateway {
             ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
             ("no_proxy", "127.0.0.1,localhost".to_owned()),
         ];
-        let model_var = match self.shared.upstream.provider {
-            Provider::Anthropic => "ANTHROPIC_MODEL",
-            Provider::Gemini => "GEMINI_MODEL",
-            Provider::Openai | Provider::Scripted => "OPENAI_MODEL",
-        };
-        env.push((model_var, model));
+        env.extend(model_vars(self.shared.upstream.provider, &model));
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 

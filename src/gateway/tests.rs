@@ -318,3 +318,16 @@ fn a_scripted_model_cannot_serve_a_command_agent() {
     let err = Upstream::open("s", &config, &Env::default()).err().unwrap();
     assert!(err.to_string().contains("no API to forward to"), "{err}");
 }
+
+#[test]
+fn each_client_is_told_the_model_in_its_own_variable() {
+    let vars = |provider| model_vars(provider, "m-1").into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+    let tail = "LITELLM_LOCAL_MODEL_COST_MAP=True";
+    for (provider, want) in [
+        (Provider::Openai, format!("OPENAI_MODEL=m-1 AIDER_MODEL=openai/m-1 MSWEA_MODEL_NAME=openai/m-1 {tail}")),
+        (Provider::Anthropic, format!("ANTHROPIC_MODEL=m-1 AIDER_MODEL=anthropic/m-1 MSWEA_MODEL_NAME=anthropic/m-1 {tail}")),
+        (Provider::Gemini, format!("GEMINI_MODEL=m-1 AIDER_MODEL=gemini/m-1 MSWEA_MODEL_NAME=gemini/m-1 {tail}")),
+    ] {
+        assert_eq!(vars(provider), want, "{provider:?}");
+    }
+}

@@ -26,6 +26,7 @@ mod manage;
 mod models;
 mod observe;
 mod operations;
+mod pypi_agents;
 mod reconcile;
 mod replicas;
 mod sandbox;
