@@ -10,7 +10,6 @@
 
 pub mod actions;
 pub mod api;
-pub mod dag;
 pub mod html;
 pub mod model;
 pub mod pages;
