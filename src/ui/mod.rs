@@ -88,12 +88,27 @@ pub struct UiSource {
     pub last_pass: Mutex<Option<PassInfo>>,
     /// The data last read, and the refs it was read at.
     cache: Mutex<Option<model::Cached>>,
+    /// The task records read so far, by commit: a read after a ref moved reads only what moved.
+    records: Arc<crate::state::RecordCache>,
 }
 
 impl UiSource {
     /// A source with nothing read yet.
     pub fn new(name: &str, path: PathBuf, branch: Option<String>, trigger: Option<mpsc::UnboundedSender<Trigger>>) -> UiSource {
-        UiSource { name: name.to_owned(), path, branch, trigger, last_pass: Mutex::new(None), cache: Mutex::new(None) }
+        UiSource {
+            name: name.to_owned(),
+            path,
+            branch,
+            trigger,
+            last_pass: Mutex::new(None),
+            cache: Mutex::new(None),
+            records: Arc::default(),
+        }
+    }
+
+    /// The source's store, reading each status commit once over the dashboard's life.
+    pub fn store(&self) -> Result<crate::state::Store, crate::state::StateError> {
+        Ok(crate::state::Store::open(&self.path)?.with_records(self.records.clone()))
     }
 
     /// Notes the end of a pass.

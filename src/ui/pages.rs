@@ -62,8 +62,7 @@ pub async fn task(State(d): State<Arc<Dashboard>>, Path((wf, task)): Path<(Strin
     let dash = d.clone();
     let view = blocking(move || {
         let (source, data) = model::find_workflow(&dash.sources, &dash.env, &wf, None)?;
-        let deps = data.workflows.iter().find(|w| w.summary.id == wf).and_then(|w| w.dependencies.get(&task).cloned()).unwrap_or_default();
-        model::task_view(&source, &dash.env, &TaskKey::new(&wf, &task), deps)
+        model::task_view(&source, &data, &TaskKey::new(&wf, &task))
     })
     .await;
     match view {
