@@ -438,6 +438,10 @@ impl Store {
                 handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
             })
         };
+        if let Some(records) = &self.records {
+            // A whole listing knows every tip: what is kept of older commits is let go.
+            records.retain_tips(tips.iter().map(|(_, tip)| tip));
+        }
         let mut out = BTreeMap::new();
         for item in parts.into_iter().flatten() {
             match item {

@@ -269,7 +269,6 @@ pub fn source_data(source: &UiSource, env: &Env) -> Result<Arc<SourceData>, UiEr
     if let Some(c) = cache.as_ref().filter(|c| c.tips == tips && c.read.elapsed() < FRESH_FOR) {
         return Ok(c.data.clone());
     }
-    source.records.retain_tips(tips.tasks.values());
     let plan_key = tips.plan_key(&source.path);
     let kept = cache.as_ref().and_then(|c| c.plans.as_ref()).filter(|(key, _)| *key == plan_key).map(|(_, s)| s.clone());
     let snapshot = match kept {
