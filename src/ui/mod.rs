@@ -3,8 +3,9 @@
 //! the operations of the command line; `plancd status -o html` writes the same pages as files.
 //!
 //! One data model ([`model`]) is built from what `plancd status` and `plancd describe` read,
-//! kept per source until a ref it was read from moves; [`api`] serves it as JSON, [`pages`] as
-//! HTML (with [`dag`] drawing the graph as SVG), [`sse`] tells open pages when refs move, and
+//! kept per source until a ref it was read from moves (and each task record by the commit it
+//! was read from); [`api`] serves it as JSON, [`pages`] as HTML (with [`crate::render::svg`]
+//! drawing the graph), [`sse`] tells open pages when refs move, and
 //! [`actions`] turns a button into the record `plancd approve` (or retry, suspend, resume)
 //! writes.
 
