@@ -435,8 +435,8 @@ impl Metrics {
     /// Each workflow's time from plan commit to satisfied, as `store`'s records of the tasks the
     /// plans at `snapshot` name say: 0 for a workflow with a task not satisfied.
     pub fn count_satisfied(&self, source: &str, snapshot: &Snapshot, store: &Store) {
-        let repo = store.repo();
-        let commit_time = |id: &str| Some(repo.find_commit(git2::Oid::from_str(id).ok()?).ok()?.time().seconds());
+        // A repository handle only for the moment: the store's are shared with running passes.
+        let commit_time = |id: &str| Some(store.repo().find_commit(git2::Oid::from_str(id).ok()?).ok()?.time().seconds());
         for plan in &snapshot.plans {
             let workflow = &plan.list.todo_list_id;
             let tasks = plan.list.tasks.iter().map(|t| {
