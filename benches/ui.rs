@@ -7,7 +7,9 @@
 //! 2. the first overview after a ref moved (one read of plans and refs), against the same; and
 //!    with a page listening to the event stream, the time from the move to its event (the
 //!    source is read again before it goes out) and the overview's then;
-//! 3. one workflow's page of 200 tasks (`GET /api/v1/workflows/<wf>`).
+//! 3. one workflow's page of 200 tasks (`GET /api/v1/workflows/<wf>`);
+//! 4. one task's page (`GET /api/v1/workflows/<wf>/tasks/<task>`), the first after its ref moved
+//!    and again with nothing moved.
 //!
 //! Run with `cargo bench --bench ui`. Prints medians and ratios; asserts nothing, because timing
 //! on shared machines is noisy.
@@ -139,6 +141,16 @@ fn main() {
         store.append(&key, Some(tip), &status, &[]).expect("append");
         cold.push(get(port, "/api/v1/workflows").0);
     }
+    // A task's page: the first read after its ref moved, then again with nothing moved.
+    let (mut task_cold, mut task_warm) = (Vec::new(), Vec::new());
+    for i in 0..5 {
+        let key = TaskKey::new("wf002", "t013");
+        let (tip, mut status) = store.status(&key).expect("read").expect("exists");
+        status.message = format!("task page {i}");
+        store.append(&key, Some(tip), &status, &[]).expect("append");
+        task_cold.push(get(port, "/api/v1/workflows/wf002/tasks/t013").0);
+        task_warm.push(get(port, "/api/v1/workflows/wf002/tasks/t013").0);
+    }
     let mut api: Vec<Duration> = (0..RUNS).map(|_| get(port, "/api/v1/workflows").0).collect();
     let (_, page_bytes) = get(port, "/ui");
     let mut page: Vec<Duration> = (0..RUNS).map(|_| get(port, "/ui").0).collect();
@@ -203,5 +215,13 @@ fn main() {
         "one workflow's page of 200 tasks, GET /api/v1/workflows/wf050: p50 {:.1} ms ({:.3}x of status)",
         ms(wf50),
         wf50.as_secs_f64() / base.as_secs_f64()
+    );
+    let (cold50, warm50) = (percentile(&mut task_cold, 0.5), percentile(&mut task_warm, 0.5));
+    println!(
+        "one task's page, GET /api/v1/workflows/wf002/tasks/t013: the first after its ref moved p50 {:.1} ms ({:.2}x of status), again with nothing moved p50 {:.1} ms ({:.3}x)",
+        ms(cold50),
+        cold50.as_secs_f64() / base.as_secs_f64(),
+        ms(warm50),
+        warm50.as_secs_f64() / base.as_secs_f64()
     );
 }

@@ -33,6 +33,10 @@
 //!   folder that `plancd logs -f` and `plancd serve` follow.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
+//! - [`render`] draws what people read of a workflow's graph, from one model and with one
+//!   node-id scheme: Mermaid for `plancd graph`, `plancd status -o mermaid`, pull request bodies
+//!   and job summaries, Graphviz dot, and the dashboard's SVG. Everything above calls down into
+//!   it, the engine included; it reads nothing itself.
 //! - [`ui`] is the dashboard `plancd serve` serves (pages, a JSON API, live updates, the
 //!   operations when enabled) and `plancd status -o html` writes, from the data
 //!   [`ops::status`] and [`ops::describe`] read.
@@ -49,6 +53,7 @@ mod par;
 pub mod publish;
 pub mod reconcile;
 pub mod remote;
+pub mod render;
 pub mod spec;
 pub mod state;
 pub mod telemetry;

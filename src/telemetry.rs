@@ -174,6 +174,16 @@ pub struct Metrics {
     pub forge_failures: Family<SourceLabel, Counter>,
     /// Tasks ready to run but not yet started.
     pub queue_depth: Family<SourceLabel, Gauge>,
+    /// Attempts a task's success took (its own and its branch todos'), by workflow and role.
+    pub attempts_per_success: Family<RoleLabels, Histogram>,
+    /// How deep the branch todos of a task's success went (0: it passed on its own).
+    pub branch_depth_per_success: Family<RoleLabels, Histogram>,
+    /// Seconds from the plan commit to every task of the workflow satisfied (0 until they are).
+    pub time_to_satisfied: Family<WorkflowLabels, Gauge<f64, AtomicU64>>,
+    /// Forge requests left in the rate limit's window, from the forge's last answer.
+    pub forge_rate_limit_remaining: Family<SourceLabel, Gauge>,
+    /// The forge's requests per rate limit window (0 until it answered with one).
+    pub forge_rate_limit: Family<SourceLabel, Gauge>,
 }
 
 impl Metrics {
@@ -199,6 +209,11 @@ impl Metrics {
             push_failures: Family::default(),
             forge_failures: Family::default(),
             queue_depth: Family::default(),
+            attempts_per_success: Family::new_with_constructor(|| Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0])),
+            branch_depth_per_success: Family::new_with_constructor(|| Histogram::new([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])),
+            time_to_satisfied: Family::default(),
+            forge_rate_limit_remaining: Family::default(),
+            forge_rate_limit: Family::default(),
         };
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
         for kind in ["agent", "check", "test"] {
@@ -227,6 +242,31 @@ impl Metrics {
         r.register("git_push_failures", "Pushes to a remote that failed", m.push_failures.clone());
         r.register("forge_failures", "Forge requests (pull requests, issues, commit statuses) that failed", m.forge_failures.clone());
         r.register("queue_depth", "Tasks ready to run and not yet started", m.queue_depth.clone());
+        r.register(
+            "attempts_per_success",
+            "Attempts a task's success took, its own and its branch todos', by workflow and the task's role",
+            m.attempts_per_success.clone(),
+        );
+        r.register(
+            "branch_depth_per_success",
+            "How deep the branch todos behind a task's success went (0: it passed on its own), by workflow and role",
+            m.branch_depth_per_success.clone(),
+        );
+        r.register(
+            "workflow_time_to_satisfied_seconds",
+            "Seconds from the plan commit the workflow's results were made from to its last task's success; 0 while a task is not satisfied",
+            m.time_to_satisfied.clone(),
+        );
+        r.register(
+            "forge_rate_limit_remaining",
+            "Forge API requests left in the rate limit window, from the last answer's x-ratelimit-remaining (0 before any)",
+            m.forge_rate_limit_remaining.clone(),
+        );
+        r.register(
+            "forge_rate_limit",
+            "Forge API requests the rate limit window allows, from the last answer's x-ratelimit-limit (0 before any)",
+            m.forge_rate_limit.clone(),
+        );
         (m, r)
     }
 
@@ -241,6 +281,8 @@ impl Metrics {
         let _ = self.push_failures.get_or_create(&label);
         let _ = self.forge_failures.get_or_create(&label);
         let _ = self.queue_depth.get_or_create(&label);
+        let _ = self.forge_rate_limit_remaining.get_or_create(&label);
+        let _ = self.forge_rate_limit.get_or_create(&label);
     }
 
     /// Every series of the workflows the plans at `snapshot` name, at 0 where not yet counted:
@@ -251,6 +293,7 @@ impl Metrics {
             let workflow = plan.list.todo_list_id.as_str();
             let wf = WorkflowLabels { source: source.into(), workflow: workflow.into() };
             let _ = self.spend.get_or_create(&wf);
+            let _ = self.time_to_satisfied.get_or_create(&wf);
             self.budget.get_or_create(&wf).set(snapshot.config.budget.usd_per_workflow.unwrap_or(0.0));
             for phase in Phase::ALL {
                 let labels = PhaseLabels { source: source.into(), workflow: workflow.into(), phase: phase.as_str().into() };
@@ -263,8 +306,10 @@ impl Metrics {
             }
             for role in ROLES {
                 let role_name = role.to_string();
-                let _ =
-                    self.retries.get_or_create(&RoleLabels { source: source.into(), workflow: workflow.into(), role: role_name.clone() });
+                let labels = RoleLabels { source: source.into(), workflow: workflow.into(), role: role_name.clone() };
+                let _ = self.retries.get_or_create(&labels);
+                let _ = self.attempts_per_success.get_or_create(&labels);
+                let _ = self.branch_depth_per_success.get_or_create(&labels);
                 for outcome in OUTCOMES {
                     let labels = AttemptLabels {
                         source: source.into(),
@@ -345,6 +390,16 @@ impl Metrics {
             Event::Exec { kind, duration } => {
                 self.exec_duration.get_or_create(&ExecLabels { kind: (*kind).into() }).observe(duration.as_secs_f64())
             }
+            Event::Satisfied { key, role, attempts, branch_depth } => {
+                let labels = RoleLabels { source: source.into(), workflow: key.workflow.clone(), role: role.clone() };
+                self.attempts_per_success.get_or_create(&labels).observe(f64::from(*attempts));
+                self.branch_depth_per_success.get_or_create(&labels).observe(f64::from(*branch_depth));
+            }
+            Event::ForgeRateLimit(limit) => {
+                let label = SourceLabel { source: source.into() };
+                self.forge_rate_limit_remaining.get_or_create(&label).set(i64::try_from(limit.remaining).unwrap_or(i64::MAX));
+                self.forge_rate_limit.get_or_create(&label).set(i64::try_from(limit.limit).unwrap_or(i64::MAX));
+            }
             Event::Step { .. } => {}
             Event::Queue { ready } => {
                 self.queue_depth.get_or_create(&SourceLabel { source: source.into() }).set(i64::try_from(*ready).unwrap_or(i64::MAX));
@@ -377,6 +432,26 @@ impl Metrics {
         }
     }
 
+    /// Each workflow's time from plan commit to satisfied, as `store`'s records of the tasks the
+    /// plans at `snapshot` name say: 0 for a workflow with a task not satisfied.
+    pub fn count_satisfied(&self, source: &str, snapshot: &Snapshot, store: &Store) {
+        // A repository handle only for the moment: the store's are shared with running passes.
+        let commit_time = |id: &str| Some(store.repo().find_commit(git2::Oid::from_str(id).ok()?).ok()?.time().seconds());
+        for plan in &snapshot.plans {
+            let workflow = &plan.list.todo_list_id;
+            let tasks = plan.list.tasks.iter().map(|t| {
+                let key = crate::state::TaskKey::new(workflow, &t.id);
+                let (_, s) = store.status(&key).ok().flatten()?;
+                let current = s.phase == Phase::Succeeded && s.spec_hash.is_some() && s.spec_hash.as_ref() == snapshot.hashes.get(&key);
+                current.then_some(())?;
+                Some((commit_time(s.plan_commit.as_deref()?)?, s.finished_at.unwrap_or(s.updated_at).as_second()))
+            });
+            let seconds = time_to_satisfied(tasks).unwrap_or(0);
+            let labels = WorkflowLabels { source: source.into(), workflow: workflow.clone() };
+            self.time_to_satisfied.get_or_create(&labels).set(seconds as f64);
+        }
+    }
+
     /// Notes a pass that ended well, now.
     pub fn pass_succeeded(&self, source: &str) {
         let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
@@ -384,7 +459,17 @@ impl Metrics {
     }
 }
 
-/// The `outcome` label of an attempt's end (one of [`OUTCOMES`]).
+/// Seconds from the newest plan commit a workflow's results were made from to its last task's
+/// success, given each task's `(plan commit time, success time)` in Unix seconds or `None` for a
+/// task not satisfied: `None` unless every task is (and there is one).
+pub fn time_to_satisfied(tasks: impl IntoIterator<Item = Option<(i64, i64)>>) -> Option<i64> {
+    let mut newest: Option<(i64, i64)> = None;
+    for (committed, succeeded) in tasks.into_iter().collect::<Option<Vec<_>>>()? {
+        newest = Some(newest.map_or((committed, succeeded), |(c, s)| (c.max(committed), s.max(succeeded))));
+    }
+    newest.map(|(committed, succeeded)| (succeeded - committed).max(0))
+}
+
 /// The registry in Prometheus's text format.
 pub fn encode(registry: &Registry) -> String {
     let mut out = String::new();
@@ -447,6 +532,21 @@ pub type SharedRegistry = Arc<Registry>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workflow_is_timed_from_its_newest_plan_commit_to_its_last_success_once_all_are_satisfied() {
+        type Times = Vec<Option<(i64, i64)>>;
+        let rows: [(&str, Times, Option<i64>); 5] = [
+            ("one task", vec![Some((100, 160))], Some(60)),
+            ("a re-planned task: from the newest commit to the last success", vec![Some((100, 160)), Some((200, 290))], Some(90)),
+            ("a task not satisfied", vec![Some((100, 160)), None], None),
+            ("no tasks", vec![], None),
+            ("a clock that went back counts nothing", vec![Some((300, 290))], Some(0)),
+        ];
+        for (name, tasks, want) in rows {
+            assert_eq!(time_to_satisfied(tasks), want, "{name}");
+        }
+    }
 
     #[test]
     fn the_log_level_follows_mode_flags_and_rust_log() {

@@ -158,6 +158,15 @@ pub enum Permission {
     Admin,
 }
 
+/// The API's request budget as its last answer gave it (GitHub's `x-ratelimit-*` headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests left in the current window.
+    pub remaining: u64,
+    /// Requests the window allows.
+    pub limit: u64,
+}
+
 /// The hidden marker of a sticky comment or issue: `<!-- plancd:<key> -->`.
 pub fn marker(key: &str) -> String {
     format!("<!-- plancd:{key} -->")
@@ -201,6 +210,11 @@ pub trait Forge: Send + Sync {
 
     /// A token git may use to push to the forge's repositories, if the forge has one.
     async fn git_token(&self) -> Result<Option<SecretString>, ForgeError>;
+
+    /// The request budget the forge's last answer reported; `None` before any, or without one.
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
+    }
 }
 
 /// Opens the forge the configuration names: GitHub, or none.

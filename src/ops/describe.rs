@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::events::{EventRow, EventsOptions, events};
+use super::events::{EventRow, EventsOptions, events_in};
 use super::manage::ManageError;
-use super::status::{StatusRow, status};
+use super::status::{StatusRow, report};
 use crate::config::Env;
 use crate::reconcile::Snapshot;
 use crate::state::{
@@ -213,26 +213,34 @@ struct Report {
 /// Describes `key`, with the plans read at `branch` (or the configured watched branch).
 pub fn describe(repo: &Path, branch: Option<&str>, env: &Env, key: &TaskKey) -> Result<Description, ManageError> {
     let store = Store::open(repo)?;
-    let snapshot = Snapshot::load(store.path(), branch, env).ok();
+    let snapshot = Snapshot::load(store.path(), branch, env).map_err(|e| e.to_string());
+    let row = report(&store, snapshot.as_ref().map_err(Clone::clone), Some(&key.to_string()))?
+        .tasks
+        .into_iter()
+        .find(|r| r.workflow == key.workflow && r.task == key.task);
+    describe_in(&store, snapshot.as_ref().ok(), row, key)
+}
+
+/// Describes `key` from what a caller has read already: `store`, the plans (when they loaded)
+/// and the task's status row (what `plancd status` says of it, when it has one).
+pub fn describe_in(store: &Store, snapshot: Option<&Snapshot>, row: Option<StatusRow>, key: &TaskKey) -> Result<Description, ManageError> {
     // A task of the plan that never ran is described too: its spec and what it waits for.
     let record = match store.status(key)? {
         Some((_, record)) => record,
-        None if snapshot.as_ref().is_some_and(|s| s.task(key).is_some()) => {
+        None if snapshot.is_some_and(|s| s.task(key).is_some()) => {
             TaskStatus::new(&key.workflow, &key.task, Phase::Pending, jiff::Timestamp::now())
         }
         None => return Err(ManageError::UnknownTask(key.clone())),
     };
     let history = store.history(key)?;
-    let row: Option<StatusRow> =
-        status(repo, branch, env, Some(&key.to_string()))?.tasks.into_iter().find(|r| r.workflow == key.workflow && r.task == key.task);
-    let task = snapshot.as_ref().and_then(|s| s.task(key));
+    let task = snapshot.and_then(|s| s.task(key));
     let mut branch_todos = Vec::new();
     for id in &record.branch_todos {
         if let Some((_, b)) = store.status(&TaskKey::new(&key.workflow, id))? {
             branch_todos.push(branch_view(&b));
         }
     }
-    let all_events = events(repo, &EventsOptions { target: Some(&key.to_string()), since: None })?;
+    let all_events = events_in(store, &EventsOptions { target: Some(&key.to_string()), since: None })?;
     Ok(Description {
         workflow: key.workflow.clone(),
         task: key.task.clone(),
@@ -242,13 +250,13 @@ pub fn describe(repo: &Path, branch: Option<&str>, env: &Env, key: &TaskKey) -> 
         phase: record.phase,
         reason: record.reason.clone(),
         message: record.message.clone(),
-        spec: spec_view(&store, snapshot.as_ref(), key, &record),
+        spec: spec_view(store, snapshot, key, &record),
         next: row.as_ref().filter(|r| r.action.is_some()).map(|r| r.why.clone().unwrap_or_else(|| "up to date".into())),
         attempts_used: record.attempts_used(),
         max_attempts: task.map(|t| t.max_attempts),
         attempts: attempts(&history),
         branch_todos,
-        decided_by: decision(&store, key, &record),
+        decided_by: decision(store, key, &record),
         environment: record.environment.clone(),
         network: record.network.clone(),
         result: record.result.clone(),

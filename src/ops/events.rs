@@ -60,7 +60,11 @@ pub struct EventsOptions<'a> {
 
 /// Every state change of the tasks `opts` selects, oldest first.
 pub fn events(repo: &Path, opts: &EventsOptions<'_>) -> Result<Vec<EventRow>, StateError> {
-    let store = Store::open(repo)?;
+    events_in(&Store::open(repo)?, opts)
+}
+
+/// [`events`] read from `store`.
+pub fn events_in(store: &Store, opts: &EventsOptions<'_>) -> Result<Vec<EventRow>, StateError> {
     let listed = store.list()?;
     let mut rows = Vec::new();
     for (key, state) in &listed {

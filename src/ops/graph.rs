@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::graph::TaskGraph;
+use crate::render::{Dag, dot, mermaid};
 use crate::spec::{Diagnostic, DirSource, PlanFile, load_specs};
 
 /// Output formats.
@@ -60,118 +60,9 @@ pub fn graph(opts: &GraphOptions) -> Result<String, GraphError> {
         })?],
         None => specs.plans.iter().collect(),
     };
+    let dag = Dag::from_plans(&plans);
     Ok(match opts.format {
-        GraphFormat::Mermaid => mermaid(&plans),
-        GraphFormat::Dot => dot(&plans),
+        GraphFormat::Mermaid => mermaid(&dag),
+        GraphFormat::Dot => dot(&dag),
     })
-}
-
-/// A Mermaid flowchart of `plans`, one subgraph per workflow when there are several.
-pub fn mermaid(plans: &[&PlanFile]) -> String {
-    let mut out = String::from("flowchart TD\n");
-    let nested = plans.len() > 1;
-    for plan in plans {
-        let wf = &plan.list.todo_list_id;
-        let indent = if nested { "    " } else { "  " };
-        if nested {
-            out.push_str(&format!("  subgraph {}[\"{}\"]\n", node_id(wf, ""), mermaid_text(&plan.list.title)));
-        }
-        for task in &plan.list.tasks {
-            out.push_str(&format!(
-                "{indent}{}[\"{}<br/><i>{}</i>: {}\"]\n",
-                node_id(wf, &task.id),
-                mermaid_text(&task.id),
-                task.agent_role,
-                mermaid_text(&task.title)
-            ));
-        }
-        let graph = TaskGraph::from_list(&plan.list);
-        for task in &plan.list.tasks {
-            for dep in graph.dependencies(&task.id) {
-                out.push_str(&format!("{indent}{} --> {}\n", node_id(wf, dep), node_id(wf, &task.id)));
-            }
-        }
-        if nested {
-            out.push_str("  end\n");
-        }
-    }
-    out
-}
-
-/// Graphviz dot of `plans`, one cluster per workflow.
-pub fn dot(plans: &[&PlanFile]) -> String {
-    let mut out = String::from("digraph plancd {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
-    for plan in plans {
-        let wf = &plan.list.todo_list_id;
-        out.push_str(&format!("  subgraph {} {{\n    label={};\n", dot_str(&format!("cluster_{wf}")), dot_str(&plan.list.title)));
-        for task in &plan.list.tasks {
-            out.push_str(&format!(
-                "    {} [label={}];\n",
-                dot_str(&format!("{wf}/{}", task.id)),
-                dot_str(&format!("{}\n({})", task.id, task.agent_role))
-            ));
-        }
-        let graph = TaskGraph::from_list(&plan.list);
-        for task in &plan.list.tasks {
-            for dep in graph.dependencies(&task.id) {
-                out.push_str(&format!("    {} -> {};\n", dot_str(&format!("{wf}/{dep}")), dot_str(&format!("{wf}/{}", task.id))));
-            }
-        }
-        out.push_str("  }\n");
-    }
-    out.push_str("}\n");
-    out
-}
-
-/// A task's Mermaid node id: letters, digits and `_`, anything else encoded.
-pub fn node_id(wf: &str, task: &str) -> String {
-    let mut id = String::from("n_");
-    for c in wf.chars().chain("__".chars()).chain(task.chars()) {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            id.push(c);
-        } else {
-            id.push_str(&format!("_{:x}_", u32::from(c)));
-        }
-    }
-    id
-}
-
-fn mermaid_text(s: &str) -> String {
-    s.replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
-}
-
-fn dot_str(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan() -> PlanFile {
-        let text = "todo_list_id: w-1\ntitle: The \"W\"\ntasks:\n  - {id: a, title: A, agent_role: architect}\n  - {id: b.c, title: B, agent_role: coder, dependencies: [a]}\n";
-        let list = serde_json::from_value(
-            crate::spec::Document::parse(text.as_bytes(), crate::spec::Format::Yaml, &Default::default()).unwrap().value,
-        )
-        .unwrap();
-        PlanFile { path: "plans/w.yaml".into(), list }
-    }
-
-    #[test]
-    fn mermaid_draws_nodes_and_edges() {
-        let p = plan();
-        let m = mermaid(&[&p]);
-        assert_eq!(
-            m,
-            "flowchart TD\n  n_w_2d_1__a[\"a<br/><i>architect</i>: A\"]\n  n_w_2d_1__b_2e_c[\"b.c<br/><i>coder</i>: B\"]\n  n_w_2d_1__a --> n_w_2d_1__b_2e_c\n"
-        );
-    }
-
-    #[test]
-    fn dot_escapes_labels() {
-        let p = plan();
-        let d = dot(&[&p]);
-        assert!(d.contains("label=\"The \\\"W\\\"\";"), "{d}");
-        assert!(d.contains("\"w-1/a\" -> \"w-1/b.c\";"), "{d}");
-    }
 }

@@ -182,6 +182,9 @@ pub async fn reconcile(opts: ReconcileOptions) -> Result<PassReport, ReconcileEr
     report.broken = cx.store.scan()?.1;
     report.warnings = warnings;
     let problems = cx.upstream.pass_ended(&cx, &report).await;
+    if let Some(limit) = cx.upstream.forge().rate_limit() {
+        cx.emit(crate::reconcile::Event::ForgeRateLimit(limit));
+    }
     if !problems.is_empty() && report.infrastructure.is_none() {
         report.infrastructure = Some(problems.join("; "));
     }

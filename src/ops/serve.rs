@@ -405,9 +405,7 @@ async fn pass(
     let name = source.name.clone();
     let sink: EventSink = Arc::new(move |event: &Event| {
         metrics.observe(&name, event);
-        if let (Some(events), false) =
-            (&events, matches!(event, Event::Exec { .. } | Event::Queue { .. } | Event::Spent { .. } | Event::UpstreamFailed { .. }))
-        {
+        if let (Some(events), true) = (&events, event.is_progress()) {
             events(event);
         }
         match event {
@@ -496,14 +494,20 @@ fn log_attempt_end(key: &crate::state::TaskKey, attempt: u32, end: &crate::recon
 }
 
 /// The series of the source's workflows (at 0 where nothing was counted yet), and the
-/// tasks-by-phase and spend gauges, from the plans and the refs.
+/// tasks-by-phase, spend and time-to-satisfied gauges, from the plans and the refs.
 fn count_refs(source: &Source, shared: &Shared, env: &Env) {
     let branch = source.remote.as_ref().map(|_| source.branch.as_str());
-    if let Ok(snapshot) = crate::reconcile::Snapshot::load(&source.path, branch, env) {
-        shared.metrics.prepare_workflows(&source.name, &snapshot);
+    let snapshot = crate::reconcile::Snapshot::load(&source.path, branch, env).ok();
+    if let Some(snapshot) = &snapshot {
+        shared.metrics.prepare_workflows(&source.name, snapshot);
     }
-    if let Ok(store) = Store::open(&source.path) {
+    // Through the dashboard's record cache: after the first count, only the refs that moved
+    // are read again.
+    if let Ok(store) = source.ui.store() {
         shared.metrics.count_refs(&source.name, &store);
+        if let Some(snapshot) = &snapshot {
+            shared.metrics.count_satisfied(&source.name, snapshot, &store);
+        }
     }
 }
 

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::config::Env;
 use crate::reconcile::{Action, Context, Snapshot, StalledWorkflow, decide, read_actual};
+use crate::render::Dag;
+use crate::spec::PlanFile;
 use crate::state::{BrokenTask, Cost, Damage, StateError, Store, TaskKey, TaskStatus};
 
 /// One task's line.
@@ -300,43 +302,17 @@ pub fn table(report: &StatusReport) -> String {
     out
 }
 
-/// A Mermaid flowchart of the workflows with each task coloured by its phase.
-pub fn mermaid(report: &StatusReport, snapshot: Option<&Snapshot>) -> String {
-    let mut out = String::from("flowchart TD\n");
-    let id = |wf: &str, t: &str| {
-        format!("{}__{}", wf.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), t.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
-    };
+/// The workflows' graphs with each task's phase, for [`crate::render`]: the plans' tasks and
+/// dependencies when `snapshot` has them, and every row (branch todos, tasks of plans gone); the
+/// workflows the report lists, no others.
+pub fn dag(report: &StatusReport, snapshot: Option<&Snapshot>) -> Dag {
+    let listed = |p: &&PlanFile| report.tasks.iter().any(|r| r.workflow == p.list.todo_list_id);
+    let plans: Vec<&PlanFile> = snapshot.map(|s| s.plans.iter().filter(listed).collect()).unwrap_or_default();
+    let mut dag = Dag::from_plans(&plans);
     for r in &report.tasks {
-        out.push_str(&format!(
-            "  {}[\"{}/{}<br/>{}\"]:::{}\n",
-            id(&r.workflow, &r.task),
-            r.workflow,
-            r.task,
-            r.phase,
-            r.phase.to_lowercase()
-        ));
+        dag.set_phase(&r.workflow, &r.task, &r.phase, r.role.as_deref(), r.parent.as_deref());
     }
-    if let Some(s) = snapshot {
-        for plan in &s.plans {
-            let wf = &plan.list.todo_list_id;
-            for task in &plan.list.tasks {
-                for dep in &task.dependencies {
-                    out.push_str(&format!("  {} --> {}\n", id(wf, dep), id(wf, &task.id)));
-                }
-            }
-        }
-    }
-    for (class, style) in [
-        ("succeeded", "fill:#d4edda,stroke:#28a745"),
-        ("running", "fill:#fff3cd,stroke:#ffc107"),
-        ("failed", "fill:#f8d7da,stroke:#dc3545"),
-        ("escalated", "fill:#f8d7da,stroke:#dc3545,stroke-width:3px"),
-        ("pending", "fill:#f8f9fa,stroke:#6c757d"),
-        ("needsapproval", "fill:#cce5ff,stroke:#004085"),
-    ] {
-        out.push_str(&format!("  classDef {class} {style}\n"));
-    }
-    out
+    dag
 }
 
 #[cfg(test)]

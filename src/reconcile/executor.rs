@@ -82,6 +82,27 @@ pub enum Event {
         /// Which part.
         part: UpstreamPart,
     },
+    /// A task succeeded (on its own or through a branch todo): what it took.
+    Satisfied {
+        /// The task (a branch todo's parent when the branch todo's work was accepted).
+        key: TaskKey,
+        /// The task's role.
+        role: String,
+        /// Its attempts since the last retry, and its branch todos'.
+        attempts: u32,
+        /// The depth of the branch todo whose work was accepted; 0 for the task's own.
+        branch_depth: u32,
+    },
+    /// The forge's request budget after the pass's last call to it.
+    ForgeRateLimit(crate::forge::RateLimit),
+}
+
+impl Event {
+    /// Whether the event tells how an attempt moves (started, a step, finished): what people
+    /// follow live; the others feed metrics.
+    pub fn is_progress(&self) -> bool {
+        matches!(self, Event::Started { .. } | Event::Step { .. } | Event::Finished { .. })
+    }
 }
 
 /// An outside part whose failure a pass met.
@@ -177,6 +198,21 @@ impl Executor {
         }
         let record = self.cx.store.status(key).ok().flatten().map(|(_, s)| s);
         record.and_then(|s| s.branch.map(|b| b.role).or(s.role)).unwrap_or_else(|| "unknown".into())
+    }
+
+    /// What the success of `key`'s attempt took, from the records: the task it satisfied (the
+    /// parent of a branch todo), the attempts of that task since its last retry and of its branch
+    /// todos, and the accepted branch todo's depth. `None` when a record cannot be read.
+    fn satisfied(&self, key: &TaskKey) -> Option<Event> {
+        let status = |k: &TaskKey| self.cx.store.status(k).ok().flatten().map(|(_, s)| s);
+        let own = status(key)?;
+        let (task, branch_depth) = match &own.branch {
+            Some(b) => (TaskKey::new(&key.workflow, &b.parent_id), b.depth),
+            None => (key.clone(), 0),
+        };
+        let parent = if task == *key { own } else { status(&task)? };
+        let branches: u32 = parent.branch_todos.iter().filter_map(|id| status(&TaskKey::new(&key.workflow, id))).map(|b| b.attempt).sum();
+        Some(Event::Satisfied { role: self.role_of(&task), key: task, attempts: parent.attempts_used() + branches, branch_depth })
     }
 
     /// What the refs say, less the tasks of stalled workflows, which no decision may touch.
@@ -349,6 +385,11 @@ impl Executor {
         self.refresh(&key, actual)?;
         let role = self.role_of(&key);
         self.emit(Event::Finished { key: key.clone(), attempt, role, end: end.clone(), elapsed: started.elapsed() });
+        if matches!(end, AttemptEnd::Succeeded { .. } | AttemptEnd::Adopted { .. })
+            && let Some(satisfied) = self.satisfied(&key)
+        {
+            self.emit(satisfied);
+        }
         report.attempts.push((key, attempt, end));
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod fault;
 mod holder;
 mod network;
 mod reason;
+mod records;
 mod refs;
 mod status;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use holder::Holder;
 pub use network::{Egress, HostCount, NetworkUse};
 pub use reason::{FailureType, Reason};
+pub use records::RecordCache;
 pub use refs::cas_ref;
 pub use status::{
     Acceptance, BranchInfo, Condition, Cost, EnvironmentHow, EnvironmentUse, Phase, ResultRef, Review, TaskState, TaskStatus, TestSummary,
@@ -298,6 +300,8 @@ pub struct Store {
     repos: Vec<Mutex<Repository>>,
     path: PathBuf,
     authority: Option<Arc<dyn Authority>>,
+    /// Records read before, by commit, shared with earlier stores of a long-lived reader.
+    records: Option<Arc<RecordCache>>,
 }
 
 /// Handles per store: enough for the cores of a small machine to write at once.
@@ -314,7 +318,13 @@ impl Store {
         for _ in 1..HANDLES {
             repos.push(Mutex::new(Repository::open(&git_dir).map_err(open_err)?));
         }
-        Ok(Store { repos, path, authority: None })
+        Ok(Store { repos, path, authority: None, records: None })
+    }
+
+    /// The store that reads each status commit once: records read before come from `records`.
+    pub fn with_records(mut self, records: Arc<RecordCache>) -> Store {
+        self.records = Some(records);
+        self
     }
 
     /// The store whose writes go to `authority` first.
@@ -407,7 +417,18 @@ impl Store {
         let chunk = tips.len().div_ceil(threads.max(1)).max(1);
         let read = |part: &[(TaskKey, Oid)]| -> Vec<Result<(TaskKey, TaskState), BrokenTask>> {
             let repo = self.repo();
-            part.iter().map(|(key, tip)| read_state(&repo, key, *tip)).collect()
+            part.iter()
+                .map(|(key, tip)| match self.records.as_ref().and_then(|r| r.state(*tip)) {
+                    Some(state) => Ok((key.clone(), state)),
+                    None => {
+                        let read = read_state(&repo, key, *tip);
+                        if let (Some(records), Ok((_, state))) = (&self.records, &read) {
+                            records.keep_state(*tip, state);
+                        }
+                        read
+                    }
+                })
+                .collect()
         };
         let parts: Vec<Vec<Result<(TaskKey, TaskState), BrokenTask>>> = if threads <= 1 {
             vec![read(&tips)]
@@ -417,6 +438,10 @@ impl Store {
                 handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
             })
         };
+        if let Some(records) = &self.records {
+            // A whole listing knows every tip: what is kept of older commits is let go.
+            records.retain_tips(tips.iter().map(|(_, tip)| tip));
+        }
         let mut out = BTreeMap::new();
         for item in parts.into_iter().flatten() {
             match item {
@@ -475,10 +500,16 @@ impl Store {
     pub fn status(&self, key: &TaskKey) -> Result<Option<(Oid, TaskStatus)>, StateError> {
         let repo = self.repo();
         let Some(tip) = ref_target(&repo, &key.ref_name())? else { return Ok(None) };
+        if let Some(status) = self.records.as_ref().and_then(|r| r.status(tip)) {
+            return Ok(Some((tip, status)));
+        }
         let bytes = read_blob(&repo, tip, "status.json")?
             .ok_or_else(|| StateError::Corrupt { ref_name: key.ref_name(), why: "no status.json at the tip".into() })?;
         let status = serde_json::from_slice(&bytes)
             .map_err(|e| StateError::Corrupt { ref_name: key.ref_name(), why: format!("status.json: {e}") })?;
+        if let Some(records) = &self.records {
+            records.keep_status(tip, &status);
+        }
         Ok(Some((tip, status)))
     }
 

@@ -48,8 +48,7 @@ pub async fn workflow(
 pub async fn task(State(d): State<Arc<Dashboard>>, Path((wf, task)): Path<(String, String)>) -> Result<Json<model::TaskView>, UiError> {
     let view = blocking(move || {
         let (source, data) = model::find_workflow(&d.sources, &d.env, &wf, None)?;
-        let deps = data.workflows.iter().find(|w| w.summary.id == wf).and_then(|w| w.dependencies.get(&task).cloned()).unwrap_or_default();
-        model::task_view(&source, &d.env, &TaskKey::new(&wf, &task), deps)
+        model::task_view(&source, &data, &TaskKey::new(&wf, &task))
     })
     .await?;
     Ok(Json(view))

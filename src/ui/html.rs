@@ -3,21 +3,7 @@
 
 use std::fmt::Write;
 
-/// `text` safe inside an element or a quoted attribute: `& < > " '` escaped.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::render::esc;
 
 /// `url` when it is an `http(s)` address (a pull request's link), else `None`: never a
 /// `javascript:` or `data:` link from a record.

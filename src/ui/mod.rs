@@ -3,14 +3,14 @@
 //! the operations of the command line; `plancd status -o html` writes the same pages as files.
 //!
 //! One data model ([`model`]) is built from what `plancd status` and `plancd describe` read,
-//! kept per source until a ref it was read from moves; [`api`] serves it as JSON, [`pages`] as
-//! HTML (with [`dag`] drawing the graph as SVG), [`sse`] tells open pages when refs move, and
+//! kept per source until a ref it was read from moves (and each task record by the commit it
+//! was read from); [`api`] serves it as JSON, [`pages`] as HTML (with [`crate::render::svg`]
+//! drawing the graph), [`sse`] tells open pages when refs move, and
 //! [`actions`] turns a button into the record `plancd approve` (or retry, suspend, resume)
 //! writes.
 
 pub mod actions;
 pub mod api;
-pub mod dag;
 pub mod html;
 pub mod model;
 pub mod pages;
@@ -89,12 +89,27 @@ pub struct UiSource {
     pub last_pass: Mutex<Option<PassInfo>>,
     /// The data last read, and the refs it was read at.
     cache: Mutex<Option<model::Cached>>,
+    /// The task records read so far, by commit: a read after a ref moved reads only what moved.
+    records: Arc<crate::state::RecordCache>,
 }
 
 impl UiSource {
     /// A source with nothing read yet.
     pub fn new(name: &str, path: PathBuf, branch: Option<String>, trigger: Option<mpsc::UnboundedSender<Trigger>>) -> UiSource {
-        UiSource { name: name.to_owned(), path, branch, trigger, last_pass: Mutex::new(None), cache: Mutex::new(None) }
+        UiSource {
+            name: name.to_owned(),
+            path,
+            branch,
+            trigger,
+            last_pass: Mutex::new(None),
+            cache: Mutex::new(None),
+            records: Arc::default(),
+        }
+    }
+
+    /// The source's store, reading each status commit once over the dashboard's life.
+    pub fn store(&self) -> Result<crate::state::Store, crate::state::StateError> {
+        Ok(crate::state::Store::open(&self.path)?.with_records(self.records.clone()))
     }
 
     /// Notes the end of a pass.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{PassInfo, UiSource};
 use crate::config::Env;
-use crate::ops::describe::{Description, describe};
+use crate::ops::describe::{Description, describe_in};
 use crate::ops::manage::ManageError;
 use crate::ops::status::{StatusRow, report};
 use crate::reconcile::{Snapshot, StalledWorkflow};
@@ -275,17 +275,16 @@ pub fn source_data(source: &UiSource, env: &Env) -> Result<Arc<SourceData>, UiEr
         Some(s) => Ok(s),
         None => Snapshot::load(&source.path, source.branch.as_deref(), env).map(Arc::new).map_err(|e| e.to_string()),
     };
-    let data = Arc::new(read_source(&source.name, &source.path, snapshot.as_deref().map_err(Clone::clone))?);
+    let data = Arc::new(read_source(&source.name, &source.store()?, snapshot.as_deref().map_err(Clone::clone))?);
     let plans = snapshot.ok().map(|s| (plan_key, s));
     *cache = Some(Cached { tips, read: Instant::now(), data: data.clone(), plans });
     Ok(data)
 }
 
-/// Reads a source: the status of every task with the plans of `snapshot` (or why they could
-/// not be loaded), grouped by workflow.
-pub fn read_source(name: &str, path: &std::path::Path, snapshot: Result<&Snapshot, String>) -> Result<SourceData, UiError> {
-    let store = Store::open(path)?;
-    let status = report(&store, snapshot.clone(), None)?;
+/// Reads a source from `store`: the status of every task with the plans of `snapshot` (or why
+/// they could not be loaded), grouped by workflow.
+pub fn read_source(name: &str, store: &Store, snapshot: Result<&Snapshot, String>) -> Result<SourceData, UiError> {
+    let status = report(store, snapshot.clone(), None)?;
     let snapshot = snapshot.ok();
     let suspended: Vec<String> = store.workflows()?.into_iter().filter(|(_, (_, r))| r.suspended).map(|(wf, _)| wf).collect();
     // Workflows in plan order, then the stalled ones, then those only the refs know.
@@ -661,13 +660,24 @@ pub fn tail(bytes: &[u8], max: usize) -> String {
     format!("… ({} bytes before)\n{}", start, &text[start..])
 }
 
-/// One task's view. Blocking.
-pub fn task_view(source: &UiSource, env: &Env, key: &TaskKey, dependencies: Vec<String>) -> Result<TaskView, UiError> {
-    let description = describe(&source.path, source.branch.as_deref(), env, key).map_err(|e| match e {
+/// The plans `source`'s last read was made with, if they loaded.
+fn read_plans(source: &UiSource) -> Option<Arc<Snapshot>> {
+    let cache = source.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    cache.as_ref().and_then(|c| c.plans.as_ref()).map(|(_, s)| s.clone())
+}
+
+/// One task's view, from `data` (the source's last read, with the task's status row and
+/// dependencies) and the task's own records: only what moved since is read. Blocking.
+pub fn task_view(source: &UiSource, data: &SourceData, key: &TaskKey) -> Result<TaskView, UiError> {
+    let store = source.store()?;
+    let workflow = data.workflows.iter().find(|w| w.summary.id == key.workflow);
+    let row = workflow.and_then(|w| w.rows.iter().find(|r| r.task == key.task)).cloned();
+    let dependencies = workflow.and_then(|w| w.dependencies.get(&key.task).cloned()).unwrap_or_default();
+    let plans = read_plans(source);
+    let description = describe_in(&store, plans.as_deref(), row, key).map_err(|e| match e {
         ManageError::UnknownTask(k) => UiError::NotFound(format!("no task {k}")),
         other => UiError::Manage(other),
     })?;
-    let store = Store::open(&source.path)?;
     // The tests that decided; while a branch todo is still at work, the task's own last run.
     let decided = description.decided_by.as_ref().map(|d| (TaskKey::new(&key.workflow, &d.task), d.attempt));
     let own = description.attempts.last().map(|a| (key.clone(), a.attempt));

@@ -11,11 +11,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::dag::{MAX_NODES, Node, svg};
 use super::html::{Links, badge, esc, page, safe_url, table};
 use super::model::{self, Overview, PageQuery, TaskView, UiError, WorkflowData, WorkflowView};
 use super::{Dashboard, blocking};
 use crate::ops::status::{human_cost, human_duration};
+use crate::render::{MAX_NODES, Node, Workflow, svg};
 use crate::state::TaskKey;
 
 /// The stylesheet.
@@ -62,8 +62,7 @@ pub async fn task(State(d): State<Arc<Dashboard>>, Path((wf, task)): Path<(Strin
     let dash = d.clone();
     let view = blocking(move || {
         let (source, data) = model::find_workflow(&dash.sources, &dash.env, &wf, None)?;
-        let deps = data.workflows.iter().find(|w| w.summary.id == wf).and_then(|w| w.dependencies.get(&task).cloned()).unwrap_or_default();
-        model::task_view(&source, &dash.env, &TaskKey::new(&wf, &task), deps)
+        model::task_view(&source, &data, &TaskKey::new(&wf, &task))
     })
     .await;
     match view {
@@ -154,21 +153,25 @@ pub fn overview_html(o: &Overview, links: &Links, actions: bool) -> String {
     page(links, "Workflows", &[], "", &main, &aside)
 }
 
-/// The graph's nodes: every task and branch todo of the workflow.
-pub fn nodes(w: &WorkflowData) -> Vec<Node> {
-    w.rows
+/// The graph to draw: every task and branch todo of the workflow.
+pub fn graph(id: &str, w: &WorkflowData) -> Workflow {
+    let nodes = w
+        .rows
         .iter()
         .map(|r| Node {
             id: r.task.clone(),
-            phase: r.phase.clone(),
+            role: r.role.clone(),
+            phase: Some(r.phase.clone()),
             after: match &r.parent {
                 Some(p) => vec![p.clone()],
                 None => w.dependencies.get(&r.task).cloned().unwrap_or_default(),
             },
             branch: r.parent.is_some(),
             critical: w.critical_path.contains(&r.task),
+            ..Node::default()
         })
-        .collect()
+        .collect();
+    Workflow { id: id.to_owned(), title: None, nodes }
 }
 
 /// A workflow's page.
@@ -206,7 +209,7 @@ pub fn workflow_html(w: &WorkflowData, v: &WorkflowView, links: &Links, actions:
     }
     main.push_str("<h2>Graph</h2>\n");
     if w.rows.len() <= MAX_NODES {
-        let _ = writeln!(main, "<div class=\"dagbox\">{}</div>", svg(&s.id, &nodes(w), links));
+        let _ = writeln!(main, "<div class=\"dagbox\">{}</div>", svg(&graph(&s.id, w), &|t| links.task(&s.id, t)));
     } else {
         let _ = writeln!(main, "<p>{} tasks: too many to draw; the table lists them.</p>", w.rows.len());
     }

@@ -71,8 +71,7 @@ pub fn write_site(repo: &Path, branch: Option<&str>, env: &Env, dir: &Path) -> R
         write(&wf_dir.join("index.html"), &workflow_html(w, &view, &Links::Static { depth: 2 }, false))?;
         pages += 1;
         for row in &w.rows {
-            let deps = w.dependencies.get(&row.task).cloned().unwrap_or_default();
-            let task = model::task_view(&source, env, &TaskKey::new(&w.summary.id, &row.task), deps)?;
+            let task = model::task_view(&source, &data, &TaskKey::new(&w.summary.id, &row.task))?;
             write(&wf_dir.join("tasks").join(&row.task).join("index.html"), &task_html(&task, &Links::Static { depth: 4 }, false))?;
             pages += 1;
         }

@@ -1,6 +1,7 @@
 //! A fake GitHub on 127.0.0.1 (wiremock) that keeps pull requests, comments, issues and commit
 //! statuses like GitHub's REST API does: JSON of the same shape, status codes and error bodies,
-//! pagination through `Link` headers, rate-limit headers on demand. A catch-all answers any
+//! pagination through `Link` headers, the `x-ratelimit-*` budget on every answer and rate limits on
+//! demand. A catch-all answers any
 //! request no handler knows with 404 and fails the test when the server is dropped.
 
 use std::collections::VecDeque;
@@ -21,6 +22,9 @@ pub enum Limit {
     Secondary(u64),
 }
 
+/// The requests an hour the fake's rate limit allows, as GitHub's does for a token.
+pub const RATE_LIMIT: u64 = 5000;
+
 /// What the fake holds.
 #[derive(Debug, Default)]
 pub struct State {
@@ -33,6 +37,8 @@ pub struct State {
     pub limits: VecDeque<(String, Limit)>,
     pub next_id: u64,
     pub per_page_cap: usize,
+    /// Authenticated requests answered: what the rate limit's window has used.
+    pub used: u64,
 }
 
 /// The fake server.
@@ -225,6 +231,22 @@ impl Respond for Handler {
         if let Some(limited) = limit(&mut state, &path) {
             return limited;
         }
+        // Every answer to an authenticated request carries the budget left, as GitHub's do.
+        state.used += 1;
+        let used = state.used;
+        let reset = (jiff::Timestamp::now().as_second() + 3600).to_string();
+        self.answer(req, &mut state, &path)
+            .insert_header("x-ratelimit-limit", RATE_LIMIT.to_string().as_str())
+            .insert_header("x-ratelimit-remaining", RATE_LIMIT.saturating_sub(used).to_string().as_str())
+            .insert_header("x-ratelimit-used", used.to_string().as_str())
+            .insert_header("x-ratelimit-reset", reset.as_str())
+            .insert_header("x-ratelimit-resource", "core")
+    }
+}
+
+impl Handler {
+    /// What GitHub answers to `req` on `path` (below the repository).
+    fn answer(&self, req: &Request, state: &mut State, path: &str) -> ResponseTemplate {
         let query: Vec<(String, String)> = req.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
@@ -244,7 +266,7 @@ impl Respond for Handler {
                 if q("direction").as_deref() == Some("desc") {
                     items.reverse();
                 }
-                self.page(&state, &path, &query, items)
+                self.page(state, path, &query, items)
             }
             ("POST", ["pulls"]) => {
                 let head = body["head"].as_str().unwrap_or_default().to_owned();
@@ -281,7 +303,7 @@ impl Respond for Handler {
             },
             ("GET", ["pulls", _, "files"]) => {
                 let items: Vec<Value> = state.files.iter().map(|f| json!({"filename": f, "status": "modified"})).collect();
-                self.page(&state, &path, &query, items)
+                self.page(state, path, &query, items)
             }
             ("POST", ["issues", n, "labels"]) => match find(&state.pulls, n) {
                 Some(i) => {
@@ -299,7 +321,7 @@ impl Respond for Handler {
                     .filter(|c| c["issue"].as_u64().map(|i| i.to_string()) == Some((*n).to_owned()))
                     .cloned()
                     .collect();
-                self.page(&state, &path, &query, items)
+                self.page(state, path, &query, items)
             }
             ("POST", ["issues", n, "comments"]) => {
                 state.next_id += 1;
@@ -327,7 +349,7 @@ impl Respond for Handler {
                     })
                     .cloned()
                     .collect();
-                self.page(&state, &path, &query, items)
+                self.page(state, path, &query, items)
             }
             ("POST", ["issues"]) => {
                 let number = 500 + state.issues.len() as u64;
@@ -403,7 +425,7 @@ impl Handler {
         if !links.is_empty() {
             response = response.insert_header("link", links.join(", ").as_str());
         }
-        response.insert_header("x-ratelimit-limit", "5000").insert_header("x-ratelimit-remaining", "4999")
+        response
     }
 }
 

@@ -178,3 +178,24 @@ fn status_watch_redraws_when_a_phase_changes() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `plancd status -o mermaid` and `plancd graph` draw one graph with one node-id scheme: the
+/// status adds each task's phase, and branch todos on dashed edges from the task they debug.
+#[test]
+fn the_status_diagram_is_the_plan_graph_with_phases_and_branch_todos() {
+    let repo = debugged();
+    repo.plancd(&["reconcile"]).no_panic();
+    let graph = repo.plancd(&["graph"]).expect_code(0).stdout.clone();
+    let status = repo.plancd(&["status", "-o", "mermaid"]).expect_code(0).stdout.clone();
+    assert!(graph.contains("  n_wf__a --> n_wf__b\n"), "{graph}");
+    for line in [
+        "  n_wf__a[\"a<br/><i>coder</i>: Task a<br/>Succeeded\"]:::succeeded\n",
+        "  n_wf__b[\"b<br/><i>coder</i>: Task b<br/>Escalated\"]:::escalated\n",
+        "  n_wf__a --> n_wf__b\n",
+        "  n_wf__a -.-> n_wf__a_branch_01\n",
+        "  n_wf__b -.-> n_wf__b_branch_01\n",
+        "  classDef escalated ",
+    ] {
+        assert!(status.contains(line), "`{line}` in\n{status}");
+    }
+}

@@ -244,6 +244,76 @@ fn metrics_count_tasks_apart_from_branch_todos_by_workflow_and_role_with_zeros_f
     }
     assert_eq!(sample(&m, "plancd_workflow_spend_usd", &wf), Some(0.0), "{m}");
     assert_eq!(sample(&m, "plancd_workflow_budget_usd", &wf), Some(0.0), "{m}");
+    // a's success took its own attempt and its branch todo's, one level deep; b escalated, so
+    // the workflow is not satisfied.
+    let success = |name: &str, role: &str| sample(&m, name, &[wf[1], ("role", role)]);
+    assert_eq!(success("plancd_attempts_per_success_count", "coder"), Some(1.0), "{m}");
+    assert_eq!(success("plancd_attempts_per_success_sum", "coder"), Some(2.0), "{m}");
+    assert_eq!(success("plancd_branch_depth_per_success_sum", "coder"), Some(1.0), "{m}");
+    assert_eq!(success("plancd_attempts_per_success_count", "tester"), Some(0.0), "{m}");
+    assert_eq!(sample(&m, "plancd_workflow_time_to_satisfied_seconds", &wf), Some(0.0), "{m}");
+    assert_eq!(sample(&m, "plancd_forge_rate_limit_remaining", &[wf[0]]), Some(0.0), "no forge, nothing heard: {m}");
+}
+
+/// Seen: nothing told how long a plan commit took to be satisfied, or what a success took.
+#[test]
+fn metrics_time_a_workflow_from_its_plan_commit_to_satisfied() {
+    let repo = repo_with_agent();
+    repo.write("plans/p.yaml", PLAN);
+    // Committed a minute ago: the time to satisfied counts from the commit, not from the pass.
+    let ago = (jiff::Timestamp::now().as_second() - 60).to_string();
+    crate::util::git_command(repo.path()).args(["add", "-A"]).status().unwrap();
+    let committed = crate::util::git_command(repo.path())
+        .args(["commit", "-q", "-m", "a plan"])
+        .env("GIT_COMMITTER_DATE", format!("{ago} +0000"))
+        .status()
+        .unwrap();
+    assert!(committed.success());
+    let c = start(&repo, &[]);
+    let p = [("workflow", "p")];
+    wait_for(Duration::from_secs(60), || sample(&scrape(&c), "plancd_workflow_time_to_satisfied_seconds", &p).is_some_and(|s| s > 0.0));
+    let m = scrape(&c);
+    let seconds = sample(&m, "plancd_workflow_time_to_satisfied_seconds", &p).unwrap();
+    assert!((60.0..600.0).contains(&seconds), "a minute and the pass: {seconds}\n{m}");
+    let coder = [p[0], ("role", "coder")];
+    assert_eq!(sample(&m, "plancd_attempts_per_success_count", &coder), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "plancd_attempts_per_success_sum", &coder), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "plancd_attempts_per_success_bucket", &[coder[0], coder[1], ("le", "1.0")]), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "plancd_branch_depth_per_success_sum", &coder), Some(0.0), "passed on its own: {m}");
+    assert_eq!(sample(&m, "plancd_branch_depth_per_success_count", &coder), Some(1.0), "{m}");
+}
+
+/// Seen: nothing showed how much of GitHub's rate limit was left before it ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_forges_rate_limit_from_its_answers() {
+    use crate::fake_github::{FakeGitHub, RATE_LIMIT};
+    crate::util::within(180, async {
+        let fake = FakeGitHub::start("", crate::action::TOKEN).await;
+        let remote = crate::util::bare();
+        let repo = crate::action::repo(&fake, remote.path());
+        let c = tokio::task::spawn_blocking(move || {
+            let c = start(&repo, &[("GITHUB_TOKEN", crate::action::TOKEN)]);
+            let m = scrape(&c);
+            let source = repo.path().file_name().unwrap().to_str().unwrap().to_owned();
+            // Present from the start; then what the pass's last answer said.
+            assert!(sample(&m, "plancd_forge_rate_limit", &[("source", source.as_str())]).is_some(), "{m}");
+            let limit = || sample(&scrape(&c), "plancd_forge_rate_limit", &[("source", source.as_str())]);
+            wait_for(Duration::from_secs(120), || limit() == Some(RATE_LIMIT as f64));
+            (c, repo, source)
+        })
+        .await
+        .unwrap();
+        let (c, _repo, source) = c;
+        let calls = fake.calls().await.len() as f64;
+        let m = tokio::task::spawn_blocking(move || scrape(&c)).await.unwrap();
+        let remaining = sample(&m, "plancd_forge_rate_limit_remaining", &[("source", source.as_str())]).unwrap();
+        assert!(
+            calls > 0.0 && remaining < RATE_LIMIT as f64 && remaining >= RATE_LIMIT as f64 - calls,
+            "{remaining} left after {calls} calls: {m}"
+        );
+        assert!(fake.with(|s| s.pulls.len()) == 2, "the pass opened its pull requests");
+    })
+    .await;
 }
 
 /// Every expression of deploy/prometheus/alerts.yaml and deploy/grafana/plancd.json names only

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::GitHub;
-use crate::forge::{CommitStatus, Forge, ForgeError, IssueSpec, Permission, PullRequest, PullRequestSpec, StatusState};
+use crate::forge::{CommitStatus, Forge, ForgeError, IssueSpec, Permission, PullRequest, PullRequestSpec, RateLimit, StatusState};
 
 /// The fields of a pull request that plancd reads.
 #[derive(Debug, Deserialize)]
@@ -260,5 +260,9 @@ impl Forge for GitHub {
                 self.client.installation_token().await.map(Some).map_err(|e| self.error("POST installation access token".into(), e))
             }
         }
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        *self.rate_limit.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -5,7 +5,21 @@
 
 mod api;
 
+/// Reads an answer as octocrab's `get`/`post`/`patch` do (an error status becomes the API's
+/// error), noting its rate-limit headers first: `$response` is what `_get`/`_post`/`_patch` gave.
+macro_rules! answer {
+    ($github:expr, $operation:expr, $response:expr) => {{
+        let operation: String = $operation;
+        let response = $response.map_err(|e| $github.error(operation.clone(), e))?;
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        $github.note_rate_limit(header("x-ratelimit-remaining"), header("x-ratelimit-limit"));
+        let response = octocrab::map_github_error(response).await.map_err(|e| $github.error(operation.clone(), e))?;
+        R::from_response(response).await.map_err(|e| $github.error(operation, e))
+    }};
+}
+
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use octocrab::Octocrab;
@@ -14,7 +28,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::ForgeError;
+use super::{ForgeError, RateLimit};
 use crate::config::{Env, GithubConfig};
 
 /// How often one request is retried after a rate limit or a server error.
@@ -30,6 +44,8 @@ pub struct GitHub {
     /// When pull requests were opened in the last hour, read once from the API and kept up to
     /// date as this process opens more; the lock also keeps two openings apart.
     opened: tokio::sync::Mutex<Option<Vec<jiff::Timestamp>>>,
+    /// The request budget the last answer's `x-ratelimit-*` headers gave.
+    rate_limit: Mutex<Option<RateLimit>>,
 }
 
 /// How the client authenticates.
@@ -72,7 +88,15 @@ impl GitHub {
             }
         };
         let client = client.map_err(|e| ForgeError::Config(format!("cannot build the GitHub client: {}", first_line(&e.to_string()))))?;
-        Ok(GitHub { client, owner, name, auth, max_prs_per_hour: config.max_prs_per_hour, opened: tokio::sync::Mutex::new(None) })
+        Ok(GitHub {
+            client,
+            owner,
+            name,
+            auth,
+            max_prs_per_hour: config.max_prs_per_hour,
+            opened: tokio::sync::Mutex::new(None),
+            rate_limit: Mutex::new(None),
+        })
     }
 
     /// [`GitHub::new`], then, for a GitHub App, the switch to its installation on the repository.
@@ -104,15 +128,31 @@ impl GitHub {
     }
 
     async fn get<R: octocrab::FromResponse, P: Serialize + ?Sized>(&self, route: &str, params: Option<&P>) -> Result<R, ForgeError> {
-        self.client.get(route, params).await.map_err(|e| self.error(format!("GET {route}"), e))
+        let operation = format!("GET {route}");
+        let uri = match params.map(serde_urlencoded::to_string).transpose() {
+            Ok(Some(query)) if !query.is_empty() => format!("{route}?{query}"),
+            Ok(_) => route.to_owned(),
+            Err(e) => return Err(ForgeError::Transport { operation, message: format!("cannot encode the query: {e}") }),
+        };
+        let response = self.client._get(uri).await;
+        answer!(self, operation, response)
     }
 
     async fn post<R: octocrab::FromResponse, B: Serialize + ?Sized>(&self, route: &str, body: &B) -> Result<R, ForgeError> {
-        self.client.post(route, Some(body)).await.map_err(|e| self.error(format!("POST {route}"), e))
+        let response = self.client._post(route, Some(body)).await;
+        answer!(self, format!("POST {route}"), response)
     }
 
     async fn patch<R: octocrab::FromResponse, B: Serialize + ?Sized>(&self, route: &str, body: &B) -> Result<R, ForgeError> {
-        self.client.patch(route, Some(body)).await.map_err(|e| self.error(format!("PATCH {route}"), e))
+        let response = self.client._patch(route, Some(body)).await;
+        answer!(self, format!("PATCH {route}"), response)
+    }
+
+    /// Keeps the request budget an answer reports.
+    fn note_rate_limit(&self, remaining: Option<&str>, limit: Option<&str>) {
+        if let Some(seen) = rate_limit(remaining, limit) {
+            *self.rate_limit.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(seen);
+        }
     }
 
     /// Every item of a listing, following the `Link` header's `next` pages.
@@ -142,6 +182,12 @@ impl GitHub {
             _ => text.to_owned(),
         }
     }
+}
+
+/// The request budget in an answer's `x-ratelimit-remaining` and `x-ratelimit-limit` headers,
+/// when it has both and they are numbers.
+fn rate_limit(remaining: Option<&str>, limit: Option<&str>) -> Option<RateLimit> {
+    Some(RateLimit { remaining: remaining?.trim().parse().ok()?, limit: limit?.trim().parse().ok()? })
 }
 
 /// The octocrab builder shared by both ways of signing in.
@@ -176,4 +222,23 @@ fn split_repo(repo: &str) -> Result<(String, String), ForgeError> {
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_is_read_from_both_headers_or_not_at_all() {
+        let rows = [
+            ("both", Some("4999"), Some("5000"), Some(RateLimit { remaining: 4999, limit: 5000 })),
+            ("exhausted", Some("0"), Some("60"), Some(RateLimit { remaining: 0, limit: 60 })),
+            ("no remaining", None, Some("5000"), None),
+            ("no limit", Some("1"), None, None),
+            ("not a number", Some("lots"), Some("5000"), None),
+        ];
+        for (name, remaining, limit, want) in rows {
+            assert_eq!(rate_limit(remaining, limit), want, "{name}");
+        }
+    }
 }

@@ -52,7 +52,7 @@ pub fn pass(headline: &str, status: &StatusReport, snapshot: Option<&Snapshot>) 
         ));
     }
     blocked(&mut out, status);
-    out.push_str(&format!("\n```mermaid\n{}```\n", crate::ops::status::mermaid(status, snapshot)));
+    out.push_str(&format!("\n```mermaid\n{}```\n", crate::render::mermaid(&crate::ops::status::dag(status, snapshot))));
     out
 }
 

@@ -8,6 +8,7 @@ use git2::{Oid, Repository};
 use crate::forge::body::{AttemptLine, BranchLine, PrFacts, TestLine};
 use crate::publish::Published;
 use crate::reconcile::Snapshot;
+use crate::render;
 use crate::state::{StateError, Store, TaskKey, TaskState, TaskStatus, parse_trailers};
 
 /// At most this many records of a task's chain are read for its attempts table.
@@ -188,10 +189,9 @@ fn spent(store: &Store, key: &TaskKey, status: Option<&TaskStatus>) -> Result<Op
 /// The workflow's flowchart with `key`'s task marked.
 pub fn diagram(snapshot: &Snapshot, key: &TaskKey) -> String {
     let Some(plan) = snapshot.plan(&key.workflow) else { return String::new() };
-    let mut out = crate::ops::graph::mermaid(&[plan]);
-    out.push_str(&format!("  class {} current\n", crate::ops::graph::node_id(&key.workflow, &key.task)));
-    out.push_str("  classDef current fill:#fff3cd,stroke:#d39e00,stroke-width:3px\n");
-    out
+    let mut workflow = render::Workflow::from_plan(plan);
+    workflow.mark(&key.task);
+    render::mermaid(&render::Dag { workflows: vec![workflow] })
 }
 
 /// The evidence of an escalated task: its status, its branch todos, the last test output.

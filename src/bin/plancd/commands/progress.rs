@@ -110,7 +110,7 @@ impl Progress {
     }
 
     fn on(&self, event: &Event) {
-        if matches!(event, Event::Exec { .. } | Event::Queue { .. } | Event::Spent { .. } | Event::UpstreamFailed { .. }) {
+        if !event.is_progress() {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -161,7 +161,7 @@ impl Progress {
                 };
                 self.line(text);
             }
-            Event::Exec { .. } | Event::Queue { .. } | Event::Spent { .. } | Event::UpstreamFailed { .. } => {}
+            _ => {}
         }
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{} done, {} failed, {} running", state.done, state.failed, state.running.len()));

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use plancd::config::Env;
-use plancd::ops::status::{StatusReport, mermaid, network_text, stalled_text, status, table};
+use plancd::ops::status::{StatusReport, dag, network_text, stalled_text, status, table};
 use plancd::reconcile::Snapshot;
 
 use super::Failure;
@@ -69,7 +69,7 @@ pub fn run(args: Args, cwd: &Path) -> Result<ExitCode, Failure> {
         Format::Yaml => print!("{}", serde_saphyr::to_string(&report).map_err(|e| Failure::outside(anyhow::anyhow!("{e}")))?),
         Format::Mermaid => {
             let snapshot = Snapshot::load(cwd, args.branch.as_deref(), &env).ok();
-            print!("{}", mermaid(&report, snapshot.as_ref()));
+            print!("{}", plancd::render::mermaid(&dag(&report, snapshot.as_ref())));
         }
         Format::Html => {} // written above
     }
