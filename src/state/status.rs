@@ -217,6 +217,9 @@ pub struct TestSummary {
     /// Pinned test files the agent changed (they were restored before the tests ran).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pinned_files_changed: Vec<String>,
+    /// Coverage and security findings, measured by plancd on the work the tests passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Box<super::Quality>>,
 }
 
 /// Tokens and dollars spent on model calls.

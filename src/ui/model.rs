@@ -726,6 +726,7 @@ mod tests {
             network: None,
             parent: None,
             pull_request: None,
+            quality: None,
         }
     }
 

@@ -25,6 +25,7 @@ mod manage;
 mod models;
 mod observe;
 mod operations;
+mod quality;
 mod reconcile;
 mod replicas;
 mod sandbox;

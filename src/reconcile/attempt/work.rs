@@ -10,6 +10,7 @@ use plancd_sandbox::copyout::Skip;
 use plancd_sandbox::{FileEntry, Session};
 use tracing::Instrument;
 
+use super::measure;
 use super::steps::{self, Failure, Logs, Report, Stop};
 use super::{AttemptPlan, BranchPlan, PassContext, role_of};
 use crate::agent::{AgentRun, ContractFile, DependencyResult, TaskFile};
@@ -374,9 +375,10 @@ async fn in_verify_session(
     let input = &prepared.input;
     let pinned = &task.acceptance_criteria.files;
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
-    let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report)
-        .instrument(step_span("tests"))
-        .await?;
+    let tests = &task.acceptance_criteria.tests;
+    let plan = measure::prepare(cx, session, tests).await?;
+    let (mut tests, failure) =
+        steps::run_tests(cx, session, tests, &plan.run_as, &originals, deadline, logs, report).instrument(step_span("tests")).await?;
     tests.pinned_files_changed = work.change.pinned_touched.clone();
     let failure = match failure {
         None => {
@@ -384,9 +386,47 @@ async fn in_verify_session(
         }
         failure => failure,
     };
+    if failure.is_none() {
+        // Measured only on a verdict that passed: the figures describe the published work.
+        let has_python =
+            input.iter().map(|f| f.path.as_str()).chain(work.change.written.iter().map(|f| f.path.as_str())).any(|p| p.ends_with(".py"));
+        let quality = measure::finish(cx, plan, session, has_python, logs).instrument(step_span("quality")).await?;
+        if let Some(failure) = below_minimum(task, &quality) {
+            tests.quality = Some(Box::new(quality));
+            return Ok(Err((failure, Some(tests))));
+        }
+        tests.quality = Some(Box::new(quality)).filter(|q| q.worth_recording());
+    }
     Ok(match failure {
         Some(failure) => Err((failure, Some(tests))),
         None => Ok(tests),
+    })
+}
+
+/// The failure of work whose coverage is below its task's `coverage_min`, or cannot be
+/// measured while the task asks for a minimum.
+fn below_minimum(task: &Task, quality: &crate::state::Quality) -> Option<Failure> {
+    let min = task.acceptance_criteria.coverage_min?;
+    let message = match &quality.coverage {
+        Some(c) if c.percent + 1e-9 >= min => return None,
+        Some(c) => format!(
+            "the acceptance tests cover {:.1}% of the code ({} of {} statements), below the task's minimum of {min}%",
+            c.percent, c.covered_lines, c.statements
+        ),
+        None => {
+            let why = quality.unmeasured.iter().find(|u| u.figure == crate::state::quality::Figure::Coverage);
+            let why = why.map_or("not measured".to_owned(), |u| {
+                format!("{}{}", u.reason.describe(), if u.detail.is_empty() { String::new() } else { format!(": {}", u.detail) })
+            });
+            format!("the task asks for {min}% coverage, but coverage could not be measured ({why})")
+        }
+    };
+    Some(Failure {
+        failure_type: FailureType::CoverageBelowMinimum.as_str().into(),
+        output: message.clone(),
+        message,
+        agent_finished: true,
+        ..Failure::default()
     })
 }
 
@@ -430,7 +470,14 @@ fn judge(
             let mut f = lifecycle::Failure::new(FailureType::parse(&failure.failure_type), failure.message.clone());
             f.tests = tests;
             f.work = work.filter(|_| finished).map(|w| w.to_string());
-            if f.work.is_some() {
+            if f.failure_type == FailureType::CoverageBelowMinimum {
+                // Nothing to classify: the tests pass; more of the code needs testing.
+                f.suggested = Role::Tester;
+                f.instructions = format!(
+                    "{}\nAdd tests that the acceptance commands run (they collect more than the pinned files) for the code they do not reach; see quality.log.",
+                    failure.message
+                );
+            } else if f.work.is_some() {
                 let classification = failure.classify(&cx.triage, contract_names(&prepared.input, task.contract.as_ref()));
                 // "unknown" says less than what the steps already knew ("test_failure", ...).
                 if classification.failure_type != FailureType::Unknown.as_str() {
