@@ -733,7 +733,7 @@ mod tests {
         assert_eq!(names, ["first", "lint", "types", "security", "last"]);
         assert_eq!(config.checks[3].roles, [Role::Coder, Role::Debugger]);
         assert_eq!(config.checks[3].timeout_seconds, Some(60));
-        assert!(config.checks[3].cmd.starts_with("python3 -m bandit"), "{}", config.checks[3].cmd);
+        assert!(config.checks[3].cmd.starts_with("python3 -I -m bandit"), "{}", config.checks[3].cmd);
         // An unknown preset, or a preset with a command, is a plan error with its place.
         for bad in ["checks:\n  - { preset: cobol }\n", "checks:\n  - { preset: python, cmd: x }\n"] {
             let diags = load(bad).unwrap_err();

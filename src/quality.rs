@@ -15,6 +15,9 @@
 //! - with the in-code opt-outs ignored: coverage counts lines marked `# pragma: no cover`
 //!   (plancd's exclusion pattern matches nothing) and bandit reports lines marked `# nosec`
 //!   (`--ignore-nosec`);
+//! - with the tools imported in isolated mode (`python -I`), so that a module of the work cannot
+//!   stand in for the report or the scanner (the guard refuses work that shadows `coverage`,
+//!   whose run must import the work's modules);
 //! - only on a verdict that passed, including the probe that must fail.
 //!
 //! What stays possible: the code under test runs inside the measured Python process and could
@@ -76,7 +79,7 @@ impl Measurement {
     /// exit 0 when measurement can go on.
     pub fn setup_script(&self, workspace: &str, python: &str) -> String {
         format!(
-            "rm -rf '{dir}' && mkdir -p '{dir}' && cat > '{rc}' <<'PLANCD_EOF'\n{conf}PLANCD_EOF\nprintf '[bandit]\\n' > '{dir}/bandit.ini' && {python} -c 'import coverage'",
+            "rm -rf '{dir}' && mkdir -p '{dir}' && cat > '{rc}' <<'PLANCD_EOF'\n{conf}PLANCD_EOF\nprintf '[bandit]\\n' > '{dir}/bandit.ini' && {python} -I -c 'import coverage'",
             dir = self.dir,
             rc = self.rcfile(),
             conf = self.coverage_rc(workspace),
@@ -125,7 +128,7 @@ impl Measurement {
 
     /// Writes coverage.py's JSON report to standard output.
     pub fn coverage_report_script(&self, python: &str) -> String {
-        format!("{python} -m coverage json --rcfile='{}' --data-file='{}' -o - -q", self.rcfile(), self.data_file())
+        format!("{python} -I -m coverage json --rcfile='{}' --data-file='{}' -o - -q", self.rcfile(), self.data_file())
     }
 
     /// Bandit over the workspace as JSON on standard output, under plancd's (empty) settings,
@@ -134,7 +137,7 @@ impl Measurement {
         let name = self.dir.rsplit('/').next().unwrap_or(DIR_PREFIX);
         let mut exclude = vec![format!("./{name}"), "./.git".to_owned()];
         exclude.extend(TEST_GLOBS.iter().map(|g| (*g).to_owned()));
-        format!("{python} -m bandit -r . -f json -q --ignore-nosec --ini '{}/bandit.ini' -x '{}'", self.dir, exclude.join(","))
+        format!("{python} -I -m bandit -r . -f json -q --ignore-nosec --ini '{}/bandit.ini' -x '{}'", self.dir, exclude.join(","))
     }
 }
 
@@ -295,12 +298,12 @@ impl CheckPreset {
         let tests = TEST_GLOBS.join(",");
         let commands: Vec<(&str, String)> = match self {
             CheckPreset::Python => vec![
-                ("lint", "python3 -m flake8 --isolated --max-line-length=120 --exclude=.git,__pycache__,.venv,venv,build,dist .".to_owned()),
+                ("lint", "python3 -I -m flake8 --isolated --max-line-length=120 --exclude=.git,__pycache__,.venv,venv,build,dist .".to_owned()),
                 (
                     "types",
-                    "python3 -m mypy --config-file= --ignore-missing-imports --no-error-summary --exclude '(^|/)(\\.venv|venv|build|dist)/' .".to_owned(),
+                    "python3 -I -m mypy --config-file= --ignore-missing-imports --no-error-summary --exclude '(^|/)(\\.venv|venv|build|dist)/' .".to_owned(),
                 ),
-                ("security", format!("python3 -m bandit -r . -q -ll --ignore-nosec --ini /dev/null -x './.git,{tests}'")),
+                ("security", format!("python3 -I -m bandit -r . -q -ll --ignore-nosec --ini /dev/null -x './.git,{tests}'")),
             ],
         };
         commands

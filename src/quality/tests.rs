@@ -48,9 +48,11 @@ fn plancds_coverage_configuration_ignores_the_works_opt_outs() {
     assert!(rc.contains("exclude_lines =\n    (?!)\n"), "{rc}");
     let setup = m().setup_script("/workspace", "python3");
     assert!(setup.starts_with("rm -rf '/workspace/.plancd-quality-t1' && mkdir -p"), "a pre-seeded folder is emptied: {setup}");
-    assert!(setup.ends_with("python3 -c 'import coverage'"), "{setup}");
+    assert!(setup.ends_with("python3 -I -c 'import coverage'"), "{setup}");
     let bandit = m().bandit_script("python3");
-    for part in ["--ignore-nosec", "--ini '/workspace/.plancd-quality-t1/bandit.ini'", "./.plancd-quality-t1", "-f json"] {
+    for part in
+        ["python3 -I -m bandit", "--ignore-nosec", "--ini '/workspace/.plancd-quality-t1/bandit.ini'", "./.plancd-quality-t1", "-f json"]
+    {
         assert!(bandit.contains(part), "{part} in {bandit}");
     }
 }
@@ -123,8 +125,8 @@ fn the_python_preset_gates_lint_types_and_security_under_plancds_settings() {
     let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["lint", "types", "security"]);
     assert!(checks.iter().all(|c| c.roles == [Role::Coder, Role::Debugger] && c.timeout_seconds == Some(90)));
-    assert!(checks[0].cmd.starts_with("python3 -m flake8 --isolated"), "the work's flake8 settings are not read");
-    assert!(checks[1].cmd.starts_with("python3 -m mypy --config-file= "), "nor its mypy settings");
+    assert!(checks[0].cmd.starts_with("python3 -I -m flake8 --isolated"), "the work's flake8 settings are not read");
+    assert!(checks[1].cmd.starts_with("python3 -I -m mypy --config-file= "), "nor its mypy settings");
     assert!(checks[2].cmd.contains("--ignore-nosec") && checks[2].cmd.contains("--ini /dev/null"), "nor its bandit settings or opt-outs");
     assert!(checks[2].cmd.contains(" -ll "), "medium severity and above fails the gate");
 }
