@@ -628,3 +628,72 @@ fn contract_names(input: &[FileEntry], contract: Option<&String>) -> Vec<String>
     let Ok(contract) = serde_json::from_value::<crate::spec::Contract>(doc.value) else { return Vec::new() };
     contract.interfaces.iter().flat_map(|i| std::iter::once(i.name.clone()).chain(i.methods.iter().map(|m| m.name.clone()))).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Quality;
+    use crate::state::quality::{Coverage, CoverageTool, Figure, Unmeasured, UnmeasuredReason};
+
+    fn task(min: Option<f64>) -> Task {
+        let mut criteria = serde_json::json!({"tests": [{"cmd": "python3 -m pytest"}]});
+        if let Some(min) = min {
+            criteria["coverage_min"] = min.into();
+        }
+        serde_json::from_value(serde_json::json!({"id": "t", "title": "T", "agent_role": "coder", "acceptance_criteria": criteria}))
+            .unwrap()
+    }
+
+    fn measured(percent: f64) -> Quality {
+        let coverage = Coverage {
+            tool: CoverageTool::CoveragePy,
+            percent,
+            covered_lines: 1,
+            statements: 2,
+            files: 1,
+            commands_measured: 1,
+            commands: 1,
+        };
+        Quality { coverage: Some(coverage), ..Quality::default() }
+    }
+
+    #[test]
+    fn work_below_its_tasks_coverage_minimum_fails_typed() {
+        let missing = Quality {
+            unmeasured: vec![Unmeasured {
+                figure: Figure::Coverage,
+                reason: UnmeasuredReason::ToolMissing,
+                detail: "No module named coverage".into(),
+            }],
+            ..Quality::default()
+        };
+        // (name, minimum, figures, the failure's message when it fails)
+        let rows: [(&str, Option<f64>, Quality, Option<&str>); 5] = [
+            ("no minimum", None, measured(10.0), None),
+            ("above", Some(80.0), measured(80.5), None),
+            ("exactly at it", Some(50.0), measured(50.0), None),
+            (
+                "below",
+                Some(80.0),
+                measured(50.0),
+                Some("the acceptance tests cover 50.0% of the code (1 of 2 statements), below the task's minimum of 80%"),
+            ),
+            (
+                "not measurable",
+                Some(80.0),
+                missing,
+                Some(
+                    "the task asks for 80% coverage, but coverage could not be measured (the sandbox lacks the tool: No module named coverage)",
+                ),
+            ),
+        ];
+        for (name, min, quality, want) in rows {
+            let got = below_minimum(&task(min), &quality);
+            assert_eq!(got.as_ref().map(|f| f.message.as_str()), want, "{name}");
+            if let Some(f) = got {
+                assert_eq!(f.failure_type, FailureType::CoverageBelowMinimum.as_str(), "{name}");
+                assert!(f.agent_finished, "{name}: the work is kept for a branch todo");
+            }
+        }
+    }
+}
