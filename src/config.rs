@@ -267,7 +267,8 @@ fn checks_with_presets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Che
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QualityConfig {
-    /// Run Python acceptance commands under coverage.py and record the line coverage.
+    /// Run Python acceptance commands under coverage.py (`node --test` with node's coverage) and
+    /// record the line coverage.
     pub coverage: bool,
     /// Scan the work's Python code with bandit and record the findings.
     pub security: bool,

@@ -14,7 +14,8 @@
 //!   (`--rcfile`, `--ini`), so the work cannot omit its untested files or skip rules;
 //! - with the in-code opt-outs ignored: coverage counts lines marked `# pragma: no cover`
 //!   (plancd's exclusion pattern matches nothing) and bandit reports lines marked `# nosec`
-//!   (`--ignore-nosec`);
+//!   (`--ignore-nosec`); node's `node:coverage ignore` comments are the exception (node 20
+//!   has no switch for them);
 //! - with the tools imported in isolated mode (`python -I`), so that a module of the work cannot
 //!   stand in for the report or the scanner (the guard refuses work that shadows `coverage`,
 //!   whose run must import the work's modules);
@@ -86,11 +87,13 @@ impl Measurement {
         )
     }
 
-    /// The acceptance command `cmd` run under coverage.py with plancd's configuration, when it
-    /// is a Python test run plancd recognises: `python -m pytest|unittest ...`, `python FILE.py
-    /// ...`, or `pytest ...` (run as its script, as the shell would). Variable assignments in
-    /// front are kept; the rest of the command is kept as written. `None`: run it as it is.
-    pub fn wrap(&self, cmd: &str) -> Option<Wrapped> {
+    /// The acceptance command `cmd` (the `index`th) run under measurement, when it is a test
+    /// run plancd recognises: under coverage.py with plancd's configuration for `python -m
+    /// pytest|unittest ...`, `python FILE.py ...` and `pytest ...` (run as its script, as the
+    /// shell would); with node's own coverage into plancd's folder for `node --test ...`.
+    /// Variable assignments in front are kept; the rest of the command is kept as written.
+    /// `None`: run it as it is.
+    pub fn wrap(&self, cmd: &str, index: usize) -> Option<Wrapped> {
         let words = words(cmd);
         let mut i = words.iter().take_while(|(_, w)| is_assignment(w)).count();
         let (start, program) = *words.get(i)?;
@@ -103,7 +106,18 @@ impl Measurement {
         let rest_at = |i: usize| words.get(i).map_or(cmd.len(), |(at, _)| *at);
         if program == "pytest" {
             let rest = &cmd[rest_at(i)..];
-            return Some(Wrapped { cmd: format!("{prefix}python3 {run} \"$(command -v pytest)\" {rest}"), python: "python3".into() });
+            let cmd = format!("{prefix}python3 {run} \"$(command -v pytest)\" {rest}");
+            return Some(Wrapped { cmd, tool: CoverageTool::CoveragePy, program: "python3".into() });
+        }
+        if program == "node" && words.get(i).is_some_and(|(_, w)| *w == "--test") {
+            // The TAP reporter is node's own when its output is not a terminal: the log reads
+            // the same; the lcov report goes to plancd's folder, one file per command.
+            let rest = &cmd[rest_at(i + 1)..];
+            let cmd = format!(
+                "{prefix}node --test --experimental-test-coverage --test-reporter=tap --test-reporter-destination=stdout --test-reporter=lcov --test-reporter-destination={}/lcov-{index}.info {rest}",
+                self.dir
+            );
+            return Some(Wrapped { cmd: cmd.trim_end().to_owned(), tool: CoverageTool::NodeTest, program: "node".into() });
         }
         if !is_python(program) {
             return None;
@@ -123,7 +137,18 @@ impl Measurement {
             return None;
         };
         let rest = &cmd[rest_at(i)..];
-        Some(Wrapped { cmd: format!("{prefix}{program} {run} {target} {rest}").trim_end().to_owned(), python: program.to_owned() })
+        let cmd = format!("{prefix}{program} {run} {target} {rest}").trim_end().to_owned();
+        Some(Wrapped { cmd, tool: CoverageTool::CoveragePy, program: program.to_owned() })
+    }
+
+    /// Empties the folder for node's reports.
+    pub fn node_setup_script(&self) -> String {
+        format!("rm -rf '{dir}' && mkdir -p '{dir}'", dir = self.dir)
+    }
+
+    /// Writes the lcov reports of the node commands to standard output.
+    pub fn node_report_script(&self) -> String {
+        format!("cat '{}'/lcov-*.info", self.dir)
     }
 
     /// Writes coverage.py's JSON report to standard output.
@@ -146,8 +171,10 @@ impl Measurement {
 pub struct Wrapped {
     /// The command plancd runs instead.
     pub cmd: String,
-    /// The Python that runs it (and coverage.py's report).
-    pub python: String,
+    /// What measures it.
+    pub tool: CoverageTool,
+    /// The program that runs it (for coverage.py, the Python of its report too).
+    pub program: String,
 }
 
 /// `cmd`'s words (split at ASCII whitespace) with where each starts.
@@ -223,6 +250,52 @@ pub fn parse_coverage(report: &[u8], commands_measured: u32, commands: u32) -> R
         commands_measured,
         commands,
     })
+}
+
+/// Whether `path` (relative to the workspace) is a node test file or not the project's code:
+/// `test/` or `tests/` folders, `*.test.*`, `*.spec.*`, `*_test.*`, `test-*`, `node_modules/`.
+fn node_test_or_dependency(path: &str) -> bool {
+    let mut parts = path.split('/');
+    let name = parts.next_back().unwrap_or(path);
+    parts.any(|d| matches!(d, "test" | "tests" | "__tests__" | "node_modules"))
+        || name.contains(".test.")
+        || name.contains(".spec.")
+        || name.contains("_test.")
+        || name.starts_with("test-")
+        || name.starts_with("test.")
+        || name.starts_with(DIR_PREFIX)
+}
+
+/// Reads lcov reports (node's `--test-reporter=lcov`, one or several concatenated): the lines
+/// of each source file, merged over the reports (a line hit in any run is covered), test files
+/// and dependencies left out.
+pub fn parse_lcov(report: &[u8], commands_measured: u32, commands: u32, tool: CoverageTool) -> Result<Coverage, ReportError> {
+    let text = std::str::from_utf8(report).map_err(|e| ReportError::NotJson(e.to_string()))?;
+    let mut files: std::collections::BTreeMap<String, std::collections::BTreeMap<u32, bool>> = Default::default();
+    let mut current: Option<String> = None;
+    let mut records = 0;
+    for line in text.lines().map(str::trim) {
+        if let Some(path) = line.strip_prefix("SF:") {
+            let path = path.strip_prefix(plancd_sandbox::WORKSPACE).map_or(path, |p| p.trim_start_matches('/'));
+            current = (!node_test_or_dependency(path)).then(|| path.to_owned());
+            records += 1;
+        } else if let (Some(da), Some(file)) = (line.strip_prefix("DA:"), &current) {
+            let mut fields = da.split(',');
+            let (Some(Ok(n)), Some(Ok(hits))) = (fields.next().map(str::parse::<u32>), fields.next().map(str::parse::<u64>)) else {
+                return Err(ReportError::Missing("well-formed DA lines"));
+            };
+            *files.entry(file.clone()).or_default().entry(n).or_default() |= hits > 0;
+        } else if line == "end_of_record" {
+            current = None;
+        }
+    }
+    if records == 0 {
+        return Err(ReportError::Missing("source file records"));
+    }
+    let statements: u64 = files.values().map(|l| l.len() as u64).sum();
+    let covered_lines: u64 = files.values().map(|l| l.values().filter(|h| **h).count() as u64).sum();
+    let percent = if statements == 0 { 100.0 } else { 100.0 * covered_lines as f64 / statements as f64 };
+    Ok(Coverage { tool, percent, covered_lines, statements, files: files.len() as u32, commands_measured, commands })
 }
 
 /// Reads bandit's JSON report (`bandit -f json`): every finding counted by severity, the most

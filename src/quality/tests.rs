@@ -29,13 +29,22 @@ fn python_test_commands_are_wrapped_under_coverage_and_others_run_as_written() {
         ("not python", "cargo test", None),
         ("a cd first", "cd sub && python3 -m pytest", None),
         ("an assignment with a substitution", "X=$(pwd) python3 -m pytest", None),
-        ("node", "node --test", None),
+        (
+            "node --test",
+            "node --test test/",
+            Some("node --test --experimental-test-coverage --test-reporter=tap --test-reporter-destination=stdout --test-reporter=lcov --test-reporter-destination=/workspace/.plancd-quality-t1/lcov-0.info test/".to_owned()),
+        ),
+        ("node without --test", "node app.js", None),
         ("empty", "", None),
     ];
     for (name, cmd, want) in rows {
-        assert_eq!(m().wrap(cmd).map(|w| w.cmd), *want, "{name}");
+        assert_eq!(m().wrap(cmd, 0).map(|w| w.cmd), *want, "{name}");
     }
-    assert_eq!(m().wrap("/env/bin/python -m pytest").unwrap().python, "/env/bin/python");
+    let venv = m().wrap("/env/bin/python -m pytest", 0).unwrap();
+    assert_eq!((venv.tool, venv.program.as_str()), (CoverageTool::CoveragePy, "/env/bin/python"));
+    let node = m().wrap("node --test", 3).unwrap();
+    assert_eq!(node.tool, CoverageTool::NodeTest);
+    assert!(node.cmd.ends_with("/lcov-3.info"), "one report per command: {}", node.cmd);
 }
 
 #[test]
@@ -135,4 +144,17 @@ fn the_python_preset_gates_lint_types_and_security_under_plancds_settings() {
 fn tool_failures_say_whether_the_tool_is_missing() {
     assert!(tool_missing("/usr/bin/python3: No module named bandit\n"));
     assert!(!tool_missing("Traceback (most recent call last):\n  ValueError\n"));
+}
+
+#[test]
+fn node_lcov_reports_are_merged_over_commands_without_test_files() {
+    // As node 20's `--test-reporter=lcov` writes it (two commands, the same file in both).
+    let first = "TN:\nSF:lib.js\nFN:1,add\nFNDA:1,add\nDA:1,1\nDA:2,0\nDA:3,0\nDA:6,1\nLH:2\nLF:4\nend_of_record\nSF:test/lib.test.js\nDA:1,1\nDA:2,1\nLH:2\nLF:2\nend_of_record\n";
+    let second = "TN:\nSF:/workspace/lib.js\nDA:1,1\nDA:2,1\nDA:3,0\nDA:6,1\nend_of_record\nSF:node_modules/dep/index.js\nDA:1,0\nend_of_record\nSF:src/util.spec.js\nDA:1,1\nend_of_record\n";
+    let c = parse_lcov(format!("{first}{second}").as_bytes(), 2, 2, CoverageTool::NodeTest).unwrap();
+    assert_eq!((c.covered_lines, c.statements, c.files), (3, 4, 1), "line 2 hit by the second run; tests and dependencies left out");
+    assert_eq!(c.percent, 75.0);
+    assert_eq!(c.tool, CoverageTool::NodeTest);
+    assert_eq!(parse_lcov(b"", 1, 1, CoverageTool::NodeTest).unwrap_err(), ReportError::Missing("source file records"));
+    assert_eq!(parse_lcov(b"SF:a.js\nDA:x,1\n", 1, 1, CoverageTool::NodeTest).unwrap_err(), ReportError::Missing("well-formed DA lines"));
 }

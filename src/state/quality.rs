@@ -56,6 +56,9 @@ impl Quality {
 pub enum CoverageTool {
     /// coverage.py (`python -m coverage`).
     CoveragePy,
+    /// Node's test runner (`node --test --experimental-test-coverage`), lines from its lcov
+    /// report.
+    NodeTest,
 }
 
 /// Line coverage of the acceptance tests over the repository's code.

@@ -187,3 +187,46 @@ async fn a_python_results_coverage_and_bandit_findings_are_measured_by_plancd_an
     })
     .await;
 }
+
+/// A node project on the host's process backend: `node --test` runs with node's own coverage,
+/// reported into plancd's folder, and the figure is recorded without test files.
+#[tokio::test]
+async fn a_node_test_runs_coverage_is_recorded_from_nodes_own_report() {
+    let found = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("PLANCD_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+            panic!("PLANCD_REQUIRE_CLIENTS=1 but node is not installed");
+        }
+        eprintln!("skipping: node is not installed");
+        return;
+    }
+    within(300, async {
+        let repo = Repo::new();
+        repo.write("plancd.yaml", "branch: main\nroles:\n  coder:\n    command: [\"sh\", \"agents/coder.sh\"]\n");
+        repo.write(
+            "agents/coder.sh",
+            "cat > lib.js <<'EOF'\nfunction add(a, b) { return a + b; }\nfunction unused(x) {\n  if (x) { return 1; }\n  return 2;\n}\nmodule.exports = { add, unused };\nEOF\n",
+        );
+        repo.write(
+            "test/lib.test.js",
+            "const test = require('node:test');\nconst assert = require('node:assert');\nconst { add } = require('../lib.js');\ntest('add', () => { assert.strictEqual(add(1, 2), 3); });\n",
+        );
+        repo.write(
+            "plans/n.yaml",
+            "todo_list_id: n\ntitle: Node\ntasks:\n  - id: lib\n    title: Write lib.js\n    agent_role: coder\n    max_attempts: 1\n    outputs: [lib.js]\n    acceptance_criteria:\n      tests:\n        - cmd: node --test test/\n          timeout_seconds: 120\n      files: [test/lib.test.js]\n",
+        );
+        repo.commit("A node plan");
+        let run = plancd_async(repo.path(), &["reconcile"], &[]).await;
+        run.expect_code(0);
+        let status: Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/n/lib:status.json"])).unwrap();
+        let coverage = &status["tests"]["quality"]["coverage"];
+        assert_eq!(coverage["tool"], "node_test", "{status}");
+        assert_eq!(coverage["files"], 1, "lib.js alone, the test file left out: {status}");
+        let percent = coverage["percent"].as_f64().unwrap();
+        assert!(percent > 0.0 && percent < 100.0, "`unused` is not run: {status}");
+        assert_eq!(status["tests"]["quality"]["unmeasured"][0]["reason"], "nothing_to_scan", "no Python for bandit: {status}");
+        let described = plancd_async(repo.path(), &["describe", "n/lib"], &[]).await;
+        assert!(described.stdout.contains(&format!("  Coverage:     {percent:.1}% (")), "{}", described.all());
+    })
+    .await;
+}

@@ -11,7 +11,7 @@ use super::PassContext;
 use super::steps::{Logs, Stop, output_of};
 use crate::quality::{self, Measurement};
 use crate::spec::AcceptanceTest;
-use crate::state::quality::{Figure, Quality, Unmeasured, UnmeasuredReason};
+use crate::state::quality::{CoverageTool, Figure, Quality, Unmeasured, UnmeasuredReason};
 
 /// How long a report (coverage's JSON, the bandit scan) may take.
 const REPORT_SECONDS: u64 = 300;
@@ -21,8 +21,8 @@ pub(super) struct Plan {
     measurement: Measurement,
     /// Per acceptance command: what runs instead (under coverage), or `None` (as written).
     pub run_as: Vec<Option<String>>,
-    /// The Python of the first measured command, for the report.
-    python: Option<String>,
+    /// The tool measuring coverage and its program (the first measured command's): the report's.
+    coverage: Option<(CoverageTool, String)>,
     security: bool,
     /// The figures not measured already known, with why.
     unmeasured: Vec<Unmeasured>,
@@ -34,13 +34,14 @@ fn unmeasured(figure: Figure, reason: UnmeasuredReason, detail: impl Into<String
 }
 
 /// Decides what is measured and prepares it in `session` (the configuration written, the tool
-/// checked): no coverage where no command is a Python test run or the sandbox lacks coverage.py.
+/// checked): no coverage where no command is a test run plancd can measure or the sandbox lacks
+/// the tool. Only the commands of the first measured command's tool are measured.
 pub(super) async fn prepare(cx: &PassContext, session: &dyn Session, tests: &[AcceptanceTest]) -> Result<Plan, Stop> {
     let config = cx.snapshot.config.quality;
     let measurement = Measurement::new(plancd_sandbox::WORKSPACE, &format!("{:016x}", fastrand::u64(..)));
     let mut plan = Plan {
         run_as: vec![None; tests.len()],
-        python: None,
+        coverage: None,
         security: config.security,
         unmeasured: Vec::new(),
         log: Vec::new(),
@@ -53,23 +54,29 @@ pub(super) async fn prepare(cx: &PassContext, session: &dyn Session, tests: &[Ac
         plan.unmeasured.push(unmeasured(Figure::Coverage, UnmeasuredReason::Disabled, ""));
         return Ok(plan);
     }
-    let wrapped: Vec<Option<quality::Wrapped>> = tests.iter().map(|t| plan.measurement.wrap(&t.cmd)).collect();
-    let Some(python) = wrapped.iter().flatten().next().map(|w| w.python.clone()) else {
+    let wrapped: Vec<Option<quality::Wrapped>> = tests.iter().enumerate().map(|(i, t)| plan.measurement.wrap(&t.cmd, i)).collect();
+    let Some((tool, program)) = wrapped.iter().flatten().next().map(|w| (w.tool, w.program.clone())) else {
         plan.unmeasured.push(unmeasured(Figure::Coverage, UnmeasuredReason::NoMeasurableCommand, ""));
         return Ok(plan);
     };
-    let script = plan.measurement.setup_script(plancd_sandbox::WORKSPACE, &python);
+    let (script, label) = match tool {
+        CoverageTool::CoveragePy => (
+            plan.measurement.setup_script(plancd_sandbox::WORKSPACE, &program),
+            format!("{program} -I -c 'import coverage'  # plancd's coverage configuration written"),
+        ),
+        CoverageTool::NodeTest => (plan.measurement.node_setup_script(), "mkdir  # plancd's coverage folder".to_owned()),
+    };
     let o = session.exec(&ExecRequest::shell(&script, Duration::from_secs(60))).await?;
     cx.emit(crate::reconcile::Event::Exec { kind: "measure", duration: o.duration });
-    Logs::command(&mut plan.log, &format!("{python} -c 'import coverage'  # plancd's coverage configuration written"), &o);
+    Logs::command(&mut plan.log, &label, &o);
     if !o.success() {
         let output = String::from_utf8_lossy(&output_of(&o)).into_owned();
         let reason = if quality::tool_missing(&output) { UnmeasuredReason::ToolMissing } else { UnmeasuredReason::ReportUnreadable };
         plan.unmeasured.push(unmeasured(Figure::Coverage, reason, last_line(&output)));
         return Ok(plan);
     }
-    plan.run_as = wrapped.into_iter().map(|w| w.map(|w| w.cmd)).collect();
-    plan.python = Some(python);
+    plan.run_as = wrapped.into_iter().map(|w| w.filter(|w| w.tool == tool).map(|w| w.cmd)).collect();
+    plan.coverage = Some((tool, program));
     Ok(plan)
 }
 
@@ -85,10 +92,21 @@ pub(super) async fn finish(
     let mut q = Quality::default();
     let commands = plan.run_as.len() as u32;
     let measured = plan.run_as.iter().flatten().count() as u32;
-    if let Some(python) = plan.python.clone() {
-        let script = plan.measurement.coverage_report_script(&python);
+    let python = match &plan.coverage {
+        Some((CoverageTool::CoveragePy, program)) => program.clone(),
+        _ => "python3".to_owned(),
+    };
+    if let Some((tool, program)) = plan.coverage.clone() {
+        let script = match tool {
+            CoverageTool::CoveragePy => plan.measurement.coverage_report_script(&program),
+            CoverageTool::NodeTest => plan.measurement.node_report_script(),
+        };
         let o = report(cx, session, &script, &mut plan.log).await?;
-        match quality::parse_coverage(&o.stdout, measured, commands) {
+        let parsed = match tool {
+            CoverageTool::CoveragePy => quality::parse_coverage(&o.stdout, measured, commands),
+            CoverageTool::NodeTest => quality::parse_lcov(&o.stdout, measured, commands, tool),
+        };
+        match parsed {
             Ok(c) if o.success() => q.coverage = Some(c),
             Ok(_) => q.unmeasured.push(unmeasured(Figure::Coverage, UnmeasuredReason::ReportUnreadable, o.to_string())),
             Err(e) => q.unmeasured.push(unmeasured(Figure::Coverage, UnmeasuredReason::ReportUnreadable, failure(&o, &e))),
@@ -96,7 +114,6 @@ pub(super) async fn finish(
     }
     if plan.security {
         if has_python {
-            let python = plan.python.clone().unwrap_or_else(|| "python3".into());
             let o = report(cx, session, &plan.measurement.bandit_script(&python), &mut plan.log).await?;
             // Bandit exits 1 when it found something: the report decides, not the exit code.
             match quality::parse_bandit(&o.stdout) {
