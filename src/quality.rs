@@ -104,12 +104,14 @@ impl Measurement {
         let run = format!("-m coverage run --rcfile={} --data-file={} --append", self.rcfile(), self.data_file());
         i += 1;
         let rest_at = |i: usize| words.get(i).map_or(cmd.len(), |(at, _)| *at);
-        if program == "pytest" {
+        if program == "pytest" && !cmd.contains("--cov") {
             let rest = &cmd[rest_at(i)..];
             let cmd = format!("{prefix}python3 {run} \"$(command -v pytest)\" {rest}");
             return Some(Wrapped { cmd, tool: CoverageTool::CoveragePy, program: "python3".into() });
         }
-        if program == "node" && words.get(i).is_some_and(|(_, w)| *w == "--test") {
+        // A command that picks its own reporters is left as it is: node wants one destination
+        // per reporter, in order.
+        if program == "node" && words.get(i).is_some_and(|(_, w)| *w == "--test") && !cmd.contains("--test-reporter") {
             // The TAP reporter is node's own when its output is not a terminal: the log reads
             // the same; the lcov report goes to plancd's folder, one file per command.
             let rest = &cmd[rest_at(i + 1)..];
@@ -119,7 +121,8 @@ impl Measurement {
             );
             return Some(Wrapped { cmd: cmd.trim_end().to_owned(), tool: CoverageTool::NodeTest, program: "node".into() });
         }
-        if !is_python(program) {
+        // pytest-cov measures on its own; two tracers in one process disagree.
+        if !is_python(program) || cmd.contains("--cov") {
             return None;
         }
         let (_, next) = *words.get(i)?;

@@ -25,6 +25,8 @@ fn python_test_commands_are_wrapped_under_coverage_and_others_run_as_written() {
             Some(format!("python3 {run} -m pytest -k 'a or b' && echo done")),
         ),
         ("another module", "python3 -m mypy .", None),
+        ("pytest-cov measures itself", "python3 -m pytest --cov=src", None),
+        ("bare pytest with pytest-cov", "pytest --cov", None),
         ("python -c", "python3 -c 'print(1)'", None),
         ("not python", "cargo test", None),
         ("a cd first", "cd sub && python3 -m pytest", None),
@@ -35,6 +37,7 @@ fn python_test_commands_are_wrapped_under_coverage_and_others_run_as_written() {
             Some("node --test --experimental-test-coverage --test-reporter=tap --test-reporter-destination=stdout --test-reporter=lcov --test-reporter-destination=/workspace/.plancd-quality-t1/lcov-0.info test/".to_owned()),
         ),
         ("node without --test", "node app.js", None),
+        ("node with its own reporter", "node --test --test-reporter=spec test/", None),
         ("empty", "", None),
     ];
     for (name, cmd, want) in rows {
