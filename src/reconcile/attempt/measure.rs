@@ -11,7 +11,7 @@ use super::PassContext;
 use super::steps::{Logs, Stop, output_of};
 use crate::quality::{self, Measurement};
 use crate::spec::AcceptanceTest;
-use crate::state::quality::{CoverageTool, Figure, Quality, Unmeasured, UnmeasuredReason};
+use crate::state::quality::{Coverage, CoverageTool, Figure, Quality, SecurityScan, Unmeasured, UnmeasuredReason};
 
 /// How long a report (coverage's JSON, the bandit scan) may take.
 const REPORT_SECONDS: u64 = 300;
@@ -89,52 +89,70 @@ pub(super) async fn finish(
     has_python: bool,
     logs: &mut Logs,
 ) -> Result<Quality, Stop> {
-    let mut q = Quality::default();
-    let commands = plan.run_as.len() as u32;
-    let measured = plan.run_as.iter().flatten().count() as u32;
-    let python = match &plan.coverage {
-        Some((CoverageTool::CoveragePy, program)) => program.clone(),
-        _ => "python3".to_owned(),
-    };
+    let mut q = Quality { unmeasured: std::mem::take(&mut plan.unmeasured), ..Quality::default() };
     if let Some((tool, program)) = plan.coverage.clone() {
-        let script = match tool {
-            CoverageTool::CoveragePy => plan.measurement.coverage_report_script(&program),
-            CoverageTool::NodeTest => plan.measurement.node_report_script(),
-        };
-        let o = report(cx, session, &script, &mut plan.log).await?;
-        let parsed = match tool {
-            CoverageTool::CoveragePy => quality::parse_coverage(&o.stdout, measured, commands),
-            CoverageTool::NodeTest => quality::parse_lcov(&o.stdout, measured, commands, tool),
-        };
-        match parsed {
-            Ok(c) if o.success() => q.coverage = Some(c),
-            Ok(_) => q.unmeasured.push(unmeasured(Figure::Coverage, UnmeasuredReason::ReportUnreadable, o.to_string())),
-            Err(e) => q.unmeasured.push(unmeasured(Figure::Coverage, UnmeasuredReason::ReportUnreadable, failure(&o, &e))),
+        match coverage_of(cx, &mut plan, session, tool, &program).await? {
+            Ok(c) => q.coverage = Some(c),
+            Err(u) => q.unmeasured.push(u),
         }
     }
-    if plan.security {
-        if has_python {
-            let o = report(cx, session, &plan.measurement.bandit_script(&python), &mut plan.log).await?;
-            // Bandit exits 1 when it found something: the report decides, not the exit code.
-            match quality::parse_bandit(&o.stdout) {
-                Ok(s) if !o.timed_out => q.security = Some(s),
-                Ok(_) => q.unmeasured.push(unmeasured(Figure::Security, UnmeasuredReason::ReportUnreadable, o.to_string())),
-                Err(e) => {
-                    let output = String::from_utf8_lossy(&output_of(&o)).into_owned();
-                    let reason =
-                        if quality::tool_missing(&output) { UnmeasuredReason::ToolMissing } else { UnmeasuredReason::ReportUnreadable };
-                    q.unmeasured.push(unmeasured(Figure::Security, reason, failure(&o, &e)));
-                }
-            }
-        } else {
-            q.unmeasured.push(unmeasured(Figure::Security, UnmeasuredReason::NothingToScan, "no Python file in the work"));
+    if plan.security && !has_python {
+        q.unmeasured.push(unmeasured(Figure::Security, UnmeasuredReason::NothingToScan, "no Python file in the work"));
+    } else if plan.security {
+        match security_of(cx, &mut plan, session).await? {
+            Ok(s) => q.security = Some(s),
+            Err(u) => q.unmeasured.push(u),
         }
     }
-    q.unmeasured.splice(0..0, plan.unmeasured);
     if !plan.log.is_empty() {
         logs.add("quality.log", plan.log);
     }
     Ok(q)
+}
+
+/// The measured commands' coverage, from `tool`'s report.
+async fn coverage_of(
+    cx: &PassContext,
+    plan: &mut Plan,
+    session: &dyn Session,
+    tool: CoverageTool,
+    program: &str,
+) -> Result<Result<Coverage, Unmeasured>, Stop> {
+    let commands = plan.run_as.len() as u32;
+    let measured = plan.run_as.iter().flatten().count() as u32;
+    let script = match tool {
+        CoverageTool::CoveragePy => plan.measurement.coverage_report_script(program),
+        CoverageTool::NodeTest => plan.measurement.node_report_script(),
+    };
+    let o = report(cx, session, &script, &mut plan.log).await?;
+    let parsed = match tool {
+        CoverageTool::CoveragePy => quality::parse_coverage(&o.stdout, measured, commands),
+        CoverageTool::NodeTest => quality::parse_lcov(&o.stdout, measured, commands, tool),
+    };
+    Ok(match parsed {
+        Ok(c) if o.success() => Ok(c),
+        Ok(_) => Err(unmeasured(Figure::Coverage, UnmeasuredReason::ReportUnreadable, o.to_string())),
+        Err(e) => Err(unmeasured(Figure::Coverage, UnmeasuredReason::ReportUnreadable, failure(&o, &e))),
+    })
+}
+
+/// Bandit's scan of the work, with the measured Python (or `python3`).
+async fn security_of(cx: &PassContext, plan: &mut Plan, session: &dyn Session) -> Result<Result<SecurityScan, Unmeasured>, Stop> {
+    let python = match &plan.coverage {
+        Some((CoverageTool::CoveragePy, program)) => program.clone(),
+        _ => "python3".to_owned(),
+    };
+    let o = report(cx, session, &plan.measurement.bandit_script(&python), &mut plan.log).await?;
+    // Bandit exits 1 when it found something: the report decides, not the exit code.
+    Ok(match quality::parse_bandit(&o.stdout) {
+        Ok(s) if !o.timed_out => Ok(s),
+        Ok(_) => Err(unmeasured(Figure::Security, UnmeasuredReason::ReportUnreadable, o.to_string())),
+        Err(e) => {
+            let output = String::from_utf8_lossy(&output_of(&o)).into_owned();
+            let reason = if quality::tool_missing(&output) { UnmeasuredReason::ToolMissing } else { UnmeasuredReason::ReportUnreadable };
+            Err(unmeasured(Figure::Security, reason, failure(&o, &e)))
+        }
+    })
 }
 
 /// Runs a report command; its log keeps the outcome and what it printed on stderr (the report
