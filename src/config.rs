@@ -37,8 +37,11 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// The environment every attempt runs in, built once per key and reused.
     pub environment: Option<EnvironmentConfig>,
-    /// Commands run after the coder, before acceptance tests.
+    /// Commands run after the coder, before acceptance tests (presets expanded).
+    #[serde(deserialize_with = "checks_with_presets")]
     pub checks: Vec<CheckCommand>,
+    /// Which quality figures plancd measures on a verified result.
+    pub quality: QualityConfig,
     /// How each role is played.
     pub roles: BTreeMap<Role, RoleConfig>,
     /// Chat models by name.
@@ -89,6 +92,7 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             environment: None,
             checks: Vec::new(),
+            quality: QualityConfig::default(),
             roles: BTreeMap::new(),
             models: BTreeMap::new(),
             budget: Budget::default(),
@@ -224,6 +228,56 @@ pub struct CheckCommand {
     /// Roles after which it runs (default: coder).
     #[serde(default)]
     pub roles: Vec<Role>,
+}
+
+/// A `checks:` entry: a command, or a preset that stands for several.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CheckEntry {
+    Preset(PresetEntry),
+    Command(CheckCommand),
+}
+
+/// `- preset: python` (with the roles and time limit its checks get).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetEntry {
+    preset: crate::quality::CheckPreset,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+    #[serde(default)]
+    roles: Vec<Role>,
+}
+
+/// Reads `checks:`, each preset expanded into its commands where it stands.
+fn checks_with_presets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<CheckCommand>, D::Error> {
+    let entries = Vec::<CheckEntry>::deserialize(d)?;
+    Ok(entries
+        .into_iter()
+        .flat_map(|e| match e {
+            CheckEntry::Preset(p) => p.preset.checks(&p.roles, p.timeout_seconds),
+            CheckEntry::Command(c) => vec![c],
+        })
+        .collect())
+}
+
+/// Which quality figures plancd measures on the work whose acceptance tests passed (see
+/// [`crate::quality`]); both on by default, each skipped with a note where the sandbox lacks the
+/// tool or the work has nothing it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QualityConfig {
+    /// Run Python acceptance commands under coverage.py (`node --test` with node's coverage) and
+    /// record the line coverage.
+    pub coverage: bool,
+    /// Scan the work's Python code with bandit and record the findings.
+    pub security: bool,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig { coverage: true, security: true }
+    }
 }
 
 /// How a role is played: by a model or by a command.
@@ -670,6 +724,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("plancd.yaml"), text).unwrap();
         Config::load(&DirSource::new(dir.path())).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn a_checks_preset_expands_into_its_commands_where_it_stands() {
+        let text = "checks:\n  - { name: first, cmd: 'true' }\n  - { preset: python, roles: [coder, debugger], timeout_seconds: 60 }\n  - { name: last, cmd: 'true' }\n";
+        let config = load(text).unwrap();
+        let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["first", "lint", "types", "security", "last"]);
+        assert_eq!(config.checks[3].roles, [Role::Coder, Role::Debugger]);
+        assert_eq!(config.checks[3].timeout_seconds, Some(60));
+        assert!(config.checks[3].cmd.starts_with("python3 -I -m bandit"), "{}", config.checks[3].cmd);
+        // An unknown preset, or a preset with a command, is a plan error with its place.
+        for bad in ["checks:\n  - { preset: cobol }\n", "checks:\n  - { preset: python, cmd: x }\n"] {
+            let diags = load(bad).unwrap_err();
+            assert!(diags.iter().any(|d| d.to_string().contains("plancd.yaml:2")), "{bad}: {diags:?}");
+        }
+    }
+
+    #[test]
+    fn quality_figures_are_measured_unless_turned_off() {
+        assert_eq!(load("{}\n").unwrap().quality, QualityConfig { coverage: true, security: true });
+        assert_eq!(load("quality: { security: false }\n").unwrap().quality, QualityConfig { coverage: true, security: false });
+        assert!(load("quality: { lint: true }\n").is_err());
     }
 
     #[test]

@@ -31,6 +31,8 @@
 //!   and the environment its dev container or Copilot setup steps declare.
 //! - [`live`] is what a running attempt prints, as it prints it, in files beside the git
 //!   folder that `plancd logs -f` and `plancd serve` follow.
+//! - [`quality`] is how an attempt measures its result's coverage and security findings in the
+//!   verifying session (recorded in the result's status), and the `checks:` presets.
 //! - [`ops`] holds one module per command-line verb; the `plancd` binary parses arguments,
 //!   calls them and prints.
 //! - [`render`] draws what people read of a workflow's graph, from one model and with one
@@ -51,6 +53,7 @@ pub mod live;
 pub mod ops;
 mod par;
 pub mod publish;
+pub mod quality;
 pub mod reconcile;
 pub mod remote;
 pub mod render;

@@ -14,7 +14,8 @@ use prometheus_client::registry::Registry;
 
 use crate::reconcile::{AttemptEnd, Event, Snapshot, UpstreamPart};
 use crate::spec::Role;
-use crate::state::{FailureType, Phase, Store};
+use crate::state::quality::{Severity, SeverityCounts};
+use crate::state::{FailureType, Phase, Quality, Store};
 
 /// A repository source.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +99,17 @@ pub struct UsageLabels {
     pub role: String,
     /// The configured model's name (`models:` in plancd.yaml).
     pub model: String,
+}
+
+/// Security findings of a workflow's results by severity.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
+    /// The source's name.
+    pub source: String,
+    /// The workflow.
+    pub workflow: String,
+    /// `high`, `medium` or `low`.
+    pub severity: String,
 }
 
 /// Tokens by direction.
@@ -184,6 +196,12 @@ pub struct Metrics {
     pub forge_rate_limit_remaining: Family<SourceLabel, Gauge>,
     /// The forge's requests per rate limit window (0 until it answered with one).
     pub forge_rate_limit: Family<SourceLabel, Gauge>,
+    /// The mean coverage of each workflow's current results that have one (0 when none has).
+    pub coverage: Family<WorkflowLabels, Gauge<f64, AtomicU64>>,
+    /// How many of each workflow's current results have a measured coverage.
+    pub coverage_measured: Family<WorkflowLabels, Gauge>,
+    /// Security findings in each workflow's current results, by severity.
+    pub security_findings: Family<SeverityLabels, Gauge>,
 }
 
 impl Metrics {
@@ -214,9 +232,12 @@ impl Metrics {
             time_to_satisfied: Family::default(),
             forge_rate_limit_remaining: Family::default(),
             forge_rate_limit: Family::default(),
+            coverage: Family::default(),
+            coverage_measured: Family::default(),
+            security_findings: Family::default(),
         };
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
-        for kind in ["agent", "check", "test"] {
+        for kind in ["agent", "check", "test", "measure"] {
             let _ = m.exec_duration.get_or_create(&ExecLabels { kind: kind.into() });
         }
         let mut r = Registry::with_prefix("plancd");
@@ -267,6 +288,21 @@ impl Metrics {
             "Forge API requests the rate limit window allows, from the last answer's x-ratelimit-limit (0 before any)",
             m.forge_rate_limit.clone(),
         );
+        r.register(
+            "workflow_test_coverage_percent",
+            "Mean line coverage of the acceptance tests over each workflow's current results that have one, as plancd measured it (0 when none has)",
+            m.coverage.clone(),
+        );
+        r.register(
+            "workflow_coverage_measured_results",
+            "Current results of each workflow with a measured coverage",
+            m.coverage_measured.clone(),
+        );
+        r.register(
+            "workflow_security_findings",
+            "Security findings (bandit) in each workflow's current results, by severity",
+            m.security_findings.clone(),
+        );
         (m, r)
     }
 
@@ -294,6 +330,12 @@ impl Metrics {
             let wf = WorkflowLabels { source: source.into(), workflow: workflow.into() };
             let _ = self.spend.get_or_create(&wf);
             let _ = self.time_to_satisfied.get_or_create(&wf);
+            let _ = self.coverage.get_or_create(&wf);
+            let _ = self.coverage_measured.get_or_create(&wf);
+            for severity in Severity::COUNTED {
+                let labels = SeverityLabels { source: source.into(), workflow: workflow.into(), severity: severity.as_str().into() };
+                let _ = self.security_findings.get_or_create(&labels);
+            }
             self.budget.get_or_create(&wf).set(snapshot.config.budget.usd_per_workflow.unwrap_or(0.0));
             for phase in Phase::ALL {
                 let labels = PhaseLabels { source: source.into(), workflow: workflow.into(), phase: phase.as_str().into() };
@@ -413,10 +455,16 @@ impl Metrics {
         let Ok(tasks) = store.list() else { return };
         let mut counts: HashMap<(String, bool, Phase), i64> = HashMap::new();
         let mut spend: HashMap<String, f64> = HashMap::new();
+        let mut quality: HashMap<String, QualityTally> = HashMap::new();
         for (key, state) in &tasks {
             *counts.entry((key.workflow.clone(), state.parent.is_some(), state.phase)).or_default() += 1;
-            let usd = store.status(key).ok().flatten().and_then(|(_, s)| s.cost).map_or(0.0, |c| c.usd);
+            let status = store.status(key).ok().flatten().map(|(_, s)| s);
+            let usd = status.as_ref().and_then(|s| s.cost).map_or(0.0, |c| c.usd);
             *spend.entry(key.workflow.clone()).or_default() += usd;
+            let tally = quality.entry(key.workflow.clone()).or_default();
+            if let Some(s) = status.filter(|s| s.phase == Phase::Succeeded && s.branch.is_none()) {
+                tally.add(s.tests.and_then(|t| t.quality).as_deref());
+            }
         }
         let mut workflows: Vec<String> = tasks.keys().map(|k| k.workflow.clone()).collect();
         workflows.dedup();
@@ -429,6 +477,13 @@ impl Metrics {
             }
             let labels = WorkflowLabels { source: source.into(), workflow: workflow.clone() };
             self.spend.get_or_create(&labels).set(spend.get(workflow).copied().unwrap_or(0.0));
+            let tally = quality.get(workflow).cloned().unwrap_or_default();
+            self.coverage.get_or_create(&labels).set(tally.mean_coverage());
+            self.coverage_measured.get_or_create(&labels).set(tally.measured);
+            for severity in Severity::COUNTED {
+                let labels = SeverityLabels { source: source.into(), workflow: workflow.clone(), severity: severity.as_str().into() };
+                self.security_findings.get_or_create(&labels).set(i64::from(tally.findings.of(severity)));
+            }
         }
     }
 
@@ -456,6 +511,34 @@ impl Metrics {
     pub fn pass_succeeded(&self, source: &str) {
         let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
         self.last_success.get_or_create(&SourceLabel { source: source.into() }).set(now);
+    }
+}
+
+/// A workflow's results' quality, summed: the seed's `avg(coverage_by_workflow)` and
+/// `sum(bandit_findings)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct QualityTally {
+    coverage_sum: f64,
+    measured: i64,
+    findings: SeverityCounts,
+}
+
+impl QualityTally {
+    fn add(&mut self, quality: Option<&Quality>) {
+        let Some(q) = quality else { return };
+        if let Some(c) = &q.coverage {
+            self.coverage_sum += c.percent;
+            self.measured += 1;
+        }
+        if let Some(s) = &q.security {
+            self.findings.high += s.counts.high;
+            self.findings.medium += s.counts.medium;
+            self.findings.low += s.counts.low;
+        }
+    }
+
+    fn mean_coverage(&self) -> f64 {
+        if self.measured == 0 { 0.0 } else { self.coverage_sum / self.measured as f64 }
     }
 }
 
@@ -532,6 +615,37 @@ pub type SharedRegistry = Arc<Registry>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workflows_quality_is_its_results_mean_coverage_and_summed_findings() {
+        use crate::state::quality::*;
+        let result = |percent: Option<f64>, high: u32, low: u32| Quality {
+            coverage: percent.map(|percent| Coverage {
+                tool: CoverageTool::CoveragePy,
+                percent,
+                covered_lines: 0,
+                statements: 0,
+                files: 0,
+                commands_measured: 1,
+                commands: 1,
+            }),
+            security: Some(SecurityScan {
+                tool: SecurityTool::Bandit,
+                counts: SeverityCounts { high, medium: 0, low },
+                lines_scanned: 0,
+                findings: Vec::new(),
+            }),
+            unmeasured: Vec::new(),
+        };
+        let mut tally = QualityTally::default();
+        assert_eq!(tally.mean_coverage(), 0.0, "none measured: 0, not NaN");
+        tally.add(Some(&result(Some(50.0), 1, 2)));
+        tally.add(Some(&result(Some(100.0), 0, 1)));
+        tally.add(Some(&result(None, 1, 0)));
+        tally.add(None);
+        assert_eq!((tally.mean_coverage(), tally.measured), (75.0, 2), "results without coverage do not pull the mean down");
+        assert_eq!(tally.findings, SeverityCounts { high: 2, medium: 0, low: 3 });
+    }
 
     #[test]
     fn a_workflow_is_timed_from_its_newest_plan_commit_to_its_last_success_once_all_are_satisfied() {

@@ -91,6 +91,8 @@ pub struct PrFacts {
     pub diagram: String,
     /// The network the accepted attempt's agent had through its role's `network.allow`.
     pub network: Option<crate::state::NetworkUse>,
+    /// The quality figures plancd measured on the result.
+    pub quality: Option<crate::state::Quality>,
 }
 
 /// The pull request's title.
@@ -119,6 +121,7 @@ pub fn render(f: &PrFacts) -> String {
         let _ = writeln!(out, "{description}\n");
     }
     tests(&mut out, f, &mut notes);
+    quality(&mut out, f);
     network(&mut out, f);
     files(&mut out, f, &mut notes);
     attempts(&mut out, f, &mut notes);
@@ -145,6 +148,57 @@ fn tests(out: &mut String, f: &PrFacts, notes: &mut Vec<String>) {
     if !f.pinned_files_changed.is_empty() {
         let files: Vec<String> = f.pinned_files_changed.iter().take(ROWS).map(|p| code(p)).collect();
         let _ = writeln!(out, "\nThe agent changed pinned test files; they were restored before the tests ran: {}.", files.join(", "));
+    }
+    out.push('\n');
+}
+
+/// The quality figures plancd measured on the result: coverage, and the security findings with
+/// the most severe listed.
+fn quality(out: &mut String, f: &PrFacts) {
+    let Some(q) = &f.quality else { return };
+    out.push_str(
+        "### Quality\n\nMeasured by plancd in the session that verified this result, under its own settings.\n\n| | |\n|---|---|\n",
+    );
+    match &q.coverage {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "| coverage | {:.1}% ({} of {} statements, {} file(s); {} of {} test command(s) measured) |",
+                c.percent, c.covered_lines, c.statements, c.files, c.commands_measured, c.commands
+            );
+        }
+        None => out.push_str("| coverage | not measured |\n"),
+    }
+    match &q.security {
+        Some(s) => {
+            let _ = writeln!(out, "| security | {} (bandit, {} line(s)) |", cell(&s.summary(), 200), s.lines_scanned);
+        }
+        None => out.push_str("| security | not measured |\n"),
+    }
+    for u in &q.unmeasured {
+        let figure = match u.figure {
+            crate::state::quality::Figure::Coverage => "coverage",
+            crate::state::quality::Figure::Security => "security",
+        };
+        let detail = if u.detail.is_empty() { String::new() } else { format!(": {}", u.detail) };
+        let _ = writeln!(out, "\n_{figure} not measured: {}{}_", u.reason.describe(), cell(&detail, CELL_CHARS));
+    }
+    if let Some(s) = q.security.as_ref().filter(|s| !s.findings.is_empty()) {
+        out.push_str("\n| severity | rule | where | finding |\n|---|---|---|---|\n");
+        for finding in s.findings.iter().take(ROWS) {
+            let place = format!("{}:{}", finding.path, finding.line);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                finding.severity.as_str(),
+                code(&finding.rule),
+                code(&place),
+                cell(&finding.text, CELL_CHARS)
+            );
+        }
+        if s.counts.total() as usize > s.findings.len().min(ROWS) {
+            let _ = writeln!(out, "\n…and {} more finding(s).", s.counts.total() as usize - s.findings.len().min(ROWS));
+        }
     }
     out.push('\n');
 }

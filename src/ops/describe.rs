@@ -69,6 +69,9 @@ pub struct Description {
     /// The published result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<ResultRef>,
+    /// The quality figures plancd measured on the latest work whose tests passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::state::Quality>,
     /// A reviewer's request the next attempts answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review: Option<Review>,
@@ -260,6 +263,7 @@ pub fn describe_in(store: &Store, snapshot: Option<&Snapshot>, row: Option<Statu
         environment: record.environment.clone(),
         network: record.network.clone(),
         result: record.result.clone(),
+        quality: record.tests.as_ref().and_then(|t| t.quality.as_deref().cloned()),
         review: record.review.clone(),
         cost: record.cost,
         events: all_events.iter().skip(all_events.len().saturating_sub(RECENT_EVENTS)).cloned().collect(),
@@ -471,6 +475,9 @@ pub fn text(d: &Description, now: jiff::Timestamp) -> String {
             out.push_str(&format!("  Accepted in:  {} attempt {}\n", a.task_id, a.attempt));
         }
     }
+    if let Some(q) = &d.quality {
+        quality_text(&mut out, q);
+    }
     if !d.events.is_empty() {
         out.push_str("Events:\n");
         for line in super::events::table(&d.events, now).lines() {
@@ -495,6 +502,35 @@ fn attempts_text(out: &mut String, attempts: &[AttemptView]) {
         if !message.is_empty() {
             out.push_str(&format!("      {message}\n"));
         }
+    }
+}
+
+/// The quality figures: coverage, security findings (the most severe listed), and what was not
+/// measured, with why.
+fn quality_text(out: &mut String, q: &crate::state::Quality) {
+    out.push_str("Quality:\n");
+    if let Some(c) = &q.coverage {
+        out.push_str(&format!(
+            "  Coverage:     {:.1}% ({} of {} statements in {} file(s); {} of {} test command(s) measured)\n",
+            c.percent, c.covered_lines, c.statements, c.files, c.commands_measured, c.commands
+        ));
+    }
+    if let Some(s) = &q.security {
+        out.push_str(&format!("  Security:     {} in {} line(s) (bandit)\n", s.summary(), s.lines_scanned));
+        for f in s.findings.iter().take(10) {
+            out.push_str(&format!("    {:<6} {}  {}:{}  {}\n", f.severity.as_str(), f.rule, f.path, f.line, f.text));
+        }
+        if s.counts.total() as usize > 10 {
+            out.push_str(&format!("    …and {} more\n", s.counts.total() as usize - 10));
+        }
+    }
+    for u in &q.unmeasured {
+        let figure = match u.figure {
+            crate::state::quality::Figure::Coverage => "Coverage:",
+            crate::state::quality::Figure::Security => "Security:",
+        };
+        let detail = if u.detail.is_empty() { String::new() } else { format!(" ({})", u.detail) };
+        out.push_str(&format!("  {figure:<14}not measured: {}{detail}\n", u.reason.describe()));
     }
 }
 

@@ -62,6 +62,10 @@ pub struct StatusRow {
     /// The result's pull request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<String>,
+    /// The quality figures (coverage, security findings) plancd measured on the latest work
+    /// whose tests passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::state::Quality>,
 }
 
 /// The whole picture.
@@ -218,7 +222,22 @@ fn row(key: &TaskKey, s: Option<&TaskStatus>, role: Option<String>, action: Opti
         network: s.and_then(|s| s.network.clone()),
         parent: s.and_then(|s| s.branch.as_ref()).map(|b| b.parent_id.clone()),
         pull_request: s.and_then(|s| s.result.as_ref()).and_then(|r| r.pull_request.clone()),
+        quality: s.and_then(|s| s.tests.as_ref()).and_then(|t| t.quality.as_deref().cloned()),
     }
+}
+
+/// The quality figures of each task that has them, one line each, as `plancd status` shows
+/// them under the table (nothing when no task has any).
+pub fn quality_text(report: &StatusReport) -> String {
+    let mut out = String::new();
+    for r in &report.tasks {
+        let Some(q) = r.quality.as_ref().filter(|q| q.coverage.is_some() || q.security.is_some()) else { continue };
+        if out.is_empty() {
+            out.push_str("\nquality (measured by plancd on the work the tests passed):\n");
+        }
+        out.push_str(&format!("  {}/{}: {}\n", r.workflow, r.task, q.summary()));
+    }
+    out
 }
 
 /// The requests the agents' egress proxies refused, one line per task, as `plancd status`
@@ -357,6 +376,7 @@ mod tests {
             network: None,
             parent: None,
             pull_request: None,
+            quality: None,
         }
     }
 

@@ -187,6 +187,11 @@ pub struct AcceptanceCriteria {
     /// Pinned test files: restored before the tests run; agents may not change them.
     #[serde(default)]
     pub files: Vec<String>,
+    /// The least line coverage (percent) the acceptance tests must reach, as plancd measures it
+    /// (see [`crate::quality`]); below it, or unmeasurable, the work fails as
+    /// `coverage_below_minimum`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage_min: Option<f64>,
 }
 
 /// One acceptance test command.

@@ -10,6 +10,7 @@
 pub mod fault;
 mod holder;
 mod network;
+pub mod quality;
 mod reason;
 mod records;
 mod refs;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use holder::Holder;
 pub use network::{Egress, HostCount, NetworkUse};
+pub use quality::Quality;
 pub use reason::{FailureType, Reason};
 pub use records::RecordCache;
 pub use refs::cas_ref;

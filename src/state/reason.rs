@@ -171,6 +171,9 @@ words! {
         Uncommittable = "uncommittable",
         /// The environment (not the code) is incomplete.
         Environment = "environment",
+        /// The acceptance tests pass but cover less of the code than the task's
+        /// `acceptance_criteria.coverage_min` (or the coverage could not be measured).
+        CoverageBelowMinimum = "coverage_below_minimum",
     }
 }
 

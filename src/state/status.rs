@@ -217,6 +217,9 @@ pub struct TestSummary {
     /// Pinned test files the agent changed (they were restored before the tests ran).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pinned_files_changed: Vec<String>,
+    /// Coverage and security findings, measured by plancd on the work the tests passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Box<super::Quality>>,
 }
 
 /// Tokens and dollars spent on model calls.
@@ -685,7 +688,34 @@ mod tests {
             pull_request: None,
             accepted_in: None,
         });
-        s.tests = Some(TestSummary { passed: 3, ..Default::default() });
+        use crate::state::quality::*;
+        let quality = Quality {
+            coverage: Some(Coverage {
+                tool: CoverageTool::CoveragePy,
+                percent: 55.5,
+                covered_lines: 5,
+                statements: 9,
+                files: 1,
+                commands_measured: 1,
+                commands: 1,
+            }),
+            security: Some(SecurityScan {
+                tool: SecurityTool::Bandit,
+                counts: SeverityCounts { high: 1, medium: 0, low: 0 },
+                lines_scanned: 9,
+                findings: vec![Finding {
+                    rule: "B602".into(),
+                    rule_name: "subprocess_popen_with_shell_equals_true".into(),
+                    severity: Severity::High,
+                    confidence: Severity::High,
+                    path: "x.py".into(),
+                    line: 9,
+                    text: "shell=True".into(),
+                }],
+            }),
+            unmeasured: vec![Unmeasured { figure: Figure::Coverage, reason: UnmeasuredReason::ToolMissing, detail: "x".into() }],
+        };
+        s.tests = Some(TestSummary { passed: 3, quality: Some(Box::new(quality)), ..Default::default() });
         s.add_cost(Cost { input_tokens: 1200, output_tokens: 300, usd: 0.0042 });
         s.conditions.push(Condition {
             kind: "Ready".into(),

@@ -736,6 +736,7 @@ mod tests {
             network: None,
             parent: None,
             pull_request: None,
+            quality: None,
         }
     }
 

@@ -366,6 +366,7 @@ pub fn task_html(v: &TaskView, links: &Links, actions: bool) -> String {
     branches_html(&mut main, v, links);
     decided_html(&mut main, v);
     result_html(&mut main, v);
+    quality_html(&mut main, v);
     transcript_html(&mut main, v);
     if !v.logs.is_empty() {
         let _ = writeln!(main, "<h2>Logs of attempt {}</h2>", v.logs_attempt.unwrap_or(0));
@@ -527,6 +528,54 @@ fn result_html(main: &mut String, v: &TaskView) {
             kv(main, k, &format!("<code>{}</code>", esc(val)));
         }
         main.push_str("</table>\n");
+    }
+}
+
+/// The quality figures plancd measured on the latest work whose tests passed.
+fn quality_html(main: &mut String, v: &TaskView) {
+    let Some(q) = &v.description.quality else { return };
+    main.push_str("<h2>Quality</h2>\n<table class=\"kv quality\">\n");
+    let coverage = match &q.coverage {
+        Some(c) => format!(
+            "<span id=\"coverage\" data-percent=\"{:.1}\">{:.1}%</span> ({} of {} statements in {} file(s); {} of {} test command(s) measured)",
+            c.percent, c.percent, c.covered_lines, c.statements, c.files, c.commands_measured, c.commands
+        ),
+        None => "not measured".into(),
+    };
+    kv(main, "Coverage", &coverage);
+    let security = match &q.security {
+        Some(s) => format!(
+            "<span id=\"security\" data-findings=\"{}\">{}</span> (bandit, {} line(s))",
+            s.counts.total(),
+            esc(&s.summary()),
+            s.lines_scanned
+        ),
+        None => "not measured".into(),
+    };
+    kv(main, "Security", &security);
+    for u in &q.unmeasured {
+        let figure = match u.figure {
+            crate::state::quality::Figure::Coverage => "Coverage",
+            crate::state::quality::Figure::Security => "Security",
+        };
+        let detail = if u.detail.is_empty() { String::new() } else { format!(": {}", u.detail) };
+        kv(main, figure, &esc(&format!("not measured: {}{detail}", u.reason.describe())));
+    }
+    main.push_str("</table>\n");
+    if let Some(s) = q.security.as_ref().filter(|s| !s.findings.is_empty()) {
+        let rows: Vec<Vec<String>> = s
+            .findings
+            .iter()
+            .map(|f| {
+                vec![
+                    esc(f.severity.as_str()),
+                    format!("<code>{}</code>", esc(&f.rule)),
+                    format!("<code>{}:{}</code>", esc(&f.path), f.line),
+                    esc(&f.text),
+                ]
+            })
+            .collect();
+        main.push_str(&table("findings", &["Severity", "Rule", "Where", "Finding"], &rows));
     }
 }
 

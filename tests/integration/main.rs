@@ -27,6 +27,7 @@ mod models;
 mod observe;
 mod operations;
 mod pypi_agents;
+mod quality;
 mod reconcile;
 mod replicas;
 mod sandbox;

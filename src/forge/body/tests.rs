@@ -54,6 +54,7 @@ fn facts() -> PrFacts {
         ],
         diagram: "flowchart TD\n  a --> b\n  class b current\n".into(),
         network: None,
+        quality: None,
     }
 }
 
@@ -125,4 +126,58 @@ fn numbers_are_grouped_and_cells_escaped() {
     assert_eq!(group(999), "999");
     assert_eq!(cell("a | b\nc <d>", 100), "a \\| b c &lt;d&gt;");
     assert_eq!(code("echo `x`"), "`` echo `x` ``");
+}
+
+/// A result's measured figures: coverage, security findings with the most severe listed.
+fn measured() -> crate::state::Quality {
+    use crate::state::quality::*;
+    Quality {
+        coverage: Some(Coverage {
+            tool: CoverageTool::CoveragePy,
+            percent: 87.5,
+            covered_lines: 7,
+            statements: 8,
+            files: 1,
+            commands_measured: 1,
+            commands: 2,
+        }),
+        security: Some(SecurityScan {
+            tool: SecurityTool::Bandit,
+            counts: SeverityCounts { high: 1, medium: 0, low: 0 },
+            lines_scanned: 12,
+            findings: vec![Finding {
+                rule: "B602".into(),
+                rule_name: "subprocess_popen_with_shell_equals_true".into(),
+                severity: Severity::High,
+                confidence: Severity::High,
+                path: "indicators.py".into(),
+                line: 9,
+                text: "subprocess call with shell=True | identified".into(),
+            }],
+        }),
+        unmeasured: Vec::new(),
+    }
+}
+
+#[test]
+fn the_quality_section_shows_coverage_and_each_security_finding() {
+    let mut f = facts();
+    f.quality = Some(measured());
+    let body = render(&f);
+    let section = "### Quality\n\nMeasured by plancd in the session that verified this result, under its own settings.\n\n| | |\n|---|---|\n| coverage | 87.5% (7 of 8 statements, 1 file(s); 1 of 2 test command(s) measured) |\n| security | 1 security finding (1 high) (bandit, 12 line(s)) |\n\n| severity | rule | where | finding |\n|---|---|---|---|\n| high | `B602` | `indicators.py:9` | subprocess call with shell=True \\| identified |\n";
+    assert!(body.contains(section), "{body}");
+    assert!(body.find("### Quality").unwrap() > body.find("### Acceptance tests").unwrap(), "after the tests that were measured");
+    // Not measured: said, with why.
+    let mut q = crate::state::Quality::default();
+    q.unmeasured.push(crate::state::quality::Unmeasured {
+        figure: crate::state::quality::Figure::Coverage,
+        reason: crate::state::quality::UnmeasuredReason::ToolMissing,
+        detail: "No module named coverage".into(),
+    });
+    f.quality = Some(q);
+    let body = render(&f);
+    assert!(body.contains("| coverage | not measured |"), "{body}");
+    assert!(body.contains("_coverage not measured: the sandbox lacks the tool: No module named coverage_"), "{body}");
+    // None recorded: no section.
+    assert!(!render(&facts()).contains("### Quality"));
 }

@@ -6,6 +6,7 @@
 //! publishes the parent's result when the parent's tests pass. Logs go into the refs of the task
 //! or branch todo that ran.
 
+mod measure;
 mod steps;
 mod work;
 

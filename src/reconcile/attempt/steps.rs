@@ -529,12 +529,15 @@ pub(super) async fn run_checks(
     Ok(failure)
 }
 
-/// Restores the pinned files as committed, then runs the acceptance tests. Tests that fail are
-/// run once more at once: if all then pass, the failure is reported as flaky.
+/// Restores the pinned files as committed, then runs the acceptance tests (each as `run_as`
+/// says where it says something: under plancd's coverage measurement). Tests that fail are run
+/// once more at once: if all then pass, the failure is reported as flaky.
+#[allow(clippy::too_many_arguments)] // one call site; the steps share these.
 pub(super) async fn run_tests(
     cx: &PassContext,
     session: &dyn Session,
     tests: &[AcceptanceTest],
+    run_as: &[Option<String>],
     originals: &[FileEntry],
     deadline: Instant,
     logs: &mut Logs,
@@ -546,11 +549,13 @@ pub(super) async fn run_tests(
     let mut failing: Vec<(usize, ExecOutcome, Duration)> = Vec::new();
     let env = guard::probe_env(&fastrand::u64(..).to_string());
     let request = |cmd: &str, timeout| ExecRequest { env: env.clone(), ..ExecRequest::shell(cmd, timeout) };
+    let command = |i: usize| run_as.get(i).cloned().flatten().unwrap_or_else(|| tests[i].cmd.clone());
     for (i, test) in tests.iter().enumerate() {
         let timeout = remaining(deadline, Duration::from_secs(u64::from(test.timeout_seconds)));
-        let o = session.exec(&request(&test.cmd, timeout)).await?;
+        let o = session.exec(&request(&command(i), timeout)).await?;
         cx.emit(crate::reconcile::Event::Exec { kind: "test", duration: o.duration });
-        Logs::command(&mut log, &test.cmd, &o);
+        let measured = if run_as.get(i).is_some_and(Option::is_some) { "  # under plancd's coverage measurement" } else { "" };
+        Logs::command(&mut log, &format!("{}{measured}", test.cmd), &o);
         let name = test.name.clone().unwrap_or_else(|| format!("test {}", i + 1));
         report.tests.push(CommandRecord::new(&name, &test.cmd, &o));
         if !o.success() {
@@ -565,7 +570,7 @@ pub(super) async fn run_tests(
             continue;
         }
         session.put_files(originals).await?;
-        let again = session.exec(&request(&tests[*i].cmd, *timeout)).await?;
+        let again = session.exec(&request(&command(*i), *timeout)).await?;
         Logs::command(&mut log, &format!("{}  # re-run", tests[*i].cmd), &again);
         report.tests[*i].rerun_passed = Some(again.success());
         all_rerun_passed &= again.success();

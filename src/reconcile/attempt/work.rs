@@ -10,6 +10,7 @@ use plancd_sandbox::copyout::Skip;
 use plancd_sandbox::{FileEntry, Session};
 use tracing::Instrument;
 
+use super::measure;
 use super::steps::{self, Failure, Logs, Report, Stop};
 use super::{AttemptPlan, BranchPlan, PassContext, role_of};
 use crate::agent::{AgentRun, ContractFile, DependencyResult, TaskFile};
@@ -374,9 +375,10 @@ async fn in_verify_session(
     let input = &prepared.input;
     let pinned = &task.acceptance_criteria.files;
     let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
-    let (mut tests, failure) = steps::run_tests(cx, session, &task.acceptance_criteria.tests, &originals, deadline, logs, report)
-        .instrument(step_span("tests"))
-        .await?;
+    let tests = &task.acceptance_criteria.tests;
+    let plan = measure::prepare(cx, session, tests).await?;
+    let (mut tests, failure) =
+        steps::run_tests(cx, session, tests, &plan.run_as, &originals, deadline, logs, report).instrument(step_span("tests")).await?;
     tests.pinned_files_changed = work.change.pinned_touched.clone();
     let failure = match failure {
         None => {
@@ -384,9 +386,47 @@ async fn in_verify_session(
         }
         failure => failure,
     };
+    if failure.is_none() {
+        // Measured only on a verdict that passed: the figures describe the published work.
+        let has_python =
+            input.iter().map(|f| f.path.as_str()).chain(work.change.written.iter().map(|f| f.path.as_str())).any(|p| p.ends_with(".py"));
+        let quality = measure::finish(cx, plan, session, has_python, logs).instrument(step_span("quality")).await?;
+        if let Some(failure) = below_minimum(task, &quality) {
+            tests.quality = Some(Box::new(quality));
+            return Ok(Err((failure, Some(tests))));
+        }
+        tests.quality = Some(Box::new(quality)).filter(|q| q.worth_recording());
+    }
     Ok(match failure {
         Some(failure) => Err((failure, Some(tests))),
         None => Ok(tests),
+    })
+}
+
+/// The failure of work whose coverage is below its task's `coverage_min`, or cannot be
+/// measured while the task asks for a minimum.
+fn below_minimum(task: &Task, quality: &crate::state::Quality) -> Option<Failure> {
+    let min = task.acceptance_criteria.coverage_min?;
+    let message = match &quality.coverage {
+        Some(c) if c.percent + 1e-9 >= min => return None,
+        Some(c) => format!(
+            "the acceptance tests cover {:.1}% of the code ({} of {} statements), below the task's minimum of {min}%",
+            c.percent, c.covered_lines, c.statements
+        ),
+        None => {
+            let why = quality.unmeasured.iter().find(|u| u.figure == crate::state::quality::Figure::Coverage);
+            let why = why.map_or("not measured".to_owned(), |u| {
+                format!("{}{}", u.reason.describe(), if u.detail.is_empty() { String::new() } else { format!(": {}", u.detail) })
+            });
+            format!("the task asks for {min}% coverage, but coverage could not be measured ({why})")
+        }
+    };
+    Some(Failure {
+        failure_type: FailureType::CoverageBelowMinimum.as_str().into(),
+        output: message.clone(),
+        message,
+        agent_finished: true,
+        ..Failure::default()
     })
 }
 
@@ -430,7 +470,14 @@ fn judge(
             let mut f = lifecycle::Failure::new(FailureType::parse(&failure.failure_type), failure.message.clone());
             f.tests = tests;
             f.work = work.filter(|_| finished).map(|w| w.to_string());
-            if f.work.is_some() {
+            if f.failure_type == FailureType::CoverageBelowMinimum {
+                // Nothing to classify: the tests pass; more of the code needs testing.
+                f.suggested = Role::Tester;
+                f.instructions = format!(
+                    "{}\nAdd tests that the acceptance commands run (they collect more than the pinned files) for the code they do not reach; see quality.log.",
+                    failure.message
+                );
+            } else if f.work.is_some() {
                 let classification = failure.classify(&cx.triage, contract_names(&prepared.input, task.contract.as_ref()));
                 // "unknown" says less than what the steps already knew ("test_failure", ...).
                 if classification.failure_type != FailureType::Unknown.as_str() {
@@ -580,4 +627,73 @@ fn contract_names(input: &[FileEntry], contract: Option<&String>) -> Vec<String>
     };
     let Ok(contract) = serde_json::from_value::<crate::spec::Contract>(doc.value) else { return Vec::new() };
     contract.interfaces.iter().flat_map(|i| std::iter::once(i.name.clone()).chain(i.methods.iter().map(|m| m.name.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Quality;
+    use crate::state::quality::{Coverage, CoverageTool, Figure, Unmeasured, UnmeasuredReason};
+
+    fn task(min: Option<f64>) -> Task {
+        let mut criteria = serde_json::json!({"tests": [{"cmd": "python3 -m pytest"}]});
+        if let Some(min) = min {
+            criteria["coverage_min"] = min.into();
+        }
+        serde_json::from_value(serde_json::json!({"id": "t", "title": "T", "agent_role": "coder", "acceptance_criteria": criteria}))
+            .unwrap()
+    }
+
+    fn measured(percent: f64) -> Quality {
+        let coverage = Coverage {
+            tool: CoverageTool::CoveragePy,
+            percent,
+            covered_lines: 1,
+            statements: 2,
+            files: 1,
+            commands_measured: 1,
+            commands: 1,
+        };
+        Quality { coverage: Some(coverage), ..Quality::default() }
+    }
+
+    #[test]
+    fn work_below_its_tasks_coverage_minimum_fails_typed() {
+        let missing = Quality {
+            unmeasured: vec![Unmeasured {
+                figure: Figure::Coverage,
+                reason: UnmeasuredReason::ToolMissing,
+                detail: "No module named coverage".into(),
+            }],
+            ..Quality::default()
+        };
+        // (name, minimum, figures, the failure's message when it fails)
+        let rows: [(&str, Option<f64>, Quality, Option<&str>); 5] = [
+            ("no minimum", None, measured(10.0), None),
+            ("above", Some(80.0), measured(80.5), None),
+            ("exactly at it", Some(50.0), measured(50.0), None),
+            (
+                "below",
+                Some(80.0),
+                measured(50.0),
+                Some("the acceptance tests cover 50.0% of the code (1 of 2 statements), below the task's minimum of 80%"),
+            ),
+            (
+                "not measurable",
+                Some(80.0),
+                missing,
+                Some(
+                    "the task asks for 80% coverage, but coverage could not be measured (the sandbox lacks the tool: No module named coverage)",
+                ),
+            ),
+        ];
+        for (name, min, quality, want) in rows {
+            let got = below_minimum(&task(min), &quality);
+            assert_eq!(got.as_ref().map(|f| f.message.as_str()), want, "{name}");
+            if let Some(f) = got {
+                assert_eq!(f.failure_type, FailureType::CoverageBelowMinimum.as_str(), "{name}");
+                assert!(f.agent_finished, "{name}: the work is kept for a branch todo");
+            }
+        }
+    }
 }

@@ -63,7 +63,18 @@ pub fn pr_facts(store: &Store, snapshot: &Snapshot, key: &TaskKey, published: &P
         provenance,
         diagram: diagram(snapshot, key),
         network: accepting_network(store, key, status.as_ref())?,
+        quality: accepting_quality(store, key, status.as_ref())?,
     })
+}
+
+/// The quality figures of the attempt whose work was accepted: the fixing branch todo's while
+/// the task is `Debugging`, else the task's own (its `Verified` record carries them).
+fn accepting_quality(store: &Store, key: &TaskKey, status: Option<&TaskStatus>) -> Result<Option<crate::state::Quality>, StateError> {
+    let tests = match status.and_then(|s| s.open_branch.as_ref()) {
+        Some(branch) => store.status(&TaskKey::new(&key.workflow, &branch.id))?.and_then(|(_, s)| s.tests),
+        None => status.and_then(|s| s.tests.clone()),
+    };
+    Ok(tests.and_then(|t| t.quality).map(|q| *q))
 }
 
 /// The network of the attempt whose work was accepted: the fixing branch todo's while the task

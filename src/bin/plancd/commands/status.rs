@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use plancd::config::Env;
-use plancd::ops::status::{StatusReport, dag, network_text, stalled_text, status, table};
+use plancd::ops::status::{StatusReport, dag, network_text, quality_text, stalled_text, status, table};
 use plancd::reconcile::Snapshot;
 
 use super::Failure;
@@ -86,6 +86,7 @@ pub fn print_table(report: &StatusReport) {
     } else {
         print!("{}", table(report));
     }
+    print!("{}", quality_text(report));
     print!("{}", network_text(report));
     print!("{}", stalled_text(report));
 }
