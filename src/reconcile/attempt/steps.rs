@@ -156,6 +156,10 @@ pub(super) struct Report {
     /// Each acceptance command's probe: run (and whether it wrongly passed) or skipped, why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeRecord>,
+    /// What the agent left that the copy-out did not take (symbolic links, files over the size
+    /// caps, ...), with why: not part of the result. Ignored paths are left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_in_sandbox: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triage: Option<Classification>,
 }
@@ -414,7 +418,35 @@ pub(super) async fn collect_change(
     let (change, skipped) = sink.finish();
     report.changed_files = change.paths();
     report.pinned_files_changed = change.pinned_touched.clone();
+    report.left_in_sandbox = left_in_sandbox(&skipped, &ignore);
     Ok((change, skipped))
+}
+
+/// The skipped entries people are told about, as `path (why)` with the path escaped: those
+/// outside ignored paths (caches, `node_modules/`, ...), at most [`LEFT_SHOWN`] and a count.
+fn left_in_sandbox(skipped: &[(String, Skip)], ignore: &Ignore) -> Vec<String> {
+    let told: Vec<&(String, Skip)> = skipped.iter().filter(|(path, _)| !ignore.is_ignored(path)).collect();
+    let mut lines: Vec<String> =
+        told.iter().take(LEFT_SHOWN).map(|(path, why)| format!("{} ({why})", plancd_sandbox::escape::name(path))).collect();
+    if told.len() > LEFT_SHOWN {
+        lines.push(format!("... and {} more", told.len() - LEFT_SHOWN));
+    }
+    lines
+}
+
+/// At most this many entries left in the sandbox are listed.
+const LEFT_SHOWN: usize = 50;
+
+/// `left.log`: what the agent left in the sandbox, outside the result, with why.
+pub(super) fn log_left_in_sandbox(report: &Report, logs: &mut Logs) {
+    if report.left_in_sandbox.is_empty() {
+        return;
+    }
+    let mut log = String::from("left in the sandbox, not part of the result:\n");
+    for line in &report.left_in_sandbox {
+        log.push_str(&format!("  {line}\n"));
+    }
+    logs.add("left.log", log.into_bytes());
 }
 
 /// Puts the work into a fresh session: the input without what the agent removed, then what it
