@@ -482,11 +482,15 @@ pub(super) async fn put_work(cx: &PassContext, session: &dyn Session, input: &[F
 /// Why declared outputs are missing: not written, or written and left in the sandbox (too big,
 /// not a regular file, ...).
 pub(super) fn missing_message(missing: &[String], skipped: &[(String, Skip)]) -> String {
+    let cut = skipped.iter().find(|(_, why)| matches!(why, Skip::ArchiveOverBudget(_)));
     let parts: Vec<String> = missing
         .iter()
-        .map(|m| match skipped.iter().find(|(p, _)| p == m) {
-            Some((_, why)) => format!("{m} (written, but left in the sandbox: {why})"),
-            None => m.clone(),
+        .map(|m| match (skipped.iter().find(|(p, _)| p == m), cut) {
+            (Some((_, why)), _) => format!("{m} (written, but left in the sandbox: {why})"),
+            (None, Some((at, why))) => {
+                format!("{m} (or it was not read: at {}, {why})", plancd_sandbox::escape::name(at))
+            }
+            (None, None) => m.clone(),
         })
         .collect();
     format!("the agent did not produce: {}", parts.join(", "))
@@ -697,6 +701,26 @@ pub(super) async fn run_probes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_output_says_why_it_may_not_have_been_read() {
+        let rows: [(&str, Vec<(String, Skip)>, &str); 3] = [
+            ("not written", vec![], "the agent did not produce: one.py"),
+            (
+                "left over a cap",
+                vec![("one.py".into(), Skip::TooLarge(10))],
+                "the agent did not produce: one.py (written, but left in the sandbox: larger than 10 bytes)",
+            ),
+            (
+                "past an archive read in part",
+                vec![("huge.bin".into(), Skip::ArchiveOverBudget(64))],
+                "the agent did not produce: one.py (or it was not read: at huge.bin, the archive passed 64 bytes here; the rest was not read)",
+            ),
+        ];
+        for (name, skipped, expected) in rows {
+            assert_eq!(missing_message(&["one.py".into()], &skipped), expected, "{name}");
+        }
+    }
 
     #[test]
     fn a_commands_output_reaches_logs_escaped() {
