@@ -704,7 +704,8 @@ mod tests {
 
     #[test]
     fn a_missing_output_says_why_it_may_not_have_been_read() {
-        let rows: [(&str, Vec<(String, Skip)>, &str); 3] = [
+        type Row = (&'static str, Vec<(String, Skip)>, &'static str);
+        let rows: [Row; 3] = [
             ("not written", vec![], "the agent did not produce: one.py"),
             (
                 "left over a cap",
