@@ -410,8 +410,11 @@ pub fn text(d: &Description, now: jiff::Timestamp) -> String {
     }
     if let Some(next) = &d.next {
         let key = format!("{}/{}", d.workflow, d.task);
+        // An environment's failure already says what to do (change environment.setup, or
+        // retry); instructions for an agent that never ran would mislead.
+        let environment = d.reason.as_ref().is_some_and(Reason::is_environment);
         let hint = match d.phase {
-            Phase::Escalated | Phase::Failed if d.parent.is_none() => {
+            Phase::Escalated | Phase::Failed if d.parent.is_none() && !environment => {
                 format!(" — fix the plan or its inputs and `plancd retry {key}`, or `plancd retry {key} -m '<what to do differently>'`")
             }
             _ => String::new(),

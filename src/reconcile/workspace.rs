@@ -234,7 +234,9 @@ impl<'a> ChangeSink<'a> {
     /// The change, and what was left in the sandbox with why.
     pub fn finish(mut self) -> (AgentChange, Vec<(String, Skip)>) {
         let left: BTreeSet<&str> = self.skipped.iter().map(|(p, _)| p.as_str()).collect();
-        for path in self.before.keys().filter(|p| !self.seen.contains(*p) && !left.contains(p.as_str())) {
+        // Past an archive's budget the rest was not read: what it held is unknown, not removed.
+        let read_whole = !self.skipped.iter().any(|(_, why)| matches!(why, Skip::ArchiveOverBudget(_)));
+        for path in self.before.keys().filter(|p| read_whole && !self.seen.contains(*p) && !left.contains(p.as_str())) {
             if self.pinned.iter().any(|p| p == path) {
                 self.change.pinned_touched.push(path.clone());
             } else {
@@ -369,6 +371,30 @@ mod tests {
             let id = Oid::hash_object(git2::ObjectType::Blob, unstored.as_bytes()).unwrap();
             assert!(repo.find_blob(id).is_err(), "{unstored} was stored");
         }
+    }
+
+    /// Seen on docker: 40 sparse files of 1000 MiB pass the archive's budget, the rest of the
+    /// archive is not read, and every input file it held would count as removed (plancd.yaml
+    /// among them: a ProtectedPath refusal of a change the agent never made).
+    #[test]
+    fn files_past_an_archive_read_only_in_part_are_not_taken_as_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let ignore = Ignore::new(None);
+        let input = [f("a.py", "1"), f("plancd.yaml", "branch: main\n"), f("tests/test_a.py", "t")];
+        let keep: fn(&str) -> bool = |_| false;
+        let git = repo.path().to_owned();
+        let pinned = ["tests/test_a.py".to_owned()];
+        let mut sink = ChangeSink::new(&input, &pinned, &ignore, keep, Box::new(move |data| Repository::open(&git)?.blob(data)));
+        let out = plancd_sandbox::CopyOut {
+            files: vec![f("a.py", "2")],
+            skipped: vec![("huge.bin".to_owned(), Skip::ArchiveOverBudget(1 << 34))],
+        };
+        plancd_sandbox::copyout::replay(out, &mut sink).unwrap();
+        let (change, skipped) = sink.finish();
+        assert_eq!(change.paths(), ["a.py"]);
+        assert!(change.removed.is_empty() && change.pinned_touched.is_empty(), "{change:?}");
+        assert_eq!(skipped.len(), 1);
     }
 
     #[test]

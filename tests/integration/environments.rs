@@ -177,6 +177,11 @@ fn a_missing_test_runner_is_an_incomplete_environment_before_any_agent_runs() {
     assert_eq!(branch_todos(&repo), 0);
     let again = repo.plancd(&["reconcile"]);
     assert!(again.stdout.contains("0 attempt(s) run"), "{}", again.all());
+    // What to do is about the environment; no instructions for an agent that never ran.
+    let described = repo.plancd(&["describe", "calc/mul"]).all();
+    let next = described.lines().find(|l| l.starts_with("Next:")).unwrap_or_default();
+    assert!(next.contains("change environment.setup"), "{described}");
+    assert!(!next.contains("what to do differently"), "{next}");
 }
 
 /// Without `environment:` in plancd.yaml, a dev container's commands are the environment: taken,

@@ -204,3 +204,40 @@ fn a_reconcile_collects_a_large_workspace_with_plancds_memory_flat() {
         assert!(over < 64, "{backend}: plancd grew {over} MiB over its baseline");
     }
 }
+
+/// What an agent leaves that the copy-out does not take — huge sparse files, symbolic links out
+/// of the workspace — is not published, and the attempt says so: `left.log` in `plancd logs`
+/// and `left_in_sandbox` in its report name each with why. Caches stay unmentioned.
+#[test]
+fn a_reconcile_names_what_the_agent_left_in_the_sandbox() {
+    for backend in backends() {
+        let repo = crate::util::Repo::new();
+        repo.write(
+            "plancd.yaml",
+            &format!("branch: main\nsandbox:\n  backend: {backend}\nroles:\n  coder: {{ command: [\"sh\", \"agents/coder.sh\"] }}\n"),
+        );
+        repo.write(
+            "agents/coder.sh",
+            "#!/bin/sh\nset -e\nprintf 'def one():\\n    return 1\\n' > one.py\ntruncate -s 900M huge.bin\nln -s /etc etc\nln -s .. up\nmkdir -p __pycache__\nln -s /etc __pycache__/cached\n",
+        );
+        repo.write("tests/test_one.py", "import unittest\n\nfrom one import one\n\n\nclass T(unittest.TestCase):\n    def test_one(self):\n        self.assertEqual(one(), 1)\n");
+        repo.write(
+            "plans/wf.yaml",
+            "todo_list_id: wf\ntitle: Left\ntasks:\n  - id: t\n    title: One\n    agent_role: coder\n    outputs: [one.py]\n    max_attempts: 1\n    acceptance_criteria:\n      tests:\n        - cmd: python3 -m unittest tests/test_one.py\n          timeout_seconds: 120\n      files: [tests/test_one.py]\n",
+        );
+        repo.commit("Add the plan");
+        let run = repo.plancd(&["reconcile"]);
+        run.expect_code(0);
+        let published = repo.git(&["ls-tree", "-r", "--name-only", "ai/generated/wf/t"]);
+        assert!(published.contains("one.py") && !published.contains("huge.bin") && !published.contains("etc"), "{backend}: {published}");
+        let logs = repo.plancd(&["logs", "wf/t"]).all();
+        for line in
+            ["left in the sandbox, not part of the result:", "  huge.bin (larger than", "  etc (symbolic link)", "  up (symbolic link)"]
+        {
+            assert!(logs.contains(line), "{backend}: no {line:?} in\n{logs}");
+        }
+        assert!(!logs.contains("__pycache__"), "{backend}: {logs}");
+        let report: serde_json::Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/wf/t:attempts/1/report.json"])).unwrap();
+        assert_eq!(report["left_in_sandbox"].as_array().map(Vec::len), Some(3), "{backend}: {report}");
+    }
+}

@@ -156,6 +156,10 @@ pub(super) struct Report {
     /// Each acceptance command's probe: run (and whether it wrongly passed) or skipped, why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeRecord>,
+    /// What the agent left that the copy-out did not take (symbolic links, files over the size
+    /// caps, ...), with why: not part of the result. Ignored paths are left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_in_sandbox: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triage: Option<Classification>,
 }
@@ -414,7 +418,35 @@ pub(super) async fn collect_change(
     let (change, skipped) = sink.finish();
     report.changed_files = change.paths();
     report.pinned_files_changed = change.pinned_touched.clone();
+    report.left_in_sandbox = left_in_sandbox(&skipped, &ignore);
     Ok((change, skipped))
+}
+
+/// The skipped entries people are told about, as `path (why)` with the path escaped: those
+/// outside ignored paths (caches, `node_modules/`, ...), at most [`LEFT_SHOWN`] and a count.
+fn left_in_sandbox(skipped: &[(String, Skip)], ignore: &Ignore) -> Vec<String> {
+    let told: Vec<&(String, Skip)> = skipped.iter().filter(|(path, _)| !ignore.is_ignored(path)).collect();
+    let mut lines: Vec<String> =
+        told.iter().take(LEFT_SHOWN).map(|(path, why)| format!("{} ({why})", plancd_sandbox::escape::name(path))).collect();
+    if told.len() > LEFT_SHOWN {
+        lines.push(format!("... and {} more", told.len() - LEFT_SHOWN));
+    }
+    lines
+}
+
+/// At most this many entries left in the sandbox are listed.
+const LEFT_SHOWN: usize = 50;
+
+/// `left.log`: what the agent left in the sandbox, outside the result, with why.
+pub(super) fn log_left_in_sandbox(report: &Report, logs: &mut Logs) {
+    if report.left_in_sandbox.is_empty() {
+        return;
+    }
+    let mut log = String::from("left in the sandbox, not part of the result:\n");
+    for line in &report.left_in_sandbox {
+        log.push_str(&format!("  {line}\n"));
+    }
+    logs.add("left.log", log.into_bytes());
 }
 
 /// Puts the work into a fresh session: the input without what the agent removed, then what it
@@ -450,11 +482,15 @@ pub(super) async fn put_work(cx: &PassContext, session: &dyn Session, input: &[F
 /// Why declared outputs are missing: not written, or written and left in the sandbox (too big,
 /// not a regular file, ...).
 pub(super) fn missing_message(missing: &[String], skipped: &[(String, Skip)]) -> String {
+    let cut = skipped.iter().find(|(_, why)| matches!(why, Skip::ArchiveOverBudget(_)));
     let parts: Vec<String> = missing
         .iter()
-        .map(|m| match skipped.iter().find(|(p, _)| p == m) {
-            Some((_, why)) => format!("{m} (written, but left in the sandbox: {why})"),
-            None => m.clone(),
+        .map(|m| match (skipped.iter().find(|(p, _)| p == m), cut) {
+            (Some((_, why)), _) => format!("{m} (written, but left in the sandbox: {why})"),
+            (None, Some((at, why))) => {
+                format!("{m} (or it was not read: at {}, {why})", plancd_sandbox::escape::name(at))
+            }
+            (None, None) => m.clone(),
         })
         .collect();
     format!("the agent did not produce: {}", parts.join(", "))
@@ -670,6 +706,27 @@ pub(super) async fn run_probes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_output_says_why_it_may_not_have_been_read() {
+        type Row = (&'static str, Vec<(String, Skip)>, &'static str);
+        let rows: [Row; 3] = [
+            ("not written", vec![], "the agent did not produce: one.py"),
+            (
+                "left over a cap",
+                vec![("one.py".into(), Skip::TooLarge(10))],
+                "the agent did not produce: one.py (written, but left in the sandbox: larger than 10 bytes)",
+            ),
+            (
+                "past an archive read in part",
+                vec![("huge.bin".into(), Skip::ArchiveOverBudget(64))],
+                "the agent did not produce: one.py (or it was not read: at huge.bin, the archive passed 64 bytes here; the rest was not read)",
+            ),
+        ];
+        for (name, skipped, expected) in rows {
+            assert_eq!(missing_message(&["one.py".into()], &skipped), expected, "{name}");
+        }
+    }
 
     #[test]
     fn a_commands_output_reaches_logs_escaped() {

@@ -254,6 +254,7 @@ async fn agent_phase(
         Ok(collected) => collected,
         Err(outcome) => return Ok(Err(outcome)),
     };
+    steps::log_left_in_sandbox(report, logs);
     let input = &prepared.input;
     // A name the copy-out refuses (under `.git`, a control character) is work git cannot take.
     if let Some((bad, why)) = skipped.iter().find(|(_, why)| matches!(why, Skip::Name(_))) {
