@@ -9,6 +9,7 @@
 use git2::{Oid, Repository};
 
 use crate::spec::SpecHash;
+use crate::state::objects::retrying;
 use crate::state::{StateError, TaskKey, cas_ref, commit_message, parse_trailers, signature};
 
 /// Where a result came from, written as commit trailers.
@@ -103,14 +104,16 @@ pub fn base_commit(repo: &Repository, key: &TaskKey, watched: Oid, deps: &[(Stri
     );
     let sig = signature()?;
     let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-    repo.commit(None, &sig, &sig, &message, &repo.find_tree(input_tree)?, &refs)
+    let tree = repo.find_tree(input_tree)?;
+    retrying(|| repo.commit(None, &sig, &sig, &message, &tree, &refs))
 }
 
 /// The result commit: `tree` on top of `base`, titled by the task, with provenance trailers.
 pub fn result_commit(repo: &Repository, base: Oid, tree: Oid, title: &str, body: &str, prov: &Provenance) -> Result<Oid, git2::Error> {
     let sig = signature()?;
     let message = commit_message(title, body, &prov.trailers());
-    repo.commit(None, &sig, &sig, &message, &repo.find_tree(tree)?, &[&repo.find_commit(base)?])
+    let (tree, base) = (repo.find_tree(tree)?, repo.find_commit(base)?);
+    retrying(|| repo.commit(None, &sig, &sig, &message, &tree, &[&base]))
 }
 
 /// Points the result branch at `commit` and tags it as result number `accepted + 1` (or the

@@ -7,6 +7,8 @@ use git2::{Delta, FileMode, Oid, Repository, Tree};
 use plancd_sandbox::copyout::{FileSink, Skip};
 use plancd_sandbox::{FileEntry, SandboxError};
 
+use crate::state::objects::retrying;
+
 /// One upstream task's own change: what its result commit changed relative to its base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -103,7 +105,7 @@ pub fn apply<C: std::ops::Deref<Target = Change>>(repo: &Repository, base: &Tree
     for (path, (oid, exec)) in upserts {
         update.upsert(path, oid, if exec { FileMode::BlobExecutable } else { FileMode::Blob });
     }
-    update.create_updated(repo, base)
+    retrying(|| update.create_updated(repo, base))
 }
 
 /// Every regular file of a tree (symlinks and submodules left out), as sandbox files.
@@ -310,7 +312,7 @@ pub fn apply_agent_change(repo: &Repository, base: Oid, change: &AgentChange) ->
         let mode = if file.executable { FileMode::BlobExecutable } else { FileMode::Blob };
         update.upsert(file.path.as_str(), file.blob, mode);
     }
-    update.create_updated(repo, &base)
+    retrying(|| update.create_updated(repo, &base))
 }
 
 #[cfg(test)]
@@ -332,7 +334,13 @@ mod tests {
     ) -> AgentChange {
         let keep: fn(&str) -> bool = |p| p.ends_with(".json");
         let dir = repo.path().to_owned();
-        let mut sink = ChangeSink::new(input, pinned, ignore, keep, Box::new(move |data| Repository::open(&dir)?.blob(data)));
+        let mut sink = ChangeSink::new(
+            input,
+            pinned,
+            ignore,
+            keep,
+            Box::new(move |data| Repository::open(&dir).and_then(|r| retrying(|| r.blob(data)))),
+        );
         let out =
             plancd_sandbox::CopyOut { files: output, skipped: skipped.iter().map(|p| ((*p).to_owned(), Skip::TooLarge(1))).collect() };
         plancd_sandbox::copyout::replay(out, &mut sink).unwrap();
@@ -385,7 +393,13 @@ mod tests {
         let keep: fn(&str) -> bool = |_| false;
         let git = repo.path().to_owned();
         let pinned = ["tests/test_a.py".to_owned()];
-        let mut sink = ChangeSink::new(&input, &pinned, &ignore, keep, Box::new(move |data| Repository::open(&git)?.blob(data)));
+        let mut sink = ChangeSink::new(
+            &input,
+            &pinned,
+            &ignore,
+            keep,
+            Box::new(move |data| Repository::open(&git).and_then(|r| retrying(|| r.blob(data)))),
+        );
         let out = plancd_sandbox::CopyOut {
             files: vec![f("a.py", "2")],
             skipped: vec![("huge.bin".to_owned(), Skip::ArchiveOverBudget(1 << 34))],

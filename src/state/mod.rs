@@ -10,6 +10,7 @@
 pub mod fault;
 mod holder;
 mod network;
+pub mod objects;
 pub mod quality;
 mod reason;
 mod records;
@@ -688,21 +689,23 @@ fn commit_on_chain(
     message: &str,
 ) -> Result<Oid, StateError> {
     let parent = parent.map(|p| repo.find_commit(p)).transpose()?;
-    let base = match &parent {
-        Some(p) => p.tree()?,
-        None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
-    };
-    let mut update = git2::build::TreeUpdateBuilder::new();
-    for (path, data) in files {
-        update.upsert(*path, repo.blob(data)?, git2::FileMode::Blob);
-    }
-    for (path, tree) in trees {
-        update.upsert(path.as_str(), *tree, git2::FileMode::Tree);
-    }
-    let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
     let sig = signature()?;
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    Ok(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
+    Ok(objects::retrying(|| {
+        let base = match &parent {
+            Some(p) => p.tree()?,
+            None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
+        };
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        for (path, data) in files {
+            update.upsert(*path, repo.blob(data)?, git2::FileMode::Blob);
+        }
+        for (path, tree) in trees {
+            update.upsert(path.as_str(), *tree, git2::FileMode::Tree);
+        }
+        let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(None, &sig, &sig, message, &tree, &parents)
+    })?)
 }
 
 #[cfg(test)]

@@ -118,12 +118,14 @@ impl Cache {
     /// already stays).
     pub fn put_file(&self, key: &str, identity: &str, name: &str, bytes: &[u8]) -> Result<(), git2::Error> {
         let repo = self.store.repo();
-        let mut tree = repo.treebuilder(None)?;
-        tree.insert(name, repo.blob(bytes)?, git2::FileMode::Blob.into())?;
-        let tree = repo.find_tree(tree.write()?)?;
         let sig = signature()?;
         let message = format!("cache {identity}\n\nPlancd-Cache-Key: {key}\n");
-        let commit: Oid = repo.commit(None, &sig, &sig, &message, &tree, &[])?;
+        let commit: Oid = crate::state::objects::retrying(|| {
+            let mut tree = repo.treebuilder(None)?;
+            tree.insert(name, repo.blob(bytes)?, git2::FileMode::Blob.into())?;
+            let tree = repo.find_tree(tree.write()?)?;
+            repo.commit(None, &sig, &sig, &message, &tree, &[])
+        })?;
         match repo.reference(&ref_name(key), commit, false, "plancd: cache a model reply") {
             Ok(_) => Ok(()),
             Err(e) if e.code() == ErrorCode::Exists => Ok(()),

@@ -413,7 +413,13 @@ pub(super) async fn collect_change(
     let gitignore = input.iter().find(|f| f.path == ".gitignore").map(|f| String::from_utf8_lossy(&f.data).into_owned());
     let ignore = Ignore::new(gitignore.as_deref());
     let store = cx.store.clone();
-    let mut sink = ChangeSink::new(input, pinned, &ignore, guard::reads_content, Box::new(move |data| store.repo().blob(data)));
+    let mut sink = ChangeSink::new(
+        input,
+        pinned,
+        &ignore,
+        guard::reads_content,
+        Box::new(move |data| crate::state::objects::retrying(|| store.repo().blob(data))),
+    );
     session.copy_out(&CopyOutLimits::default(), &mut sink).await?;
     let (change, skipped) = sink.finish();
     report.changed_files = change.paths();
