@@ -22,6 +22,8 @@ PY_TOOLS=(pytest pytest-json-report coverage flake8 mypy bandit)
 # dependencies never touch the system packages the tests use), entry points linked into
 # /usr/local/bin: "name requirement entry-points...".
 PY_AGENTS=("aider aider-chat==0.86.2 aider" "mini-swe-agent mini-swe-agent==2.4.6 mini")
+# The installer of the agents' venvs (only for the install; not left in the root).
+UV="uv==0.13.9"
 # The official model API clients: command agents reach models through plancd's gateway with them.
 PY_CLIENTS=(openai anthropic)
 PY_CLIENT_MODULES="openai, anthropic"
@@ -102,7 +104,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Runs pip install in the root `$1` (with /proc mounted) with the host's CA, index and proxies.
+# Runs pip install in the root `$1` (with /proc mounted) with the host's CA, index and proxies:
+# into the system's python3, or with uv into the venv whose interpreter PIP_PYTHON names.
 pip_in() {
   local dir="$1"; shift
   cp /etc/resolv.conf "$dir/etc/resolv.conf"
@@ -114,9 +117,22 @@ pip_in() {
   for var in PIP_INDEX_URL PIP_EXTRA_INDEX_URL HTTP_PROXY HTTPS_PROXY http_proxy https_proxy NO_PROXY no_proxy; do
     [ -n "${!var:-}" ] && pass+=("$var=${!var}")
   done
-  chroot "$dir" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root PIP_NO_CACHE_DIR=1 \
-    PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "${pass[@]}" \
-    "${PIP_PYTHON:-python3}" -m pip install -q --no-warn-script-location --break-system-packages "$@"
+  if [ -n "${PIP_PYTHON:-}" ]; then
+    # Into a venv, with uv (a pinned agent's hundred-odd dependencies in seconds, not
+    # minutes), fetched into /tmp for the install and gone after it.
+    [ -n "${PIP_INDEX_URL:-}" ] && pass+=("UV_INDEX_URL=$PIP_INDEX_URL")
+    [ -n "${PIP_EXTRA_INDEX_URL:-}" ] && pass+=("UV_EXTRA_INDEX_URL=$PIP_EXTRA_INDEX_URL")
+    chroot "$dir" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root PIP_NO_CACHE_DIR=1 \
+      PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "${pass[@]}" \
+      python3 -m pip install -q --no-warn-script-location --break-system-packages --target /tmp/plancd-uv "$UV"
+    chroot "$dir" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root UV_NO_CACHE=1 SSL_CERT_FILE=/tmp/host-ca.crt \
+      "${pass[@]}" /tmp/plancd-uv/bin/uv pip install -q --compile-bytecode --python "$PIP_PYTHON" "$@"
+    rm -rf "$dir/tmp/plancd-uv"
+  else
+    chroot "$dir" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root PIP_NO_CACHE_DIR=1 \
+      PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "${pass[@]}" \
+      python3 -m pip install -q --no-warn-script-location --break-system-packages "$@"
+  fi
   umount "$dir/proc"
   trap - EXIT
   : >"$dir/etc/resolv.conf"

@@ -424,4 +424,44 @@ mod tests {
             "{summary}"
         );
     }
+
+    #[test]
+    fn measured_quality_is_shown_under_the_table_and_in_the_job_summary() {
+        use crate::state::quality::*;
+        let row = succeeded_row();
+        let quiet = StatusReport { plan_commit: None, tasks: vec![row.clone()], plans_error: None, stalled: Vec::new() };
+        assert_eq!(quality_text(&quiet), "", "nothing measured, nothing said");
+        assert!(!crate::ops::action::summary::pass("1 attempt run", &quiet, None).contains("### Quality"));
+        let quality = Quality {
+            coverage: Some(Coverage {
+                tool: CoverageTool::CoveragePy,
+                percent: 87.5,
+                covered_lines: 7,
+                statements: 8,
+                files: 1,
+                commands_measured: 1,
+                commands: 1,
+            }),
+            security: Some(SecurityScan {
+                tool: SecurityTool::Bandit,
+                counts: SeverityCounts { high: 1, medium: 0, low: 2 },
+                lines_scanned: 40,
+                findings: Vec::new(),
+            }),
+            unmeasured: Vec::new(),
+        };
+        let measured = StatusRow { task: "b".into(), quality: Some(quality), ..row.clone() };
+        let report = StatusReport { plan_commit: None, tasks: vec![row, measured], plans_error: None, stalled: Vec::new() };
+        assert_eq!(
+            quality_text(&report),
+            "\nquality (measured by plancd on the work the tests passed):\n  wf/b: coverage 87.5%, 3 security findings (1 high, 2 low)\n"
+        );
+        let summary = crate::ops::action::summary::pass("1 attempt run", &report, None);
+        assert!(
+            summary.contains("### Quality\n")
+                && summary.contains("| `wf/b` | 87.5% | 3 security findings (1 high, 2 low) |\n")
+                && !summary.contains("| `wf/a` | 8"),
+            "{summary}"
+        );
+    }
 }

@@ -3,6 +3,8 @@
 //! environment problems (a failing setup, a missing test runner) reported as `environment`
 //! without any agent run or branch todo.
 
+use std::path::PathBuf;
+
 use crate::util::Repo;
 
 const PYPROJECT: &str = "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"calc\"\nversion = \"0.1.0\"\n\n[tool.setuptools.packages.find]\nwhere = [\"src\"]\n";
@@ -385,18 +387,17 @@ fn node_test(task: &str, a: i32, b: i32, expected: i32) -> String {
 }
 
 /// A Node project whose `npm test` runs `node --test` after a check by a tool that setup
-/// installs into `/env/bin` (packed from the repository and installed globally there, offline).
-#[test]
-fn on_process_a_node_project_runs_npm_test_through_a_built_then_reused_environment() {
-    if !host_has("node") || !host_has("npm") {
-        return;
-    }
+/// installs into `/env/bin` (packed from the repository and installed globally there, offline),
+/// on `backend` (with `image` as the environment's image, on docker).
+fn node_project(backend: Backend, image: Option<&str>) -> Repo {
     let repo = Repo::new();
     let setup = "cd /tmp && npm install --global --prefix /env --offline --no-audit --no-fund \"/tmp/$(npm pack --silent /workspace/tools/check-names)\"";
+    let sandbox = if backend == Backend::Docker { "sandbox: { backend: docker }\n" } else { "" };
+    let image = image.map(|i| format!("  image: {i}\n")).unwrap_or_default();
     repo.write(
         "plancd.yaml",
         &format!(
-            "branch: main\nconcurrency: 2\nroles:\n  coder: {{ command: [\"node\", \"agents/write.js\"] }}\nenvironment:\n  setup:\n    - '{setup}'\n  cache: [package.json, \"tools/**\"]\n"
+            "branch: main\nconcurrency: 2\n{sandbox}roles:\n  coder: {{ command: [\"node\", \"agents/write.js\"] }}\nenvironment:\n{image}  setup:\n    - '{setup}'\n  cache: [package.json, \"tools/**\"]\n"
         ),
     );
     repo.write("package.json", "{\n  \"name\": \"calc-js\",\n  \"version\": \"1.0.0\",\n  \"private\": true,\n  \"scripts\": { \"test\": \"check-names src && node --test\" }\n}\n");
@@ -416,9 +417,15 @@ fn on_process_a_node_project_runs_npm_test_through_a_built_then_reused_environme
     };
     repo.write("plans/calc.yaml", &format!("todo_list_id: calc\ntitle: Calculator\ntasks:\n{}{}", task("mul"), task("sub")));
     repo.commit("A Node calculator and its plan");
+    repo
+}
+
+/// Reconciles the Node project: both tasks succeed, one built the environment and the other
+/// reused it, and the tool setup installed ran before the tests.
+fn node_project_succeeds_through_one_environment(repo: &Repo) {
     let run = repo.plancd(&["reconcile"]);
     run.expect_code(0);
-    let statuses = [status(&repo, "mul"), status(&repo, "sub")];
+    let statuses = [status(repo, "mul"), status(repo, "sub")];
     let mut hows: Vec<&str> = statuses.iter().map(|s| s["environment"]["how"].as_str().unwrap()).collect();
     hows.sort();
     assert_eq!(hows, ["built", "reused"], "{statuses:?}");
@@ -429,6 +436,61 @@ fn on_process_a_node_project_runs_npm_test_through_a_built_then_reused_environme
         logs.contains("names ok") && logs.contains("pass 2") && logs.contains("fail 0"),
         "the tool from /env ran, then both tests: {logs}"
     );
+}
+
+#[test]
+fn on_process_a_node_project_runs_npm_test_through_a_built_then_reused_environment() {
+    if !host_has("node") || !host_has("npm") {
+        return;
+    }
+    node_project_succeeds_through_one_environment(&node_project(Backend::Process, None));
+}
+
+/// On docker, the environment's image brings Node: an image made from the sandbox image with
+/// this host's node and npm (no registry), as a user's own Node image would.
+#[test]
+fn on_docker_a_node_project_runs_npm_test_through_a_built_then_reused_environment() {
+    if !docker_here() || !host_has("node") || !host_has("npm") {
+        return;
+    }
+    let image = NodeImage::build();
+    node_project_succeeds_through_one_environment(&node_project(Backend::Docker, Some(&image.0)));
+}
+
+/// The sandbox image with this host's `node` and `npm` added, removed when dropped.
+struct NodeImage(String);
+
+impl NodeImage {
+    fn build() -> NodeImage {
+        let image = NodeImage(format!("plancd-test-node:{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let node = std::fs::canonicalize(which("node")).unwrap();
+        // npm is a link into its package: .../node_modules/npm/bin/npm-cli.js.
+        let npm = std::fs::canonicalize(which("npm")).unwrap().parent().unwrap().parent().unwrap().to_owned();
+        std::fs::copy(&node, dir.path().join("node")).unwrap();
+        let copied = std::process::Command::new("cp").arg("-a").arg(&npm).arg(dir.path().join("npm")).status().unwrap();
+        assert!(copied.success(), "cp -a {}", npm.display());
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM plancd-sandbox:python\nUSER 0:0\nCOPY node /usr/local/bin/node\nCOPY npm /usr/local/lib/node_modules/npm\nRUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && node --version && npm --version\nUSER 65534:65534\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new("docker").args(["build", "-q", "-t", &image.0]).arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+        image
+    }
+}
+
+impl Drop for NodeImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// Where `program` is on this host's PATH.
+fn which(program: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file()).unwrap_or_else(|| panic!("no {program} on PATH"))
 }
 
 /// An image made from the sandbox image with a marker file (no registry: `docker build` of a

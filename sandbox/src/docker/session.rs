@@ -143,19 +143,43 @@ impl DockerSession {
         }
     }
 
-    /// Uploads `files` as a tar under `dest`, owned by the sandbox user or by root.
+    /// Uploads `files` under `dest`, owned by the sandbox user or by root, as tars of about
+    /// [`UPLOAD_BATCH_BYTES`] each: the copy a tar makes of its files stays that small whatever
+    /// the files add up to.
     async fn upload(&self, dest: &str, files: &[FileEntry], sandbox_owned: bool) -> Result<(), SandboxError> {
         for f in files {
             check_relative(&f.path)?;
         }
-        let archive = build_tar(files, if sandbox_owned { 65534 } else { 0 })?;
-        self.channel.lock().await.put(dest, &archive).await
+        for batch in batches(files, UPLOAD_BATCH_BYTES) {
+            let archive = build_tar(batch, if sandbox_owned { 65534 } else { 0 })?;
+            self.channel.lock().await.put(dest, &archive).await?;
+        }
+        Ok(())
     }
 
     /// The tar of the workspace (entries under `workspace/`), streamed from the keeper.
     fn download_workspace(&self) -> impl futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>> + Send + 'static {
         channel::get(Arc::clone(&self.channel), "/", WORKSPACE.trim_start_matches('/'))
     }
+}
+
+/// The most file data one upload's tar holds (a larger file goes alone).
+const UPLOAD_BATCH_BYTES: usize = 16 << 20;
+
+/// `files` cut in runs whose data adds up to at most `max` bytes (a larger file is a run of its
+/// own); no files, one empty run, so that an upload still checks the channel.
+fn batches(files: &[FileEntry], max: usize) -> Vec<&[FileEntry]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, f) in files.iter().enumerate() {
+        if i > start && bytes + f.data.len() > max {
+            out.push(&files[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += f.data.len();
+    }
+    out.push(&files[start..]);
+    out
 }
 
 /// A tar of `files` and their folders, owned by `id`.
@@ -246,6 +270,15 @@ impl Session for DockerSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploads_are_cut_in_runs_of_bounded_size() {
+        let f = |n: usize| FileEntry::new(format!("f{n}"), vec![0u8; n]);
+        let files = [f(4), f(5), f(2), f(20), f(1)];
+        let runs: Vec<Vec<&str>> = batches(&files, 10).iter().map(|run| run.iter().map(|f| f.path.as_str()).collect()).collect();
+        assert_eq!(runs, [vec!["f4", "f5"], vec!["f2"], vec!["f20"], vec!["f1"]]);
+        assert_eq!(batches(&[], 10).len(), 1, "no files: one empty upload");
+    }
 
     #[test]
     fn uploads_carry_their_folders_and_the_sandbox_owner() {

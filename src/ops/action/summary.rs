@@ -1,5 +1,5 @@
 //! What the step leaves for people and later steps: the job summary (`GITHUB_STEP_SUMMARY`:
-//! a status table and the workflows' diagram), annotations for plan errors, and outputs
+//! a status table, the quality figures, blocked requests and the workflows' diagram), annotations for plan errors, and outputs
 //! (`GITHUB_OUTPUT`: tasks run, succeeded and failed, pull request addresses).
 
 use std::io::Write;
@@ -51,9 +51,31 @@ pub fn pass(headline: &str, status: &StatusReport, snapshot: Option<&Snapshot>) 
             r.result_tag.as_deref().map_or_else(|| "-".into(), |t| format!("`{t}`")),
         ));
     }
+    quality(&mut out, status);
     blocked(&mut out, status);
     out.push_str(&format!("\n```mermaid\n{}```\n", crate::render::mermaid(&crate::ops::status::dag(status, snapshot))));
     out
+}
+
+/// The quality figures plancd measured on each task's work (coverage of its acceptance tests,
+/// security findings), for the tasks that have them.
+fn quality(out: &mut String, status: &StatusReport) {
+    let rows: Vec<_> = status
+        .tasks
+        .iter()
+        .filter_map(|r| Some((r, r.quality.as_ref().filter(|q| q.coverage.is_some() || q.security.is_some())?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n### Quality\n\nMeasured by plancd on the work the acceptance tests passed.\n\n| task | coverage | security |\n|---|---|---|\n",
+    );
+    for (r, q) in rows {
+        let coverage = q.coverage.as_ref().map_or_else(|| "-".to_owned(), |c| format!("{:.1}%", c.percent));
+        let security = q.security.as_ref().map_or_else(|| "-".to_owned(), |s| s.summary());
+        out.push_str(&format!("| `{}/{}` | {coverage} | {security} |\n", r.workflow, r.task));
+    }
 }
 
 /// The requests the agents' egress proxies refused, by task and host, as a warning.
