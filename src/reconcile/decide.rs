@@ -338,8 +338,9 @@ impl Action {
     pub fn is_task(&self) -> bool {
         match self {
             Action::Orphaned { .. } | Action::BranchClosed { .. } | Action::Run { branch_of: Some(_), .. } => false,
-            // A branch todo held by another controller: its id is `<task>_branch_NN`.
-            Action::Wait { key, blocker: Blocker::Held { .. } } => !is_branch_id(&key.task),
+            // A branch todo that waits (held by another controller, for its environment or its
+            // agent): its id is `<task>_branch_NN`.
+            Action::Wait { key, .. } => !is_branch_id(&key.task),
             _ => true,
         }
     }
@@ -409,8 +410,12 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
             if let (Phase::Debugging, Some(b), true) = (s.phase, &s.branch_todo, current) {
                 open.insert((wf.id.as_str(), b.as_str()), task.id.as_str());
                 if !wf_states.contains_key(b.as_str()) {
-                    // Opened, not yet claimed: its first attempt.
+                    // Opened, not yet claimed: its first attempt, once its agent can start.
                     let key = TaskKey::new(&wf.id, b);
+                    if let Some((role, why)) = s.branch_todo_role.and_then(|r| Some((r, desired.unavailable.get(&r)?))) {
+                        out.push(Action::Wait { key, blocker: Blocker::Agent { role, why: why.clone() } });
+                        continue;
+                    }
                     out.push(Action::Run {
                         key,
                         attempt: 1,
@@ -430,7 +435,7 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
         }
         let parent_known = state.parent.as_deref().is_some_and(|p| known.get(key.workflow.as_str()).is_some_and(|k| k.contains(p)));
         match open.get(&(key.workflow.as_str(), key.task.as_str())) {
-            Some(parent) => out.push(decide_branch(key.clone(), parent, state, actual, cx, &desired.environments)),
+            Some(parent) => out.push(decide_branch(key.clone(), parent, state, actual, cx, desired)),
             None if parent_known => out.push(Action::BranchClosed { key: key.clone(), phase: state.phase }),
             None => out.push(Action::Orphaned { key: key.clone(), prune: cx.prune, mark: state.phase != Phase::Orphaned }),
         }
@@ -439,9 +444,10 @@ pub fn decide(desired: &Desired, actual: &Actual, cx: &Context) -> Vec<Action> {
 }
 
 /// A branch todo at work: run it, wait for the holder of its claim, or wait for its environment
-/// (`environments`: the current keys) when its last attempt found that environment failed: no
-/// agent can fix it, and running it again would only spend the parent's debugging.
-fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx: &Context, environments: &BTreeSet<String>) -> Action {
+/// (the desired keys) when its last attempt found that environment failed, or for its agent
+/// when that cannot start here (a model key not set): no agent can fix either, and running it
+/// again would only spend the parent's debugging.
+fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx: &Context, desired: &Desired) -> Action {
     let mut takeover = None;
     if s.phase.is_held() {
         let holder = s.holder.clone().unwrap_or_default();
@@ -451,10 +457,13 @@ fn decide_branch(key: TaskKey, parent: &str, s: &TaskState, actual: &Actual, cx:
         takeover = Some(holder);
     }
     if let (Some(env), Some(reason), None) = (s.environment_failure(), &s.reason, &takeover)
-        && environments.contains(env)
+        && desired.environments.contains(env)
     {
         let blocker = Blocker::Environment { env: env.to_owned(), reporter: key.clone(), reason: reason.clone() };
         return Action::Wait { key, blocker };
+    }
+    if let Some((role, why)) = s.role.and_then(|r| Some((r, desired.unavailable.get(&r)?))) {
+        return Action::Wait { key, blocker: Blocker::Agent { role, why: why.clone() } };
     }
     // A branch out of attempts still gets a run: it escalates its parent without working (an
     // interrupted run may have stopped between its two writes).
@@ -552,6 +561,10 @@ fn decide_task(view: &View<'_>, task: &DesiredTask, state: Option<&TaskState>, k
     let changed_input = state.and_then(|s| s.changed_input(&inputs));
     let current = same_spec && changed_input.is_none();
     if let Some(s) = state.filter(|s| current && s.phase == Phase::Debugging) {
+        // Its branch todo's agent cannot start here: that, not the debugging, is what it waits on.
+        if let Some((role, why)) = s.branch_todo_role.and_then(|r| Some((r, view.unavailable.get(&r)?))) {
+            return Action::Wait { key, blocker: Blocker::Agent { role, why: why.clone() } };
+        }
         return Action::Wait { key, blocker: Blocker::Debugging { branch: s.branch_todo.clone().unwrap_or_default() } };
     }
     if task.requires_approval && state.is_none_or(|s| s.approved_spec_hash.as_ref() != Some(hash)) {
@@ -638,6 +651,8 @@ mod tests {
             reason: None,
             inputs: None,
             branch_todo: None,
+            branch_todo_role: None,
+            role: None,
             parent: None,
             max_attempts: None,
             environment: None,
@@ -762,6 +777,53 @@ mod tests {
                 "e Escalated: escalated to a person".to_owned(),
             ]
         );
+    }
+
+    #[test]
+    fn a_branch_todo_whose_agent_cannot_start_here_waits_opened_or_under_way() {
+        let missing = AgentUnavailable::KeyNotSet { model: "cloud".into(), var: "CLOUD_KEY".into() };
+        let debugging = |role: Option<Role>| TaskState {
+            branch_todo: Some("a_branch_01".into()),
+            branch_todo_role: role,
+            ..state(Phase::Debugging, 'a', 1)
+        };
+        let branch = |role: Option<Role>| TaskState { parent: Some("a".into()), role, ..state(Phase::Failed, 'a', 1) };
+        let decide_with = |states: Vec<(&str, TaskState)>, unavailable: Role| {
+            let desired = Desired {
+                workflows: vec![DesiredWorkflow { id: "wf".into(), tasks: vec![task("a", 'a', &[])] }],
+                unavailable: [(unavailable, missing.clone())].into(),
+                ..Default::default()
+            };
+            let mut actual = Actual::default();
+            for (id, s) in states {
+                actual.tasks.insert(TaskKey::new("wf", id), s);
+            }
+            let actions = decide(&desired, &actual, &Context { now: now(), prune: false });
+            actions.iter().map(|a| format!("{} {}: {a}", a.key().task, a.name())).collect::<Vec<_>>()
+        };
+        let held = "a_branch_01 Wait: the debugger agent cannot start: model `cloud` needs its key: CLOUD_KEY is not set in plancd's environment (plancd.yaml models.cloud.api_key_env); set it and reconcile again";
+        // (what the records say, whose agent cannot start, what is decided for the branch todo)
+        let rows: [(Vec<(&str, TaskState)>, Role, &str); 6] = [
+            (vec![("a", debugging(Some(Role::Debugger)))], Role::Debugger, held),
+            (vec![("a", debugging(Some(Role::Debugger)))], Role::Coder, "a_branch_01 Run: run attempt 1: debugging a"),
+            (vec![("a", debugging(Some(Role::Debugger))), ("a_branch_01", branch(Some(Role::Debugger)))], Role::Debugger, held),
+            (
+                vec![("a", debugging(Some(Role::Coder))), ("a_branch_01", branch(Some(Role::Coder)))],
+                Role::Debugger,
+                "a_branch_01 Run: run attempt 2: debugging a",
+            ),
+            // Records from before the role was written run as they did.
+            (vec![("a", debugging(None))], Role::Debugger, "a_branch_01 Run: run attempt 1: debugging a"),
+            (vec![("a", debugging(None)), ("a_branch_01", branch(None))], Role::Debugger, "a_branch_01 Run: run attempt 2: debugging a"),
+        ];
+        for (i, (states, unavailable, want)) in rows.into_iter().enumerate() {
+            let rows = decide_with(states, unavailable);
+            assert_eq!(rows[1], want, "row {i}");
+            // The parent says what its branch todo waits on.
+            let parent =
+                if want == held { held.replace("a_branch_01 ", "a ") } else { "a Wait: debugging in branch todo a_branch_01".to_owned() };
+            assert_eq!(rows[0], parent, "row {i}");
+        }
     }
 
     fn held(phase: Phase, h: char, attempt: u32, holder: &str, minutes: i64) -> TaskState {

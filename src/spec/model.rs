@@ -36,6 +36,11 @@ impl Role {
             Role::Debugger => "debugger",
         }
     }
+
+    /// The role named `name` (as [`Role::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
 }
 
 impl fmt::Display for Role {

@@ -7,7 +7,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::SpecHash;
+use crate::spec::{Role, SpecHash};
 use crate::state::{FailureType, Reason};
 
 /// Where a task stands.
@@ -488,12 +488,14 @@ impl TaskStatus {
 
         if let Some(b) = &self.open_branch {
             t.push(("Plancd-Branch-Todo", b.id.clone()));
+            t.push(("Plancd-Branch-Role", b.role.clone()));
         }
         if let Some(by) = &self.by {
             t.push(("Plancd-By", by.clone()));
         }
         if let Some(b) = &self.branch {
             t.push(("Plancd-Parent", b.parent_id.clone()));
+            t.push(("Plancd-Role", b.role.clone()));
             t.push(("Plancd-Branch-Depth", b.depth.to_string()));
             t.push(("Plancd-Max-Attempts", b.max_debug_attempts.to_string()));
         }
@@ -571,6 +573,10 @@ pub struct TaskState {
     pub inputs: Option<BTreeMap<String, String>>,
     /// While Debugging: the branch todo at work.
     pub branch_todo: Option<String>,
+    /// While Debugging: the role that works on that branch todo.
+    pub branch_todo_role: Option<Role>,
+    /// On a branch todo: the role that works on it.
+    pub role: Option<Role>,
     /// On a branch todo: its parent.
     pub parent: Option<String>,
     /// On a branch todo: attempts before the parent is escalated.
@@ -600,6 +606,8 @@ impl TaskState {
             reason: get("Plancd-Reason").map(Reason::parse),
             inputs: get("Plancd-Inputs").map(parse_inputs),
             branch_todo: get("Plancd-Branch-Todo").map(str::to_owned),
+            branch_todo_role: get("Plancd-Branch-Role").and_then(Role::parse),
+            role: get("Plancd-Role").and_then(Role::parse),
             parent: get("Plancd-Parent").map(str::to_owned),
             max_attempts: get("Plancd-Max-Attempts").and_then(|v| v.parse().ok()),
             environment: get("Plancd-Environment").map(str::to_owned),

@@ -235,3 +235,37 @@ fn diff_tells_what_starts_now_and_why_and_sees_uncommitted_plan_edits() {
     let run = repo.plancd(&["reconcile"]);
     assert!(run.stderr.contains("plancd reads the commit"), "{}", run.stderr);
 }
+
+/// A branch todo whose role's model key is not set here waits unclaimed, as a task does: the
+/// pass says which variable to set, the parent stays Debugging (no debugging attempt is spent,
+/// nothing escalates), and the branch todo is claimed once the key is set.
+#[test]
+fn a_branch_todo_whose_agent_has_no_key_waits_unclaimed_until_the_key_is_set() {
+    let repo = Repo::new();
+    repo.write(
+        "plancd.yaml",
+        "branch: main\nmax_branch_depth: 1\nmodels:\n  cloud: { provider: openai, base_url: \"http://127.0.0.1:9/v1\", model: m, api_key_env: DEBUG_MODEL_KEY, max_retries: 0 }\nroles:\n  coder: { command: [\"sh\", \"-c\", \"echo 41 > out.txt\"] }\n  debugger: { model: cloud }\n",
+    );
+    // A crash in the test output routes the branch todo to the debugger.
+    repo.write(
+        "plans/p.yaml",
+        "todo_list_id: p\ntitle: P\ntasks:\n  - id: t\n    title: T\n    agent_role: coder\n    max_attempts: 1\n    max_debug_attempts: 1\n    outputs: [out.txt]\n    acceptance_criteria:\n      tests: [{cmd: \"grep -qx 42 out.txt || { echo 'Segmentation fault (core dumped)'; exit 139; }\"}]\n",
+    );
+    repo.commit("plan");
+    for pass in 0..2 {
+        let run = repo.plancd(&["reconcile"]);
+        run.no_panic().expect_code(1);
+        assert!(
+            run.all().contains("the debugger agent cannot start: model `cloud` needs its key: DEBUG_MODEL_KEY is not set"),
+            "pass {pass}: {}",
+            run.all()
+        );
+        assert!(run.stdout.contains("0/1 tasks satisfied"), "pass {pass}: the branch todo is no task of the plan: {}", run.stdout);
+        assert_eq!(repo.git(&["for-each-ref", "refs/ai/tasks/p/t_branch_01"]), "", "pass {pass}: the branch todo is not claimed");
+        let t: Value = serde_json::from_str(&repo.git(&["show", "refs/ai/tasks/p/t:status.json"])).unwrap();
+        assert_eq!(t["phase"], "Debugging", "pass {pass}: nothing escalates: {t:#}");
+    }
+    let run = crate::util::plancd_env(repo.path(), &["reconcile"], &[("DEBUG_MODEL_KEY", "sk-test")]);
+    run.no_panic();
+    assert_ne!(repo.git(&["for-each-ref", "refs/ai/tasks/p/t_branch_01"]), "", "with the key set it runs: {}", run.all());
+}

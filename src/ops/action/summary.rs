@@ -8,19 +8,17 @@ use std::path::Path;
 use super::ActionReport;
 use crate::config::Env;
 use crate::ops::status::{StatusReport, human_duration};
-use crate::reconcile::{Action, AttemptEnd, PassReport, Snapshot};
+use crate::reconcile::{AttemptEnd, PassReport, Snapshot};
 use crate::spec::Diagnostic;
 use crate::state::{StateError, Store, TaskKey};
 
-/// `N/M tasks satisfied, K attempt(s) run[, F failed or escalated]`.
+/// `N/M tasks satisfied, K attempt(s) run[, F failed, escalated or held for a person]`, branch
+/// todos apart.
 pub fn counts(pass: &PassReport) -> String {
-    let real = |a: &&Action| !matches!(a, Action::Orphaned { .. } | Action::BranchClosed { .. });
-    let total = pass.actions.iter().filter(real).count();
-    let done = pass.actions.iter().filter(|a| matches!(a, Action::UpToDate { .. })).count();
-    let mut line = format!("{done}/{total} tasks satisfied, {} attempt(s) run", pass.attempts.len());
-    let failed = failed(pass);
-    if failed > 0 {
-        line.push_str(&format!(", {failed} failed or escalated"));
+    let c = pass.counts();
+    let mut line = format!("{}/{} tasks satisfied, {} attempt(s) run", c.satisfied, c.total, pass.attempts.len());
+    if c.failed > 0 {
+        line.push_str(&format!(", {} failed, escalated or held for a person", c.failed));
     }
     if !pass.stalled.is_empty() {
         line.push_str(&format!(", {} workflow(s) stalled (invalid plans)", pass.stalled.len()));
@@ -29,7 +27,7 @@ pub fn counts(pass: &PassReport) -> String {
 }
 
 fn failed(pass: &PassReport) -> usize {
-    pass.actions.iter().filter(|a| matches!(a, Action::Failed { .. } | Action::Escalated { .. })).count()
+    pass.counts().failed
 }
 
 fn succeeded(pass: &PassReport) -> usize {
