@@ -803,7 +803,8 @@ mod tests {
         };
         let held = "a_branch_01 Wait: the debugger agent cannot start: model `cloud` needs its key: CLOUD_KEY is not set in plancd's environment (plancd.yaml models.cloud.api_key_env); set it and reconcile again";
         // (what the records say, whose agent cannot start, what is decided for the branch todo)
-        let rows: [(Vec<(&str, TaskState)>, Role, &str); 6] = [
+        type Records<'a> = Vec<(&'a str, TaskState)>;
+        let rows: [(Records, Role, &str); 6] = [
             (vec![("a", debugging(Some(Role::Debugger)))], Role::Debugger, held),
             (vec![("a", debugging(Some(Role::Debugger)))], Role::Coder, "a_branch_01 Run: run attempt 1: debugging a"),
             (vec![("a", debugging(Some(Role::Debugger))), ("a_branch_01", branch(Some(Role::Debugger)))], Role::Debugger, held),
