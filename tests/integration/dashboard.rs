@@ -185,6 +185,9 @@ fn operations_are_refused_unless_enabled_and_authenticated() {
     assert!(body.contains("operations are off"), "{body}");
     drop(off);
     let c = start(&repo, &[("PLANCD_UI_ACTIONS", "1"), ("PLANCD_UI_TOKEN", "t0ken")]);
+    // Once its first pass is over: a pass that read the refs after the approval would run the
+    // task at once, and the records below would be the run's.
+    crate::serve::wait_for(Duration::from_secs(20), || http(c.port, "GET", "/readyz", &[], b"").is_some_and(|(code, _)| code == 200));
     let post = |headers: &[(&str, &str)], body: &[u8]| http(c.port, "POST", "/api/v1/workflows/p/tasks/t/approve", headers, body).unwrap();
     assert_eq!(post(&[], b"").0, 401);
     assert_eq!(post(&[("Authorization", "Bearer wrong")], b"").0, 401);
