@@ -27,8 +27,10 @@ const MARKER: &str = "state.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
-    /// Preparing: claim, workspace, environment.
+    /// Preparing: claim, workspace.
     Preparing,
+    /// The environment is built, or found built (environment.setup in plancd.yaml).
+    Environment,
     /// The agent plays its role.
     Agent,
     /// The configured checks run.
@@ -49,7 +51,7 @@ impl Step {
             Step::Checks => Some("checks.log"),
             Step::Tests => Some("tests.log"),
             Step::Probes => Some("probe.log"),
-            Step::Preparing | Step::Publishing => None,
+            Step::Preparing | Step::Environment | Step::Publishing => None,
         }
     }
 }
@@ -58,6 +60,7 @@ impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Step::Preparing => "preparing",
+            Step::Environment => "environment",
             Step::Agent => "agent",
             Step::Checks => "checks",
             Step::Tests => "tests",

@@ -95,6 +95,9 @@ fn an_environment_is_built_once_and_reused_by_every_later_attempt() {
     let repo = project(&SETUP, &[task("mul", "", &unittest("mul")), task("sub", "", &unittest("sub"))]);
     let run = repo.plancd(&["reconcile"]);
     run.expect_code(0);
+    for t in ["mul", "sub"] {
+        assert!(run.stderr.contains(&format!("calc/{t} attempt 1: environment\n")), "the step is shown: {}", run.stderr);
+    }
     // Two attempts started at once: one built the environment, the other waited and reused it.
     let used: Vec<(String, String)> = ["mul", "sub"]
         .iter()

@@ -118,6 +118,7 @@ impl<'a> Env<'a> {
         if let Some(image) = &self.image {
             spec.image = Some(image.clone());
         }
+        logs.step(cx, crate::live::Step::Environment);
         let start = Instant::now();
         let request = environment::store::BuildRequest { key: &self.key, declared, sandbox: cx.sandbox.as_ref(), spec, input };
         let (failure, ran_here) = match cx.environments.get(&request).await {
