@@ -188,7 +188,12 @@ pub async fn run(opts: &RunOptions) -> Result<RunReport, SandboxOpError> {
 
 async fn run_in(session: &dyn plancd_sandbox::Session, opts: &RunOptions) -> Result<(ExecOutcome, Option<CopyBackReport>), SandboxOpError> {
     if let Some(dir) = &opts.workspace {
-        session.put_files(&read_folder(dir)?).await?;
+        // Read and put in runs of at most COPY_IN_BATCH_BYTES (a larger file alone): plancd
+        // holds one run at a time, whatever the folder holds.
+        let files = list_folder(dir)?;
+        for run in runs(&files, COPY_IN_BATCH_BYTES) {
+            session.put_files(&read_files(dir, run)?).await?;
+        }
     }
     let mut req = ExecRequest::new(opts.argv.clone(), opts.timeout);
     req.output_limit = opts.output_limit;
@@ -203,8 +208,19 @@ async fn run_in(session: &dyn plancd_sandbox::Session, opts: &RunOptions) -> Res
     Ok((outcome, Some(back.finish())))
 }
 
-/// The regular files under `dir` (never `.git`, in any of its forms), as workspace entries.
-fn read_folder(dir: &Path) -> Result<Vec<FileEntry>, SandboxOpError> {
+/// The most file data one copy-in run holds.
+const COPY_IN_BATCH_BYTES: u64 = 16 << 20;
+
+/// A regular file of the workspace folder: its path, size and whether it is executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FolderFile {
+    path: String,
+    size: u64,
+    executable: bool,
+}
+
+/// The regular files under `dir` (never `.git`, in any of its forms), without their content.
+fn list_folder(dir: &Path) -> Result<Vec<FolderFile>, SandboxOpError> {
     let io = |path: &Path, source: std::io::Error| SandboxOpError::Workspace { path: path.to_path_buf(), source };
     let mut files = Vec::new();
     let not_git = |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_str().is_some_and(plancd_sandbox::names::is_git_name);
@@ -216,12 +232,40 @@ fn read_folder(dir: &Path) -> Result<Vec<FileEntry>, SandboxOpError> {
         }
         let rel = entry.path().strip_prefix(dir).expect("walkdir yields paths under its root");
         let Some(rel) = rel.to_str().filter(|r| check_relative(r).is_ok()) else { continue };
-        let data = std::fs::read(entry.path()).map_err(|e| io(entry.path(), e))?;
-        let executable =
-            std::os::unix::fs::PermissionsExt::mode(&entry.metadata().map_err(|e| io(entry.path(), e.into()))?.permissions()) & 0o111 != 0;
-        files.push(FileEntry { path: rel.to_owned(), executable, data });
+        let meta = entry.metadata().map_err(|e| io(entry.path(), e.into()))?;
+        let executable = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
+        files.push(FolderFile { path: rel.to_owned(), size: meta.len(), executable });
     }
     Ok(files)
+}
+
+/// `files` cut in runs whose sizes add up to at most `max` (a larger file is a run of its own).
+fn runs(files: &[FolderFile], max: u64) -> Vec<&[FolderFile]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, f) in files.iter().enumerate() {
+        if i > start && bytes + f.size > max {
+            out.push(&files[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += f.size;
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
+/// The content of `files` under `dir`, as workspace entries.
+fn read_files(dir: &Path, files: &[FolderFile]) -> Result<Vec<FileEntry>, SandboxOpError> {
+    files
+        .iter()
+        .map(|f| {
+            let path = dir.join(&f.path);
+            let data = std::fs::read(&path).map_err(|source| SandboxOpError::Workspace { path, source })?;
+            Ok(FileEntry { path: f.path.clone(), executable: f.executable, data })
+        })
+        .collect()
 }
 
 /// How `plancd sandbox run` exits, so that its own codes (2 bad input, 3 the sandbox failed)
@@ -321,9 +365,20 @@ mod tests {
         std::fs::create_dir_all(dir.join("src")).unwrap();
         std::fs::write(dir.join("src/a.py"), "print(1)").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join("link")).unwrap();
-        let files = read_folder(&dir).unwrap();
+        let files = list_folder(&dir).unwrap();
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["src/a.py"]);
+        let read = read_files(&dir, &files).unwrap();
+        assert_eq!((read[0].path.as_str(), read[0].data.as_slice()), ("src/a.py", &b"print(1)"[..]));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_workspace_goes_in_in_runs_of_bounded_size() {
+        let f = |n: u64| FolderFile { path: format!("f{n}"), size: n, executable: false };
+        let files = [f(4), f(5), f(2), f(20), f(1)];
+        let cut: Vec<Vec<&str>> = runs(&files, 10).iter().map(|run| run.iter().map(|f| f.path.as_str()).collect()).collect();
+        assert_eq!(cut, [vec!["f4", "f5"], vec!["f2"], vec!["f20"], vec!["f1"]]);
+        assert!(runs(&[], 10).is_empty());
     }
 }

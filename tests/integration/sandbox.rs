@@ -122,6 +122,39 @@ fn peak_rss_mib(args: &[&str], dir: &Path) -> (Run, u64) {
     (run, peak_kib / 1024)
 }
 
+/// A workspace folder of 192 MiB (twelve files of 16 MiB, random) goes into the sandbox with
+/// plancd's memory flat: it reads the folder a run of files at a time, never all of it. Each
+/// file arrives whole.
+#[test]
+fn copy_in_of_a_large_workspace_keeps_plancds_memory_flat() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut block = vec![0u8; 16 << 20];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..12 {
+        for chunk in block.chunks_mut(8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+        }
+        std::fs::File::create(dir.path().join(format!("f{i}.bin"))).unwrap().write_all(&block).unwrap();
+    }
+    let sizes = "for f in f*.bin; do wc -c < $f; done | sort -u";
+    for backend in backends() {
+        let empty = tempfile::tempdir().unwrap();
+        let (base, base_mib) = peak_rss_mib(&["sandbox", "run", "--backend", backend, "--workspace", ".", "--", "true"], empty.path());
+        base.expect_code(0);
+        let args = ["sandbox", "run", "--backend", backend, "--disk-mb", "1024", "--workspace", ".", "--", "sh", "-c", sizes];
+        let (run, peak_mib) = peak_rss_mib(&args, dir.path());
+        run.expect_code(0);
+        assert_eq!(run.stdout.trim(), (16u64 << 20).to_string(), "{backend}: every file whole: {}", run.all());
+        let over = peak_mib.saturating_sub(base_mib);
+        println!("{backend}: copy-in of 192 MiB: plancd peak RSS {peak_mib} MiB, baseline {base_mib} MiB, {over} MiB over the baseline");
+        assert!(over < 64, "{backend}: plancd grew {over} MiB over its baseline");
+    }
+}
+
 /// A 512 MiB workspace (`PLANCD_COPY_BACK_MIB`: 1024 for the 1 GiB of the figures in the
 /// README) and three sparse 1 GiB files stream back with plancd's memory flat: the regular files
 /// arrive, the sparse ones are reported over the cap. Prints the figures.
