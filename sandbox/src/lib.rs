@@ -289,10 +289,44 @@ impl fmt::Display for ExecOutcome {
         match (self.exit_code, self.signal) {
             _ if self.timed_out => write!(f, "timed out after {:.1}s", self.duration.as_secs_f64()),
             _ if self.oom_killed => f.write_str("killed: out of memory"),
-            (Some(code), _) => write!(f, "exit {code} in {:.2}s", self.duration.as_secs_f64()),
-            (None, Some(sig)) => write!(f, "killed by signal {sig}"),
+            (Some(code), _) => write!(f, "exit {code}{} in {:.2}s", shell_signal_note(code), self.duration.as_secs_f64()),
+            (None, Some(sig)) => write!(f, "killed by {}", signal_words(sig)),
             (None, None) => f.write_str("no exit status"),
         }
+    }
+}
+
+/// A signal as people read it: `signal 25 (SIGXFSZ: a file grew past the size limit)`, or
+/// `signal N` for one without a name here.
+pub fn signal_words(sig: i32) -> String {
+    let known = match sig {
+        1 => Some(("SIGHUP", "its terminal went away")),
+        2 => Some(("SIGINT", "interrupted")),
+        4 => Some(("SIGILL", "an illegal instruction")),
+        6 => Some(("SIGABRT", "it aborted")),
+        7 => Some(("SIGBUS", "a bad memory access")),
+        8 => Some(("SIGFPE", "an arithmetic error")),
+        9 => Some(("SIGKILL", "killed outright")),
+        11 => Some(("SIGSEGV", "a segmentation fault")),
+        13 => Some(("SIGPIPE", "it wrote to a closed pipe")),
+        15 => Some(("SIGTERM", "asked to stop")),
+        24 => Some(("SIGXCPU", "its CPU time limit")),
+        25 => Some(("SIGXFSZ", "a file grew past the size limit")),
+        31 => Some(("SIGSYS", "a system call the sandbox refuses")),
+        _ => None,
+    };
+    match known {
+        Some((name, why)) => format!("signal {sig} ({name}: {why})"),
+        None => format!("signal {sig}"),
+    }
+}
+
+/// For an exit code a shell gives a command a signal ended (128 + the signal), what it means:
+/// ` (a shell's code for signal 25 (SIGXFSZ: ...))`; otherwise nothing.
+pub fn shell_signal_note(code: i32) -> String {
+    match code {
+        129..=159 => format!(" (a shell's code for {})", signal_words(code - 128)),
+        _ => String::new(),
     }
 }
 
@@ -458,6 +492,26 @@ pub fn check_relative(path: &str) -> Result<(), SandboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outcome_says_which_signal_ended_it_and_what_that_means() {
+        let out = |exit_code: Option<i32>, signal: Option<i32>| {
+            ExecOutcome { exit_code, signal, duration: Duration::from_millis(1500), ..ExecOutcome::default() }.to_string()
+        };
+        let rows = [
+            (Some(1), None, "exit 1 in 1.50s"),
+            (Some(128), None, "exit 128 in 1.50s"),
+            (Some(153), None, "exit 153 (a shell's code for signal 25 (SIGXFSZ: a file grew past the size limit)) in 1.50s"),
+            (Some(139), None, "exit 139 (a shell's code for signal 11 (SIGSEGV: a segmentation fault)) in 1.50s"),
+            (Some(160), None, "exit 160 in 1.50s"),
+            (None, Some(25), "killed by signal 25 (SIGXFSZ: a file grew past the size limit)"),
+            (None, Some(30), "killed by signal 30"),
+            (None, None, "no exit status"),
+        ];
+        for (code, signal, want) in rows {
+            assert_eq!(out(code, signal), want);
+        }
+    }
 
     #[test]
     fn relative_paths_stay_inside() {

@@ -199,7 +199,7 @@ impl Workspace<'_> {
         let mut out = match (o.exit_code, o.signal) {
             _ if o.timed_out => format!("timed out after {}s", self.command_timeout.as_secs()),
             (Some(code), _) => format!("exit {code}"),
-            (None, Some(sig)) => format!("killed by signal {sig}"),
+            (None, Some(sig)) => format!("killed by {}", plancd_sandbox::signal_words(sig)),
             (None, None) => "no exit status".to_owned(),
         };
         for (name, stream) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {

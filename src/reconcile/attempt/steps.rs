@@ -134,8 +134,8 @@ impl CommandRecord {
         match (self.timed_out, self.oom_killed, self.exit_code, self.signal) {
             (true, ..) => format!("timed out after {:.0}s", self.duration_seconds),
             (_, true, ..) => "killed: out of memory".into(),
-            (_, _, Some(code), _) => format!("exit {code}"),
-            (_, _, None, Some(sig)) => format!("killed by signal {sig}"),
+            (_, _, Some(code), _) => format!("exit {code}{}", plancd_sandbox::shell_signal_note(code)),
+            (_, _, None, Some(sig)) => format!("killed by {}", plancd_sandbox::signal_words(sig)),
             _ => "no exit status".into(),
         }
     }
