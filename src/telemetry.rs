@@ -619,24 +619,7 @@ mod tests {
     #[test]
     fn a_workflows_quality_is_its_results_mean_coverage_and_summed_findings() {
         use crate::state::quality::*;
-        let result = |percent: Option<f64>, high: u32, low: u32| Quality {
-            coverage: percent.map(|percent| Coverage {
-                tool: CoverageTool::CoveragePy,
-                percent,
-                covered_lines: 0,
-                statements: 0,
-                files: 0,
-                commands_measured: 1,
-                commands: 1,
-            }),
-            security: Some(SecurityScan {
-                tool: SecurityTool::Bandit,
-                counts: SeverityCounts { high, medium: 0, low },
-                lines_scanned: 0,
-                findings: Vec::new(),
-            }),
-            unmeasured: Vec::new(),
-        };
+        let result = |percent: Option<f64>, high: u32, low: u32| measured(percent, SeverityCounts { high, medium: 0, low });
         let mut tally = QualityTally::default();
         assert_eq!(tally.mean_coverage(), 0.0, "none measured: 0, not NaN");
         tally.add(Some(&result(Some(50.0), 1, 2)));

@@ -432,24 +432,7 @@ mod tests {
         let quiet = StatusReport { plan_commit: None, tasks: vec![row.clone()], plans_error: None, stalled: Vec::new() };
         assert_eq!(quality_text(&quiet), "", "nothing measured, nothing said");
         assert!(!crate::ops::action::summary::pass("1 attempt run", &quiet, None).contains("### Quality"));
-        let quality = Quality {
-            coverage: Some(Coverage {
-                tool: CoverageTool::CoveragePy,
-                percent: 87.5,
-                covered_lines: 7,
-                statements: 8,
-                files: 1,
-                commands_measured: 1,
-                commands: 1,
-            }),
-            security: Some(SecurityScan {
-                tool: SecurityTool::Bandit,
-                counts: SeverityCounts { high: 1, medium: 0, low: 2 },
-                lines_scanned: 40,
-                findings: Vec::new(),
-            }),
-            unmeasured: Vec::new(),
-        };
+        let quality = measured(Some(87.5), SeverityCounts { high: 1, medium: 0, low: 2 });
         let measured = StatusRow { task: "b".into(), quality: Some(quality), ..row.clone() };
         let report = StatusReport { plan_commit: None, tasks: vec![row, measured], plans_error: None, stalled: Vec::new() };
         assert_eq!(

@@ -260,3 +260,22 @@ pub struct Unmeasured {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
+
+/// A result's figures for tests: coverage.py's `percent` (none when `None`) and bandit's
+/// `counts`, without findings listed.
+#[cfg(test)]
+pub(crate) fn measured(percent: Option<f64>, counts: SeverityCounts) -> Quality {
+    Quality {
+        coverage: percent.map(|percent| Coverage {
+            tool: CoverageTool::CoveragePy,
+            percent,
+            covered_lines: 7,
+            statements: 8,
+            files: 1,
+            commands_measured: 1,
+            commands: 1,
+        }),
+        security: Some(SecurityScan { tool: SecurityTool::Bandit, counts, lines_scanned: 40, findings: Vec::new() }),
+        unmeasured: Vec::new(),
+    }
+}
