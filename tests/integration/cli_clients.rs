@@ -8,12 +8,11 @@
 //! the upstream nothing and publishes the same files.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use plancd::gateway::fake::{FakeConfig, FakeUpstream, Turn};
 use serde_json::{Value, json};
 
-use crate::util::{Repo, plancd_async};
+use crate::util::{Backend, Repo, plancd_async, skip};
 
 const CANARY: &str = "sk-canary-cli-clients-3d81c07a";
 const ADD: &str = "def add(a, b):\n    return a + b\n";
@@ -66,45 +65,21 @@ const CLAUDE_CODE: Client = Client {
     write: |file, content| Turn::tool("Write", json!({"file_path": format!("/workspace/{file}"), "content": content})),
 };
 
-/// Skips visibly, or fails where CI requires what is missing (`require` names the variable).
-fn skip(why: &str, require: &str) {
-    if std::env::var(require).as_deref() == Ok("1") {
-        panic!("{require}=1 but {why}");
-    }
-    eprintln!("skipping: {why}");
-}
-
-/// Where the client runs: the process backend on the image's root folder, or docker.
-enum Backend {
-    Process(PathBuf),
-    Docker,
-}
-
-impl Backend {
-    /// The `sandbox:` section of plancd.yaml.
-    fn config(&self) -> String {
-        match self {
-            Backend::Process(root) => format!("sandbox:\n  root: {}\n", root.display()),
-            Backend::Docker => "sandbox:\n  backend: docker\n  image: plancd-sandbox:python\n".to_owned(),
-        }
-    }
-
-    /// The client's version, as its binary in the root or the image says.
-    fn version(&self, client: &Client) -> String {
-        let home = tempfile::tempdir().unwrap();
-        let out = match self {
-            Backend::Process(root) => std::process::Command::new(root.join("usr/local/bin").join(client.binary))
-                .arg("--version")
-                .env_clear()
-                .env("HOME", home.path())
-                .env("PATH", "/usr/bin:/bin")
-                .output(),
-            Backend::Docker => std::process::Command::new("docker")
-                .args(["run", "--rm", "--network", "none", "-e", "HOME=/tmp", IMAGE, client.binary, "--version"])
-                .output(),
-        };
-        String::from_utf8_lossy(&out.unwrap().stdout).trim().to_owned()
-    }
+/// The client's version, as its binary in the root or the image says.
+fn version(backend: &Backend, client: &Client) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let out = match backend {
+        Backend::Process(root) => std::process::Command::new(root.join("usr/local/bin").join(client.binary))
+            .arg("--version")
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", "/usr/bin:/bin")
+            .output(),
+        Backend::Docker => std::process::Command::new("docker")
+            .args(["run", "--rm", "--network", "none", "-e", "HOME=/tmp", IMAGE, client.binary, "--version"])
+            .output(),
+    };
+    String::from_utf8_lossy(&out.unwrap().stdout).trim().to_owned()
 }
 
 const IMAGE: &str = "plancd-sandbox:python";
@@ -185,7 +160,7 @@ fn status(repo: &Repo, task: &str) -> Value {
 /// then replays it in a copy that keeps only the cache refs.
 async fn play(client: &Client, backend: Option<Backend>) {
     let Some(backend) = backend else { return };
-    eprintln!("{}: {}", client.example, backend.version(client));
+    eprintln!("{}: {}", client.example, version(&backend, client));
     // Per task: the client's tool writes the module, then a text ends its turn.
     let turns = vec![(client.write)("add.py", ADD), Turn::Text(DONE.into()), (client.write)("total.py", TOTAL), Turn::Text(DONE.into())];
     let tokens: Vec<u64> = turns.iter().map(Turn::tokens).collect();
@@ -258,8 +233,7 @@ async fn play(client: &Client, backend: Option<Backend>) {
 }
 
 fn run(test: impl Future<Output = ()>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(300), test).await.expect("the test finished in time") });
+    crate::util::block_on_within(300, test);
 }
 
 #[test]

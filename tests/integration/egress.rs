@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::action::TOKEN;
 use crate::fake_github::FakeGitHub;
-use crate::util::{Repo, bare, plancd_async, within};
+use crate::util::{Repo, bare, plancd_async, skip, within};
 
 const WHEEL: &str = "tinypkg-1.0-py3-none-any.whl";
 
@@ -36,14 +36,6 @@ fn pip_in_process_sandbox() -> bool {
         .args(["-i", "PATH=/usr/local/bin:/usr/bin:/bin", "python3", "-m", "pip", "--version"])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// Skips visibly, or fails where CI requires what is missing (`require` names the variable).
-fn skip(why: &str, require: &str) {
-    if std::env::var(require).as_deref() == Ok("1") {
-        panic!("{require}=1 but {why}");
-    }
-    eprintln!("skipping: {why}");
 }
 
 /// A PEP 503 "simple" index of one wheel on 127.0.0.1 (an ephemeral port); every request's

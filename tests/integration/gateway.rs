@@ -6,41 +6,16 @@
 //! refused, and that a replay with only the cache refs asks the upstream nothing.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use plancd::gateway::fake::{FakeConfig, FakeUpstream};
 use serde_json::Value;
 
-use crate::util::{Repo, plancd_async};
+use crate::util::{Backend, Repo, plancd_async, skip};
 
 const CANARY: &str = "sk-canary-gateway-7f3a9c1e5b";
 const REPLY: &str = "def add(a, b):\n    return a + b\n";
 /// What the fake counts for REPLY: a token per word or blank.
 const REPLY_TOKENS: u64 = 11;
-
-/// Where the clients run: the process backend on the image's root folder, or docker.
-enum Backend {
-    Process(PathBuf),
-    Docker,
-}
-
-impl Backend {
-    /// The `sandbox:` section of plancd.yaml.
-    fn config(&self) -> String {
-        match self {
-            Backend::Process(root) => format!("sandbox:\n  root: {}\n", root.display()),
-            Backend::Docker => "sandbox:\n  backend: docker\n  image: plancd-sandbox:python\n".to_owned(),
-        }
-    }
-}
-
-/// Skips visibly, or fails where CI requires what is missing (`require` names the variable).
-fn skip(why: &str, require: &str) {
-    if std::env::var(require).as_deref() == Ok("1") {
-        panic!("{require}=1 but {why}");
-    }
-    eprintln!("skipping: {why}");
-}
 
 /// The docker backend when an engine answers with the image and the image has the clients.
 fn clients_image() -> Option<Backend> {
@@ -243,8 +218,7 @@ async fn play(backend: Option<Backend>, provider: &str, sdk: &str, tasks: &[(&st
 }
 
 fn run(test: impl Future<Output = ()>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(300), test).await.expect("the test finished in time") });
+    crate::util::block_on_within(300, test);
 }
 
 #[test]

@@ -8,12 +8,11 @@
 //! yields the same files.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use plancd::gateway::fake::{FakeConfig, FakeUpstream};
 use serde_json::Value;
 
-use crate::util::{Repo, plancd_async, project_root};
+use crate::util::{Backend, Repo, plancd_async, project_root, skip};
 
 const CANARY: &str = "sk-canary-pypi-agents-3d8e1a7c";
 const CODE: &str = "def add(a, b):\n    return a + b\n";
@@ -50,20 +49,6 @@ const MINI: Agent = Agent {
 fn tokens(text: &str) -> u64 {
     let ends = text.chars().filter(|c| *c == ' ' || *c == '\n').count() as u64;
     ends + u64::from(!text.ends_with([' ', '\n']))
-}
-
-/// Where the agent runs: the process backend on the image's root folder, or docker.
-enum Backend {
-    Process(PathBuf),
-    Docker,
-}
-
-/// Skips visibly, or fails where CI requires what is missing (`require` names the variable).
-fn skip(why: &str, require: &str) {
-    if std::env::var(require).as_deref() == Ok("1") {
-        panic!("{require}=1 but {why}");
-    }
-    eprintln!("skipping: {why}");
 }
 
 /// The pinned version build.sh installed, as the root's (or image's) marker says.
@@ -128,10 +113,7 @@ fn project(agent: &Agent, fake: &FakeUpstream, backend: &Backend) -> Repo {
     let repo = Repo::new();
     let example = project_root().join("examples").join(agent.example).join(".");
     assert!(std::process::Command::new("cp").arg("-a").arg(example).arg(repo.path()).status().unwrap().success());
-    let sandbox = match backend {
-        Backend::Process(root) => format!("sandbox:\n  root: {}\n", root.display()),
-        Backend::Docker => "sandbox:\n  backend: docker\n  image: plancd-sandbox:python\n".to_owned(),
-    };
+    let sandbox = backend.config();
     let config = std::fs::read_to_string(repo.path().join("plancd.yaml")).unwrap();
     let rewritten = config
         .replace("https://api.openai.com/v1", &fake.base_url("openai"))
@@ -224,8 +206,7 @@ async fn play(agent: &Agent, found: Option<(Backend, String)>) {
 }
 
 fn run(test: impl Future<Output = ()>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async { tokio::time::timeout(Duration::from_secs(400), test).await.expect("the test finished in time") });
+    crate::util::block_on_within(400, test);
 }
 
 #[test]

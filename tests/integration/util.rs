@@ -192,3 +192,34 @@ pub fn assert_secret_nowhere(repo: &Repo, secret: &str, extra: &[&str]) {
         assert!(!text.contains(secret), "output holds the key: {text}");
     }
 }
+
+/// Skips visibly, or fails where CI requires what is missing (`require` names the variable).
+pub fn skip(why: &str, require: &str) {
+    if std::env::var(require).as_deref() == Ok("1") {
+        panic!("{require}=1 but {why}");
+    }
+    eprintln!("skipping: {why}");
+}
+
+/// Where a client or agent runs: the process backend on the sandbox image's root folder, or
+/// docker with that image.
+pub enum Backend {
+    Process(PathBuf),
+    Docker,
+}
+
+impl Backend {
+    /// The `sandbox:` section of plancd.yaml.
+    pub fn config(&self) -> String {
+        match self {
+            Backend::Process(root) => format!("sandbox:\n  root: {}\n", root.display()),
+            Backend::Docker => "sandbox:\n  backend: docker\n  image: plancd-sandbox:python\n".to_owned(),
+        }
+    }
+}
+
+/// Runs `test` on a runtime of two workers, failing it after `seconds`.
+pub fn block_on_within(seconds: u64, test: impl Future<Output = ()>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(within(seconds, test));
+}
