@@ -348,6 +348,24 @@ impl FileEntry {
     }
 }
 
+/// `items` cut in runs whose sizes add up to at most `max` (a larger item is a run of its own),
+/// in order; none for no items. What copies files in a run at a time holds at most one run.
+pub fn runs_by_size<T>(items: &[T], max: u64, size: impl Fn(&T) -> u64) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        if i > start && bytes + size(item) > max {
+            out.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size(item);
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
 /// Caps on what [`Session::get_files`] brings out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyOutLimits {
@@ -511,6 +529,13 @@ mod tests {
         for (code, signal, want) in rows {
             assert_eq!(out(code, signal), want);
         }
+    }
+
+    #[test]
+    fn runs_are_cut_at_a_size_and_a_large_item_goes_alone() {
+        let cut: Vec<&[u64]> = runs_by_size(&[4, 5, 2, 20, 1], 10, |n| *n);
+        assert_eq!(cut, [&[4, 5][..], &[2], &[20], &[1]]);
+        assert!(runs_by_size(&[] as &[u64], 10, |n| *n).is_empty());
     }
 
     #[test]

@@ -191,7 +191,7 @@ async fn run_in(session: &dyn plancd_sandbox::Session, opts: &RunOptions) -> Res
         // Read and put in runs of at most COPY_IN_BATCH_BYTES (a larger file alone): plancd
         // holds one run at a time, whatever the folder holds.
         let files = list_folder(dir)?;
-        for run in runs(&files, COPY_IN_BATCH_BYTES) {
+        for run in plancd_sandbox::runs_by_size(&files, COPY_IN_BATCH_BYTES, |f| f.size) {
             session.put_files(&read_files(dir, run)?).await?;
         }
     }
@@ -237,23 +237,6 @@ fn list_folder(dir: &Path) -> Result<Vec<FolderFile>, SandboxOpError> {
         files.push(FolderFile { path: rel.to_owned(), size: meta.len(), executable });
     }
     Ok(files)
-}
-
-/// `files` cut in runs whose sizes add up to at most `max` (a larger file is a run of its own).
-fn runs(files: &[FolderFile], max: u64) -> Vec<&[FolderFile]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, f) in files.iter().enumerate() {
-        if i > start && bytes + f.size > max {
-            out.push(&files[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += f.size;
-    }
-    if start < files.len() {
-        out.push(&files[start..]);
-    }
-    out
 }
 
 /// The content of `files` under `dir`, as workspace entries.
@@ -371,14 +354,5 @@ mod tests {
         let read = read_files(&dir, &files).unwrap();
         assert_eq!((read[0].path.as_str(), read[0].data.as_slice()), ("src/a.py", &b"print(1)"[..]));
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_workspace_goes_in_in_runs_of_bounded_size() {
-        let f = |n: u64| FolderFile { path: format!("f{n}"), size: n, executable: false };
-        let files = [f(4), f(5), f(2), f(20), f(1)];
-        let cut: Vec<Vec<&str>> = runs(&files, 10).iter().map(|run| run.iter().map(|f| f.path.as_str()).collect()).collect();
-        assert_eq!(cut, [vec!["f4", "f5"], vec!["f2"], vec!["f20"], vec!["f1"]]);
-        assert!(runs(&[], 10).is_empty());
     }
 }

@@ -150,7 +150,7 @@ impl DockerSession {
         for f in files {
             check_relative(&f.path)?;
         }
-        for batch in batches(files, UPLOAD_BATCH_BYTES) {
+        for batch in upload_runs(files) {
             let archive = build_tar(batch, if sandbox_owned { 65534 } else { 0 })?;
             self.channel.lock().await.put(dest, &archive).await?;
         }
@@ -164,22 +164,15 @@ impl DockerSession {
 }
 
 /// The most file data one upload's tar holds (a larger file goes alone).
-const UPLOAD_BATCH_BYTES: usize = 16 << 20;
+const UPLOAD_BATCH_BYTES: u64 = 16 << 20;
 
-/// `files` cut in runs whose data adds up to at most `max` bytes (a larger file is a run of its
-/// own); no files, one empty run, so that an upload still checks the channel.
-fn batches(files: &[FileEntry], max: usize) -> Vec<&[FileEntry]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, f) in files.iter().enumerate() {
-        if i > start && bytes + f.data.len() > max {
-            out.push(&files[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += f.data.len();
+/// The tars an upload of `files` is cut in; no files still make one (empty) upload, which
+/// checks the channel.
+fn upload_runs(files: &[FileEntry]) -> Vec<&[FileEntry]> {
+    match files {
+        [] => vec![files],
+        _ => crate::runs_by_size(files, UPLOAD_BATCH_BYTES, |f| f.data.len() as u64),
     }
-    out.push(&files[start..]);
-    out
 }
 
 /// A tar of `files` and their folders, owned by `id`.
@@ -273,11 +266,11 @@ mod tests {
 
     #[test]
     fn uploads_are_cut_in_runs_of_bounded_size() {
-        let f = |n: usize| FileEntry::new(format!("f{n}"), vec![0u8; n]);
+        let f = |mib: usize| FileEntry::new(format!("f{mib}"), vec![0u8; mib << 20]);
         let files = [f(4), f(5), f(2), f(20), f(1)];
-        let runs: Vec<Vec<&str>> = batches(&files, 10).iter().map(|run| run.iter().map(|f| f.path.as_str()).collect()).collect();
-        assert_eq!(runs, [vec!["f4", "f5"], vec!["f2"], vec!["f20"], vec!["f1"]]);
-        assert_eq!(batches(&[], 10).len(), 1, "no files: one empty upload");
+        let runs: Vec<Vec<&str>> = upload_runs(&files).iter().map(|run| run.iter().map(|f| f.path.as_str()).collect()).collect();
+        assert_eq!(runs, [vec!["f4", "f5", "f2"], vec!["f20"], vec!["f1"]]);
+        assert_eq!(upload_runs(&[]).len(), 1, "no files: one empty upload");
     }
 
     #[test]
