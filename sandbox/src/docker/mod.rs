@@ -228,6 +228,15 @@ fn new_id(shared: &Shared) -> String {
     format!("plancd-{}-{n}-{nanos:08x}", std::process::id())
 }
 
+/// Starts a created container. The engine under load can answer a start that did start the
+/// container with an error ("cannot start an already running container"): a container that
+/// runs after a failed start counts as started.
+async fn start_container(docker: &Docker, name: &str) -> Result<(), bollard::errors::Error> {
+    let Err(e) = docker.start_container(name, None).await else { return Ok(()) };
+    let running = docker.inspect_container(name, None).await.ok().and_then(|c| c.state).and_then(|s| s.running);
+    if running == Some(true) { Ok(()) } else { Err(e) }
+}
+
 /// Removes a container, killing it first (best effort).
 async fn remove_container(docker: &Docker, name: &str) {
     let _ = docker.remove_container(name, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;

@@ -116,7 +116,7 @@ async fn start_keeper(shared: &Shared, name: &str, place: &Place<'_>) -> Result<
     docker.create_container(Some(options), body).await.map_err(backend)?;
     let attach = AttachContainerOptionsBuilder::default().stream(true).stdin(true).stdout(true).stderr(true).build();
     let attached = docker.attach_container(name, Some(attach)).await.map_err(backend)?;
-    docker.start_container(name, None).await.map_err(backend)?;
+    super::start_container(docker, name).await.map_err(backend)?;
     Ok(Channel::new(attached.input, attached.output))
 }
 

@@ -106,7 +106,7 @@ impl Runner {
         let exit = shared.exits.expect(&name);
         let attach = AttachContainerOptionsBuilder::default().stream(true).stdin(true).stdout(true).stderr(true).build();
         let started = match docker.attach_container(&name, Some(attach)).await {
-            Ok(attached) => docker.start_container(&name, None).await.map(|()| attached),
+            Ok(attached) => super::start_container(docker, &name).await.map(|()| attached),
             Err(e) => Err(e),
         };
         match started {
