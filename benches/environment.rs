@@ -76,7 +76,7 @@ async fn measure(name: &str, sandbox: &dyn Sandbox, spec: &SessionSpec, setup: &
         network: Some(Vec::new()),
         timeout_seconds: None,
     };
-    let input = project();
+    let input = plancd::reconcile::input::Input::from_files(project());
     let req = BuildRequest { key: "env-bench", declared: &declared, sandbox, spec, input: &input };
     let test = "python3 -m unittest -q tests/test_add.py";
 

@@ -8,6 +8,7 @@ pub mod door;
 pub mod environment;
 pub mod executor;
 pub mod guard;
+pub mod input;
 pub mod lifecycle;
 pub mod operations;
 pub mod outcome;

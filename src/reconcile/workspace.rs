@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use git2::{Delta, FileMode, Oid, Repository, Tree};
+use plancd_sandbox::SandboxError;
 use plancd_sandbox::copyout::{FileSink, Skip};
-use plancd_sandbox::{FileEntry, SandboxError};
 
+use super::input::Input;
 use crate::state::objects::retrying;
 
 /// One upstream task's own change: what its result commit changed relative to its base.
@@ -108,23 +109,6 @@ pub fn apply<C: std::ops::Deref<Target = Change>>(repo: &Repository, base: &Tree
     retrying(|| update.create_updated(repo, base))
 }
 
-/// Every regular file of a tree (symlinks and submodules left out), as sandbox files.
-pub fn tree_files(repo: &Repository, tree: Oid) -> Result<Vec<FileEntry>, git2::Error> {
-    let tree = repo.find_tree(tree)?;
-    let mut entries = Vec::new();
-    tree.walk(git2::TreeWalkMode::PreOrder, |root, e| {
-        let mode = e.filemode();
-        if e.kind() == Some(git2::ObjectType::Blob) && mode != i32::from(FileMode::Link) {
-            entries.push((format!("{root}{}", e.name().unwrap_or_default()), e.id(), mode == i32::from(FileMode::BlobExecutable)));
-        }
-        git2::TreeWalkResult::Ok
-    })?;
-    entries
-        .into_iter()
-        .map(|(path, oid, executable)| Ok(FileEntry { path, executable, data: repo.find_blob(oid)?.content().to_vec() }))
-        .collect()
-}
-
 /// Paths an agent's change may not include: tool caches and what the repository ignores.
 pub struct Ignore {
     matcher: ignore::gitignore::Gitignore,
@@ -215,11 +199,8 @@ pub struct ChangeSink<'a> {
 impl<'a> ChangeSink<'a> {
     /// A sink comparing against `input`; `keep` says which written files keep their content
     /// (small ones only) for the checks that read it; `write_blob` stores what changed.
-    pub fn new(input: &[FileEntry], pinned: &'a [String], ignore: &'a Ignore, keep: fn(&str) -> bool, write_blob: BlobWriter<'a>) -> Self {
-        let before = input
-            .iter()
-            .map(|f| (f.path.clone(), (Oid::hash_object(git2::ObjectType::Blob, &f.data).unwrap_or(Oid::ZERO_SHA1), f.executable)))
-            .collect();
+    pub fn new(input: &Input, pinned: &'a [String], ignore: &'a Ignore, keep: fn(&str) -> bool, write_blob: BlobWriter<'a>) -> Self {
+        let before = input.files().iter().map(|f| (f.path.clone(), (f.blob, f.executable))).collect();
         ChangeSink {
             before,
             pinned,
@@ -317,6 +298,8 @@ pub fn apply_agent_change(repo: &Repository, base: Oid, change: &AgentChange) ->
 
 #[cfg(test)]
 mod tests {
+    use plancd_sandbox::FileEntry;
+
     use super::*;
 
     fn f(path: &str, data: &str) -> FileEntry {
@@ -334,8 +317,9 @@ mod tests {
     ) -> AgentChange {
         let keep: fn(&str) -> bool = |p| p.ends_with(".json");
         let dir = repo.path().to_owned();
+        let input = Input::from_files(input.to_vec());
         let mut sink = ChangeSink::new(
-            input,
+            &input,
             pinned,
             ignore,
             keep,
@@ -389,7 +373,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
         let ignore = Ignore::new(None);
-        let input = [f("a.py", "1"), f("plancd.yaml", "branch: main\n"), f("tests/test_a.py", "t")];
+        let input = Input::from_files([f("a.py", "1"), f("plancd.yaml", "branch: main\n"), f("tests/test_a.py", "t")]);
         let keep: fn(&str) -> bool = |_| false;
         let git = repo.path().to_owned();
         let pinned = ["tests/test_a.py".to_owned()];
@@ -440,7 +424,7 @@ mod tests {
             removals: BTreeSet::from(["old.txt".to_owned()]),
         };
         let merged = apply(&repo, &base, &[&c1, &second]).unwrap();
-        let files = tree_files(&repo, merged).unwrap();
+        let files = Input::of_tree(&repo, merged).unwrap().entries(|_| true).unwrap();
         let shown: Vec<(&str, bool, &[u8])> = files.iter().map(|f| (f.path.as_str(), f.executable, f.data.as_slice())).collect();
         assert_eq!(shown, [("keep.txt", false, &b"k"[..]), ("src/a.py", true, &b"a2"[..])]);
     }

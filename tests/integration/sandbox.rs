@@ -242,6 +242,55 @@ fn a_reconcile_collects_a_large_workspace_with_plancds_memory_flat() {
     }
 }
 
+/// A task on a repository that already holds 208 MiB (26 committed files of 8 MiB, random):
+/// plancd lists the input and reads it into each session a run of files at a time, the
+/// unchanged files do not count against the copy-out's caps (the agent's small output is
+/// collected whatever the archive's order), the result keeps every committed file, and plancd's
+/// peak memory stays within 64 MiB of the same plan on a small repository.
+#[test]
+fn a_task_on_a_large_repository_keeps_plancds_memory_flat() {
+    for backend in backends() {
+        let run = |big: bool| -> (crate::util::Repo, Run, u64) {
+            let repo = crate::util::Repo::new();
+            repo.write(
+                "plancd.yaml",
+                &format!("branch: main\nsandbox:\n  backend: {backend}\n  limits: {{ disk_mb: 2048 }}\nroles:\n  coder: {{ command: [\"sh\", \"agents/coder.sh\"] }}\n"),
+            );
+            repo.write("agents/coder.sh", "#!/bin/sh\nset -e\nprintf 'def one():\\n    return 1\\n' > zz_one.py\n");
+            repo.write("tests/test_one.py", "import unittest\n\nfrom zz_one import one\n\n\nclass T(unittest.TestCase):\n    def test_one(self):\n        self.assertEqual(one(), 1)\n");
+            repo.write(
+                "plans/wf.yaml",
+                "todo_list_id: wf\ntitle: Big\ntasks:\n  - id: t\n    title: One\n    agent_role: coder\n    outputs: [zz_one.py]\n    max_attempts: 1\n    acceptance_criteria:\n      tests:\n        - cmd: python3 -m unittest tests/test_one.py\n          timeout_seconds: 120\n      files: [tests/test_one.py]\n",
+            );
+            if big {
+                let made = std::process::Command::new("sh")
+                    .current_dir(repo.path())
+                    .args(["-c", "mkdir -p data && for i in $(seq 10 35); do head -c 8388608 /dev/urandom > data/f$i.bin || exit 1; done"])
+                    .status()
+                    .unwrap();
+                assert!(made.success());
+            }
+            repo.commit("Add the plan");
+            let (run, peak) = peak_rss_mib(&["reconcile"], repo.path());
+            (repo, run, peak)
+        };
+        let (_, base, base_mib) = run(false);
+        base.expect_code(0);
+        let (repo, big, peak_mib) = run(true);
+        big.expect_code(0);
+        let over = peak_mib.saturating_sub(base_mib);
+        println!(
+            "{backend}: a task on a repository of 208 MiB: plancd peak RSS {peak_mib} MiB, baseline {base_mib} MiB, {over} MiB over the baseline"
+        );
+        let published = repo.git(&["ls-tree", "-r", "--name-only", "ai/generated/wf/t"]);
+        assert!(published.lines().any(|l| l == "zz_one.py"), "{backend}: {published}\n{}", big.all());
+        assert_eq!(published.lines().filter(|l| l.starts_with("data/f")).count(), 26, "{backend}: {published}");
+        let changed = repo.git(&["diff", "--name-only", "main", "ai/generated/wf/t"]);
+        assert_eq!(changed.trim(), "zz_one.py", "{backend}: the result changed only the output");
+        assert!(over < 64, "{backend}: plancd grew {over} MiB over its baseline");
+    }
+}
+
 /// What an agent leaves that the copy-out does not take — huge sparse files, symbolic links out
 /// of the workspace — is not published, and the attempt says so: `left.log` in `plancd logs`
 /// and `left_in_sandbox` in its report name each with why. Caches stay unmentioned.

@@ -177,7 +177,10 @@ fn upload_runs(files: &[FileEntry]) -> Vec<&[FileEntry]> {
 
 /// A tar of `files` and their folders, owned by `id`.
 fn build_tar(files: &[FileEntry], id: u64) -> Result<Vec<u8>, SandboxError> {
-    let mut builder = tar::Builder::new(Vec::new());
+    // Sized up front (each file a header and its data in whole blocks; folders, the end and
+    // slack for long names on top), so the archive is never copied while it grows.
+    let blocks: u64 = files.iter().map(|f| 2 + (f.data.len() as u64).div_ceil(512) + f.path.matches('/').count() as u64 * 2).sum();
+    let mut builder = tar::Builder::new(Vec::with_capacity(((blocks + 4) * 512) as usize));
     let mut dirs = std::collections::BTreeSet::new();
     let header = |kind: tar::EntryType, mode: u32, size: u64| {
         let mut h = tar::Header::new_gnu();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plancd_sandbox::copyout::Skip;
-use plancd_sandbox::{CopyOutLimits, ExecOutcome, ExecRequest, FileEntry, SandboxError, Session, SessionSpec};
+use plancd_sandbox::{ExecOutcome, ExecRequest, FileEntry, SandboxError, Session, SessionSpec};
 use serde::Serialize;
 
 use super::PassContext;
@@ -16,6 +16,7 @@ use crate::gateway::{Gateway, Upstream};
 use crate::live::{LiveAttempt, Step, Teed};
 use crate::reconcile::door::Door;
 use crate::reconcile::guard::{self, Guard, ProbePlan, Refusal};
+use crate::reconcile::input::{Input, PutError};
 use crate::reconcile::workspace::{AgentChange, ChangeSink, Ignore};
 use crate::spec::{AcceptanceCriteria, AcceptanceTest, Role, Task};
 use crate::state::{Cost, TestSummary};
@@ -45,6 +46,15 @@ impl From<SandboxError> for Stop {
 impl From<git2::Error> for Stop {
     fn from(e: git2::Error) -> Stop {
         Stop::Git(e)
+    }
+}
+
+impl From<PutError> for Stop {
+    fn from(e: PutError) -> Stop {
+        match e {
+            PutError::Git(e) => Stop::Git(e),
+            PutError::Sandbox(e) => e.into(),
+        }
     }
 }
 
@@ -406,11 +416,11 @@ pub(super) async fn run_agent(
 pub(super) async fn collect_change(
     cx: &PassContext,
     session: &dyn Session,
-    input: &[FileEntry],
+    input: &Input,
     pinned: &[String],
     report: &mut Report,
 ) -> Result<(AgentChange, Vec<(String, Skip)>), Stop> {
-    let gitignore = input.iter().find(|f| f.path == ".gitignore").map(|f| String::from_utf8_lossy(&f.data).into_owned());
+    let gitignore = input.text(".gitignore");
     let ignore = Ignore::new(gitignore.as_deref());
     let store = cx.store.clone();
     let mut sink = ChangeSink::new(
@@ -420,7 +430,7 @@ pub(super) async fn collect_change(
         guard::reads_content,
         Box::new(move |data| crate::state::objects::retrying(|| store.repo().blob(data))),
     );
-    session.copy_out(&CopyOutLimits::default(), &mut sink).await?;
+    session.copy_out(&input.copy_out_limits(), &mut sink).await?;
     let (change, skipped) = sink.finish();
     report.changed_files = change.paths();
     report.pinned_files_changed = change.pinned_touched.clone();
@@ -458,16 +468,11 @@ pub(super) fn log_left_in_sandbox(report: &Report, logs: &mut Logs) {
 /// Puts the work into a fresh session: the input without what the agent removed, then what it
 /// wrote, read back from the repository a few files at a time so that what plancd holds stays
 /// bounded.
-pub(super) async fn put_work(cx: &PassContext, session: &dyn Session, input: &[FileEntry], change: &AgentChange) -> Result<(), Stop> {
+pub(super) async fn put_work(cx: &PassContext, session: &dyn Session, input: &Input, change: &AgentChange) -> Result<(), Stop> {
     const BATCH_BYTES: usize = 4 << 20;
     let replaced: std::collections::BTreeSet<&str> =
         change.removed.iter().map(String::as_str).chain(change.written.iter().map(|f| f.path.as_str())).collect();
-    if replaced.is_empty() {
-        session.put_files(input).await?;
-    } else {
-        let kept: Vec<FileEntry> = input.iter().filter(|f| !replaced.contains(f.path.as_str())).cloned().collect();
-        session.put_files(&kept).await?;
-    }
+    input.put_into(session, |p| replaced.contains(p)).await?;
     let mut pending = change.written.iter().peekable();
     while pending.peek().is_some() {
         let mut batch = Vec::new();
@@ -504,13 +509,7 @@ pub(super) fn missing_message(missing: &[String], skipped: &[(String, Skip)]) ->
 
 /// The guard's verdict on an agent's change: a protected path or a file that decides how the
 /// tests run, not named by the task's outputs, refuses the attempt.
-pub(super) fn guard_change(
-    cx: &PassContext,
-    task: &Task,
-    input: &[FileEntry],
-    change: &AgentChange,
-    report: &mut Report,
-) -> Option<Failure> {
+pub(super) fn guard_change(cx: &PassContext, task: &Task, input: &Input, change: &AgentChange, report: &mut Report) -> Option<Failure> {
     let subject =
         guard::Subject { outputs: &task.outputs, pinned: &task.acceptance_criteria.files, tests: &task.acceptance_criteria.tests, input };
     let violation = Guard::new(&cx.snapshot.config).check(&subject, change)?;
@@ -519,12 +518,12 @@ pub(super) fn guard_change(
 }
 
 /// Declared outputs that are neither in the input nor written, or that were removed.
-pub(super) fn missing_outputs(outputs: &[String], input: &[FileEntry], change: &AgentChange) -> Vec<String> {
+pub(super) fn missing_outputs(outputs: &[String], input: &Input, change: &AgentChange) -> Vec<String> {
     outputs
         .iter()
         .filter(|o| {
             let written = change.written.iter().any(|f| &f.path == *o);
-            let kept = input.iter().any(|f| &f.path == *o) && !change.removed.contains(o);
+            let kept = input.contains(o) && !change.removed.contains(o);
             !written && !kept
         })
         .cloned()
@@ -657,7 +656,7 @@ pub(super) async fn run_probes(
     cx: &PassContext,
     session: &dyn Session,
     criteria: &AcceptanceCriteria,
-    input: &[FileEntry],
+    input: &Input,
     deadline: Instant,
     logs: &mut Logs,
     report: &mut Report,
@@ -666,7 +665,7 @@ pub(super) async fn run_probes(
         return Ok(None);
     }
     logs.step(cx, Step::Probes);
-    let pinned: Vec<FileEntry> = input.iter().filter(|f| criteria.files.contains(&f.path)).cloned().collect();
+    let pinned = input.entries(|p| criteria.files.iter().any(|f| f == p))?;
     let tag = fastrand::u64(..).to_string();
     let mut log = Vec::new();
     let mut failure = None;

@@ -16,6 +16,7 @@ use super::{AttemptPlan, BranchPlan, PassContext, role_of};
 use crate::agent::{AgentRun, ContractFile, DependencyResult, TaskFile};
 use crate::publish;
 use crate::reconcile::environment;
+use crate::reconcile::input::Input;
 use crate::reconcile::lifecycle;
 use crate::reconcile::workspace;
 use crate::spec::{Document, Format, Limits, Role, Task};
@@ -48,7 +49,7 @@ pub(super) struct Passed {
 struct Prepared {
     /// The tree the agent starts from, and its files.
     input_tree: Oid,
-    input: Vec<FileEntry>,
+    input: Input,
     /// The commit the result goes on.
     base: Oid,
     task_file: TaskFile,
@@ -98,10 +99,10 @@ struct Env<'a> {
 impl<'a> Env<'a> {
     fn of(cx: &'a PassContext, prepared: &Prepared) -> Env<'a> {
         let basis = environment::Basis::of(&cx.snapshot.config, prepared.role);
-        let keyed: Vec<(&str, &[u8])> = {
-            let paths = basis.cache_paths(prepared.input.iter().map(|f| f.path.as_str()));
-            prepared.input.iter().filter(|f| paths.contains(&f.path.as_str())).map(|f| (f.path.as_str(), f.data.as_slice())).collect()
-        };
+        // The files that key the environment are small (lockfiles, manifests): read here only.
+        let read: Vec<(&str, Vec<u8>)> =
+            basis.cache_paths(prepared.input.paths()).into_iter().filter_map(|p| Some((p, prepared.input.read(p)?))).collect();
+        let keyed: Vec<(&str, &[u8])> = read.iter().map(|(p, data)| (*p, data.as_slice())).collect();
         Env { key: basis.key(&keyed), declared: basis.declared, image: basis.image().map(str::to_owned) }
     }
 
@@ -111,7 +112,7 @@ impl<'a> Env<'a> {
         &self,
         cx: &PassContext,
         spec: &mut plancd_sandbox::SessionSpec,
-        input: &[FileEntry],
+        input: &Input,
         logs: &mut Logs,
     ) -> Result<Option<lifecycle::Failure>, Stop> {
         let Some(declared) = self.declared else { return Ok(None) };
@@ -304,7 +305,7 @@ async fn in_agent_session(
     report: &mut Report,
 ) -> Result<Result<Collected, Outcome>, Stop> {
     let input = &prepared.input;
-    session.put_files(input).await?;
+    input.put_into(session, |_| false).await?;
     let quick = match &plan.branch {
         Some(branch) if plan.attempt == 1 => quick_fix(branch, input, session, logs).await?,
         _ => None,
@@ -376,7 +377,7 @@ async fn in_verify_session(
     }
     let input = &prepared.input;
     let pinned = &task.acceptance_criteria.files;
-    let originals: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path)).cloned().collect();
+    let originals = input.entries(|p| pinned.iter().any(|q| q == p))?;
     let tests = &task.acceptance_criteria.tests;
     let plan = measure::prepare(cx, session, tests).await?;
     let (mut tests, failure) =
@@ -390,8 +391,7 @@ async fn in_verify_session(
     };
     if failure.is_none() {
         // Measured only on a verdict that passed: the figures describe the published work.
-        let has_python =
-            input.iter().map(|f| f.path.as_str()).chain(work.change.written.iter().map(|f| f.path.as_str())).any(|p| p.ends_with(".py"));
+        let has_python = input.paths().chain(work.change.written.iter().map(|f| f.path.as_str())).any(|p| p.ends_with(".py"));
         let quality = measure::finish(cx, plan, session, has_python, logs).instrument(step_span("quality")).await?;
         if let Some(failure) = below_minimum(task, &quality) {
             tests.quality = Some(Box::new(quality));
@@ -449,7 +449,7 @@ fn judge(
         Verdict::Failed(env.lacking(problem, missing, evidence, advice))
     };
     if let Outcome::Failed { failure, tests: Some(_), .. } = &outcome {
-        let mut paths: Vec<String> = prepared.input.iter().map(|f| f.path.clone()).collect();
+        let mut paths: Vec<String> = prepared.input.paths().map(str::to_owned).collect();
         paths.extend(report.changed_files.iter().cloned());
         paths.extend(task.outputs.iter().cloned());
         if let Some(lack) = environment::lack_in(&failure.output, &paths, env.declared.is_some()) {
@@ -510,7 +510,7 @@ fn prepare(cx: &PassContext, plan: &AttemptPlan, task: &Task) -> Result<Prepared
     let repo = cx.store.repo();
     let watched = repo.find_commit(snapshot.plan_commit)?;
     let input_tree = upstream_tree(cx, &repo, plan, &watched)?;
-    let input = workspace::tree_files(&repo, input_tree)?;
+    let input = Input::of_tree(&repo, input_tree)?;
     let base = publish::base_commit(&repo, &plan.key, snapshot.plan_commit, &plan.direct, input_tree)?;
     let dependencies = dependencies(cx, &repo, plan)?;
     let mut task_file = task_file(cx, plan, task, &input, dependencies);
@@ -523,7 +523,7 @@ fn prepare(cx: &PassContext, plan: &AttemptPlan, task: &Task) -> Result<Prepared
 fn prepare_branch(cx: &PassContext, plan: &AttemptPlan, branch: &BranchPlan, parent: &Task) -> Result<Prepared, Stop> {
     let repo = cx.store.repo();
     let input_tree = Oid::from_str(&branch.info.base_tree)?;
-    let input = workspace::tree_files(&repo, input_tree)?;
+    let input = Input::of_tree(&repo, input_tree)?;
     let parent_input = upstream_tree(cx, &repo, plan, &repo.find_commit(cx.snapshot.plan_commit)?)?;
     let base = publish::base_commit(&repo, &branch.parent, cx.snapshot.plan_commit, &plan.direct, parent_input)?;
     let dependencies = dependencies(cx, &repo, plan)?;
@@ -558,10 +558,10 @@ fn dependencies(cx: &PassContext, repo: &Repository, plan: &AttemptPlan) -> Resu
 }
 
 /// The task file an agent gets (`PLANCD_TASK`).
-fn task_file(cx: &PassContext, plan: &AttemptPlan, task: &Task, input: &[FileEntry], dependencies: Vec<DependencyResult>) -> TaskFile {
+fn task_file(cx: &PassContext, plan: &AttemptPlan, task: &Task, input: &Input, dependencies: Vec<DependencyResult>) -> TaskFile {
     let contract = task.contract.as_ref().and_then(|path| {
-        let file = input.iter().find(|f| &f.path == path)?;
-        let doc = Document::parse(&file.data, Format::from_path(path), &Limits::default()).ok()?;
+        let data = input.read(path)?;
+        let doc = Document::parse(&data, Format::from_path(path), &Limits::default()).ok()?;
         Some(ContractFile { path: path.clone(), content: doc.value })
     });
     TaskFile {
@@ -590,14 +590,13 @@ fn task_file(cx: &PassContext, plan: &AttemptPlan, task: &Task, input: &[FileEnt
 
 /// The safe quick fix, tried on a branch's first attempt before any agent: a missing Python
 /// package is added to requirements.txt.
-async fn quick_fix(branch: &BranchPlan, input: &[FileEntry], session: &dyn Session, logs: &mut Logs) -> Result<Option<AgentRun>, Stop> {
+async fn quick_fix(branch: &BranchPlan, input: &Input, session: &dyn Session, logs: &mut Logs) -> Result<Option<AgentRun>, Stop> {
     if branch.info.failure_type != FailureType::MissingDependency {
         return Ok(None);
     }
-    let paths: Vec<String> = input.iter().map(|f| f.path.clone()).collect();
+    let paths: Vec<String> = input.paths().map(str::to_owned).collect();
     let Some(requirement) = branch.info.missing.as_deref().and_then(|m| python_requirement(m, &paths)) else { return Ok(None) };
-    let mut text =
-        input.iter().find(|f| f.path == "requirements.txt").map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default();
+    let mut text = input.text("requirements.txt").unwrap_or_default();
     if text.lines().any(|l| l.trim().eq_ignore_ascii_case(&requirement)) {
         return Ok(None);
     }
@@ -621,10 +620,10 @@ async fn quick_fix(branch: &BranchPlan, input: &[FileEntry], session: &dyn Sessi
 }
 
 /// Interface and method names of the task's contract: a missing one is a spec mismatch.
-fn contract_names(input: &[FileEntry], contract: Option<&String>) -> Vec<String> {
+fn contract_names(input: &Input, contract: Option<&String>) -> Vec<String> {
     let Some(path) = contract else { return Vec::new() };
-    let Some(file) = input.iter().find(|f| &f.path == path) else { return Vec::new() };
-    let Ok(doc) = Document::parse(&file.data, Format::from_path(path), &Limits::default()) else {
+    let Some(data) = input.read(path) else { return Vec::new() };
+    let Ok(doc) = Document::parse(&data, Format::from_path(path), &Limits::default()) else {
         return Vec::new();
     };
     let Ok(contract) = serde_json::from_value::<crate::spec::Contract>(doc.value) else { return Vec::new() };

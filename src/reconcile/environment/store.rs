@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plancd_sandbox::egress::Ecosystem;
-use plancd_sandbox::{ExecRequest, FileEntry, Mount, Sandbox, SessionSpec};
+use plancd_sandbox::{ExecRequest, Mount, Sandbox, SessionSpec};
 use tokio::sync::OnceCell;
 
 use super::{MOUNT_POINT, path_with_env};
 use crate::config::{DEFAULT_SETUP_SECONDS, EnvironmentConfig};
 use crate::reconcile::door::Door;
+use crate::reconcile::input::Input;
 use crate::state::{EnvironmentHow, EnvironmentUse};
 
 /// Variables of plancd's own environment that make package registries reachable from this
@@ -89,7 +90,7 @@ pub struct BuildRequest<'a> {
     /// The attempt's session (limits, image or root); setup gets `/env` and its own network.
     pub spec: &'a SessionSpec,
     /// The workspace setup runs in: the attempt's input.
-    pub input: &'a [FileEntry],
+    pub input: &'a Input,
 }
 
 type Outcome = Result<(), SetupFailure>;
@@ -223,7 +224,7 @@ impl Environments {
         spec.env.extend(self.carried.iter().cloned());
         let hosts: Vec<String> = match &req.declared.network {
             Some(hosts) => hosts.clone(),
-            None => ecosystems(req.input.iter().map(|f| f.path.as_str())).iter().flat_map(|e| e.hosts()).map(|h| (*h).to_owned()).collect(),
+            None => ecosystems(req.input.paths()).iter().flat_map(|e| e.hosts()).map(|h| (*h).to_owned()).collect(),
         };
         let door = match hosts.is_empty() {
             true => None,
@@ -283,8 +284,8 @@ pub fn ecosystems<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<Ecosystem
 }
 
 async fn setup_in(session: &dyn plancd_sandbox::Session, req: &BuildRequest<'_>) -> Result<(), SetupFailure> {
-    session
-        .put_files(req.input)
+    req.input
+        .put_into(session, |_| false)
         .await
         .map_err(|e| SetupFailure { message: format!("the workspace could not be prepared for setup: {e}"), output: String::new() })?;
     let deadline = Instant::now() + Duration::from_secs(u64::from(req.declared.timeout_seconds.unwrap_or(DEFAULT_SETUP_SECONDS)));
@@ -335,7 +336,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (sandbox, spec, setup) = (fake(), SessionSpec::default(), declared(&["python3 -m venv /env", "/env/bin/pip install -e ."]));
         let envs = Environments::new(dir.path().join("environments"), []);
-        let req = BuildRequest { key: "env-1", declared: &setup, sandbox: &sandbox, spec: &spec, input: &[] };
+        let req = BuildRequest { key: "env-1", declared: &setup, sandbox: &sandbox, spec: &spec, input: &Input::default() };
         let (a, b) = tokio::join!(envs.get(&req), envs.get(&req));
         let mut hows = [a.unwrap().used.how, b.unwrap().used.how];
         hows.sort_by_key(|h| h.as_str());
@@ -357,7 +358,7 @@ mod tests {
     async fn an_environment_built_on_an_image_rebuilt_under_its_name_is_built_again() {
         let dir = tempfile::tempdir().unwrap();
         let (sandbox, spec, setup) = (fake(), SessionSpec::default(), declared(&["python3 -m venv /env"]));
-        let req = BuildRequest { key: "env-4", declared: &setup, sandbox: &sandbox, spec: &spec, input: &[] };
+        let req = BuildRequest { key: "env-4", declared: &setup, sandbox: &sandbox, spec: &spec, input: &Input::default() };
         sandbox.set_base_id(Some("sha256:one"));
         let envs = Environments::new(dir.path().join("environments"), []);
         assert_eq!(envs.get(&req).await.unwrap().used.how, EnvironmentHow::Built);
@@ -382,7 +383,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (sandbox, spec, setup) = (fake(), SessionSpec::default(), declared(&["python3 -m venv /env", "fail hard", "never"]));
         let envs = Environments::new(dir.path().join("environments"), []);
-        let req = BuildRequest { key: "env-2", declared: &setup, sandbox: &sandbox, spec: &spec, input: &[] };
+        let req = BuildRequest { key: "env-2", declared: &setup, sandbox: &sandbox, spec: &spec, input: &Input::default() };
         let (a, b) = tokio::join!(envs.get(&req), envs.get(&req));
         let (a, b) = (a.unwrap_err(), b.unwrap_err());
         assert_eq!([a.1, b.1].iter().filter(|ran| **ran).count(), 1, "one report");

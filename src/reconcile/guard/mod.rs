@@ -11,7 +11,8 @@ mod runner;
 use std::collections::BTreeSet;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use plancd_sandbox::FileEntry;
+
+use crate::reconcile::input::Input;
 
 use crate::config::{Config, DEFAULT_PROTECTED_PATHS};
 use crate::reconcile::workspace::AgentChange;
@@ -75,7 +76,7 @@ pub struct Subject<'a> {
     /// The acceptance tests (the scripts they run are runner files too).
     pub tests: &'a [AcceptanceTest],
     /// The files the agent started from.
-    pub input: &'a [FileEntry],
+    pub input: &'a Input,
 }
 
 /// The compiled rules of one configuration.

@@ -133,7 +133,7 @@ pub(super) fn findings(subject: &Subject<'_>, change: &AgentChange) -> Vec<Findi
     let table = table();
     let scripts = scripts_run(subject.tests);
     let dirs = import_dirs(subject);
-    let mut known: BTreeSet<&str> = subject.input.iter().map(|f| f.path.as_str()).collect();
+    let mut known: BTreeSet<&str> = subject.input.paths().collect();
     known.extend(change.written.iter().map(|f| f.path.as_str()));
     known.extend(change.ignored.iter().map(String::as_str));
     let touched = change
@@ -144,7 +144,7 @@ pub(super) fn findings(subject: &Subject<'_>, change: &AgentChange) -> Vec<Findi
         .chain(change.removed.iter().map(|p| (p.as_str(), Touch::Removed)));
     let mut out = Vec::new();
     for (path, touch) in touched {
-        let committed = subject.input.iter().any(|f| f.path == path);
+        let committed = subject.input.contains(path);
         let why = scripts
             .get(path)
             .filter(|_| committed)
@@ -201,7 +201,8 @@ fn table_rule(table: &Gitignore, subject: &Subject<'_>, path: &str, touch: Touch
         (Scope::Contains(_), Touch::Ignored) => true,
         (Scope::Contains(_), Touch::Removed) => false,
         (Scope::JsonKeys(keys), touch) => {
-            let before = subject.input.iter().find(|f| f.path == path).map(|f| f.data.as_slice());
+            let before = subject.input.read(path);
+            let before = before.as_deref();
             match touch {
                 Touch::Written(after) => json_keys_differ(keys, before, after),
                 Touch::Removed => json_keys_differ(keys, before, None),

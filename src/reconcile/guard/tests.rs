@@ -147,6 +147,7 @@ fn the_guard_refuses_what_each_row_says() {
         f("run_tests.sh", "python3 -m unittest\n"),
         f("Makefile", "test:\n\tpython3 -m unittest\n"),
     ];
+    let input = Input::from_files(input);
     for row in rows() {
         let change = AgentChange {
             written: row.written.iter().map(|(p, d)| written(p, d)).collect(),
@@ -251,7 +252,7 @@ fn the_probe_targets_the_pinned_files_a_command_certainly_runs() {
         let mut input = pinned.clone();
         input.push(f("tests/test_c.py", ""));
         input.extend(row.extra.iter().map(|(p, d)| f(p, d)));
-        match (plan_probe(row.cmd, &pinned, &input, "42"), row.want) {
+        match (plan_probe(row.cmd, &pinned, &Input::from_files(input), "42"), row.want) {
             (ProbePlan::Run(probe), Ok(want)) => {
                 let paths: Vec<&str> = probe.files.iter().map(|f| f.path.as_str()).collect();
                 assert_eq!(paths, want, "{}", row.cmd);
@@ -278,7 +279,7 @@ fn the_probe_fails_under_a_real_python_and_passes_under_a_shadowed_runner() {
         "tests/test_mul.py",
         "import unittest\nfrom mul import mul\n\nclass T(unittest.TestCase):\n    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n",
     );
-    let ProbePlan::Run(probe) = plan_probe(UNITTEST, std::slice::from_ref(&original), std::slice::from_ref(&original), "7") else {
+    let ProbePlan::Run(probe) = plan_probe(UNITTEST, std::slice::from_ref(&original), &Input::from_files([original.clone()]), "7") else {
         panic!("no probe")
     };
     std::fs::create_dir_all(dir.path().join("tests")).unwrap();

@@ -22,6 +22,8 @@ use std::collections::BTreeSet;
 
 use plancd_sandbox::FileEntry;
 
+use crate::reconcile::input::Input;
+
 /// A probe to run: the command, and the pinned files with the failing test added.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
@@ -142,23 +144,19 @@ const fn runner(name: &'static str, calls: Calls, targets: fn(&Call<'_>) -> Resu
 pub(super) struct Call<'a> {
     pub args: &'a [&'a str],
     pub pinned: &'a [FileEntry],
-    pub input: &'a [FileEntry],
+    pub input: &'a Input,
 }
 
 impl Call<'_> {
     /// Every path of the input.
     pub fn paths(&self) -> BTreeSet<&str> {
-        self.input.iter().map(|f| f.path.as_str()).collect()
+        self.input.paths().collect()
     }
 
     /// The text of an input file.
     pub fn text(&self, path: &str) -> Option<String> {
-        text_of(self.input, path)
+        self.input.text(path)
     }
-}
-
-fn text_of(files: &[FileEntry], path: &str) -> Option<String> {
-    files.iter().find(|f| f.path == path).map(|f| String::from_utf8_lossy(&f.data).into_owned())
 }
 
 /// What an interpreter's arguments ask it to run.
@@ -211,7 +209,7 @@ fn interpreter(program: &str) -> Option<Interpreter> {
 
 impl FailingTest {
     /// `file` with the failing test added, or why this file cannot take one that certainly runs.
-    fn add(self, file: &FileEntry, input: &[FileEntry], tag: &str, marker: &str) -> Result<Vec<u8>, String> {
+    fn add(self, file: &FileEntry, input: &Input, tag: &str, marker: &str) -> Result<Vec<u8>, String> {
         let text = String::from_utf8(file.data.clone()).map_err(|_| "it is not UTF-8 text".to_owned())?;
         let added = match self {
             FailingTest::Unittest => format!("{text}{}", python::unittest_case(tag, marker)),
@@ -228,7 +226,7 @@ impl FailingTest {
 
 /// Plans the probe of `cmd`, given the pinned files (as committed) and the input's files.
 /// `tag` makes the failing test's name unpredictable.
-pub fn plan_probe(cmd: &str, pinned: &[FileEntry], input: &[FileEntry], tag: &str) -> ProbePlan {
+pub fn plan_probe(cmd: &str, pinned: &[FileEntry], input: &Input, tag: &str) -> ProbePlan {
     let marker = format!("plancd-probe-{tag}");
     let planned = words(cmd).and_then(|words| choose(&words, pinned, input, 3)).and_then(|(runner, targets)| {
         let found: Vec<&FileEntry> = pinned.iter().filter(|f| targets.contains(&f.path)).collect();
@@ -256,7 +254,7 @@ pub fn plan_probe(cmd: &str, pinned: &[FileEntry], input: &[FileEntry], tag: &st
 
 /// The runner a command calls, and the pinned files it certainly runs. Package scripts and
 /// `npx` are unwrapped first, `depth` times at most.
-fn choose(words: &[String], pinned: &[FileEntry], input: &[FileEntry], depth: u8) -> Result<(&'static ProbeRunner, Vec<String>), String> {
+fn choose(words: &[String], pinned: &[FileEntry], input: &Input, depth: u8) -> Result<(&'static ProbeRunner, Vec<String>), String> {
     let mut rest = words.iter().map(String::as_str).skip_while(|w| is_assignment(w));
     let program = rest.next().ok_or("an empty command")?;
     let args: Vec<&str> = rest.collect();

@@ -3,10 +3,10 @@
 //! that call them; and the failing test in each one's syntax, required or imported as the file's
 //! module system wants.
 
-use plancd_sandbox::FileEntry;
+use crate::reconcile::input::Input;
 use serde_json::Value;
 
-use super::{Call, FailingTest, Interpreted, after_imports, text_of, words};
+use super::{Call, FailingTest, Interpreted, after_imports, words};
 use crate::spec::normalize_relative;
 
 /// Node's own options the probe knows; none of them chooses tests.
@@ -231,7 +231,9 @@ pub(super) fn mocha(call: &Call<'_>) -> Result<Vec<String>, String> {
     const WITH_VALUE: &[&str] =
         &["--reporter", "-R", "--timeout", "-t", "--slow", "-s", "--require", "-r", "--jobs", "-j", "--reporter-option", "-O"];
     configured(call, "mocha", &[".mocharc."])?;
-    if let Some(f) = call.input.iter().find(|f| is_script(&f.path) && focused(&String::from_utf8_lossy(&f.data)).is_some()) {
+    if let Some(f) =
+        call.input.files().iter().find(|f| is_script(&f.path) && call.input.text(&f.path).is_some_and(|t| focused(&t).is_some()))
+    {
         return Err(format!("{} focuses tests (`.only`): mocha then runs those alone", f.path));
     }
     let recursive = call.args.contains(&"--recursive");
@@ -280,7 +282,7 @@ fn options(args: &[&str], flags: &[&str], with_value: &[&str]) -> Result<Vec<Str
 /// Refuses when the runner has a configuration (a root file named with one of `prefixes`, or
 /// `key` in `package.json`): it may choose other files, globals, or interfaces.
 fn configured(call: &Call<'_>, key: &str, prefixes: &[&str]) -> Result<(), String> {
-    if let Some(f) = call.input.iter().find(|f| !f.path.contains('/') && prefixes.iter().any(|p| f.path.starts_with(p))) {
+    if let Some(f) = call.input.files().iter().find(|f| !f.path.contains('/') && prefixes.iter().any(|p| f.path.starts_with(p))) {
         return Err(format!("{} configures the runner: it may choose other files", f.path));
     }
     let manifest = call.text("package.json").and_then(|t| serde_json::from_str::<Value>(&t).ok());
@@ -293,7 +295,7 @@ fn configured(call: &Call<'_>, key: &str, prefixes: &[&str]) -> Result<(), Strin
 /// The command a package script or `npx` runs, when `program ARGS` is one: `npm test`,
 /// `npm run NAME [-- ARGS]`, `yarn test`, `pnpm test`, `npx [--no-install] PROGRAM ARGS`. The
 /// script comes from `package.json` as committed (an agent that changes it is refused).
-pub(super) fn launched(program: &str, args: &[&str], input: &[FileEntry]) -> Result<Option<Vec<String>>, String> {
+pub(super) fn launched(program: &str, args: &[&str], input: &Input) -> Result<Option<Vec<String>>, String> {
     let (name, extra) = match program {
         "npx" => {
             let rest: Vec<&str> = args
@@ -328,7 +330,7 @@ pub(super) fn launched(program: &str, args: &[&str], input: &[FileEntry]) -> Res
         }
         _ => return Ok(None),
     };
-    let manifest = text_of(input, "package.json").ok_or("there is no package.json")?;
+    let manifest = input.text("package.json").ok_or("there is no package.json")?;
     let manifest: Value = serde_json::from_str(&manifest).map_err(|e| format!("package.json: {e}"))?;
     let script = manifest.get("scripts").and_then(|s| s.get(name)).and_then(Value::as_str);
     let script = script.ok_or_else(|| format!("package.json has no `{name}` script"))?;
@@ -355,14 +357,7 @@ fn npm_extra(rest: &[&str]) -> Result<Vec<String>, String> {
 }
 
 /// `text` with a failing test for `runner` appended, or why it may not run or count there.
-pub(super) fn with_test(
-    runner: FailingTest,
-    path: &str,
-    text: &str,
-    input: &[FileEntry],
-    tag: &str,
-    marker: &str,
-) -> Result<String, String> {
+pub(super) fn with_test(runner: FailingTest, path: &str, text: &str, input: &Input, tag: &str, marker: &str) -> Result<String, String> {
     const ENDS: &[&str] = &["process.exit", "process.reallyExit", "process.abort", "process.kill", "uncaughtException"];
     let uses_node_test = text.contains("node:test");
     // A plain script fails right after its imports: how it ends itself comes later.
@@ -414,7 +409,7 @@ fn focused(text: &str) -> Option<&'static str> {
 
 /// Whether node loads `path` as an ES module: `.mjs`/`.mts`, `.cjs`/`.cts` never, otherwise by
 /// the `type` of the nearest `package.json`, and without one by its syntax (as node 22 does).
-fn is_esm(path: &str, text: &str, input: &[FileEntry]) -> bool {
+fn is_esm(path: &str, text: &str, input: &Input) -> bool {
     match path.rsplit_once('.').map(|(_, e)| e) {
         Some("mjs" | "mts") => return true,
         Some("cjs" | "cts") => return false,
@@ -423,7 +418,7 @@ fn is_esm(path: &str, text: &str, input: &[FileEntry]) -> bool {
     let mut dir = path.rsplit_once('/').map_or("", |(d, _)| d);
     loop {
         let manifest = if dir.is_empty() { "package.json".to_owned() } else { format!("{dir}/package.json") };
-        if let Some(m) = text_of(input, &manifest) {
+        if let Some(m) = input.text(&manifest) {
             let kind = serde_json::from_str::<Value>(&m).ok().and_then(|m| m.get("type").and_then(Value::as_str).map(str::to_owned));
             match kind.as_deref() {
                 Some("module") => return true,

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use plancd_sandbox::FileEntry;
 
+use crate::reconcile::input::Input;
+
 use super::{Call, Interpreted};
 use crate::spec::normalize_relative;
 
@@ -184,9 +186,9 @@ pub(super) fn pytest(call: &Call<'_>) -> Result<Vec<String>, String> {
 }
 
 /// The text of the workspace's root pytest configuration files, together.
-fn pytest_config(input: &[FileEntry]) -> String {
+fn pytest_config(input: &Input) -> String {
     const FILES: &[&str] = &["pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"];
-    input.iter().filter(|f| FILES.contains(&f.path.as_str())).map(|f| String::from_utf8_lossy(&f.data).into_owned()).collect()
+    FILES.iter().filter_map(|path| input.text(path)).collect()
 }
 
 /// `python FILE`: the file itself, run from top to bottom.

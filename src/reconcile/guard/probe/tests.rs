@@ -281,7 +281,7 @@ fn each_runner_gets_a_failing_test_in_the_files_it_certainly_runs() {
         let pinned: Vec<FileEntry> = row.pinned.iter().map(|(p, d)| f(p, d)).collect();
         let mut input = pinned.clone();
         input.extend(row.extra.iter().map(|(p, d)| f(p, d)));
-        match (plan_probe(row.cmd, &pinned, &input, "42"), row.want) {
+        match (plan_probe(row.cmd, &pinned, &Input::from_files(input), "42"), row.want) {
             (ProbePlan::Run(probe), Ok(want)) => {
                 let paths: Vec<&str> = probe.files.iter().map(|f| f.path.as_str()).collect();
                 let want_paths: Vec<&str> = want.iter().map(|(p, _)| *p).collect();
@@ -308,7 +308,9 @@ fn each_runner_gets_a_failing_test_in_the_files_it_certainly_runs() {
 #[test]
 fn the_test_added_to_a_script_with_a_main_guard_comes_before_it() {
     let pinned = [f("tests/test_mul.py", UNITTEST_MAIN)];
-    let ProbePlan::Run(probe) = plan_probe("python3 tests/test_mul.py", &pinned, &pinned, "9") else { panic!("no probe") };
+    let ProbePlan::Run(probe) = plan_probe("python3 tests/test_mul.py", &pinned, &Input::from_files(pinned.clone()), "9") else {
+        panic!("no probe")
+    };
     let text = String::from_utf8(probe.files[0].data.clone()).unwrap();
     let (class, guard) = (text.find("class TestPlancdProbe_9").unwrap(), text.find("if __name__").unwrap());
     assert!(class < guard && text.ends_with("unittest.main()\n"), "{text}");
@@ -355,7 +357,7 @@ fn fails_under_the_real_runner(cmd: &str, env: &[(String, String)], project: &[(
     let (passed, out) = run(dir.path(), cmd, env);
     assert!(passed, "{cmd} passes as committed:\n{out}");
     let pinned: Vec<FileEntry> = input.iter().filter(|f| pinned.contains(&f.path.as_str())).cloned().collect();
-    let plan = plan_probe(cmd, &pinned, &input, "77");
+    let plan = plan_probe(cmd, &pinned, &Input::from_files(input.clone()), "77");
     let ProbePlan::Run(probe) = plan else { panic!("{cmd}: no probe: {plan:?}") };
     write_all(dir.path(), &probe.files);
     let (passed, out) = run(dir.path(), cmd, env);
