@@ -91,9 +91,14 @@ impl Measurement {
     /// run plancd recognises: under coverage.py with plancd's configuration for `python -m
     /// pytest|unittest ...`, `python FILE.py ...` and `pytest ...` (run as its script, as the
     /// shell would); with node's own coverage into plancd's folder for `node --test ...`.
-    /// Variable assignments in front are kept; the rest of the command is kept as written.
-    /// `None`: run it as it is.
+    /// Variable assignments in front are kept, and so is a `cd DIR && ` before them (the
+    /// configuration and the data are at absolute paths); the rest of the command is kept as
+    /// written. `None`: run it as it is.
     pub fn wrap(&self, cmd: &str, index: usize) -> Option<Wrapped> {
+        if let Some((dir, rest)) = cd_first(cmd) {
+            let inner = self.wrap(rest, index)?;
+            return Some(Wrapped { cmd: format!("cd {dir} && {}", inner.cmd), ..inner });
+        }
         let words = words(cmd);
         let mut i = words.iter().take_while(|(_, w)| is_assignment(w)).count();
         let (start, program) = *words.get(i)?;
@@ -178,6 +183,15 @@ pub struct Wrapped {
     pub tool: CoverageTool,
     /// The program that runs it (for coverage.py, the Python of its report too).
     pub program: String,
+}
+
+/// `cd DIR && REST`, with DIR a plain relative or absolute path (no quotes, variables or
+/// globs): DIR and REST.
+fn cd_first(cmd: &str) -> Option<(&str, &str)> {
+    let (dir, rest) = cmd.trim_start().strip_prefix("cd ")?.split_once("&&")?;
+    let dir = dir.trim();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@:,".contains(c);
+    (!dir.is_empty() && dir.chars().all(plain)).then(|| (dir, rest.trim_start()))
 }
 
 /// `cmd`'s words (split at ASCII whitespace) with where each starts.

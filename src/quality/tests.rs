@@ -29,7 +29,12 @@ fn python_test_commands_are_wrapped_under_coverage_and_others_run_as_written() {
         ("bare pytest with pytest-cov", "pytest --cov", None),
         ("python -c", "python3 -c 'print(1)'", None),
         ("not python", "cargo test", None),
-        ("a cd first", "cd sub && python3 -m pytest", None),
+        ("a cd first", "cd sub && python3 -m pytest", Some(format!("cd sub && python3 {run} -m pytest"))),
+        ("a cd with assignments", "cd pkg/a &&  X=1 pytest -q", Some(format!("cd pkg/a && X=1 python3 {run} \"$(command -v pytest)\" -q"))),
+        ("a cd to a quoted folder", "cd 'my dir' && python3 -m pytest", None),
+        ("a cd to a variable", "cd $HOME && python3 -m pytest", None),
+        ("a cd that may fail on", "cd sub; python3 -m pytest", None),
+        ("a cd then a command plancd does not measure", "cd sub && cargo test", None),
         ("an assignment with a substitution", "X=$(pwd) python3 -m pytest", None),
         (
             "node --test",
@@ -45,6 +50,8 @@ fn python_test_commands_are_wrapped_under_coverage_and_others_run_as_written() {
     }
     let venv = m().wrap("/env/bin/python -m pytest", 0).unwrap();
     assert_eq!((venv.tool, venv.program.as_str()), (CoverageTool::CoveragePy, "/env/bin/python"));
+    let inner = m().wrap("cd web && node --test", 1).unwrap();
+    assert_eq!((inner.tool, inner.cmd.starts_with("cd web && node --test")), (CoverageTool::NodeTest, true), "{}", inner.cmd);
     let node = m().wrap("node --test", 3).unwrap();
     assert_eq!(node.tool, CoverageTool::NodeTest);
     assert!(node.cmd.ends_with("/lcov-3.info"), "one report per command: {}", node.cmd);

@@ -188,8 +188,9 @@ async fn a_python_results_coverage_and_bandit_findings_are_measured_by_plancd_an
     .await;
 }
 
-/// A node project on the host's process backend: `node --test` runs with node's own coverage,
-/// reported into plancd's folder, and the figure is recorded without test files.
+/// A node project in a folder of the repository, on the host's process backend: `cd web &&
+/// node --test` runs with node's own coverage, reported into plancd's folder, and the figure is
+/// recorded without test files.
 #[tokio::test]
 async fn a_node_test_runs_coverage_is_recorded_from_nodes_own_report() {
     let found = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
@@ -203,15 +204,15 @@ async fn a_node_test_runs_coverage_is_recorded_from_nodes_own_report() {
         repo.write("plancd.yaml", "branch: main\nroles:\n  coder:\n    command: [\"sh\", \"agents/coder.sh\"]\n");
         repo.write(
             "agents/coder.sh",
-            "cat > lib.js <<'EOF'\nfunction add(a, b) { return a + b; }\nfunction unused(x) {\n  if (x) { return 1; }\n  return 2;\n}\nmodule.exports = { add, unused };\nEOF\n",
+            "mkdir -p web && cat > web/lib.js <<'EOF'\nfunction add(a, b) { return a + b; }\nfunction unused(x) {\n  if (x) { return 1; }\n  return 2;\n}\nmodule.exports = { add, unused };\nEOF\n",
         );
         repo.write(
-            "test/lib.test.js",
+            "web/test/lib.test.js",
             "const test = require('node:test');\nconst assert = require('node:assert');\nconst { add } = require('../lib.js');\ntest('add', () => { assert.strictEqual(add(1, 2), 3); });\n",
         );
         repo.write(
             "plans/n.yaml",
-            "todo_list_id: n\ntitle: Node\ntasks:\n  - id: lib\n    title: Write lib.js\n    agent_role: coder\n    max_attempts: 1\n    outputs: [lib.js]\n    acceptance_criteria:\n      tests:\n        - cmd: node --test test/\n          timeout_seconds: 120\n      files: [test/lib.test.js]\n",
+            "todo_list_id: n\ntitle: Node\ntasks:\n  - id: lib\n    title: Write lib.js\n    agent_role: coder\n    max_attempts: 1\n    outputs: [web/lib.js]\n    acceptance_criteria:\n      tests:\n        - cmd: cd web && node --test test/\n          timeout_seconds: 120\n      files: [web/test/lib.test.js]\n",
         );
         repo.commit("A node plan");
         let run = plancd_async(repo.path(), &["reconcile"], &[]).await;
