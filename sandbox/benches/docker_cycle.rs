@@ -54,7 +54,7 @@ fn steps_text(runs: &[[Duration; 5]]) -> String {
 /// Waits, outside the measurement, until the pool holds a session for `spec` again.
 async fn refilled(sandbox: &DockerSandbox, spec: &SessionSpec) {
     let waiting = Instant::now();
-    while sandbox.warm_sessions(spec) == 0 {
+    while sandbox.warm_sessions(spec).await == 0 {
         assert!(waiting.elapsed() < Duration::from_secs(60), "the pool never refilled");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -84,7 +84,7 @@ fn main() {
     let _inside = rt.enter();
     warm.keep_warm(1);
     let spec = SessionSpec { image: Some(DEFAULT_IMAGE.into()), ..SessionSpec::default() };
-    warm.warm(&spec);
+    rt.block_on(warm.warm(&spec));
     rt.block_on(refilled(&warm, &spec));
     rt.block_on(cycle(&cold, &spec));
     rt.block_on(cold.settle());

@@ -160,11 +160,10 @@ fn pooled_sessions_are_used_once_and_replaced() {
         let Some(sandbox) = docker().await else { return };
         sandbox.keep_warm(1);
         let spec = small_spec();
-        sandbox.warm(&spec);
-        let ready = |s: &DockerSandbox| s.warm_sessions(&spec);
+        sandbox.warm(&spec).await;
         let wait_ready = || async {
             let start = std::time::Instant::now();
-            while ready(&sandbox) == 0 {
+            while sandbox.warm_sessions(&spec).await == 0 {
                 assert!(start.elapsed() < Duration::from_secs(60), "the pool never filled");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -185,8 +184,51 @@ fn pooled_sessions_are_used_once_and_replaced() {
         assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
         second.destroy().await.unwrap();
         sandbox.settle().await;
-        assert_eq!(ready(&sandbox), 0, "settle gave the warm sessions up");
+        assert_eq!(sandbox.warm_sessions(&spec).await, 0, "settle gave the warm sessions up");
         assert_eq!(sandbox.sweep().await.unwrap(), 0, "and removed them");
+    });
+}
+
+/// A tag moved to another image (a rebuild of the sandbox image or of an environment) while
+/// sessions of the old one are warm: the next session runs the image the tag names now, and
+/// the warm one of the old image is never handed out.
+#[test]
+fn a_warm_session_is_never_taken_for_a_tag_that_moved_to_another_image() {
+    run(Duration::from_secs(180), async {
+        let Some(sandbox) = docker().await else { return };
+        let tag = format!("plancd-test-retag:{}", std::process::id());
+        let docker = |args: &[&str]| {
+            let out = std::process::Command::new("docker").args(args).output().unwrap();
+            assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        docker(&["tag", plancd_sandbox::docker::DEFAULT_IMAGE, &tag]);
+        let mut spec = small_spec();
+        spec.image = Some(tag.clone());
+        sandbox.keep_warm(1);
+        sandbox.warm(&spec).await;
+        let start = std::time::Instant::now();
+        while sandbox.warm_sessions(&spec).await == 0 {
+            assert!(start.elapsed() < Duration::from_secs(60), "the pool never filled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The rebuilt image: the old one with a marker file, under the same tag.
+        let builder = docker(&["create", plancd_sandbox::docker::DEFAULT_IMAGE, "true"]);
+        let marker = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(marker.path(), "rebuilt\n").unwrap();
+        std::fs::set_permissions(marker.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        docker(&["cp", marker.path().to_str().unwrap(), &format!("{builder}:/rebuilt")]);
+        docker(&["commit", &builder, &tag]);
+        docker(&["rm", "-f", &builder]);
+        assert_eq!(sandbox.warm_sessions(&spec).await, 0, "the warm session is of the image the tag named before");
+        let session = sandbox.create(&spec).await.unwrap();
+        let out = sh(&*session, "cat /rebuilt", 10).await;
+        assert_eq!(out.output_text().0, "rebuilt\n", "{out:?}");
+        session.destroy().await.unwrap();
+        sandbox.settle().await;
+        let image = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+        docker(&["rmi", "-f", &tag]);
+        let _ = std::process::Command::new("docker").args(["rmi", &image]).output();
     });
 }
 
@@ -246,14 +288,14 @@ fn mounts_are_read_only_unless_writable_and_warm_sessions_keep_to_their_mounts()
 
         sandbox.keep_warm(1);
         let (spec_a, spec_b) = (with(&a, false), with(&b, false));
-        sandbox.warm(&spec_a);
+        sandbox.warm(&spec_a).await;
         let start = std::time::Instant::now();
-        while sandbox.warm_sessions(&spec_a) == 0 {
+        while sandbox.warm_sessions(&spec_a).await == 0 {
             assert!(start.elapsed() < Duration::from_secs(60), "the pool never filled");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(sandbox.warm_sessions(&spec_b), 0, "a warm session is kept for its own mounts");
-        assert_eq!(sandbox.warm_sessions(&small_spec()), 0);
+        assert_eq!(sandbox.warm_sessions(&spec_b).await, 0, "a warm session is kept for its own mounts");
+        assert_eq!(sandbox.warm_sessions(&small_spec()).await, 0);
         for (spec, want) in [(&spec_a, "a"), (&spec_b, "b")] {
             let session = sandbox.create(spec).await.unwrap();
             let out = sh(&*session, "cat /env/marker; touch /env/x 2>&1; echo made > out.txt; cat out.txt", 30).await;

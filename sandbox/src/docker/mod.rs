@@ -109,16 +109,27 @@ impl DockerSandbox {
     }
 
     /// Starts filling the pool for `spec` now rather than at its first session.
-    pub fn warm(&self, spec: &SessionSpec) {
-        let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
+    pub async fn warm(&self, spec: &SessionSpec) {
+        let Ok(image) = self.image_id(spec).await else { return };
         let Ok(mounts) = mount_binds(&spec.mounts) else { return };
         pool::Pool::refill(&self.shared, pool::key(&image, &spec.limits, &spec.mounts), image, spec.limits.clone(), mounts);
     }
 
     /// How many warm sessions are ready for `spec`.
-    pub fn warm_sessions(&self, spec: &SessionSpec) -> usize {
-        let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
+    pub async fn warm_sessions(&self, spec: &SessionSpec) -> usize {
+        let Ok(image) = self.image_id(spec).await else { return 0 };
         self.shared.pool.ready(&pool::key(&image, &spec.limits, &spec.mounts))
+    }
+
+    /// The id of the image `spec` names, as the engine has it now. Sessions are made from the
+    /// id and kept warm by it: a tag moved to another image (a rebuild) never gets a session
+    /// of the image it named before, and every container of a session runs the same image.
+    async fn image_id(&self, spec: &SessionSpec) -> Result<String, SandboxError> {
+        let name = spec.image.as_deref().unwrap_or(DEFAULT_IMAGE);
+        match self.shared.docker.inspect_image(name).await {
+            Ok(image) => Ok(image.id.unwrap_or_else(|| name.to_owned())),
+            Err(_) => Err(missing_image(name)),
+        }
     }
 
     /// Sets the program that serves port forwards inside sessions; default: the running
@@ -262,7 +273,7 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn create(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, SandboxError> {
-        let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
+        let image = self.image_id(spec).await?;
         let mounts = mount_binds(&spec.mounts)?;
         let key = pool::key(&image, &spec.limits, &spec.mounts);
         let ports = self.forward_binds(&spec.ports)?;
@@ -280,12 +291,7 @@ impl Sandbox for DockerSandbox {
         let binds: Vec<bollard::models::Mount> = mounts.iter().chain(&ports).cloned().collect();
         let provisioned = match warm {
             Some(warm) => warm,
-            None => {
-                if self.shared.docker.inspect_image(&image).await.is_err() {
-                    return Err(missing_image(&image));
-                }
-                pool::Provisioned::create(&self.shared, new_id(&self.shared), &image, &spec.limits, &binds).await?
-            }
+            None => pool::Provisioned::create(&self.shared, new_id(&self.shared), &image, &spec.limits, &binds).await?,
         };
         if !spec.mounts.iter().any(|m| m.writable) {
             pool::Pool::refill(&self.shared, key, image.clone(), spec.limits.clone(), mounts);
@@ -294,8 +300,7 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn base_id(&self, spec: &SessionSpec) -> Option<String> {
-        let image = spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
-        self.shared.docker.inspect_image(&image).await.ok()?.id
+        self.image_id(spec).await.ok()
     }
 
     async fn settle(&self) {
