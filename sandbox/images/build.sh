@@ -24,9 +24,11 @@ PY_TOOLS=(pytest pytest-json-report coverage flake8 mypy bandit)
 PY_AGENTS=("aider aider-chat==0.86.2 aider" "mini-swe-agent mini-swe-agent==2.4.6 mini")
 # The installer of the agents' venvs (only for the install; not left in the root).
 UV="uv==0.13.9"
-# The official model API clients: command agents reach models through plancd's gateway with them.
-PY_CLIENTS=(openai anthropic)
-PY_CLIENT_MODULES="openai, anthropic"
+# The official model API clients, pinned: command agents reach models through plancd's gateway
+# with them. PY_CLIENT_DIRS are their packages' folders, PY_CLIENT_MODULES their imports.
+PY_CLIENTS=(openai==3.57.0 anthropic==2.16.0 google-genai==3.6.1)
+PY_CLIENT_DIRS=(openai anthropic google/genai)
+PY_CLIENT_MODULES="openai, anthropic, google.genai"
 # The coding-agent CLIs, pinned, installed by the host's npm into the root's /opt/npm-clients:
 # Codex CLI runs as its static musl binary and Claude Code as its native (glibc) binary, so the
 # root needs no node runtime; /usr/local/bin/codex and /usr/local/bin/claude point at them.
@@ -69,7 +71,7 @@ image_has_agents() {
 # Whether the root holds the clients (read from its files: no root needed to ask).
 has_clients() {
   local c
-  for c in "${PY_CLIENTS[@]}"; do
+  for c in "${PY_CLIENT_DIRS[@]}"; do
     compgen -G "$ROOT/usr/local/lib/python3*/dist-packages/$c/__init__.py" >/dev/null || return 1
   done
 }

@@ -150,6 +150,10 @@ enum Wire {
     Gemini { stream: bool },
 }
 
+fn gemini_model_path(path: &str) -> bool {
+    path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/")
+}
+
 async fn answer(State(state): State<Arc<FakeState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path().to_owned();
@@ -163,8 +167,9 @@ async fn answer(State(state): State<Arc<FakeState>>, method: Method, uri: Uri, h
         ("POST", "/v1/chat/completions") => Wire::Chat,
         ("POST", "/v1/responses") => Wire::Responses,
         ("POST", "/v1/messages") => Wire::Messages,
-        ("POST", p) if p.starts_with("/v1beta/models/") && p.ends_with(":generateContent") => Wire::Gemini { stream: false },
-        ("POST", p) if p.starts_with("/v1beta/models/") && p.ends_with(":streamGenerateContent") => Wire::Gemini { stream: true },
+        // The Gemini API serves both versions.
+        ("POST", p) if gemini_model_path(p) && p.ends_with(":generateContent") => Wire::Gemini { stream: false },
+        ("POST", p) if gemini_model_path(p) && p.ends_with(":streamGenerateContent") => Wire::Gemini { stream: true },
         _ => {
             return reply(
                 StatusCode::NOT_FOUND,

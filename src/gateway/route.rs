@@ -15,11 +15,33 @@ pub enum Api {
     OpenAiResponses,
     /// Anthropic `POST /v1/messages`.
     AnthropicMessages,
-    /// Gemini `POST /v1beta/models/{model}:generateContent` or `:streamGenerateContent`.
+    /// Gemini `POST /{version}/models/{model}:generateContent` or `:streamGenerateContent`.
     Gemini {
         /// Whether the path asks for a stream.
         stream: bool,
+        /// The API version the path names; the request goes upstream at the same one.
+        version: GeminiVersion,
     },
+}
+
+/// A version of the Gemini API, as its paths name it. The Google Gen AI SDKs call `v1beta`
+/// (the long-time default) or `v1` (the stable API, the default of newer releases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeminiVersion {
+    /// `/v1beta/...`.
+    V1beta,
+    /// `/v1/...`.
+    V1,
+}
+
+impl GeminiVersion {
+    /// The path segment.
+    pub fn segment(self) -> &'static str {
+        match self {
+            GeminiVersion::V1beta => "v1beta",
+            GeminiVersion::V1 => "v1",
+        }
+    }
 }
 
 /// Whose shape a reply (an error, the model list) takes: the caller's API family.
@@ -60,15 +82,17 @@ impl Api {
             Api::OpenAiChat => "openai.chat.completions",
             Api::OpenAiResponses => "openai.responses",
             Api::AnthropicMessages => "anthropic.messages",
-            Api::Gemini { stream: false } => "gemini.generateContent",
-            Api::Gemini { stream: true } => "gemini.streamGenerateContent",
+            Api::Gemini { stream: false, version: GeminiVersion::V1beta } => "gemini.generateContent",
+            Api::Gemini { stream: true, version: GeminiVersion::V1beta } => "gemini.streamGenerateContent",
+            Api::Gemini { stream: false, version: GeminiVersion::V1 } => "gemini.v1.generateContent",
+            Api::Gemini { stream: true, version: GeminiVersion::V1 } => "gemini.v1.streamGenerateContent",
         }
     }
 
     /// Whether the reply to `body` is a stream of server-sent events.
     pub fn streams(&self, body: &Value) -> bool {
         match self {
-            Api::Gemini { stream } => *stream,
+            Api::Gemini { stream, .. } => *stream,
             _ => body.get("stream").and_then(Value::as_bool).unwrap_or(false),
         }
     }
@@ -84,11 +108,14 @@ pub fn route(method: &str, path: &str, anthropic: bool) -> Route {
         ("POST", "/v1/messages") => Route::Call(Api::AnthropicMessages),
         ("GET", "/v1/models" | "/models") => Route::Models(openai_or_anthropic),
         ("GET", "/v1beta/models") => Route::Models(Family::Gemini),
-        ("POST", p) if p.starts_with("/v1beta/models/") => match p.rsplit_once(':') {
-            Some((_, "generateContent")) => Route::Call(Api::Gemini { stream: false }),
-            Some((_, "streamGenerateContent")) => Route::Call(Api::Gemini { stream: true }),
-            _ => Route::Unknown(Family::Gemini),
-        },
+        ("POST", p) if p.starts_with("/v1beta/models/") || (p.starts_with("/v1/models/") && p.contains(':')) => {
+            let version = if p.starts_with("/v1beta/") { GeminiVersion::V1beta } else { GeminiVersion::V1 };
+            match p.rsplit_once(':') {
+                Some((_, "generateContent")) => Route::Call(Api::Gemini { stream: false, version }),
+                Some((_, "streamGenerateContent")) => Route::Call(Api::Gemini { stream: true, version }),
+                _ => Route::Unknown(Family::Gemini),
+            }
+        }
         (_, p) if p.starts_with("/v1beta") => Route::Unknown(Family::Gemini),
         _ => Route::Unknown(openai_or_anthropic),
     }
@@ -112,11 +139,11 @@ pub fn upstream_url(api: &Api, base_url: &str, model: &str, query: Option<&str>)
         Api::OpenAiChat => format!("{base}/chat/completions"),
         Api::OpenAiResponses => format!("{base}/responses"),
         Api::AnthropicMessages => format!("{base}/v1/messages"),
-        Api::Gemini { stream } => {
+        Api::Gemini { stream, version } => {
             let method = if *stream { "streamGenerateContent" } else { "generateContent" };
             let kept: Vec<&str> = query.unwrap_or_default().split('&').filter(|p| !p.is_empty() && !p.starts_with("key=")).collect();
             let query = if kept.is_empty() { String::new() } else { format!("?{}", kept.join("&")) };
-            format!("{base}/v1beta/models/{model}:{method}{query}")
+            format!("{base}/{}/models/{model}:{method}{query}", version.segment())
         }
     }
 }
@@ -170,6 +197,9 @@ pub fn models_list(family: Family, model: &str) -> Value {
 mod tests {
     use super::*;
 
+    const BETA: GeminiVersion = GeminiVersion::V1beta;
+    const V1: GeminiVersion = GeminiVersion::V1;
+
     #[test]
     fn requests_are_routed_by_method_and_path() {
         // (method, path, anthropic-version sent, route)
@@ -178,9 +208,17 @@ mod tests {
             ("POST", "/chat/completions", false, Route::Call(Api::OpenAiChat)),
             ("POST", "/v1/responses", false, Route::Call(Api::OpenAiResponses)),
             ("POST", "/v1/messages", true, Route::Call(Api::AnthropicMessages)),
-            ("POST", "/v1beta/models/gemini-2.5-flash:generateContent", false, Route::Call(Api::Gemini { stream: false })),
-            ("POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", false, Route::Call(Api::Gemini { stream: true })),
+            ("POST", "/v1beta/models/gemini-2.5-flash:generateContent", false, Route::Call(Api::Gemini { stream: false, version: BETA })),
+            (
+                "POST",
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                false,
+                Route::Call(Api::Gemini { stream: true, version: BETA }),
+            ),
+            ("POST", "/v1/models/gemini-2.5-flash:generateContent", false, Route::Call(Api::Gemini { stream: false, version: V1 })),
+            ("POST", "/v1/models/gemini-2.5-flash:streamGenerateContent", false, Route::Call(Api::Gemini { stream: true, version: V1 })),
             ("POST", "/v1beta/models/gemini-2.5-flash:countTokens", false, Route::Unknown(Family::Gemini)),
+            ("POST", "/v1/models/gemini-2.5-flash:countTokens", false, Route::Unknown(Family::Gemini)),
             ("GET", "/v1/models", false, Route::Models(Family::OpenAi)),
             ("GET", "/v1/models", true, Route::Models(Family::Anthropic)),
             ("GET", "/v1beta/models", false, Route::Models(Family::Gemini)),
@@ -195,7 +233,7 @@ mod tests {
 
     #[test]
     fn each_provider_serves_its_own_api_only() {
-        let apis = [Api::OpenAiChat, Api::OpenAiResponses, Api::AnthropicMessages, Api::Gemini { stream: true }];
+        let apis = [Api::OpenAiChat, Api::OpenAiResponses, Api::AnthropicMessages, Api::Gemini { stream: true, version: BETA }];
         // (provider, which of `apis` it serves)
         let cases = [
             (Provider::Openai, [true, true, false, false]),
@@ -215,8 +253,19 @@ mod tests {
             (Api::OpenAiChat, "http://up/v1/", None, "http://up/v1/chat/completions"),
             (Api::OpenAiResponses, "http://up/v1", None, "http://up/v1/responses"),
             (Api::AnthropicMessages, "http://up", None, "http://up/v1/messages"),
-            (Api::Gemini { stream: false }, "http://up", Some("key=tok"), "http://up/v1beta/models/m:generateContent"),
-            (Api::Gemini { stream: true }, "http://up", Some("alt=sse&key=tok"), "http://up/v1beta/models/m:streamGenerateContent?alt=sse"),
+            (Api::Gemini { stream: false, version: BETA }, "http://up", Some("key=tok"), "http://up/v1beta/models/m:generateContent"),
+            (
+                Api::Gemini { stream: true, version: BETA },
+                "http://up",
+                Some("alt=sse&key=tok"),
+                "http://up/v1beta/models/m:streamGenerateContent?alt=sse",
+            ),
+            (
+                Api::Gemini { stream: true, version: V1 },
+                "http://up/",
+                Some("alt=sse"),
+                "http://up/v1/models/m:streamGenerateContent?alt=sse",
+            ),
         ];
         for (api, base, query, want) in cases {
             assert_eq!(upstream_url(&api, base, "m", query), want, "{api:?}");
@@ -230,10 +279,10 @@ mod tests {
         assert_eq!(sent, json!({"model": "m", "messages": [], "stream": true, "stream_options": {"include_usage": true}}));
         let sent = upstream_body(&Api::AnthropicMessages, json!({"model": "claude", "stream": true}), "m");
         assert_eq!(sent, json!({"model": "m", "stream": true}));
-        assert_eq!(upstream_body(&Api::Gemini { stream: false }, json!({"contents": []}), "m"), json!({"contents": []}));
+        assert_eq!(upstream_body(&Api::Gemini { stream: false, version: V1 }, json!({"contents": []}), "m"), json!({"contents": []}));
         assert!(Api::OpenAiChat.streams(&json!({"stream": true})));
         assert!(!Api::OpenAiResponses.streams(&json!({})));
-        assert!(Api::Gemini { stream: true }.streams(&json!({})));
+        assert!(Api::Gemini { stream: true, version: BETA }.streams(&json!({})));
     }
 
     #[test]

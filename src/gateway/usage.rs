@@ -166,7 +166,7 @@ mod tests {
                 usage(10, 2),
             ),
             (
-                Api::Gemini { stream: false },
+                Api::Gemini { stream: false, version: super::super::route::GeminiVersion::V1beta },
                 json!({"usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 6, "thoughtsTokenCount": 4}}),
                 usage(8, 10),
             ),
@@ -189,8 +189,8 @@ mod tests {
             (Api::OpenAiChat, openai, usage(20, 3)),
             (Api::OpenAiResponses, responses, usage(11, 6)),
             (Api::AnthropicMessages, anthropic, usage(25, 15)),
-            (Api::Gemini { stream: true }, gemini_sse, usage(4, 9)),
-            (Api::Gemini { stream: true }, gemini_array, usage(4, 7)),
+            (Api::Gemini { stream: true, version: super::super::route::GeminiVersion::V1 }, gemini_sse, usage(4, 9)),
+            (Api::Gemini { stream: true, version: super::super::route::GeminiVersion::V1beta }, gemini_array, usage(4, 7)),
             (Api::OpenAiChat, "data: {\"choices\":[]}\n\ndata: [DONE]\n\n", None),
         ];
         for (api, stream, want) in cases {

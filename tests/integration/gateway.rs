@@ -1,5 +1,5 @@
-//! The model gateway end to end: the official `openai` and `anthropic` Python SDKs, whole and
-//! streaming, run inside the process sandbox (on the image's root, where sandbox/images/build.sh
+//! The model gateway end to end: the official `openai`, `anthropic` and `google-genai` Python
+//! SDKs, whole and streaming, run inside the process sandbox (on the image's root, where sandbox/images/build.sh
 //! installs them) as the coder command of a small plan, and reach a local upstream that speaks
 //! the providers' wire formats only through plancd's gateway. Each test checks that the results
 //! are published, tokens and cost recorded, the real key found nowhere, an ended attempt's token
@@ -37,8 +37,10 @@ fn clients_root() -> Option<Backend> {
     let root = PathBuf::from(std::env::var("PLANCD_SANDBOX_ROOT").unwrap_or_else(|_| "/var/cache/plancd/sandbox-root".into()));
     let lib = std::fs::read_dir(root.join("usr/local/lib")).into_iter().flatten().flatten().map(|e| e.path().join("dist-packages"));
     let libs: Vec<PathBuf> = lib.collect();
-    let missing: Vec<&str> =
-        ["openai", "anthropic"].into_iter().filter(|m| !libs.iter().any(|l| l.join(m).join("__init__.py").exists())).collect();
+    let missing: Vec<&str> = ["openai", "anthropic", "google/genai"]
+        .into_iter()
+        .filter(|m| !libs.iter().any(|l| l.join(m).join("__init__.py").exists()))
+        .collect();
     if missing.is_empty() {
         return Some(Backend::Process(root));
     }
@@ -84,6 +86,24 @@ if sdk == "openai":
     else:
         events = client.responses.create(model=model, input=prompt, stream=True)
         text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+elif sdk == "gemini":
+    from google import genai
+    from google.genai import errors, types
+    # The key and the base URL come from GEMINI_API_KEY/GOOGLE_API_KEY and GOOGLE_GEMINI_BASE_URL.
+    retry = types.HttpRetryOptions(attempts=4, initial_delay=0.2, max_delay=2.0)
+    client = genai.Client(http_options=types.HttpOptions(retry_options=retry))
+    def stale(token):
+        try:
+            # Held by a name: a client no longer referenced closes its connection.
+            stale_client = genai.Client(api_key=token, http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)))
+            stale_client.models.generate_content(model=model, contents="hi")
+            return "accepted"
+        except errors.ClientError as e:
+            return f"refused {e.code} {e.status}"
+    if tid == "whole":
+        text = client.models.generate_content(model=model, contents=prompt).text
+    else:
+        text = "".join(c.text or "" for c in client.models.generate_content_stream(model=model, contents=prompt))
 else:
     import anthropic
     client = anthropic.Anthropic(max_retries=3)
@@ -164,7 +184,8 @@ async fn play(backend: Option<Backend>, provider: &str, sdk: &str, tasks: &[(&st
     let env = [("FAKE_UPSTREAM_KEY", CANARY)];
     let run = plancd_async(repo.path(), &["reconcile"], &env).await;
     let logs = plancd_async(repo.path(), &["logs", "wf/streamed"], &[]).await;
-    assert_eq!(run.code, Some(0), "{}\n{}\n{}", run.stdout, run.stderr, logs.stdout);
+    let first = plancd_async(repo.path(), &["logs", &format!("wf/{}", tasks[0].0)], &[]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}\n{}\n{}", run.stdout, run.stderr, first.stdout, logs.stdout);
     let calls = tasks.len() + 1;
     assert_eq!(fake.calls(), calls, "one call a task, and the one refused with a 429");
     assert!(fake.received().iter().all(|r| !format!("{:?}", r.headers).contains("plancd-gw-")), "a token went upstream");
@@ -186,14 +207,18 @@ async fn play(backend: Option<Backend>, provider: &str, sdk: &str, tasks: &[(&st
         assert!(transcript.contains("\"event\":\"reply\"") && transcript.contains("\"cached\":false"), "{id}: {transcript}");
         // What the agent saw: the gateway and a token, never the key.
         let agent_log = repo.git(&["show", &format!("{attempt}/agent.log")]);
-        let base = if provider == "openai" {
-            "\"OPENAI_BASE_URL\": \"http://127.0.0.1:4747/v1\""
-        } else {
-            "\"ANTHROPIC_BASE_URL\": \"http://127.0.0.1:4747\""
+        let base = match provider {
+            "openai" => "\"OPENAI_BASE_URL\": \"http://127.0.0.1:4747/v1\"",
+            "gemini" => "\"GOOGLE_GEMINI_BASE_URL\": \"http://127.0.0.1:4747\"",
+            _ => "\"ANTHROPIC_BASE_URL\": \"http://127.0.0.1:4747\"",
         };
         assert!(agent_log.contains(base) && agent_log.contains("plancd-gw-"), "{id}: {agent_log}");
         if *id == "streamed" {
-            let code = if sdk == "openai" { "invalid_api_key" } else { "authentication_error" };
+            let code = match sdk {
+                "openai" => "invalid_api_key",
+                "gemini" => "UNAUTHENTICATED",
+                _ => "authentication_error",
+            };
             assert!(agent_log.contains(&format!("stale token: refused 401 {code}")), "{agent_log}");
         }
     }
@@ -258,6 +283,11 @@ fn a_request_over_the_budget_is_refused_in_the_apis_shape_and_the_attempt_keeps_
 #[test]
 fn the_anthropic_sdk_plays_the_coder_through_the_gateway_whole_and_streamed() {
     run(play(clients_root(), "anthropic", "anthropic", &[("whole", ""), ("streamed", "whole")]));
+}
+
+#[test]
+fn the_google_genai_sdk_plays_the_coder_through_the_gateway_whole_and_streamed() {
+    run(play(clients_root(), "gemini", "gemini", &[("whole", ""), ("streamed", "whole")]));
 }
 
 #[test]
