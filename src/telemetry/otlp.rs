@@ -1,12 +1,13 @@
 //! Traces to an OpenTelemetry collector: the pass, attempt and step spans sent over OTLP/HTTP
 //! (protobuf) when the standard `OTEL_*` environment variables name a collector.
 //!
-//! The exporter is built with the cargo feature `otlp`; without it, a named collector gets a
-//! warning that this plancd cannot send to it. Nothing is built or sent unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set. A collector that cannot be reached or refuses a batch
-//! is logged once (again only after it took one) and never fails a command; at exit the spans
-//! still queued get one export's timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s by default) to
-//! leave, and plancd ends then whatever the collector does.
+//! Nothing is built or sent unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The exporter is built with the cargo feature `otlp`;
+//! without it, a named collector gets a warning that this plancd cannot send to it. A collector
+//! that cannot be reached or refuses a batch is logged once (again only after it took one) and
+//! never fails a command; at exit the spans still queued get one export's timeout
+//! (`OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s by default) to leave, and plancd ends then whatever the
+//! collector does.
 
 use std::time::Duration;
 
@@ -44,7 +45,8 @@ pub enum Decision {
 }
 
 /// Where and how spans are sent. Holds no header: the exporter reads
-/// `OTEL_EXPORTER_OTLP_HEADERS` itself, and its values never pass through plancd's code.
+/// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or `OTEL_EXPORTER_OTLP_HEADERS` from the process itself,
+/// and plancd never keeps or prints their values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The URL spans are posted to (`.../v1/traces`).

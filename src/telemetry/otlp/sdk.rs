@@ -47,7 +47,8 @@ pub(super) fn start<S>(settings: &Settings) -> Result<(Running, SpanLayer<S>), E
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
-    let build = |why: String| ExportError::Build { endpoint: settings.shown_endpoint(), why };
+    // The exporter's words may quote the endpoint as given, credentials and all.
+    let build = |why: String| ExportError::Build { endpoint: settings.shown_endpoint(), why: crate::remote::redact_url(&why) };
     let health = Arc::new(Health { endpoint: settings.shown_endpoint(), failing: AtomicBool::new(false) });
     let client = blocking_client(settings.timeout).map_err(build)?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()

@@ -98,8 +98,10 @@ fn attr(attributes: &[KeyValue], key: &str) -> Option<String> {
     })
 }
 
-fn otel_env<'a>(endpoint: &'a str, headers: &'a str) -> [(&'a str, &'a str); 2] {
-    [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_EXPORTER_OTLP_HEADERS", headers)]
+/// The collector and header, and room for a loaded machine: an export (and so the exit) may
+/// take up to 30 s instead of 10 before its spans are given up.
+fn otel_env<'a>(endpoint: &'a str, headers: &'a str) -> [(&'a str, &'a str); 3] {
+    [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_EXPORTER_OTLP_HEADERS", headers), ("OTEL_EXPORTER_OTLP_TIMEOUT", "30000")]
 }
 
 #[tokio::test]
