@@ -602,21 +602,13 @@ pub fn init_logs_to<W>(format: LogFormat, verbosity: u8, writer: W) -> otlp::Tra
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    use std::io::IsTerminal;
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let rust_log = std::env::var("RUST_LOG").ok();
     let directive = log_directive(format, verbosity, rust_log.as_deref());
     let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
-    let logs = match format {
-        LogFormat::Json => layer.json().flatten_event(true).with_current_span(true).with_span_list(true).boxed(),
-        LogFormat::Human => {
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            layer.with_ansi(color).with_target(false).compact().boxed()
-        }
-    };
+    let logs = log_layer(format, writer);
     let (traces, spans, problem) = match otlp::TraceExport::from_env(&crate::config::Env::process()) {
         Ok((traces, spans)) => (traces, spans, None),
         Err(e) => (otlp::TraceExport::none(), None, Some(e)),
@@ -633,6 +625,24 @@ where
         tracing::debug!(endpoint, "sending traces to the collector");
     }
     traces
+}
+
+/// The layer that writes log lines to `writer` in `format`; `RUST_LOG`'s filter is its alone,
+/// not the exported spans'.
+fn log_layer<W>(format: LogFormat, writer: W) -> Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer as _;
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Json => layer.json().flatten_event(true).with_current_span(true).with_span_list(true).boxed(),
+        LogFormat::Human => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            layer.with_ansi(color).with_target(false).compact().boxed()
+        }
+    }
 }
 
 /// A shared handle, for the HTTP server and the passes.
