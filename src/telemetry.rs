@@ -1,5 +1,8 @@
-//! What a running controller tells the outside: Prometheus metrics (text format) and logs
-//! (tracing; JSON in controller mode, filtered by `RUST_LOG`).
+//! What a running controller tells the outside: Prometheus metrics (text format), logs
+//! (tracing; JSON in controller mode, filtered by `RUST_LOG`) and, when a collector is named,
+//! traces over OTLP ([`otlp`]).
+
+pub mod otlp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -584,29 +587,62 @@ pub fn log_directive(format: LogFormat, verbosity: u8, rust_log: Option<&str>) -
     }
 }
 
-/// Installs the process's log subscriber on stderr (once; later calls do nothing).
-pub fn init_logs(format: LogFormat, verbosity: u8) {
-    init_logs_to(format, verbosity, std::io::stderr);
+/// Installs the process's log subscriber on stderr (once; later calls do nothing), and the
+/// trace exporter when the environment names a collector ([`otlp`]).
+pub fn init_logs(format: LogFormat, verbosity: u8) -> otlp::TraceExport {
+    init_logs_to(format, verbosity, std::io::stderr)
 }
 
 /// Installs the process's log subscriber writing to `writer` (a terminal's progress display
-/// passes one that draws around its bars), once.
-pub fn init_logs_to<W>(format: LogFormat, verbosity: u8, writer: W)
+/// passes one that draws around its bars), once, and the trace exporter when the environment
+/// names a collector: its spans are plancd's at info whatever the log level. The returned
+/// exporter must be shut down before the process exits, or the last spans are lost. Call it
+/// before any async runtime starts.
+pub fn init_logs_to<W>(format: LogFormat, verbosity: u8, writer: W) -> otlp::TraceExport
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let directive = log_directive(format, verbosity, rust_log.as_deref());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = log_layer(format, writer);
+    let (traces, spans, problem) = match otlp::TraceExport::from_env(&crate::config::Env::process()) {
+        Ok((traces, spans)) => (traces, spans, None),
+        Err(e) => (otlp::TraceExport::none(), None, Some(e)),
+    };
+    if tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans).try_init().is_err() {
+        // Another subscriber was installed first (a test's): its spans are not ours to export.
+        traces.shutdown();
+        return otlp::TraceExport::none();
+    }
+    if let Some(e) = problem {
+        tracing::warn!(error = %e, "traces are not exported");
+    }
+    if let Some(endpoint) = traces.endpoint() {
+        tracing::debug!(endpoint, "sending traces to the collector");
+    }
+    traces
+}
+
+/// The layer that writes log lines to `writer` in `format`; `RUST_LOG`'s filter is its alone,
+/// not the exported spans'.
+fn log_layer<W>(format: LogFormat, writer: W) -> Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
     use std::io::IsTerminal;
-    let rust_log = std::env::var("RUST_LOG").ok();
-    let directive = log_directive(format, verbosity, rust_log.as_deref());
-    let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(true).try_init(),
+    use tracing_subscriber::Layer as _;
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Json => layer.json().flatten_event(true).with_current_span(true).with_span_list(true).boxed(),
         LogFormat::Human => {
             let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            builder.with_ansi(color).with_target(false).compact().try_init()
+            layer.with_ansi(color).with_target(false).compact().boxed()
         }
-    };
+    }
 }
 
 /// A shared handle, for the HTTP server and the passes.

@@ -34,5 +34,6 @@ mod sandbox;
 mod serve;
 mod stalled;
 mod stress;
+mod traces;
 mod triage;
 mod util;

@@ -41,18 +41,19 @@ impl Run {
     }
 }
 
-/// Runs `plancd ARGS` in `dir`, with no PLANCD_* or git variables from the caller.
+/// Runs `plancd ARGS` in `dir`, with no PLANCD_*, git or OpenTelemetry variables from the caller.
 pub fn plancd_in(dir: &Path, args: &[&str]) -> Run {
     plancd_env(dir, args, &[])
 }
 
-/// `plancd` as a command in `dir`, with a clean environment plus `env`.
+/// `plancd` as a command in `dir`, with a clean environment plus `env` (a developer's
+/// collector gets no test's spans).
 pub fn plancd_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_plancd"));
     cmd.args(args).current_dir(dir);
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        if key.starts_with("PLANCD_") || key.starts_with("GIT_") {
+        if key.starts_with("PLANCD_") || key.starts_with("GIT_") || key.starts_with("OTEL_") {
             cmd.env_remove(key.as_ref());
         }
     }

@@ -81,7 +81,15 @@ fn main() -> ExitCode {
         Command::Serve(_) => plancd::telemetry::LogFormat::Json,
         _ => plancd::telemetry::LogFormat::Human,
     };
-    plancd::telemetry::init_logs_to(format, cli.verbose, commands::progress::LogWriter);
+    let traces = plancd::telemetry::init_logs_to(format, cli.verbose, commands::progress::LogWriter);
+    let code = run(cli);
+    // A one-shot command's spans are still queued: send them, for a bounded time.
+    traces.shutdown();
+    code
+}
+
+/// Runs the command and maps its outcome to the exit code.
+fn run(cli: Cli) -> ExitCode {
     let cwd = match cli.repo.clone().map_or_else(std::env::current_dir, Ok) {
         Ok(dir) => dir,
         Err(e) => return commands::fail(&commands::Failure::input(anyhow::anyhow!("cannot read the current directory: {e}"))),
