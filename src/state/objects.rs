@@ -11,7 +11,7 @@
 const RETRIES: usize = 8;
 
 /// Runs `write` (which only writes objects and moves no ref) until it does not fail for a
-/// fan-out folder removed under it, at most [`RETRIES`] more times.
+/// fan-out folder removed under it, at most 8 more times.
 pub fn retrying<T>(mut write: impl FnMut() -> Result<T, git2::Error>) -> Result<T, git2::Error> {
     let mut tries = 0;
     loop {
