@@ -7,7 +7,8 @@ ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -j2 --bin plancd
+# The controller is where traces matter most: the image carries the OTLP exporter.
+RUN cargo build --release --locked -j2 --features otlp --bin plancd
 
 FROM ${BASE_IMAGE} AS runtime
 RUN apt-get update \
