@@ -186,7 +186,8 @@ pub fn message_text(row: &EventRow) -> String {
     if let Some(t) = &row.failure_type {
         text = format!("[{t}] {text}");
     }
-    if let Some(by) = &row.by {
+    // An operation's own message names who asked already ("retry requested by ann").
+    if let Some(by) = row.by.as_ref().filter(|by| !text.contains(by.as_str())) {
         text.push_str(&format!(" (by {by})"));
     }
     const MAX: usize = 160;
@@ -317,6 +318,18 @@ mod tests {
              10s  wf/t2 ↳ branch_01  1        Pending → Running    Claimed           a controller took the task and starts an attempt\n\
              10s  wf/t2              1        Escalated → Pending  RetryRequested    a person asked for another attempt (by ann@example.com)\n"
         );
+    }
+
+    #[test]
+    fn who_asked_is_named_once() {
+        let by = |message: &str| EventRow {
+            by: Some("ann@example.com".into()),
+            message: message.into(),
+            ..row("t2", None, Phase::Escalated, Phase::Pending, Some(Reason::RetryRequested))
+        };
+        assert_eq!(message_text(&by("retry requested by ann@example.com")), "retry requested by ann@example.com");
+        assert_eq!(message_text(&by("another attempt requested")), "another attempt requested (by ann@example.com)");
+        assert_eq!(message_text(&by("")), "a person asked for another attempt (by ann@example.com)");
     }
 
     #[test]

@@ -375,3 +375,23 @@ fn program_found(program: &str) -> bool {
     }
     found
 }
+
+/// A command that runs the tests from a folder (`cd pkg && python3 -m unittest ...`) imports
+/// from that folder first, and the probe skips a chained command: a runner shadowed there is
+/// refused as one at the workspace's root is, and the wrong code is not published.
+#[test]
+fn a_runner_shadowed_in_the_folder_a_cd_enters_is_refused() {
+    const IN_PKG: Project = Project {
+        cmd: "cd pkg && python3 -m unittest tests/test_mul.py",
+        committed: &[("pkg/tests/test_mul.py", TEST_MUL)],
+        pinned: "pkg/tests/test_mul.py",
+    };
+    let remote = bare();
+    let agent = [("pkg/mul.py", WRONG), ("pkg/unittest/__init__.py", ""), ("pkg/unittest/__main__.py", SHADOW_MAIN)];
+    let repo = project_repo(&IN_PKG, &agent, "pkg/mul.py", remote.path());
+    let run = repo.plancd(&["reconcile"]);
+    run.no_panic();
+    if let Err(why) = refused(&repo, remote.path(), TAMPERING, &["pkg/unittest/__init__.py", "pkg/unittest/__main__.py"], run.code) {
+        panic!("{why}\n--- stdout\n{}--- stderr\n{}", run.stdout, run.stderr);
+    }
+}

@@ -434,16 +434,25 @@ pub(super) async fn collect_change(
     let (change, skipped) = sink.finish();
     report.changed_files = change.paths();
     report.pinned_files_changed = change.pinned_touched.clone();
-    report.left_in_sandbox = left_in_sandbox(&skipped, &ignore);
+    report.left_in_sandbox = left_in_sandbox(&skipped, &ignore, |p| input.contains(p));
     Ok((change, skipped))
 }
 
 /// The skipped entries people are told about, as `path (why)` with the path escaped: those
 /// outside ignored paths (caches, `node_modules/`, ...), at most [`LEFT_SHOWN`] and a count.
-fn left_in_sandbox(skipped: &[(String, Skip)], ignore: &Ignore) -> Vec<String> {
+/// A file of the input over the size cap is not read back: the result keeps it as committed,
+/// which the line says, since a change the agent made to it is lost.
+fn left_in_sandbox(skipped: &[(String, Skip)], ignore: &Ignore, committed: impl Fn(&str) -> bool) -> Vec<String> {
     let told: Vec<&(String, Skip)> = skipped.iter().filter(|(path, _)| !ignore.is_ignored(path)).collect();
-    let mut lines: Vec<String> =
-        told.iter().take(LEFT_SHOWN).map(|(path, why)| format!("{} ({why})", plancd_sandbox::escape::name(path))).collect();
+    let line = |(path, why): &&(String, Skip)| {
+        let kept = if matches!(why, Skip::TooLarge(_)) && committed(path) {
+            "; the result keeps the committed file, and a change the agent made to it is not taken"
+        } else {
+            ""
+        };
+        format!("{} ({why}{kept})", plancd_sandbox::escape::name(path))
+    };
+    let mut lines: Vec<String> = told.iter().take(LEFT_SHOWN).map(line).collect();
     if told.len() > LEFT_SHOWN {
         lines.push(format!("... and {} more", told.len() - LEFT_SHOWN));
     }
@@ -731,6 +740,19 @@ mod tests {
         for (name, skipped, expected) in rows {
             assert_eq!(missing_message(&["one.py".into()], &skipped), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn a_committed_file_over_the_cap_is_said_to_keep_its_committed_content() {
+        let skipped = vec![("data/huge.bin".to_owned(), Skip::TooLarge(10)), ("new.bin".to_owned(), Skip::TooLarge(10))];
+        let lines = left_in_sandbox(&skipped, &Ignore::new(None), |p| p == "data/huge.bin");
+        assert_eq!(
+            lines,
+            [
+                "data/huge.bin (larger than 10 bytes; the result keeps the committed file, and a change the agent made to it is not taken)",
+                "new.bin (larger than 10 bytes)",
+            ]
+        );
     }
 
     #[test]

@@ -253,8 +253,9 @@ fn module_name<'p>(path: &'p str, dir: &str, known: &BTreeSet<&str>) -> Option<&
     (!name.is_empty()).then_some(name)
 }
 
-/// Folders on the tests' import path: the workspace, the pinned test files' folders, and
-/// `PYTHONPATH=` entries of the commands.
+/// Folders on the tests' import path: the workspace, the pinned test files' folders, the
+/// folders the commands run in (`cd DIR && python -m pytest` imports from DIR first), and
+/// `PYTHONPATH=` entries of the commands (from the folder they run in).
 fn import_dirs(subject: &Subject<'_>) -> Vec<String> {
     let mut dirs: BTreeSet<String> = BTreeSet::from([String::new()]);
     for pinned in subject.pinned {
@@ -264,13 +265,56 @@ fn import_dirs(subject: &Subject<'_>) -> Vec<String> {
         }
     }
     for test in subject.tests {
-        for word in loose_words(&test.cmd) {
-            if let Some(value) = word.strip_prefix("PYTHONPATH=") {
-                dirs.extend(value.split(':').map(normalize_relative));
+        for (dir, words) in simple_commands(&test.cmd) {
+            for word in &words {
+                if let Some(value) = word.strip_prefix("PYTHONPATH=") {
+                    dirs.extend(value.split(':').map(|p| in_dir(&dir, p)));
+                }
             }
+            dirs.insert(dir);
         }
     }
     dirs.into_iter().collect()
+}
+
+/// The simple commands of `cmd` (split at `&&`, `||`, `;` and `|`), each with the folder it
+/// runs in, relative to the workspace: a `cd DIR` moves the commands after it (to the
+/// workspace itself when DIR is not a plain path inside it).
+fn simple_commands(cmd: &str) -> Vec<(String, Vec<String>)> {
+    let words = loose_words(cmd);
+    let mut dir = String::new();
+    let mut out = Vec::new();
+    for segment in words.split(|w| matches!(w.as_str(), "&&" | "||" | ";" | "|")) {
+        if segment.first().is_some_and(|w| w == "cd") {
+            dir = segment.get(1).and_then(|to| enter(&dir, to)).unwrap_or_default();
+        } else if !segment.is_empty() {
+            out.push((dir.clone(), segment.to_vec()));
+        }
+    }
+    out
+}
+
+/// The folder `cd to` reaches from `dir`, when it stays a plain path inside the workspace.
+fn enter(dir: &str, to: &str) -> Option<String> {
+    let relative = match to.strip_prefix(plancd_sandbox::WORKSPACE) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_owned(),
+        _ if to.starts_with(['/', '~', '$', '-']) => return None,
+        _ => format!("{dir}/{to}"),
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in relative.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if part == ".." {
+            parts.pop()?;
+        } else {
+            parts.push(part);
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// `path` as seen from the folder `dir`, relative to the workspace.
+fn in_dir(dir: &str, path: &str) -> String {
+    enter(dir, path).unwrap_or_else(|| normalize_relative(path))
 }
 
 /// The harness files acceptance commands run: shell scripts (`sh run.sh`, `./run.sh`) and the
@@ -280,14 +324,13 @@ fn scripts_run(tests: &[AcceptanceTest]) -> std::collections::BTreeMap<String, S
     const INTERPRETERS: &[&str] = &["sh", "bash", "dash", "zsh"];
     let mut out = std::collections::BTreeMap::new();
     for test in tests {
-        let words = loose_words(&test.cmd);
-        for segment in words.split(|w| matches!(w.as_str(), "&&" | "||" | ";" | "|")) {
+        for (dir, segment) in simple_commands(&test.cmd) {
             let mut rest = segment.iter().skip_while(|w| w.contains('=') && !w.starts_with('-'));
             let Some(program) = rest.next() else { continue };
             let name = program.rsplit('/').next().unwrap_or(program);
             let mut files: Vec<String> = Vec::new();
             if program.contains('/') && !program.starts_with('/') && program.ends_with(".sh") {
-                files.push(normalize_relative(program));
+                files.push(in_dir(&dir, program));
             } else if INTERPRETERS.contains(&name) {
                 // The first word that is no option is the script (`-m` runs a module instead).
                 for a in rest.clone() {
@@ -295,18 +338,18 @@ fn scripts_run(tests: &[AcceptanceTest]) -> std::collections::BTreeMap<String, S
                         "-m" | "-c" => break,
                         a if a.starts_with('-') => continue,
                         a => {
-                            files.push(normalize_relative(a));
+                            files.push(in_dir(&dir, a));
                             break;
                         }
                     }
                 }
             } else if name == "make" {
-                files.extend(["Makefile", "makefile", "GNUmakefile"].map(String::from));
-                files.extend(rest.clone().skip_while(|a| *a != "-f").nth(1).map(|f| normalize_relative(f)));
+                files.extend(["Makefile", "makefile", "GNUmakefile"].map(|f| in_dir(&dir, f)));
+                files.extend(rest.clone().skip_while(|a| *a != "-f").nth(1).map(|f| in_dir(&dir, f)));
             } else if name == "nox" {
-                files.push("noxfile.py".into());
+                files.push(in_dir(&dir, "noxfile.py"));
             } else if name == "just" {
-                files.extend(["justfile", "Justfile", ".justfile"].map(String::from));
+                files.extend(["justfile", "Justfile", ".justfile"].map(|f| in_dir(&dir, f)));
             }
             for f in files.into_iter().filter(|f| !f.is_empty()) {
                 out.entry(f).or_insert_with(|| test.cmd.clone());

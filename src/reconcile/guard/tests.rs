@@ -126,6 +126,19 @@ fn rows() -> Vec<Row> {
             cmd: "PYTHONPATH=src python3 -m unittest",
             ..row("a shadow on PYTHONPATH", &[("src/unittest.py", "")], Some((T, &["src/unittest.py"])))
         },
+        Row {
+            cmd: "cd pkg && python3 -m unittest discover -s tests",
+            ..row("a shadow in the folder a `cd` runs the tests from", &[("pkg/unittest.py", "")], Some((T, &["pkg/unittest.py"])))
+        },
+        Row {
+            cmd: "cd pkg && PYTHONPATH=src python3 -m pytest",
+            ..row("a shadow on a PYTHONPATH seen from a `cd`", &[("pkg/src/pytest.py", "")], Some((T, &["pkg/src/pytest.py"])))
+        },
+        Row {
+            cmd: "cd pkg && sh run_tests.sh",
+            ..row("the committed script a test runs after a `cd`", &[("pkg/run_tests.sh", "exit 0\n")], Some((T, &["pkg/run_tests.sh"])))
+        },
+        Row { cmd: "cd pkg && cd .. && python3 -m unittest", ..row("a `cd` back to the workspace", &[("pkg/unittest.py", "")], None) },
         Row { outputs: &["conftest.py"], ..row("a conftest the task names", &[("conftest.py", "")], None) },
         row("protected paths are reported before tampering", &[("conftest.py", ""), (".gitmodules", "")], Some((P, &[".gitmodules"]))),
     ]
@@ -146,6 +159,7 @@ fn the_guard_refuses_what_each_row_says() {
         f(".github/workflows/ci.yml", "on: pull_request\n"),
         f("run_tests.sh", "python3 -m unittest\n"),
         f("Makefile", "test:\n\tpython3 -m unittest\n"),
+        f("pkg/run_tests.sh", "python3 -m unittest\n"),
     ];
     let input = Input::from_files(input);
     for row in rows() {
