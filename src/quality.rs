@@ -187,7 +187,7 @@ pub struct Wrapped {
 
 /// `cd DIR && REST`, with DIR a plain relative or absolute path (no quotes, variables or
 /// globs): DIR and REST.
-fn cd_first(cmd: &str) -> Option<(&str, &str)> {
+pub fn cd_first(cmd: &str) -> Option<(&str, &str)> {
     let (dir, rest) = cmd.trim_start().strip_prefix("cd ")?.split_once("&&")?;
     let dir = dir.trim();
     let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@:,".contains(c);

@@ -3,7 +3,7 @@
 //! one run of file data at a time, whatever the repository holds.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use git2::{FileMode, ObjectType, Oid, Repository};
 use plancd_sandbox::{CopyOutLimits, FileEntry, SandboxError, Session};
@@ -27,7 +27,7 @@ pub struct InputFile {
 /// The files of a tree (symlinks and submodules left out), sorted by path.
 pub struct Input {
     files: Vec<InputFile>,
-    source: Source,
+    source: Arc<Source>,
 }
 
 enum Source {
@@ -88,7 +88,7 @@ impl Input {
             return Err(err);
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(Input { files, source: Source::Repository(Mutex::new(Repository::open(repo.path())?)) })
+        Ok(Input { files, source: Arc::new(Source::Repository(Mutex::new(Repository::open(repo.path())?))) })
     }
 
     /// An input of `files` given whole.
@@ -102,7 +102,38 @@ impl Input {
         }
         listed.sort_by(|a, b| a.path.cmp(&b.path));
         listed.dedup_by(|later, earlier| later.path == earlier.path);
-        Input { files: listed, source: Source::Memory(blobs) }
+        Input { files: listed, source: Arc::new(Source::Memory(blobs)) }
+    }
+
+    /// The input as a command run from the folder `dir` sees it: the files under `dir`, by
+    /// their paths from there, and the files directly in each folder above it that `dir` has
+    /// none of (configuration and manifests that tools look for upwards: `pyproject.toml`,
+    /// `package.json`), the nearest first. `dir` is relative to the workspace.
+    pub fn within(&self, dir: &str) -> Input {
+        let dir = dir.trim_matches('/');
+        if dir.is_empty() {
+            return Input { files: self.files.clone(), source: Arc::clone(&self.source) };
+        }
+        let prefix = format!("{dir}/");
+        let mut files: Vec<InputFile> =
+            self.files.iter().filter_map(|f| Some(InputFile { path: f.path.strip_prefix(&prefix)?.to_owned(), ..f.clone() })).collect();
+        let mut ancestors: Vec<&str> = dir.match_indices('/').map(|(i, _)| &dir[..i]).collect();
+        ancestors.reverse();
+        ancestors.push("");
+        for ancestor in ancestors {
+            let above = self.files.iter().filter(|f| match ancestor {
+                "" => !f.path.contains('/'),
+                a => f.path.strip_prefix(a).and_then(|rest| rest.strip_prefix('/')).is_some_and(|name| !name.contains('/')),
+            });
+            for f in above {
+                let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+                if !files.iter().any(|g| g.path == name) {
+                    files.push(InputFile { path: name.to_owned(), ..f.clone() });
+                }
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Input { files, source: Arc::clone(&self.source) }
     }
 
     /// Every file, sorted by path.
@@ -174,7 +205,7 @@ impl Input {
     }
 
     fn blob(&self, id: Oid) -> Result<Vec<u8>, git2::Error> {
-        match &self.source {
+        match self.source.as_ref() {
             Source::Repository(repo) => {
                 let repo = repo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 Ok(repo.find_blob(id)?.content().to_vec())
@@ -241,5 +272,23 @@ mod tests {
         assert_eq!(limits.max_total_bytes, base.max_total_bytes + 3000);
         assert_eq!(limits.max_files, base.max_files + 3);
         assert_eq!(limits.max_file_bytes, base.max_file_bytes);
+    }
+
+    #[test]
+    fn a_folder_sees_its_files_and_the_nearest_ones_above_it() {
+        let input = Input::from_files([
+            FileEntry::new("pyproject.toml", "root"),
+            FileEntry::new("README.md", "readme"),
+            FileEntry::new("pkg/pyproject.toml", "pkg"),
+            FileEntry::new("pkg/setup.cfg", "pkg setup"),
+            FileEntry::new("pkg/sub/tests/test_a.py", "t"),
+            FileEntry::new("pkg/sub/a.py", "a"),
+            FileEntry::new("other/x.py", "x"),
+        ]);
+        let view = input.within("pkg/sub/");
+        assert_eq!(view.paths().collect::<Vec<_>>(), ["README.md", "a.py", "pyproject.toml", "setup.cfg", "tests/test_a.py"]);
+        assert_eq!(view.text("pyproject.toml").as_deref(), Some("pkg"), "the nearest wins");
+        assert_eq!(view.text("tests/test_a.py").as_deref(), Some("t"));
+        assert_eq!(input.within("").paths().count(), 7);
     }
 }

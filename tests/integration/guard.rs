@@ -254,6 +254,13 @@ const NPM_ESM: Project = Project {
     pinned: "test/mul.test.js",
 };
 const NODE_SCRIPT: Project = Project { cmd: "node test/check.js", committed: &[("test/check.js", NODE_CHECK)], pinned: "test/check.js" };
+/// A package in a folder whose tests run from there.
+const IN_PKG: Project = Project {
+    cmd: "cd pkg && python3 -m unittest tests/test_mul.py",
+    committed: &[("pkg/tests/test_mul.py", TEST_MUL)],
+    pinned: "pkg/tests/test_mul.py",
+};
+
 const PYTHON_SCRIPT: Project = Project {
     cmd: "PYTHONPATH=. python3 tests/test_mul.py",
     committed: &[(
@@ -303,6 +310,12 @@ const PROBE_DOORS: &[ProbeDoor] = &[
         agent: &[("mul.py", "import os\nos._exit(0)\n")],
         output: "mul.py",
     },
+    ProbeDoor {
+        name: "tests run from a folder (`cd pkg && ...`), code that forces the exit status",
+        project: IN_PKG,
+        agent: &[("pkg/mul.py", "import atexit, os\natexit.register(os._exit, 0)\n\n\ndef mul(a, b):\n    return a + b\n")],
+        output: "pkg/mul.py",
+    },
 ];
 
 #[test]
@@ -334,6 +347,7 @@ fn honest_projects_fail_their_probes_and_are_published() {
         honest("npm test, ES modules", NPM_ESM, &[("mul.js", NODE_ESM_RIGHT)], "mul.js"),
         honest("a node script", NODE_SCRIPT, &[("mul.js", NODE_RIGHT)], "mul.js"),
         honest("a python script", PYTHON_SCRIPT, &[("mul.py", RIGHT)], "mul.py"),
+        honest("unittest run from a folder", IN_PKG, &[("pkg/mul.py", RIGHT)], "pkg/mul.py"),
     ];
     if program_found("go") {
         honest.push(ProbeDoor {
@@ -377,15 +391,10 @@ fn program_found(program: &str) -> bool {
 }
 
 /// A command that runs the tests from a folder (`cd pkg && python3 -m unittest ...`) imports
-/// from that folder first, and the probe skips a chained command: a runner shadowed there is
-/// refused as one at the workspace's root is, and the wrong code is not published.
+/// from that folder first: a runner shadowed there is refused as one at the workspace's root
+/// is, and the wrong code is not published.
 #[test]
 fn a_runner_shadowed_in_the_folder_a_cd_enters_is_refused() {
-    const IN_PKG: Project = Project {
-        cmd: "cd pkg && python3 -m unittest tests/test_mul.py",
-        committed: &[("pkg/tests/test_mul.py", TEST_MUL)],
-        pinned: "pkg/tests/test_mul.py",
-    };
     let remote = bare();
     let agent = [("pkg/mul.py", WRONG), ("pkg/unittest/__init__.py", ""), ("pkg/unittest/__main__.py", SHADOW_MAIN)];
     let repo = project_repo(&IN_PKG, &agent, "pkg/mul.py", remote.path());

@@ -295,7 +295,7 @@ fn simple_commands(cmd: &str) -> Vec<(String, Vec<String>)> {
 }
 
 /// The folder `cd to` reaches from `dir`, when it stays a plain path inside the workspace.
-fn enter(dir: &str, to: &str) -> Option<String> {
+pub(super) fn enter(dir: &str, to: &str) -> Option<String> {
     let relative = match to.strip_prefix(plancd_sandbox::WORKSPACE) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_owned(),
         _ if to.starts_with(['/', '~', '$', '-']) => return None,

@@ -252,7 +252,10 @@ fn probe_rows() -> Vec<ProbeRow> {
         p("grep -q 'done by a' out/a.txt", two, Err("not a runner")),
         p("python3 tests/check_contract.py contracts/x.json", two, Err("none of the files python FILE runs")),
         p("python3 -c pass", two, Err("`python3 -c` is not a runner the probe knows")),
-        p("cd tests && python3 -m unittest", two, Err("more than one simple command")),
+        // Run from tests/, discovery finds both files at its top.
+        p("cd tests && python3 -m unittest", two, Ok(two)),
+        p("cd tests && python3 -m unittest && echo done", two, Err("more than one simple command")),
+        p("cd tests; python3 -m unittest", two, Err("more than one simple command")),
         p("python3 -m unittest $TESTS", two, Err("more than one simple command")),
         p("python3 -m unittest \"tests/test_a.py", two, Err("unclosed quote")),
     ]

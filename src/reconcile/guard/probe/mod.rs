@@ -226,9 +226,21 @@ impl FailingTest {
 
 /// Plans the probe of `cmd`, given the pinned files (as committed) and the input's files.
 /// `tag` makes the failing test's name unpredictable.
+/// A command that starts with `cd DIR && ` is planned as the rest of it sees the workspace
+/// from DIR (see [`Input::within`]).
 pub fn plan_probe(cmd: &str, pinned: &[FileEntry], input: &Input, tag: &str) -> ProbePlan {
     let marker = format!("plancd-probe-{tag}");
-    let planned = words(cmd).and_then(|words| choose(&words, pinned, input, 3)).and_then(|(runner, targets)| {
+    let (dir, rest) = match crate::quality::cd_first(cmd).map(|(dir, rest)| (super::runner::enter("", dir), rest)) {
+        Some((Some(dir), rest)) => (dir, rest),
+        Some((None, _)) => return ProbePlan::Skip("the command changes to a folder outside the workspace".into()),
+        None => (String::new(), cmd),
+    };
+    let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+    let pinned: Vec<FileEntry> =
+        pinned.iter().filter_map(|f| Some(FileEntry { path: f.path.strip_prefix(&prefix)?.to_owned(), ..f.clone() })).collect();
+    let input = &input.within(&dir);
+    let pinned = &pinned[..];
+    let planned = words(rest).and_then(|words| choose(&words, pinned, input, 3)).and_then(|(runner, targets)| {
         let found: Vec<&FileEntry> = pinned.iter().filter(|f| targets.contains(&f.path)).collect();
         if found.is_empty() {
             return Err(format!("none of the files {} runs is a pinned test file", runner.name));
@@ -237,7 +249,7 @@ pub fn plan_probe(cmd: &str, pinned: &[FileEntry], input: &Input, tag: &str) -> 
         let mut refused = Vec::new();
         for f in found {
             match runner.test.add(f, input, tag, &marker) {
-                Ok(data) => files.push(FileEntry { path: f.path.clone(), executable: f.executable, data }),
+                Ok(data) => files.push(FileEntry { path: format!("{prefix}{}", f.path), executable: f.executable, data }),
                 Err(why) => refused.push(format!("{}: {why}", f.path)),
             }
         }

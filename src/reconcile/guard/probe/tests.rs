@@ -234,6 +234,23 @@ fn rows() -> Vec<Row> {
             &[("Cargo.toml", CARGO_TOML), ("src/lib.rs", "#[cfg(feature = \"x\")]\nmod tests;\n")],
             Err("none of the files"),
         ),
+        // from a folder of the workspace: the files run are found from there
+        row(
+            "cd pkg && python3 tests/test_mul.py",
+            &[("pkg/tests/test_mul.py", UNITTEST_MAIN)],
+            &[],
+            Ok(&[("pkg/tests/test_mul.py", "class TestPlancdProbe_42(_plancd_unittest_42.TestCase):")]),
+        ),
+        row(
+            "cd /workspace/web && node --test test/mul.test.js",
+            &[("web/test/mul.test.js", CJS_TEST)],
+            &[],
+            Ok(&[("web/test/mul.test.js", "require(\"node:test\")(\"plancd probe 42\"")]),
+        ),
+        row("cd pkg && python3 tests/test_mul.py", &[("tests/test_mul.py", UNITTEST_MAIN)], &[], Err("none of the files")),
+        row("cd .. && python3 tests/test_mul.py", &[("tests/test_mul.py", UNITTEST_MAIN)], &[], Err("outside the workspace")),
+        row("cd /tmp && python3 tests/test_mul.py", &[("tests/test_mul.py", UNITTEST_MAIN)], &[], Err("outside the workspace")),
+        row("cd pkg; python3 tests/test_mul.py", &[("pkg/tests/test_mul.py", UNITTEST_MAIN)], &[], Err("more than one simple command")),
         // python running a file
         row(
             "python3 tests/test_mul.py",
@@ -400,6 +417,8 @@ fn python_runs_and_fails_a_script_probe() {
     fails_under_the_real_runner("python3 tests/test_mul.py", &env, &[mul, ("tests/test_mul.py", UNITTEST_MAIN)], &["tests/test_mul.py"]);
     let check = ("tests/check.py", "from mul import mul\nassert mul(2, 3) == 6\n");
     fails_under_the_real_runner("python3 tests/check.py", &env, &[mul, check], &["tests/check.py"]);
+    let nested = [("pkg/mul.py", mul.1), ("pkg/tests/test_mul.py", UNITTEST_MAIN)];
+    fails_under_the_real_runner("cd pkg && python3 tests/test_mul.py", &env, &nested, &["pkg/tests/test_mul.py"]);
 }
 
 #[test]
