@@ -200,6 +200,8 @@ fn python(root: &Root<'_>) -> Project {
     if test_command.is_some() {
         install.push("pytest".to_owned());
     }
+    // What plancd measures the acceptance tests' coverage with (the quality figures).
+    install.push("coverage".to_owned());
     let mut setup = vec!["python3 -m venv /env".to_owned()];
     if !install.is_empty() {
         setup.push(format!("/env/bin/pip install {}", install.join(" ")));
@@ -346,21 +348,21 @@ testpaths = ["tests"]
                 vec![("pyproject.toml", PYPROJECT), ("tests/", "")],
                 Language::Python,
                 "python3 -m pytest -q",
-                vec!["python3 -m venv /env", "/env/bin/pip install -e '.[test]' pytest"],
+                vec!["python3 -m venv /env", "/env/bin/pip install -e '.[test]' pytest coverage"],
             ),
             (
                 "setup.py and a tests folder",
                 vec![("setup.py", "from setuptools import setup\nsetup()\n"), ("tests/", "")],
                 Language::Python,
                 "python3 -m pytest -q",
-                vec!["python3 -m venv /env", "/env/bin/pip install -e . pytest"],
+                vec!["python3 -m venv /env", "/env/bin/pip install -e . pytest coverage"],
             ),
             (
                 "requirements only, unittest files at the root",
                 vec![("requirements.txt", "requests\n"), ("requirements-dev.txt", "black\n"), ("test_app.py", "")],
                 Language::Python,
                 "python3 -m unittest discover -v",
-                vec!["python3 -m venv /env", "/env/bin/pip install -r requirements.txt -r requirements-dev.txt"],
+                vec!["python3 -m venv /env", "/env/bin/pip install -r requirements.txt -r requirements-dev.txt coverage"],
             ),
             (
                 "setup.py with pinned test requirements in requirements/ (pallets projects, say)",
@@ -373,21 +375,21 @@ testpaths = ["tests"]
                 ],
                 Language::Python,
                 "python3 -m pytest -q",
-                vec!["python3 -m venv /env", "/env/bin/pip install -e . -r requirements/tests.txt pytest"],
+                vec!["python3 -m venv /env", "/env/bin/pip install -e . -r requirements/tests.txt pytest coverage"],
             ),
             (
                 "setup.cfg with pytest configured",
                 vec![("setup.cfg", "[metadata]\nname = w\n\n[tool:pytest]\naddopts = -q\n")],
                 Language::Python,
                 "python3 -m pytest -q",
-                vec!["python3 -m venv /env", "/env/bin/pip install -e . pytest"],
+                vec!["python3 -m venv /env", "/env/bin/pip install -e . pytest coverage"],
             ),
             (
                 "pyproject that only configures tools",
                 vec![("pyproject.toml", "[tool.black]\nline-length = 100\n"), ("conftest.py", "")],
                 Language::Python,
                 "python3 -m pytest -q",
-                vec!["python3 -m venv /env", "/env/bin/pip install pytest"],
+                vec!["python3 -m venv /env", "/env/bin/pip install pytest coverage"],
             ),
             (
                 "node with a lockfile",
@@ -428,7 +430,7 @@ testpaths = ["tests"]
                 vec![("pyproject.toml", PYPROJECT), ("package.json", r#"{"scripts":{"test":"jest"}}"#)],
                 Language::Python,
                 "python3 -m pytest -q",
-                vec!["python3 -m venv /env", "/env/bin/pip install -e '.[test]' pytest"],
+                vec!["python3 -m venv /env", "/env/bin/pip install -e '.[test]' pytest coverage"],
             ),
         ];
         for (name, files, language, test, setup) in rows {
