@@ -7,11 +7,13 @@
 //! or directory". Git retries such a write; libgit2 does not, so plancd does: objects are
 //! addressed by their content, so writing one again is harmless.
 
-/// How often a write that lost that race is tried again.
-const RETRIES: usize = 8;
+/// How often a write that lost that race is tried again. A `git gc` removes a folder once, so
+/// one more try nearly always lands; the margin is for a machine so loaded that the same
+/// folder is emptied again and again between libgit2's two steps (each try costs microseconds).
+const RETRIES: usize = 50;
 
 /// Runs `write` (which only writes objects and moves no ref) until it does not fail for a
-/// fan-out folder removed under it, at most 8 more times.
+/// fan-out folder removed under it, at most 50 more times.
 pub fn retrying<T>(mut write: impl FnMut() -> Result<T, git2::Error>) -> Result<T, git2::Error> {
     let mut tries = 0;
     loop {

@@ -242,7 +242,7 @@ impl UnmeasuredReason {
         match self {
             UnmeasuredReason::NoMeasurableCommand => "no acceptance command plancd can measure",
             UnmeasuredReason::NothingToScan => "nothing to scan",
-            UnmeasuredReason::ToolMissing => "the sandbox lacks the tool",
+            UnmeasuredReason::ToolMissing => "the sandbox lacks the tool (add it to environment.setup in plancd.yaml)",
             UnmeasuredReason::ReportUnreadable => "the tool's report could not be read",
             UnmeasuredReason::Disabled => "turned off in plancd.yaml",
         }

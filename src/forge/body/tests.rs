@@ -177,7 +177,12 @@ fn the_quality_section_shows_coverage_and_each_security_finding() {
     f.quality = Some(q);
     let body = render(&f);
     assert!(body.contains("| coverage | not measured |"), "{body}");
-    assert!(body.contains("_coverage not measured: the sandbox lacks the tool: No module named coverage_"), "{body}");
+    assert!(
+        body.contains(
+            "_coverage not measured: the sandbox lacks the tool (add it to environment.setup in plancd.yaml): No module named coverage_"
+        ),
+        "{body}"
+    );
     // None recorded: no section.
     assert!(!render(&facts()).contains("### Quality"));
 }

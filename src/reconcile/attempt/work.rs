@@ -684,7 +684,7 @@ mod tests {
                 Some(80.0),
                 missing,
                 Some(
-                    "the task asks for 80% coverage, but coverage could not be measured (the sandbox lacks the tool: No module named coverage)",
+                    "the task asks for 80% coverage, but coverage could not be measured (the sandbox lacks the tool (add it to environment.setup in plancd.yaml): No module named coverage)",
                 ),
             ),
         ];
