@@ -128,6 +128,10 @@ pub struct AttemptView {
     /// Its test counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tests: Option<TestSummary>,
+    /// Whether plancd stopped while it ran (killed, the machine gone): its last record says it
+    /// was running, and a later attempt took over.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// A branch todo of the task.
@@ -331,6 +335,7 @@ fn attempts(history: &[HistoryEntry]) -> Vec<AttemptView> {
             started_at: s.started_at,
             duration_seconds: s.started_at.zip(s.finished_at).map(|(a, b)| b.duration_since(a).as_secs_f64().max(0.0)),
             tests: s.tests.clone(),
+            interrupted: false,
         };
         match out.last_mut() {
             Some(last) if last.attempt == s.attempt => {
@@ -345,6 +350,11 @@ fn attempts(history: &[HistoryEntry]) -> Vec<AttemptView> {
             }
             _ => out.push(view),
         }
+    }
+    // An attempt that never recorded how it ended, with a later one after it, was cut off.
+    let later = out.len().saturating_sub(1);
+    for a in &mut out[..later] {
+        a.interrupted = a.phase.is_held();
     }
     out
 }
@@ -500,7 +510,13 @@ fn attempts_text(out: &mut String, attempts: &[AttemptView]) {
         if let (Some(f), Some(first)) = (&a.failure_type, way.first_mut()) {
             first.push_str(&format!(" [{f}]"));
         }
-        let message = a.message.lines().next().unwrap_or_default();
+        if a.interrupted {
+            way.push("interrupted".to_owned());
+        }
+        let message = match a.message.lines().next().unwrap_or_default() {
+            "" if a.interrupted => "plancd stopped while it ran (killed, or its machine went away); a later attempt took over",
+            line => line,
+        };
         out.push_str(&format!("  #{:<3}{}  {took}{tests}\n", a.attempt, way.join(" → ")));
         if !message.is_empty() {
             out.push_str(&format!("      {message}\n"));
@@ -582,5 +598,35 @@ fn decision_text(out: &mut String, d: &Decision) {
         for e in t.evidence.iter().take(5) {
             out.push_str(&format!("    {e}\n"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(attempt: u32, phase: Phase) -> HistoryEntry {
+        let mut status = TaskStatus::new("wf", "t", phase, jiff::Timestamp::UNIX_EPOCH);
+        status.attempt = attempt;
+        HistoryEntry { commit: git2::Oid::ZERO_SHA1, status }
+    }
+
+    #[test]
+    fn an_attempt_cut_off_while_running_reads_as_interrupted() {
+        // (records, which attempts read as interrupted)
+        let cases: [(Vec<HistoryEntry>, Vec<bool>); 4] = [
+            (vec![entry(1, Phase::Running), entry(2, Phase::Running), entry(2, Phase::Succeeded)], vec![true, false]),
+            (vec![entry(1, Phase::Claimed), entry(2, Phase::Running)], vec![true, false]),
+            (vec![entry(1, Phase::Running), entry(1, Phase::Failed), entry(2, Phase::Succeeded)], vec![false, false]),
+            (vec![entry(1, Phase::Running)], vec![false]),
+        ];
+        for (history, want) in cases {
+            let got: Vec<bool> = attempts(&history).iter().map(|a| a.interrupted).collect();
+            assert_eq!(got, want, "{:?}", history.iter().map(|e| (e.status.attempt, e.status.phase)).collect::<Vec<_>>());
+        }
+        let mut text = String::new();
+        attempts_text(&mut text, &attempts(&[entry(1, Phase::Running), entry(2, Phase::Succeeded)]));
+        assert!(text.contains("#1  Running → interrupted"), "{text}");
+        assert!(text.contains("a later attempt took over"), "{text}");
     }
 }
