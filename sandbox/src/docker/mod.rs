@@ -248,6 +248,12 @@ async fn start_container(docker: &Docker, name: &str) -> Result<(), bollard::err
     if running == Some(true) { Ok(()) } else { Err(e) }
 }
 
+/// Whether an engine error is the engine's own trouble (its runtime's 500), which a fresh
+/// container gets past, rather than a refusal of what was asked.
+fn engine_fault(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 500, .. })
+}
+
 /// Removes a container, killing it first (best effort).
 async fn remove_container(docker: &Docker, name: &str) {
     let _ = docker.remove_container(name, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
@@ -326,5 +332,23 @@ impl DockerSandbox {
         let shared = Arc::clone(&self.shared);
         let task = tokio::spawn(async move { provisioned.tear_down(&shared).await });
         self.shared.track(task);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_engines_own_failures_are_worth_a_fresh_container() {
+        let answer = |status_code: u16, message: &str| bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        };
+        // As the engine answered under load in CI.
+        assert!(engine_fault(&answer(500, "OCI runtime start failed: cannot start an already running container: unknown")));
+        assert!(engine_fault(&answer(500, "cannot start a stopped process: unknown")));
+        assert!(!engine_fault(&answer(404, "No such image: plancd-sandbox:missing")));
+        assert!(!engine_fault(&answer(409, "Conflict. The container name is already in use")));
     }
 }

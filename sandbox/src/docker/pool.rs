@@ -36,9 +36,14 @@ pub struct Provisioned {
     pub channel: Option<Channel>,
 }
 
+/// How many times a session is made before its failure is reported.
+const BRING_UP_TRIES: u32 = 3;
+
 impl Provisioned {
     /// Creates the volumes, then starts the keeper and the first runner (with `binds`, the
-    /// session's mounts and port forwards).
+    /// session's mounts and port forwards). A session the engine fails to bring up (under load
+    /// its runtime can fail a start: "cannot start a stopped process") is removed and made
+    /// again under a fresh id, [`BRING_UP_TRIES`] times in all.
     pub(super) async fn create(
         shared: &Shared,
         id: String,
@@ -46,6 +51,21 @@ impl Provisioned {
         limits: &Limits,
         binds: &[Mount],
     ) -> Result<Provisioned, SandboxError> {
+        let mut id = id;
+        let mut tries = 1;
+        loop {
+            match Provisioned::create_once(shared, id, image, limits, binds).await {
+                Err(e) if tries < BRING_UP_TRIES => {
+                    tracing::debug!(error = %e, "a sandbox session failed to come up; making it again");
+                    tries += 1;
+                    id = super::new_id(shared);
+                }
+                made => return made,
+            }
+        }
+    }
+
+    async fn create_once(shared: &Shared, id: String, image: &str, limits: &Limits, binds: &[Mount]) -> Result<Provisioned, SandboxError> {
         let mut made = Provisioned {
             keeper: format!("{id}-keeper"),
             workspace: format!("{id}-ws"),

@@ -30,6 +30,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const SIGKILL: i32 = 9;
 /// How long a killed container may take to stop.
 const KILL_PATIENCE: Duration = Duration::from_secs(20);
+/// How many containers a runner's start is tried with.
+const START_TRIES: u32 = 3;
 
 type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
@@ -93,8 +95,24 @@ pub fn script(env: &[(String, String)], argv: &[String], cwd: &str, deadline: Du
 }
 
 impl Runner {
-    /// Creates, attaches to and starts a runner named `name`.
+    /// Creates, attaches to and starts a runner named `name`. A start the engine's runtime
+    /// fails (a 500, seen under load) is tried again with a fresh container (`name-2`, ...).
     pub(super) async fn start(shared: &Shared, name: String, place: &Place<'_>) -> Result<Runner, SandboxError> {
+        let mut tries = 1;
+        loop {
+            let this = if tries == 1 { name.clone() } else { format!("{name}-{tries}") };
+            match Runner::start_once(shared, this, place).await {
+                Err(e) if tries < START_TRIES && super::engine_fault(&e) => tries += 1,
+                Err(e) => return Err(backend(e)),
+                Ok(Ok(runner)) => return Ok(runner),
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One try: `Err(_)` is a failed attach or start (the container is removed), `Ok(Err(_))`
+    /// a failed create.
+    async fn start_once(shared: &Shared, name: String, place: &Place<'_>) -> Result<Result<Runner, SandboxError>, bollard::errors::Error> {
         let docker = &shared.docker;
         let mut host = config::host_config(place.limits, &shared.seccomp, place.workspace, place.meta, true);
         host.auto_remove = Some(true);
@@ -102,7 +120,9 @@ impl Runner {
         let cmd = vec!["/bin/sh".to_owned(), "-c".to_owned(), RUNNER.to_owned()];
         let env = vec![format!("PATH={}", crate::DEFAULT_PATH)];
         let body = config::container(place.image, cmd, env, "", true, host, place.labels.clone());
-        docker.create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body).await.map_err(backend)?;
+        if let Err(e) = docker.create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body).await {
+            return Ok(Err(backend(e)));
+        }
         let exit = shared.exits.expect(&name);
         let attach = AttachContainerOptionsBuilder::default().stream(true).stdin(true).stdout(true).stderr(true).build();
         let started = match docker.attach_container(&name, Some(attach)).await {
@@ -110,11 +130,11 @@ impl Runner {
             Err(e) => Err(e),
         };
         match started {
-            Ok(attached) => Ok(Runner { name, input: attached.input, output: attached.output, exit }),
+            Ok(attached) => Ok(Ok(Runner { name, input: attached.input, output: attached.output, exit })),
             Err(e) => {
                 shared.exits.forget(&name);
                 super::remove_container(docker, &name).await;
-                Err(backend(e))
+                Err(e)
             }
         }
     }
